@@ -1,0 +1,3 @@
+"""vaetune: hyperparameter search for image variational autoencoders."""
+
+__version__ = "0.1.0"
