@@ -119,7 +119,7 @@ class TrainConfig(_Section):
     capacity_gamma: float = Field(100.0, gt=0)  # capacity: gamma in gamma * |KL - C|
     free_bits: float = Field(0.0, ge=0)  # nats per latent dimension not penalised
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    amp: Literal["auto", "off", "bf16"] = "auto"  # auto: bf16 autocast on CUDA, off on CPU
+    amp: Literal["off", "bf16"] = "off"  # bf16: autocast on CUDA (ignored on CPU)
     num_threads: int | None = Field(None, ge=1)  # torch CPU threads; None keeps torch's default
     checkpoint_every: int = Field(1, ge=1)  # epochs between checkpoints (and always at the end)
     grid_every: int = Field(1, ge=1)  # epochs between reconstruction/sample grid PNGs
@@ -427,6 +427,10 @@ def space_from_dict(raw: Any, source: str = "<dict>", overrides: list[str] | Non
             _set_dotted(raw, key, value)
         except KeyError:
             raise SpecError(f"{source} (--set)", key, value, "a parent of this key is not a section") from None
+        # an override wins over the file's points to evaluate as well
+        for point in (raw.get("search") or {}).get("points_to_evaluate") or []:
+            if isinstance(point, dict):
+                point.pop(key, None)
     params: dict[str, Distribution] = {}
     base = _split_distributions(source, raw, "", params)
     space = SearchSpace(source=source, base=base, params=params)

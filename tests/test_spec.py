@@ -1,0 +1,138 @@
+"""Search-space loading: every class of bad input fails with file, key, value and what is accepted."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from vaetune.spec import SpecError, flatten, load_space, space_from_dict
+
+GOOD = {
+    "name": "demo",
+    "data": {"source": "builtin:sprites", "image_size": 32, "count": 256},
+    "model": {"arch": "conv", "latent_dim": {"choice": [4, 8, 16]}},
+    "train": {"epochs": 2, "beta": {"loguniform": [0.001, 10]}, "lr": {"loguniform": [1e-4, 3e-3]},
+              "warmup_epochs": {"uniform": [0, 2]}},
+    "search": {"num_samples": 4, "points_to_evaluate": [{"train.beta": 1.0, "model.latent_dim": 8}]},
+}
+
+
+def write(tmp_path: Path, raw, name="space.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(raw if isinstance(raw, str) else yaml.safe_dump(raw))
+    return path
+
+
+def error_for(tmp_path: Path, raw, overrides=None) -> SpecError:
+    path = write(tmp_path, raw)
+    with pytest.raises(SpecError) as info:
+        load_space(path, overrides)
+    assert str(path) in str(info.value)
+    return info.value
+
+
+def test_good_space_splits_fixed_values_and_distributions(tmp_path):
+    space = load_space(write(tmp_path, GOOD))
+    assert set(space.params) == {"model.latent_dim", "train.beta", "train.lr", "train.warmup_epochs"}
+    assert space.params["train.beta"].kind == "loguniform"
+    config = space.default_config()  # first point to evaluate over the defaults
+    assert config.train.beta == 1.0 and config.model.latent_dim == 8
+    assert config.train.lr == pytest.approx((1e-4 * 3e-3) ** 0.5)  # geometric mean of a loguniform
+    assert config.train.warmup_epochs == 1.0  # midpoint of a uniform
+    trial = space.resolve({"train.beta": 0.5, "model.latent_dim": 16})
+    assert trial.train.beta == 0.5 and trial.model.latent_dim == 16 and trial.train.epochs == 2
+
+
+@pytest.mark.parametrize(
+    "patch, key, value, accepted",
+    [
+        ({"train": {"lr": -0.001}}, "train.lr", "-0.001", "greater than 0"),
+        ({"train": {"lr": 0}}, "train.lr", "0", "greater than 0"),
+        ({"model": {"latent_dim": 0}}, "model.latent_dim", "0", "greater than or equal to 1"),
+        ({"train": {"epochs": "many"}}, "train.epochs", "'many'", "valid integer"),
+        ({"train": {"lrr": 0.1}}, "train.lrr", "'lrr'", "accepted keys here: epochs"),
+        ({"colour": 1}, "colour", "'colour'", "accepted keys here: name, data"),
+        ({"model": {"arch": "transformer"}}, "model.arch", "'transformer'", "'conv', 'mlp' or 'resnet'"),
+        ({"data": {"augment": {"hflip": 1.5}}}, "data.augment.hflip", "1.5", "less than or equal to 1"),
+        ({"data": {"image_size": 33}}, "data.image_size", "33", "needs a multiple of 2"),
+        ({"model": {"arch": "resnet", "downsample": 16}, "data": {"image_size": 40}}, "data.image_size", "40",
+         "multiple of 16"),
+        ({"train": {"beta": {"uniform": [2, 1]}}}, "train.beta", "'uniform': [2, 1]", "low < high"),
+        ({"train": {"lr": {"loguniform": [0, 1e-3]}}}, "train.lr", "loguniform", "0 < low < high"),
+        ({"train": {"lr": {"loguniform": [-1, 1e-3]}}}, "train.lr", "loguniform", "0 < low < high"),
+        ({"model": {"latent_dim": {"choice": [8, 0]}}}, "model.latent_dim", "0", "a value of choice [8, 0]"),
+        ({"train": {"cycle_ratio": {"uniform": [0.5, 1.5]}}}, "train.cycle_ratio", "1.5", "less than or equal to 1"),
+        ({"search": {"num_samples": {"choice": [1, 2]}}}, "search.num_samples", "choice", "only keys under data"),
+        ({"data": {"split": {"train": 0.5, "val": 0.1, "test": 0.1}}}, "data.split", "0.5", "sum to 1"),
+        ({"search": {"points_to_evaluate": [{"train.epochs": 3}]}}, "search.points_to_evaluate[0].train.epochs",
+         "3", "only set searched keys"),
+        ({"search": {"points_to_evaluate": [{"train.beta": -1}]}}, "search.points_to_evaluate[0].train.beta", "-1",
+         "greater than or equal to 0"),
+    ],
+)
+def test_bad_values_name_file_key_value_and_accepted(tmp_path, patch, key, value, accepted):
+    raw = yaml.safe_load(yaml.safe_dump(GOOD))
+    for section, sub in patch.items():
+        if isinstance(sub, dict) and isinstance(raw.get(section), dict):
+            raw[section].update(sub)
+        else:
+            raw[section] = sub
+    err = error_for(tmp_path, raw)
+    assert err.key == key, str(err)
+    assert value in str(err), str(err)
+    assert accepted in str(err), str(err)
+
+
+def test_bad_yaml_and_missing_file(tmp_path):
+    err = error_for(tmp_path, "name: x\ntrain: [unclosed\n")
+    assert "line" in err.key and "valid YAML" in str(err)
+    with pytest.raises(SpecError, match="does not exist"):
+        load_space(tmp_path / "nope.yaml")
+    assert "YAML mapping" in str(error_for(tmp_path, "- a\n- b\n"))
+
+
+def test_overrides_are_validated_like_the_file(tmp_path):
+    path = write(tmp_path, GOOD)
+    space = load_space(path, ["train.epochs=5", "model.latent_dim=12", "train.beta={grid: [0.1, 1.0]}"])
+    assert space.default_config().train.epochs == 5
+    assert "model.latent_dim" not in space.params and space.default_config().model.latent_dim == 12
+    assert space.params["train.beta"].kind == "grid"
+    with pytest.raises(SpecError, match=r"train.lr: got -1.0; input should be greater than 0"):
+        load_space(path, ["train.lr=-1.0"])
+    with pytest.raises(SpecError, match=r"\(--set\).*key.path=value"):
+        load_space(path, ["train.lr"])
+
+
+def test_flatten_gives_dotted_leaves():
+    config = space_from_dict(GOOD).default_config()
+    flat = flatten(config)
+    assert flat["train.beta"] == 1.0 and flat["data.split.train"] == 0.8 and flat["model.arch"] == "conv"
+
+
+def test_repo_demo_space_loads():
+    root = Path(__file__).resolve().parents[1]
+    space = load_space(root / "search_spaces" / "sprites.yaml")
+    assert {"train.beta", "model.latent_dim", "train.lr", "train.warmup_epochs"} <= set(space.params)
+    assert space.params["train.beta"].args == (0.001, 10)
+
+
+def test_cli_prints_one_line_error_without_traceback(tmp_path):
+    path = write(tmp_path, {**GOOD, "train": {"lr": -1}})
+    proc = subprocess.run([sys.executable, "-m", "vaetune.cli", "train", str(path)], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert f"{path}: train.lr: got -1" in proc.stderr
+
+
+def test_help_answers_without_heavy_imports():
+    code = ("import sys; from vaetune.cli import build_parser; build_parser().format_help(); "
+            "bad = [m for m in ('torch', 'ray', 'mlflow', 'optuna', 'pandas') if m in sys.modules]; print(bad)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+    for cmd in ("search", "train", "fid", "report", "data"):
+        proc = subprocess.run([sys.executable, "-m", "vaetune.cli", cmd, "--help"], capture_output=True, text=True)
+        assert proc.returncode == 0 and "usage: vaetune" in proc.stdout

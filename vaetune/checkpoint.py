@@ -1,0 +1,66 @@
+"""Checkpoint files: what a training state holds, written atomically, read without running code.
+
+A checkpoint is one dict saved with `torch.save` and read with `torch.load(weights_only=True)`,
+so an untrusted file cannot execute code on load. It carries everything needed to rebuild the
+model and continue training: weights, optimiser, epoch, RNG states, the resolved config, the
+data's shape and labels, the last metrics and the vaetune version.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from vaetune.errors import UserError
+
+CHECKPOINT_FILE = "checkpoint.pt"
+
+
+def atomic_save(obj: Any, path: str | Path) -> Path:
+    """torch.save to a temporary file beside `path`, then rename: readers never see half a file."""
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str = "cpu") -> dict:
+    """Read a checkpoint (a file, or a folder holding checkpoint.pt) without unpickling code."""
+    import torch
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / CHECKPOINT_FILE
+    if not path.is_file():
+        raise UserError(f"{path}: no checkpoint there (expected a .pt file or a folder with {CHECKPOINT_FILE})")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # a corrupt or foreign file is the user's to fix, not a crash
+        raise UserError(f"{path}: not a readable vaetune checkpoint ({type(exc).__name__}: {exc})") from None
+    if not isinstance(state, dict) or "model" not in state or "config" not in state:
+        raise UserError(f"{path}: not a vaetune checkpoint (it lacks 'model' and 'config')")
+    return state
+
+
+def load_model(path: str | Path, device: str = "cpu"):
+    """Rebuild the VAE stored in a checkpoint. Returns (model in eval mode, Config, checkpoint dict)."""
+    from vaetune.models import build_model
+    from vaetune.spec import validate_config
+
+    state = load_checkpoint(path)
+    config = validate_config(state["config"], f"{path} (stored config)")
+    meta = state.get("data", {})
+    model = build_model(config.model, tuple(meta["image_shape"]), meta.get("num_classes", 0))
+    model.load_state_dict(state["model"])
+    return model.to(device).eval(), config, state
