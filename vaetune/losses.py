@@ -1,0 +1,112 @@
+"""The VAE objective: reconstruction + weighted KL, with free bits and the capacity variant.
+
+Units: KL is in nats per image (summed over latent dimensions). The reconstruction term is per
+image too: with reduction "sum" it is summed over the C*H*W pixel values (for BCE this is the
+negative Bernoulli log-likelihood in nats, so recon + KL is the negative ELBO); with "mean" it is
+averaged over them, which makes it independent of the image size but puts it on a different
+scale than the KL (a smaller effective beta is then needed). Everything is computed in float32,
+also under bf16 autocast.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from vaetune.models import VAEOutput
+from vaetune.spec import TrainConfig
+
+__all__ = ["DivergedError", "LossTerms", "check_finite", "kl_per_dim", "recon_loss", "vae_loss"]
+
+
+@dataclass
+class LossTerms:
+    loss: torch.Tensor  # scalar to back-propagate
+    recon: torch.Tensor  # scalar, batch mean of the per-image reconstruction term (unweighted)
+    kl: torch.Tensor  # scalar, batch mean of the true KL in nats (no free bits, no capacity)
+
+
+# Pixel-wise reconstruction errors (B, C, H, W): MSE compares probabilities, BCE uses the logits
+# for numerical stability.
+_PIXEL_LOSSES = {
+    "mse": lambda out, x: (out.recon.float() - x) ** 2,
+    "bce": lambda out, x: F.binary_cross_entropy_with_logits(out.logits.float(), x, reduction="none"),
+}
+_REDUCTIONS = {"sum": torch.sum, "mean": torch.mean}
+
+
+def recon_loss(out: VAEOutput, x: torch.Tensor, kind: str = "mse", reduction: str = "sum") -> torch.Tensor:
+    """Reconstruction error per image, (B,).
+
+    Args:
+        out: the model's output for x.
+        x: target images (B, C, H, W) in [0, 1].
+        kind: "mse" (squared error of out.recon) or "bce" (binary cross-entropy of out.logits).
+        reduction: "sum" or "mean" over the C*H*W values of each image.
+    """
+    if kind not in _PIXEL_LOSSES:
+        raise ValueError(f"recon_loss kind: got {kind!r}; accepted: {', '.join(_PIXEL_LOSSES)}")
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"recon_loss reduction: got {reduction!r}; accepted: {', '.join(_REDUCTIONS)}")
+    err = _PIXEL_LOSSES[kind](out, x.float())  # (B, C, H, W)
+    return _REDUCTIONS[reduction](err.flatten(1), dim=1)  # (B,)
+
+
+def kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, exp(logvar)) || N(0, 1)) per latent dimension, in nats: (B, D)."""
+    mu, logvar = mu.float(), logvar.float()
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)  # (B, D)
+
+
+def vae_loss(out: VAEOutput, x: torch.Tensor, cfg: TrainConfig, beta: float,
+             capacity: float | None = None) -> LossTerms:
+    """The training objective for one batch.
+
+    Without capacity: ``recon_weight * recon + beta * KL'``, where KL' applies free bits
+    (Kingma et al. 2016): each latent dimension's KL, averaged over the batch, is clamped below
+    at ``cfg.free_bits`` nats, so dimensions under the budget get no KL gradient.
+    With capacity C (Burgess et al. 2018): ``recon_weight * recon + capacity_gamma * |KL - C|``;
+    beta and free bits are not used.
+
+    Args:
+        out: the model's output for x.
+        x: target images (B, C, H, W) in [0, 1].
+        cfg: the ``train`` section (recon_loss, recon_reduction, recon_weight, free_bits,
+            capacity_gamma).
+        beta: KL weight at this step (see :func:`vaetune.schedules.beta_at`).
+        capacity: target KL in nats at this step, or None (see :func:`vaetune.schedules.capacity_at`).
+    """
+    recon = recon_loss(out, x, cfg.recon_loss, cfg.recon_reduction).mean()  # scalar
+    kl_d = kl_per_dim(out.mu, out.logvar)  # (B, D)
+    kl = kl_d.sum(dim=1).mean()  # scalar, true KL per image
+    if capacity is not None:
+        loss = cfg.recon_weight * recon + cfg.capacity_gamma * (kl - capacity).abs()
+    else:
+        penalised = kl_d.mean(dim=0).clamp(min=cfg.free_bits).sum() if cfg.free_bits > 0 else kl
+        loss = cfg.recon_weight * recon + beta * penalised
+    return LossTerms(loss=loss, recon=recon, kl=kl)
+
+
+class DivergedError(RuntimeError):
+    """The loss became NaN or infinite; the message says where and what to change."""
+
+    def __init__(self, epoch: int, step: int, value: float = math.nan, **context: float):
+        self.epoch, self.step, self.value, self.context = epoch, step, value, context
+        where = f"loss became {value} at epoch {epoch}, step {step}"
+        details = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in context.items())
+        super().__init__(f"{where}{f' ({details})' if details else ''}: "
+                         "lower train.lr or enable train.grad_clip")
+
+
+def check_finite(loss: torch.Tensor | float, epoch: int, step: int, **context: float) -> None:
+    """Raise :class:`DivergedError` if ``loss`` is NaN or infinite.
+
+    ``context`` (e.g. lr=..., beta=...) is shown in the message. On CUDA this synchronises, so
+    the training loop may call it every few steps rather than every step.
+    """
+    value = float(loss)
+    if not math.isfinite(value):
+        raise DivergedError(epoch, step, value, **context)
