@@ -1,0 +1,140 @@
+"""HTTP downloads that survive a flaky server: one shared rate limit, retries with exponential
+back-off on transient failures, and a body check before anything is accepted.
+
+Transient (retried): HTTP 5xx and 429, timeouts, refused or reset connections, and bodies that
+are shorter than their Content-Length or fail the caller's check (a cut-off image). Anything
+else (HTTP 404, a malformed URL) fails at once: asking again would not change the answer.
+"""
+
+from __future__ import annotations
+
+import http.client
+import random
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from vaetune import __version__
+
+USER_AGENT = f"vaetune/{__version__} (image dataset fetcher; python-urllib)"
+
+
+class RetryableError(Exception):
+    """A failure that may go away if the request is repeated."""
+
+
+class PermanentError(Exception):
+    """A failure that repeating the request will not fix (HTTP 4xx, bad URL)."""
+
+
+class DownloadError(Exception):
+    """A download that failed for good; the message is the reason for the failure list."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try: `retries` repeats after the first attempt, waiting `backoff` seconds
+    before the first repeat and doubling each time (capped at `max_backoff`, with jitter so
+    parallel workers do not retry in lock step). `timeout` bounds each socket operation."""
+
+    retries: int = 4
+    backoff: float = 1.0
+    max_backoff: float = 30.0
+    timeout: float = 30.0
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number `attempt` (0-based)."""
+        return min(self.max_backoff, self.backoff * 2**attempt) * random.uniform(0.5, 1.0)
+
+
+class RateLimiter:
+    """At most `rate` request starts per second, shared by every thread that calls `wait()`.
+
+    Starts are spaced evenly `1/rate` seconds apart (a token bucket of depth one), so even a
+    burst of workers never exceeds the server's per-second limit. `rate=None` or 0 disables it.
+    """
+
+    def __init__(self, rate: float | None):
+        self.interval = 1.0 / rate if rate else 0.0
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        if not self.interval:
+            return
+        with self._lock:  # reserve the next free slot, then sleep outside the lock
+            slot = max(time.monotonic(), self._next)
+            self._next = slot + self.interval
+        delay = slot - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+
+
+def http_get(url: str, *, timeout: float, limiter: RateLimiter | None = None) -> bytes:
+    """One GET of `url`: the whole body, checked against its Content-Length.
+
+    Raises:
+        RetryableError: 5xx/429, timeout, connection trouble or a truncated body.
+        PermanentError: any other HTTP error, or a URL urllib cannot use.
+    """
+    if limiter is not None:
+        limiter.wait()
+    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+    expected = None
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            expected = response.headers.get("Content-Length")
+            body = response.read()
+    except urllib.error.HTTPError as exc:
+        if exc.code >= 500 or exc.code == 429:
+            raise RetryableError(f"HTTP {exc.code} {exc.reason}") from None
+        raise PermanentError(f"HTTP {exc.code} {exc.reason}") from None
+    except http.client.IncompleteRead as exc:
+        raise RetryableError(f"truncated body ({len(exc.partial)} of {expected} bytes)") from None
+    except TimeoutError:
+        raise RetryableError(f"timed out after {timeout:g} s") from None
+    except urllib.error.URLError as exc:
+        if isinstance(exc.reason, TimeoutError):
+            raise RetryableError(f"timed out after {timeout:g} s") from None
+        if isinstance(exc.reason, str) and exc.reason.startswith("unknown url type"):
+            raise PermanentError(exc.reason) from None
+        raise RetryableError(f"connection error: {exc.reason}") from None
+    except (http.client.HTTPException, OSError) as exc:
+        raise RetryableError(f"connection error: {type(exc).__name__}: {exc}") from None
+    except ValueError as exc:  # e.g. a URL without a scheme
+        raise PermanentError(str(exc)) from None
+    if expected is not None and expected.isdigit() and len(body) != int(expected):
+        raise RetryableError(f"truncated body ({len(body)} of {expected} bytes)")
+    return body
+
+
+def get_with_retries(
+    url: str,
+    *,
+    policy: RetryPolicy,
+    limiter: RateLimiter | None = None,
+    check: Callable[[bytes], object] | None = None,
+) -> bytes:
+    """GET `url`, retrying transient failures per `policy`; `check(body)` raising
+    RetryableError marks a body as unusable (it is retried like a truncated one).
+
+    Raises:
+        DownloadError: still failing after the last attempt, or a permanent failure.
+    """
+    attempts = policy.retries + 1
+    for attempt in range(attempts):
+        try:
+            body = http_get(url, timeout=policy.timeout, limiter=limiter)
+            if check is not None:
+                check(body)
+            return body
+        except PermanentError as exc:
+            raise DownloadError(str(exc)) from None
+        except RetryableError as exc:
+            last = exc
+            if attempt + 1 < attempts:
+                time.sleep(policy.delay(attempt))
+    raise DownloadError(f"{last} (gave up after {attempts} attempts)")
