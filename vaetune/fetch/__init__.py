@@ -14,7 +14,7 @@ from __future__ import annotations
 from vaetune.fetch._files import FetchReport
 from vaetune.fetch._http import RateLimiter, RetryPolicy
 from vaetune.fetch.pokemon import DEFAULT_POKEMON_DATASET, fetch_pokemon
-from vaetune.fetch.prepare import PREPARERS, PrepareReport, prepare, test_dir_for
+from vaetune.fetch.prepare import PREPARERS, PrepareReport, held_out_dir, prepare
 from vaetune.fetch.ygo import YGO_API, fetch_ygo
 
 __all__ = [
@@ -28,5 +28,5 @@ __all__ = [
     "fetch_pokemon",
     "fetch_ygo",
     "prepare",
-    "test_dir_for",
+    "held_out_dir",
 ]

@@ -5,7 +5,7 @@ images to keep under which label; the rest is shared: a deterministic held-out t
 decode-checking every image, and one layout the data module reads with folder labels::
 
     OUT/<label>/<file>         the training pool: ``data.source: OUT`` sees exactly these
-    OUT_test/<label>/<file>    the held-out test images (``test_dir_for(OUT)``), never trained on
+    OUT_test/<label>/<file>    the held-out test images (``held_out_dir(OUT)``), never trained on
     OUT/manifest.json          counts per label and split, skipped count, options (also in OUT_test)
     OUT/skipped.txt            each skipped file with its reason (only when something was skipped)
 
@@ -80,7 +80,7 @@ class PrepareReport:
         return text
 
 
-def test_dir_for(out: str | Path) -> Path:
+def held_out_dir(out: str | Path) -> Path:
     """Where the held-out test images of `out` go: the sibling ``<out>_test``."""
     out = Path(out)
     return out.with_name(out.name + "_test")
@@ -102,9 +102,9 @@ def prepare(
     Args:
         collection: ``villagers``, ``apples`` or ``impressionism`` (a key of PREPARERS).
         download: the Kaggle download, as the .zip or the folder it unzips to.
-        out: the training-pool folder; the test split goes to ``test_dir_for(out)``.
+        out: the training-pool folder; the test split goes to ``held_out_dir(out)``.
         test_fraction: share of each label held out, where the download has no split of its own.
-        seed: the held-out choice is a function of (seed, label, file list) only.
+        seed: the held-out choice is a function of (seed, label, valid files of the label) only.
         min_side: images smaller than this (either side) are skipped.
         progress: show a tqdm bar; None shows it on a terminal only.
         **options: the labeller's options (``varieties`` for apples; ``style``/``genres``
@@ -119,7 +119,7 @@ def prepare(
     if not 0 <= test_fraction < 1:
         raise UserError(f"--test-fraction must be in [0, 1), got {test_fraction}")
     out = Path(out)
-    test_out = test_dir_for(out)
+    test_out = held_out_dir(out)
     for folder in (out, test_out):
         _check_replaceable(folder)
 
@@ -128,9 +128,9 @@ def prepare(
         if not selection.items:
             raise UserError(f"no {collection} images were found in {download} "
                             f"({len(selection.skipped)} rejected, {selection.ignored} outside the chosen labels)")
-        _assign_splits(selection.items, test_fraction, seed)
         stage, stage_test = _staging(out), _staging(test_out)
-        counts, skipped = _copy(tree, selection.items, stage, stage_test, min_side, progress)
+        counts, skipped = _copy(tree, selection.items, stage, stage_test, test_fraction=test_fraction,
+                                seed=seed, min_side=min_side, progress=progress)
 
     skipped = selection.skipped + skipped
     counts = {label: counts[label] for label in sorted(counts)}
@@ -169,27 +169,15 @@ def _staging(folder: Path) -> Path:
     return stage
 
 
-def _assign_splits(items: list[Item], test_fraction: float, seed: int) -> None:
-    """Hold out round(n * test_fraction) of each label's images, chosen by a seeded shuffle."""
-    by_label: dict[str, list[Item]] = {}
-    for item in items:
-        if item.split is None:
-            by_label.setdefault(item.label, []).append(item)
-    for label, group in by_label.items():
-        group.sort(key=lambda it: it.rel)
-        random.Random(f"{seed}/{label}").shuffle(group)
-        n_test = round(len(group) * test_fraction)
-        for i, item in enumerate(group):
-            item.split = "test" if i < n_test else "train"
-
-
-def _copy(tree: SourceTree, items: list[Item], out: Path, test_out: Path, min_side: int,
-          progress: bool | None) -> tuple[dict[str, dict[str, int]], list[tuple[str, str]]]:
+def _copy(tree: SourceTree, items: list[Item], out: Path, test_out: Path, *, test_fraction: float,
+          seed: int, min_side: int, progress: bool | None) -> tuple[dict[str, dict[str, int]], list[tuple[str, str]]]:
+    """Decode-check and copy every item; then hold out, per label, round(n * test_fraction) of
+    the valid images without a split of their own, chosen by a shuffle seeded with (seed, label)."""
     from tqdm import tqdm
 
-    counts: dict[str, dict[str, int]] = {}
     skipped: list[tuple[str, str]] = []
-    used: set[Path] = set()
+    used: set[tuple[str, str]] = set()  # (label, file name): unique over both splits
+    placed: list[tuple[Item, str]] = []
     for item in tqdm(items, unit="img", desc="prepare", disable=None if progress is None else not progress):
         data = tree.read(item.rel)
         try:
@@ -197,10 +185,28 @@ def _copy(tree: SourceTree, items: list[Item], out: Path, test_out: Path, min_si
         except InvalidImage as exc:
             skipped.append((item.rel, str(exc)))
             continue
-        folder = (out if item.split == "train" else test_out) / item.label
-        dest = _unique(folder / _safe_name(item.rel), used)
+        name = _unique(item.label, _safe_name(item.rel), used)
+        folder = (test_out if item.split == "test" else out) / item.label
         folder.mkdir(parents=True, exist_ok=True)
-        dest.write_bytes(data)
+        (folder / name).write_bytes(data)
+        placed.append((item, name))
+
+    undecided: dict[str, list[tuple[Item, str]]] = {}
+    for item, name in placed:
+        if item.split is None:
+            undecided.setdefault(item.label, []).append((item, name))
+    for label, group in undecided.items():
+        group.sort(key=lambda pair: pair[0].rel)
+        random.Random(f"{seed}/{label}").shuffle(group)
+        n_test = round(len(group) * test_fraction)
+        for i, (item, name) in enumerate(group):
+            item.split = "test" if i < n_test else "train"
+            if item.split == "test":
+                (test_out / label).mkdir(parents=True, exist_ok=True)
+                (out / label / name).rename(test_out / label / name)
+
+    counts: dict[str, dict[str, int]] = {}
+    for item, _ in placed:
         counts.setdefault(item.label, {"train": 0, "test": 0})[item.split] += 1
     return counts, skipped
 
@@ -210,12 +216,13 @@ def _safe_name(rel: str) -> str:
     return re.sub(r"[\\/:*?\"<>|\x00-\x1f]+", "_", p.stem) + p.suffix.lower()
 
 
-def _unique(dest: Path, used: set[Path]) -> Path:
-    candidate, n = dest, 1
-    while candidate in used:
+def _unique(label: str, name: str, used: set[tuple[str, str]]) -> str:
+    stem, dot, suffix = name.rpartition(".")
+    candidate, n = name, 1
+    while (label, candidate) in used:
         n += 1
-        candidate = dest.with_name(f"{dest.stem}_{n}{dest.suffix}")
-    used.add(candidate)
+        candidate = f"{stem}_{n}{dot}{suffix}" if dot else f"{name}_{n}"
+    used.add((label, candidate))
     return candidate
 
 
