@@ -101,6 +101,7 @@ def train(
     resume: str | Path | None = None,
     eval_epochs: Iterable[int] = (),
     keep_checkpoints: int | None = None,
+    checkpoint_with_grids: bool = False,
     progress: bool = False,
 ) -> dict[str, float]:
     """Train one configuration; returns the last epoch's metrics.
@@ -114,6 +115,8 @@ def train(
         resume: a checkpoint file or folder to continue from (at its next epoch).
         eval_epochs: extra epochs (1-based) at which FID/KID are computed, e.g. ASHA's rungs.
         keep_checkpoints: delete older checkpoint folders beyond this many (None keeps all).
+        checkpoint_with_grids: also checkpoint at every epoch that writes grids, so a caller
+            that ships checkpoints elsewhere (Ray Tune) can ship the grids with them.
         progress: show a progress bar per epoch.
     """
     import torch
@@ -165,7 +168,8 @@ def train(
         bar = _progress(progress, steps, epoch, tc.epochs)
         for step, (x, y) in enumerate(batches.epoch(shuffle_gen)):
             t = epoch + step / steps
-            beta, lr = beta_at(tc, t), tc.lr * lr_factor(tc, t)
+            # lr at the step's end, so a warm-up never runs a step at lr 0
+            beta, lr = beta_at(tc, t), tc.lr * lr_factor(tc, epoch + (step + 1) / steps)
             set_lr(optimizer, lr)
             x = augment(x)
             with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=use_bf16):
@@ -200,7 +204,7 @@ def train(
             bar.close()
         artifacts = grid.write(out / "grids", done) if done % tc.grid_every == 0 or done == tc.epochs else []
         ckpt = None
-        if done % tc.checkpoint_every == 0 or done == tc.epochs:
+        if done % tc.checkpoint_every == 0 or done == tc.epochs or (checkpoint_with_grids and artifacts):
             ckpt = save_training_state(out, model, optimizer, shuffle_gen, done, config, data, metrics)
             _prune(out, keep_checkpoints)
         if report is not None:

@@ -1,0 +1,82 @@
+"""Ray Tune pieces that need Ray at import time: the Optuna searcher and the MLflow callback.
+
+Only `vaetune.search` imports this module, inside the command, so `vaetune --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+from optuna.trial import TrialState
+from ray.tune import Callback
+from ray.tune.search.optuna import OptunaSearch
+
+from vaetune.tracking import _SearchTracker
+
+log = logging.getLogger(__name__)
+
+
+class MLflowSearchCallback(_SearchTracker, Callback):
+    """Driver-side MLflow logging (see vaetune.tracking)."""
+
+
+class TruthfulOptunaSearch(OptunaSearch):
+    """OptunaSearch that tells Optuna what really happened to each trial.
+
+    Ray's OptunaSearch tells Optuna a trial stopped early by ASHA is COMPLETE with its early
+    value, so TPE learns from half-trained results as if they were final. Here a trial that
+    ends before `max_epochs` reaches Optuna as PRUNED (its intermediate values already reported
+    per epoch), a trial that errored or ended on a non-finite value as FAIL, and only a trial
+    that ran every epoch as COMPLETE. Intermediate values are reported against the trainable's
+    own `epoch` counter, which, unlike `training_iteration`, survives restores.
+    """
+
+    def __init__(self, *args, max_epochs: int, time_attr: str = "epoch", **kwargs):
+        super().__init__(*args, **kwargs)
+        self._max_epochs = max_epochs
+        self._time_attr = time_attr
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if isinstance(self.metric, list) or trial_id in self._completed_trials:
+            return  # Optuna takes no intermediate values for multi-objective studies
+        value = result.get(self.metric)
+        if value is None or not math.isfinite(value):
+            return
+        self._ot_trials[trial_id].report(float(value), int(result.get(self._time_attr, 0)))
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+            return
+        ot_trial = self._ot_trials[trial_id]
+        result = result or {}
+        metrics = self.metric if isinstance(self.metric, list) else [self.metric]
+        values = [result.get(m) for m in metrics]
+        finite = all(v is not None and math.isfinite(v) for v in values)
+        epochs = int(result.get(self._time_attr, 0))
+        if error or not finite:
+            state, told = TrialState.FAIL, None
+        elif epochs < self._max_epochs:
+            state, told = TrialState.PRUNED, None
+        else:
+            state, told = TrialState.COMPLETE, values if len(values) > 1 else values[0]
+        try:
+            self._ot_study.tell(ot_trial, told, state=state)
+        except Exception as exc:  # e.g. pruning a multi-objective trial: record it as failed
+            log.debug("optuna refused %s for trial %s (%s); telling FAIL", state, trial_id, exc)
+            self._ot_study.tell(ot_trial, None, state=TrialState.FAIL)
+        self._completed_trials.add(trial_id)
+
+
+def make_sampler(name: str, seed: int, grid: dict[str, list] | None = None):
+    """The Optuna sampler named in `search.sampler`."""
+    import optuna
+
+    samplers = {
+        "tpe": lambda: optuna.samplers.TPESampler(seed=seed),
+        "random": lambda: optuna.samplers.RandomSampler(seed=seed),
+        "cmaes": lambda: optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False),
+        "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=seed),
+        "grid": lambda: optuna.samplers.GridSampler(grid or {}, seed=seed),
+    }
+    return samplers[name]()
