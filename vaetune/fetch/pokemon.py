@@ -98,10 +98,9 @@ def _load(dataset: str, split: str):
             ds = datasets.load_dataset(dataset)
     except FileNotFoundError as exc:
         raise UserError(f"--dataset {dataset!r}: not a local dataset or a hub dataset ({exc})") from None
-    except Exception as exc:  # the hub client raises many types for unknown or private names
-        if type(exc).__name__ in ("DatasetNotFoundError", "RepositoryNotFoundError", "HFValidationError"):
-            raise UserError(f"--dataset {dataset!r}: no such dataset on the Hugging Face hub ({exc})") from None
-        raise
+    except Exception as exc:  # the hub client raises many types: unknown, private, offline
+        raise UserError(f"--dataset {dataset!r} could not be loaded ({type(exc).__name__}: {exc}); "
+                        "give a public Hugging Face dataset name or a folder written by save_to_disk") from None
     if isinstance(ds, datasets.DatasetDict):
         if split in ds:
             return ds[split]

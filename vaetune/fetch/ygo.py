@@ -108,15 +108,19 @@ def fetch_ygo(
     with ThreadPoolExecutor(max_workers=concurrency) as pool, \
             tqdm(total=len(todo), unit="img", desc="ygo", disable=None if progress is None else not progress) as bar:
         futures = {pool.submit(_download, job, out, policy, limiter, min_side): job for job in todo}
-        for future in as_completed(futures):
-            job = futures[future]
-            try:
-                future.result()
-                report.downloaded += 1
-            except DownloadError as exc:
-                report.failed.append((job.rel, f"{exc} <{job.url}>"))
-                log.warning("ygo: %s failed: %s", job.rel, exc)
-            bar.update(1)
+        try:
+            for future in as_completed(futures):
+                job = futures[future]
+                try:
+                    future.result()
+                    report.downloaded += 1
+                except DownloadError as exc:
+                    report.failed.append((job.rel, f"{exc} <{job.url}>"))
+                    log.warning("ygo: %s failed: %s", job.rel, exc)
+                bar.update(1)
+        except BaseException:  # Ctrl-C: drop the queue; files in flight finish or stay .part
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
 
     write_failures(out, report.failed)
     return report
