@@ -1,0 +1,165 @@
+"""Decoding one image into a uint8 (C, H, W) array: validation, channels, resizing.
+
+Every source (folder, zip, Hugging Face dataset) hands its images to :func:`decode_image`, so a
+PNG decodes the same way wherever it comes from. A file that cannot be used raises
+:class:`InvalidImage` with a short reason (``empty file``, ``not an image``, ``corrupt: ...``,
+``too small: ...``); the caller skips it and lists it.
+
+Channels (``data.channels``):
+
+* ``4`` -- RGBA. Images without alpha get alpha 255; palette transparency (PNG ``tRNS``) and
+  grey + alpha (``LA``) become real alpha.
+* ``3`` -- RGB. Transparent pixels are composited over ``data.background``.
+* ``1`` -- grey (ITU-R 601 luma, as Pillow's ``L``), after the same compositing.
+
+16-bit images (``I;16``, ``I``) are scaled to 8 bits (value / 257, rounded), so 65535 becomes 255
+rather than being clipped; palette images use their palette's colours; bilevel images become
+0/255. The first frame of an animated GIF or WebP is used. JPEG EXIF orientation is applied.
+
+Resize modes (``data.resize``), for the square side S = ``data.image_size``:
+
+* ``fit`` -- the whole image is resized to S x S. The aspect ratio is **not** kept: a 421 x 614
+  card is squeezed horizontally. Nothing is cut off and no bars are added.
+* ``crop`` -- the image is scaled, keeping its aspect ratio, until its **shorter** side is S; the
+  centre S x S square is kept, so the ends of the longer side are cut off.
+* ``pad`` -- the image is scaled, keeping its aspect ratio, until its **longer** side is S, and
+  centred on an S x S canvas of ``data.background``: bars fill the shorter side. With
+  ``channels: 4`` the bars are transparent (background colour, alpha 0).
+
+All modes resample with Pillow's bicubic filter, which is antialiased when shrinking; an image
+already S x S is not resampled. Alpha is premultiplied while resizing, so transparent pixels do
+not bleed colour into the edges.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
+_ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+_SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+_RESAMPLE = Image.Resampling.BICUBIC
+
+
+class InvalidImage(Exception):
+    """An image that cannot be used; ``reason`` is a short text listed in the skipped file."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class DecodeSettings:
+    """How an image becomes an array; part of the cache key (see ``vaetune.data.cache``)."""
+
+    image_size: int | None = 32  # square side; None keeps the native size
+    channels: int = 3
+    background: tuple[int, int, int] = (255, 255, 255)
+    resize: str = "fit"
+    min_side: int = 1
+
+
+def decode_image(data: bytes | Image.Image, settings: DecodeSettings) -> np.ndarray:
+    """Decode encoded bytes (or an already opened PIL image) into uint8 (C, H, W).
+
+    Raises:
+        InvalidImage: empty, not an image, corrupt or truncated, or smaller than ``min_side``.
+    """
+    img = _open(data, settings)
+    img = _as_standard_mode(img)
+    img = _to_channels(img, settings.channels, settings.background)
+    if settings.image_size is not None:
+        fill = _fill_colour(img.mode, settings.background)
+        img = RESIZE_MODES[settings.resize](img, settings.image_size, fill)
+    arr = np.asarray(img, dtype=np.uint8)
+    return arr[None] if arr.ndim == 2 else np.ascontiguousarray(arr.transpose(2, 0, 1))
+
+
+def _open(data: bytes | Image.Image, settings: DecodeSettings) -> Image.Image:
+    if isinstance(data, Image.Image):
+        img = data
+    else:
+        if len(data) == 0:
+            raise InvalidImage("empty file")
+        try:
+            img = Image.open(io.BytesIO(data))
+        except UnidentifiedImageError:
+            raise InvalidImage("not an image") from None
+        except Image.DecompressionBombError as exc:
+            raise InvalidImage(f"too large: {exc}") from None
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise InvalidImage(f"corrupt: {exc}") from None
+    width, height = img.size  # from the header, before any reduced-size JPEG decoding
+    if min(width, height) < settings.min_side:
+        raise InvalidImage(f"too small: {width}x{height} < min_side {settings.min_side}")
+    if settings.image_size is not None and img.format == "JPEG":
+        # Decode large JPEGs at a reduced scale (still >= S on both sides): much faster.
+        img.draft(img.mode, (settings.image_size, settings.image_size))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. palette-transparency notices from Pillow
+            img.load()
+            img = ImageOps.exif_transpose(img)
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise InvalidImage(f"corrupt: {exc}") from None
+    return img
+
+
+def _as_standard_mode(img: Image.Image) -> Image.Image:
+    """Any Pillow mode -> one of L, RGB, RGBA (alpha only when the image has some)."""
+    if img.mode in _SIXTEEN_BIT_MODES:
+        # 16-bit PNGs open as I;16 or I: scale the full 0..65535 range, do not clip at 255.
+        arr = np.asarray(img).astype(np.float64) / 257.0
+        return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), "L")
+    if img.mode == "F":
+        return Image.fromarray(np.clip(np.rint(np.asarray(img)), 0, 255).astype(np.uint8), "L")
+    if img.mode in _ALPHA_MODES or "transparency" in img.info:
+        return img.convert("RGBA")
+    if img.mode in ("L", "RGB"):
+        return img
+    if img.mode == "1":
+        return img.convert("L")
+    return img.convert("RGB")  # P, CMYK, YCbCr, LAB, HSV
+
+
+def _to_channels(img: Image.Image, channels: int, background: tuple[int, int, int]) -> Image.Image:
+    if channels == 4:
+        return img.convert("RGBA")
+    if img.mode == "RGBA":
+        canvas = Image.new("RGBA", img.size, (*background, 255))
+        img = Image.alpha_composite(canvas, img).convert("RGB")
+    return img.convert("RGB" if channels == 3 else "L")
+
+
+def _fill_colour(mode: str, background: tuple[int, int, int]) -> int | tuple[int, ...]:
+    if mode == "RGBA":
+        return (*background, 0)
+    if mode == "L":
+        return Image.new("RGB", (1, 1), background).convert("L").getpixel((0, 0))
+    return background
+
+
+def _fit(img: Image.Image, size: int, fill) -> Image.Image:
+    return img if img.size == (size, size) else img.resize((size, size), _RESAMPLE)
+
+
+def _crop(img: Image.Image, size: int, fill) -> Image.Image:
+    return img if img.size == (size, size) else ImageOps.fit(img, (size, size), _RESAMPLE)
+
+
+def _pad(img: Image.Image, size: int, fill) -> Image.Image:
+    return img if img.size == (size, size) else ImageOps.pad(img, (size, size), _RESAMPLE, color=fill)
+
+
+RESIZE_MODES: dict[str, Callable[[Image.Image, int, object], Image.Image]] = {
+    "fit": _fit,
+    "crop": _crop,
+    "pad": _pad,
+}
