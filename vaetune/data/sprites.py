@@ -19,8 +19,12 @@ shape         index into ``SHAPES``                   the same index
 colour        hue in [0, 1)                           nearest of 6 hues (``COLOURS``)
 scale         shape diameter / image side, 0.4..0.8   4 equal bins
 rotation      degrees, [0, 360)                       8 bins of 45 degrees
-x, y          centre / image side, in [0, 1]          8 equal bins of [0, 1]; y grows downwards
+x, y          position in [0, 1], see below           8 equal bins of [0, 1]; y grows downwards
 ============  ======================================  ==========================================
+
+x and y say where the shape sits in the room it has: 0 touches the left (top) edge with its
+bounding circle, 1 the right (bottom) edge; the centre, as a fraction of the image side, is
+``scale / 2 + x * (1 - scale)`` (:func:`centre`). So all six factors are independent and uniform.
 """
 
 from __future__ import annotations
@@ -87,10 +91,14 @@ def _sample_factors(count: int, seed: int) -> dict[str, torch.Tensor]:
     lo, hi = SCALE_RANGE
     scale = lo + (hi - lo) * torch.rand(count, generator=gen)
     rotation = 360.0 * torch.rand(count, generator=gen)
-    # The centre ranges over where the whole shape (bounding diameter = scale) stays inside.
-    rel = torch.rand(2, count, generator=gen)
-    x, y = (scale / 2 + rel * (1 - scale)).unbind(0)
+    # Position relative to the room the shape has, so that it is independent of scale.
+    x, y = torch.rand(2, count, generator=gen).unbind(0)
     return {"shape": shape.float(), "colour": hue, "scale": scale, "rotation": rotation, "x": x, "y": y}
+
+
+def centre(scale: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
+    """Centre of a shape as a fraction of the image side, from its scale and x or y factor."""
+    return scale / 2 + position * (1 - scale)  # the whole bounding circle stays inside
 
 
 def _bin_factors(f: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, list[str]]]:
@@ -136,7 +144,7 @@ def _render(f: dict[str, torch.Tensor], sdf: _SDF, size: int, channels: int,
     if channels == 4:
         # Straight (not premultiplied) colour; fully transparent pixels carry the background colour.
         rgb = torch.addcmul(edge, inner / alpha.clamp_min(1e-6), fill - edge)
-        out = torch.cat([torch.where(alpha > 0, rgb, bg), alpha * 255], dim=1)
+        out = torch.cat([torch.where(alpha >= 0.5 / 255, rgb, bg), alpha * 255], dim=1)  # visible alpha only
     else:
         if channels == 1:
             fill, edge, bg = (_luma(v) for v in (fill, edge, bg))
@@ -154,8 +162,8 @@ def _coverage(f: dict[str, torch.Tensor], sdf: _SDF, size: int) -> tuple[torch.T
     coords = (torch.arange(size, dtype=torch.float32) + 0.5) / size * 2 - 1  # pixel centres in [-1, 1]
     gy, gx = coords.view(1, 1, size, 1), coords.view(1, 1, 1, size)
     radius = f["scale"].view(-1, 1, 1, 1)  # bounding radius in [-1, 1] units = diameter / side
-    dx = gx - (f["x"].view(-1, 1, 1, 1) * 2 - 1)  # (B, 1, 1, S)
-    dy = gy - (f["y"].view(-1, 1, 1, 1) * 2 - 1)  # (B, 1, S, 1)
+    dx = gx - (centre(f["scale"], f["x"]).view(-1, 1, 1, 1) * 2 - 1)  # (B, 1, 1, S)
+    dy = gy - (centre(f["scale"], f["y"]).view(-1, 1, 1, 1) * 2 - 1)  # (B, 1, S, 1)
     theta = torch.deg2rad(f["rotation"]).view(-1, 1, 1, 1)
     cos, sin = torch.cos(theta) / radius, torch.sin(theta) / radius
     # Rotate the grid by -theta and scale it to shape units (y up for the SDFs): one full-size
