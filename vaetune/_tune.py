@@ -36,20 +36,31 @@ class TruthfulOptunaSearch(OptunaSearch):
         super().__init__(*args, **kwargs)
         self._max_epochs = max_epochs
         self._time_attr = time_attr
+        self._reported_steps: dict[str, set[int]] = {}  # trial -> epochs already told to Optuna
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        if isinstance(self.metric, list) or trial_id in self._completed_trials:
-            return  # Optuna takes no intermediate values for multi-objective studies
-        value = result.get(self.metric)
-        if value is None or not math.isfinite(value):
+        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
             return
-        self._ot_trials[trial_id].report(float(value), int(result.get(self._time_attr, 0)))
+        self._report_intermediate(trial_id, result)
+
+    def _report_intermediate(self, trial_id: str, result: dict) -> None:
+        if isinstance(self.metric, list):
+            return  # Optuna takes no intermediate values for multi-objective studies
+        value, step = result.get(self.metric), int(result.get(self._time_attr, 0))
+        reported = self._reported_steps.setdefault(trial_id, set())
+        if value is None or not math.isfinite(value) or step in reported:
+            return
+        self._ot_trials[trial_id].report(float(value), step)
+        reported.add(step)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:
             return
         ot_trial = self._ot_trials[trial_id]
         result = result or {}
+        # Tune hands the last result (often the one ASHA stopped on) only to this method
+        if result and not error:
+            self._report_intermediate(trial_id, result)
         metrics = self.metric if isinstance(self.metric, list) else [self.metric]
         values = [result.get(m) for m in metrics]
         finite = all(v is not None and math.isfinite(v) for v in values)

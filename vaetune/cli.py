@@ -62,12 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default=None, help="pokemon: Hugging Face dataset name or local path")
     p.add_argument("--concurrency", type=int, default=4)
     p.add_argument("--rate", type=float, default=10.0, help="ygo: at most this many requests per second")
+    p.add_argument("--art-crop", action="store_true", help="ygo: fetch the cropped card art instead of full cards")
     p = _add(dsub, "prepare", "vaetune.fetch.cli:cmd_prepare", "turn a Kaggle download into a labelled image folder")
     p.add_argument("collection", choices=["villagers", "apples", "impressionism"])
     p.add_argument("download", help="the downloaded (and unzipped, or .zip) Kaggle dataset")
     p.add_argument("--out", required=True, help="destination image folder")
     p.add_argument("--test-fraction", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--labels", default=None,
+                   help="apples: comma-separated varieties; impressionism: comma-separated genres (default: the four of the search space)")
 
     p = _add(sub, "fid", "vaetune.metrics.cli:cmd_fid", "FID (and KID) between two image sets, offline")
     p.add_argument("path_a", help="image folder, .zip, or a cached dataset (.pt)")

@@ -100,6 +100,14 @@ class DivergedError(RuntimeError):
         super().__init__(f"{where}{f' ({details})' if details else ''}: "
                          "lower train.lr or enable train.grad_clip")
 
+    def __reduce__(self):
+        # Ray copies and pickles a trial's exception to report it; rebuild from our fields
+        return _rebuild_diverged, (self.epoch, self.step, self.value, self.context)
+
+
+def _rebuild_diverged(epoch: int, step: int, value: float, context: dict) -> DivergedError:
+    return DivergedError(epoch, step, value, **context)
+
 
 def check_finite(loss: torch.Tensor | float, epoch: int, step: int, **context: float) -> None:
     """Raise :class:`DivergedError` if ``loss`` is NaN or infinite.
@@ -107,6 +115,6 @@ def check_finite(loss: torch.Tensor | float, epoch: int, step: int, **context: f
     ``context`` (e.g. lr=..., beta=...) is shown in the message. On CUDA this synchronises, so
     the training loop may call it every few steps rather than every step.
     """
-    value = float(loss)
+    value = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
     if not math.isfinite(value):
         raise DivergedError(epoch, step, value, **context)

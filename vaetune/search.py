@@ -129,7 +129,8 @@ def _max_epochs(config) -> int:
 def run_search(space: SearchSpace, results: Path, *, address: str | None = None, resume: bool = False):
     """Run (or resume) the Tuner; returns Ray's ResultGrid."""
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the classic table reporter, with our columns
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # no per-trial TensorBoard/CSV we don't use
+    # the snapshot warning fires whenever trials checkpoint often, which small VAEs do by design
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     import ray
     from ray import tune
 
@@ -196,7 +197,7 @@ def _tune_config(space: SearchSpace, results: Path, max_epochs: int, searcher_cl
     grid = {k: list(d.args) for k, d in space.params.items()} if s.sampler == "grid" else None
     storage = optuna.storages.RDBStorage(f"sqlite:///{results / OPTUNA_FILE}")
     searcher = searcher_cls(metric=metric, mode=mode, sampler=make_sampler(s.sampler, s.seed, grid),
-                            points_to_evaluate=[dict(p) for p in s.points_to_evaluate] or None,
+                            points_to_evaluate=_full_points(space) or None,
                             storage=storage, study_name=config.name, max_epochs=max_epochs)
     searcher = ConcurrencyLimiter(searcher, max_concurrent=s.max_concurrent)
     if s.scheduler == "asha":
@@ -206,6 +207,12 @@ def _tune_config(space: SearchSpace, results: Path, max_epochs: int, searcher_cl
         scheduler = FIFOScheduler()
     num_samples = min(s.num_samples, _grid_size(space)) if s.sampler == "grid" else s.num_samples
     return tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=num_samples, reuse_actors=False)
+
+
+def _full_points(space: SearchSpace) -> list[dict[str, Any]]:
+    """Points to evaluate with every searched key: a key a point leaves out takes its default."""
+    defaults = {k: d.default() for k, d in space.params.items()}
+    return [{**defaults, **p} for p in space.default_config().search.points_to_evaluate]
 
 
 def _run_config(space: SearchSpace, results: Path, max_epochs: int, callback_cls, resolve_uri):

@@ -101,7 +101,7 @@ class ModelConfig(_Section):
 class TrainConfig(_Section):
     epochs: int = Field(10, ge=1)
     batch_size: int = Field(128, ge=1)
-    lr: float = Field(1e-3, gt=0, le=10)
+    lr: float = Field(1e-3, gt=0)
     lr_schedule: Literal["constant", "cosine"] = "constant"  # cosine: linear warm-up then cosine decay
     lr_warmup_epochs: float = Field(0.0, ge=0)
     weight_decay: float = Field(0.0, ge=0)

@@ -27,6 +27,7 @@ def run_trial(params: dict[str, Any], *, space_raw: dict, source: str, data=None
     from vaetune.spec import space_from_dict
     from vaetune.train import train
 
+    logging.getLogger("ray.train").setLevel(logging.WARNING)  # one "checkpoint created" line per epoch is noise
     config = space_from_dict(space_raw, source).resolve(params)
     if data is None:
         from vaetune.data import load_data
