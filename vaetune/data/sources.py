@@ -14,8 +14,9 @@ A Hugging Face DatasetDict's splits are concatenated (vaetune makes its own spli
 ``data.split_seed``); images come from ``data.hf_image_column``.
 
 Labels (``data.labels``): for folders and zips one class per folder holding images, named by
-its path below the folder shared by all images (``cat``, ``dog``, ``big/cat``); ``auto`` uses
-them when images sit in at least two sub-folders, ``folders`` always, ``none`` never. For a
+its path below the folder shared by all images (``cat``, ``dog``, ``big/cat``; images directly
+in that shared folder take its name); ``auto`` uses them when images sit in at least two
+sub-folders, ``folders`` always, ``none`` never. For a
 Hugging Face dataset the class comes from ``data.hf_label_column`` (unless ``labels: none``),
 with a ClassLabel's names when it has them. Sprites carry their six binned factors as labels.
 

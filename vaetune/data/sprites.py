@@ -8,7 +8,7 @@ the batch size: all random numbers are drawn up front from one seeded generator.
 
 Shapes are rasterised from signed distance functions (SDFs) on a pixel-centre grid, a batch of
 images at a time, with one pixel of antialiasing; nothing loops over images in Python, so 20 000
-images at 32 px take about a second on two CPU cores.
+images take about 1 s at 32 px and 2.5 s at 64 px on one CPU core.
 
 Factors (``SpriteSet.factors``, float32) and their binned labels (``SpriteSet.labels``, int64):
 
@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -75,13 +76,27 @@ def generate_sprites(
     factors = _sample_factors(count, seed)
     chunk = max(1, _PIXELS_PER_CHUNK // (image_size * image_size))
     images = torch.empty((count, channels, image_size, image_size), dtype=torch.uint8)
-    # One shape at a time, so each batch runs one SDF on whole tensors (no masked gathers).
-    for k, sdf in enumerate(_SDFS.values()):
-        index = (factors["shape"] == k).nonzero().squeeze(1)
-        for part in index.split(chunk):
-            images[part] = _render({n: v[part] for n, v in factors.items()}, sdf, image_size, channels, background)
+    with _one_thread():
+        # One shape at a time, so each batch runs one SDF on whole tensors (no masked gathers).
+        for k, sdf in enumerate(_SDFS.values()):
+            index = (factors["shape"] == k).nonzero().squeeze(1)
+            for part in index.split(chunk):
+                images[part] = _render({n: v[part] for n, v in factors.items()}, sdf, image_size, channels, background)
     labels, names = _bin_factors(factors)
     return SpriteSet(images, factors, labels, names)
+
+
+@contextmanager
+def _one_thread():
+    """Run on one intra-op thread: these memory-bound ops gain little from a second thread, and
+    when other processes (parallel trials) busy the cores, OpenMP's spinning threads made
+    generation up to 10x slower in measurements."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _sample_factors(count: int, seed: int) -> dict[str, torch.Tensor]:
