@@ -71,12 +71,21 @@ class TruthfulOptunaSearch(OptunaSearch):
             state, told = TrialState.PRUNED, None
         else:
             state, told = TrialState.COMPLETE, values if len(values) > 1 else values[0]
+        self._tell(trial_id, ot_trial, told, state)
+        self._completed_trials.add(trial_id)
+
+    def _tell(self, trial_id: str, ot_trial, told, state) -> None:
         try:
             self._ot_study.tell(ot_trial, told, state=state)
-        except Exception as exc:  # e.g. pruning a multi-objective trial: record it as failed
+        except ValueError as exc:
+            if "Cannot tell a" in str(exc):
+                # resumed search: the study (a live database) already has this trial's outcome,
+                # recorded after the experiment snapshot that Tune restored
+                log.debug("trial %s already finished in the Optuna study (%s)", trial_id, exc)
+                return
+            # e.g. pruning a multi-objective trial, which Optuna refuses: record it as failed
             log.debug("optuna refused %s for trial %s (%s); telling FAIL", state, trial_id, exc)
             self._ot_study.tell(ot_trial, None, state=TrialState.FAIL)
-        self._completed_trials.add(trial_id)
 
 
 def make_sampler(name: str, seed: int, grid: dict[str, list] | None = None):

@@ -111,7 +111,8 @@ def _write_state(path: Path, space: SearchSpace, args, config) -> None:
 
 
 def _space_raw(space: SearchSpace) -> dict:
-    """The space as a plain mapping again (base + distributions), for trials and space.yaml."""
+    """The space as a plain mapping again (base + distributions), for trials and space.yaml.
+    The data cache folder is made absolute: Tune runs each trial in its own working folder."""
     import copy
 
     from vaetune.spec import _set_dotted
@@ -119,6 +120,9 @@ def _space_raw(space: SearchSpace) -> dict:
     raw = copy.deepcopy(space.base)
     for key, dist in space.params.items():
         _set_dotted(raw, key, {dist.kind: list(dist.args)})
+    cache_dir = space.default_config().data.cache_dir
+    if "://" not in cache_dir:
+        _set_dotted(raw, "data.cache_dir", str(Path(cache_dir).resolve()))
     return raw
 
 
