@@ -120,9 +120,11 @@ def _space_raw(space: SearchSpace) -> dict:
     raw = copy.deepcopy(space.base)
     for key, dist in space.params.items():
         _set_dotted(raw, key, {dist.kind: list(dist.args)})
-    cache_dir = space.default_config().data.cache_dir
-    if "://" not in cache_dir:
-        _set_dotted(raw, "data.cache_dir", str(Path(cache_dir).resolve()))
+    data = space.default_config().data
+    if "://" not in data.cache_dir:
+        _set_dotted(raw, "data.cache_dir", str(Path(data.cache_dir).resolve()))
+    if "data.source" not in space.params and Path(data.source).exists():  # a local folder, zip or saved dataset
+        _set_dotted(raw, "data.source", str(Path(data.source).resolve()))
     return raw
 
 

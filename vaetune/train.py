@@ -11,7 +11,7 @@ Metric units (per image, averaged over the validation split):
   -ELBO in nats under a Bernoulli decoder; with MSE it is -ELBO under a Gaussian decoder of
   variance 1/2, up to a constant.
 - `val/mse`: mean squared error per pixel in [0, 1] units; `val/psnr`: 10 log10(1 / mse), in dB,
-  averaged over images.
+  averaged over images; `val/ssim`: mean SSIM (vaetune.quality).
 - `val/active_units`: latent dimensions with Cov_x(E[z|x]) > 0.01 (Burda et al. 2016).
 """
 
@@ -234,7 +234,9 @@ def validate(model, val_x, val_y, tc, device: str, kl_fn) -> dict[str, float]:
     from vaetune.losses import recon_loss
 
     model.eval()
-    totals = torch.zeros(5, dtype=torch.float64)  # recon, kl, elbo, mse, psnr
+    from vaetune.quality import psnr, ssim
+
+    totals = torch.zeros(6, dtype=torch.float64)  # recon, kl, elbo, mse, psnr, ssim
     mus = []
     with torch.inference_mode():
         for i in range(0, len(val_x), 512):
@@ -245,16 +247,16 @@ def validate(model, val_x, val_y, tc, device: str, kl_fn) -> dict[str, float]:
             recon = recon_loss(out, x, tc.recon_loss, tc.recon_reduction)
             recon_sum = recon if tc.recon_reduction == "sum" else recon_loss(out, x, tc.recon_loss, "sum")
             mse = F.mse_loss(out.recon.float(), x, reduction="none").flatten(1).mean(1)
-            psnr = 10 * torch.log10(1.0 / mse.clamp_min(1e-10))
-            batch = torch.stack([recon.sum(), kl.sum(), (recon_sum + kl).sum(), mse.sum(), psnr.sum()])
+            batch = torch.stack([recon.sum(), kl.sum(), (recon_sum + kl).sum(), mse.sum(),
+                                 psnr(out.recon, x).sum(), ssim(out.recon, x).sum()])
             totals += batch.double().cpu()
             mus.append(out.mu.float().cpu())
     n = len(val_x)
-    recon, kl, elbo, mse, psnr = (totals / n).tolist()
+    recon, kl, elbo, mse, psnr_db, ssim_mean = (totals / n).tolist()
     mu = torch.cat(mus)
     active = int((mu.var(0, unbiased=len(mu) > 1) > ACTIVE_UNIT_THRESHOLD).sum()) if len(mu) > 1 else 0
-    return {"val/recon": recon, "val/kl": kl, "val/elbo": elbo, "val/mse": mse, "val/psnr": psnr,
-            "val/active_units": active}
+    return {"val/recon": recon, "val/kl": kl, "val/elbo": elbo, "val/mse": mse, "val/psnr": psnr_db,
+            "val/ssim": ssim_mean, "val/active_units": active}
 
 
 class _GridWriter:
