@@ -148,7 +148,7 @@ def cmd_sample(args) -> int:
     return 0
 
 
-def read_for_model(path: str, config) -> "torch.Tensor":  # noqa: F821
+def read_for_model(path: str, config) -> torch.Tensor:  # noqa: F821
     """One image file decoded the way the model's data was: float (1, C, H, W) in [0, 1]."""
     import torch
 

@@ -41,6 +41,16 @@ def experiment_path(storage: str, name: str) -> str:
     return f"{storage.rstrip('/')}/{name}" if is_remote(storage) else str(Path(storage).resolve() / name)
 
 
+def storage_uri(storage: str, path: str | None) -> str:
+    """A path Ray returns inside the storage filesystem, as something `vaetune export` can open:
+    Ray drops the scheme of remote storage (s3://bucket/x comes back as bucket/x)."""
+    if not path:
+        return ""
+    if is_remote(storage) and "://" not in path and not storage.startswith("file://"):
+        return f"{storage.split('://', 1)[0]}://{path}"
+    return path
+
+
 def asha_rungs(grace: int, factor: float, max_t: int) -> list[int]:
     """Epochs at which ASHA compares trials: grace * factor^k below max_t."""
     rungs, t = [], float(grace)
@@ -152,6 +162,7 @@ def run_search(space: SearchSpace, results: Path, *, address: str | None = None,
         ray.init(address=address, include_dashboard=False, configure_logging=False, log_to_driver=True,
                  **({} if address else {"num_cpus": max(int(res.cpu * s.max_concurrent), os.cpu_count() or 1)}))
     try:
+        _warn_unshared_storage(s.storage)
         data = None
         if not _data_is_searched(space):
             from vaetune.data import load_data
@@ -174,6 +185,18 @@ def run_search(space: SearchSpace, results: Path, *, address: str | None = None,
     finally:
         if started_here:
             ray.shutdown()
+
+
+def _warn_unshared_storage(storage: str) -> None:
+    """Trials write checkpoints from their own node: on a cluster of several nodes a plain path
+    must be one shared mount (NFS/EFS) at the same path everywhere, else use s3://."""
+    import ray
+
+    alive = [n for n in ray.nodes() if n.get("Alive")]
+    if not is_remote(storage) and len(alive) > 1:
+        log.warning("search.storage %s is a plain path and the cluster has %d nodes: it must be shared storage "
+                    "mounted at that path on every node (NFS/EFS), or use --set search.storage=s3://BUCKET/PREFIX",
+                    Path(storage).resolve(), len(alive))
 
 
 def _tuner_exists(exp_path: str) -> bool:
@@ -276,13 +299,16 @@ def trial_rows(result_grid, space: SearchSpace, results: Path) -> list[dict[str,
     metric, mode, max_epochs = config.search.metric, config.search.mode, _max_epochs(config)
     tracking = json.loads((results / "tracking.json").read_text()) if (results / "tracking.json").exists() else {}
     runs = tracking.get("trial_runs", {})
+    # Tune's own trial records keep the config of an errored trial after a restore; results may not
+    trials = {t.trial_id: t for t in getattr(getattr(result_grid, "_experiment_analysis", None), "trials", [])}
     rows = []
     for r in result_grid:
         last = r.metrics or {}
-        trial_id = str(last.get("trial_id", "?"))
+        trial_id = str(last.get("trial_id") or _trial_id_from_path(r.path))
         history = r.metrics_dataframe
         row: dict[str, Any] = {"trial_id": trial_id}
-        row.update({k: r.config.get(k) for k in space.params})
+        config_of = r.config or getattr(trials.get(trial_id), "config", None) or {}
+        row.update({k: config_of.get(k) for k in space.params})
         epochs = int(last.get("epoch", 0) or 0)
         if r.error is not None:
             status = "errored"
@@ -306,11 +332,17 @@ def trial_rows(result_grid, space: SearchSpace, results: Path) -> list[dict[str,
             best_ckpt = ckpt.path if ckpt else None
         except Exception:  # no checkpoint scored on this metric (e.g. errored before one)
             best_ckpt = r.checkpoint.path if r.checkpoint else None
-        row["checkpoint"] = best_ckpt or ""
-        row["trial_path"] = r.path or ""
+        row["checkpoint"] = storage_uri(config.search.storage, best_ckpt)
+        row["trial_path"] = storage_uri(config.search.storage, r.path)
         row["mlflow_run_id"] = runs.get(trial_id, "")
         rows.append(row)
     return rows
+
+
+def _trial_id_from_path(path: str | None) -> str:
+    """Tune names trial folders <trainable>_<trial id>_<n>_<params>_<date>."""
+    parts = Path(path or "").name.split("_")
+    return parts[2] if len(parts) > 3 and parts[0] == "run" else "?"
 
 
 def _first_line(err: BaseException) -> str:
@@ -342,7 +374,8 @@ def finish(space: SearchSpace, results: Path, result_grid) -> int:
     params = ", ".join(f"{k}={_fmt(best[k])}" for k in space.params)
     print(f"best trial {best['trial_id']}: {metric} = {best[col]:.5g}  ({params})")
     print(f"  checkpoint: {best['checkpoint']}")
-    print(f"  MLflow run: {best['mlflow_run_id']}")
+    run_id = best["mlflow_run_id"] if isinstance(best["mlflow_run_id"], str) and best["mlflow_run_id"] else None
+    print(f"  MLflow run: {run_id or 'not recorded yet (MLflow unreachable; sent on --resume)'}")
     print(f"summary: {results / SUMMARY_FILE}\nexport:  vaetune export {results}")
     return 0
 

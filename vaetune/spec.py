@@ -144,7 +144,7 @@ class SearchConfig(_Section):
     reduction_factor: float = Field(3.0, gt=1)  # ASHA
     max_t: int | None = Field(None, ge=1)  # ASHA, in epochs; None: train.epochs
     points_to_evaluate: list[dict[str, Any]] = Field(default_factory=list)  # dotted key -> value
-    max_failures: int = Field(0, ge=0)  # retries of a crashed trial from its last checkpoint
+    max_failures: int = Field(2, ge=0)  # retries of a trial that crashed or lost its node, from its last checkpoint
     storage: str = "results"  # local path, shared path or s3:// URI for checkpoints and results
     keep_checkpoints: int = Field(2, ge=1)  # best N checkpoints kept per trial
 

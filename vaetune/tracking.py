@@ -6,9 +6,9 @@ callback in the driver logs for them. Each search is a parent run in an experime
 the search; each trial a nested child run with its resolved hyperparameters, its metrics every
 epoch (step = epoch), its grids and final checkpoint, and a status tag.
 
-If the tracking server is unreachable, nothing fails: calls are queued, retried at the next
-event, and at the end whatever could not be sent is written to `mlflow_pending.jsonl` in the
-results folder with a warning (`vaetune` replays it on `--resume`).
+If the tracking server is unreachable, nothing fails: events are queued and retried before each
+later event; whatever is still unsent at the end is written to `mlflow_pending.jsonl` in the
+results folder, with a warning, and sent by `vaetune search SPACE --resume`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -33,6 +34,7 @@ TAG_TRIAL = "vaetune.trial_id"
 TAG_STATUS = "vaetune.status"
 TAG_ERROR = "vaetune.error"
 PENDING_FILE = "mlflow_pending.jsonl"
+RETRY_AFTER_S = 15.0  # seconds between attempts to reach an MLflow that failed
 
 
 def resolve_uri(configured: str | None) -> str:
@@ -52,103 +54,6 @@ def default_artifact_root(uri: str) -> str | None:
     return None
 
 
-class _Client:
-    """MlflowClient calls that never raise: failures are queued and retried in order."""
-
-    def __init__(self, uri: str, results_dir: Path):
-        # Fail fast instead of MLflow's minutes of HTTP retries, so training never waits on it.
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-        from mlflow.tracking import MlflowClient
-
-        self.client = MlflowClient(tracking_uri=uri)
-        self.uri = uri
-        self.pending: list[tuple[str, list, dict]] = []
-        self.pending_file = results_dir / PENDING_FILE
-        self.warned = False
-
-    def call(self, method: str, *args, **kwargs) -> Any:
-        self.flush()
-        if self.pending:  # still down: keep order, queue behind the others
-            self.pending.append((method, list(args), kwargs))
-            return None
-        return self._try(method, args, kwargs)
-
-    def _try(self, method: str, args, kwargs) -> Any:
-        try:
-            return getattr(self.client, method)(*args, **kwargs)
-        except Exception as exc:  # an unreachable or failing server must not stop training
-            if not self.warned:
-                log.warning("MLflow at %s failed (%s: %s); queueing tracking calls and retrying",
-                            self.uri, type(exc).__name__, str(exc).splitlines()[0][:200])
-                self.warned = True
-            self.pending.append((method, list(args), kwargs))
-            return None
-
-    def flush(self) -> None:
-        while self.pending:
-            method, args, kwargs = self.pending[0]
-            try:
-                getattr(self.client, method)(*args, **kwargs)
-            except Exception:
-                return
-            self.pending.pop(0)
-            if not self.pending:
-                log.warning("MLflow at %s is reachable again; queued calls sent", self.uri)
-                self.warned = False
-
-    def save_pending(self) -> None:
-        self.flush()
-        if not self.pending:
-            return
-        with self.pending_file.open("a") as f:
-            for method, args, kwargs in self.pending:
-                f.write(json.dumps({"method": method, "args": args, "kwargs": kwargs}, default=_jsonable) + "\n")
-        log.warning("MLflow at %s stayed unreachable: %d tracking calls written to %s; they are sent "
-                    "when the search is resumed with --resume", self.uri, len(self.pending), self.pending_file)
-        self.pending.clear()
-
-    def replay_file(self) -> None:
-        if not self.pending_file.exists():
-            return
-        lines = self.pending_file.read_text().splitlines()
-        self.pending_file.unlink()
-        for line in lines:
-            entry = json.loads(line)
-            self.pending.append((entry["method"], entry["args"], _unjson(entry["kwargs"])))
-        self.flush()
-        if self.pending:
-            self.save_pending()
-
-
-def _jsonable(obj):
-    from mlflow.entities import Metric, Param, RunTag
-
-    if isinstance(obj, Metric):
-        return {"__metric__": [obj.key, obj.value, obj.timestamp, obj.step]}
-    if isinstance(obj, Param):
-        return {"__param__": [obj.key, obj.value]}
-    if isinstance(obj, RunTag):
-        return {"__tag__": [obj.key, obj.value]}
-    return str(obj)
-
-
-def _unjson(obj):
-    from mlflow.entities import Metric, Param, RunTag
-
-    if isinstance(obj, dict):
-        if "__metric__" in obj:
-            return Metric(*obj["__metric__"])
-        if "__param__" in obj:
-            return Param(*obj["__param__"])
-        if "__tag__" in obj:
-            return RunTag(*obj["__tag__"])
-        return {k: _unjson(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_unjson(v) for v in obj]
-    return obj
-
-
 def numeric_metrics(result: dict) -> dict[str, float]:
     """The finite numeric metrics of a Tune result that MLflow should record."""
     skip = {"timestamp", "pid", "time_since_restore", "iterations_since_restore", "done"}
@@ -161,18 +66,15 @@ def numeric_metrics(result: dict) -> dict[str, float]:
     return out
 
 
-def make_callback(**kwargs):
-    """The Tune callback, built lazily so importing this module does not import Ray."""
-    from ray.tune import Callback
-
-    class MLflowSearchCallback(_SearchTracker, Callback):
-        pass
-
-    return MLflowSearchCallback(**kwargs)
-
-
 class _SearchTracker:
-    """Driver-side MLflow logging of a search (mixed into a ray.tune.Callback)."""
+    """Driver-side MLflow logging of a search (mixed into a ray.tune.Callback in vaetune._tune).
+
+    Every Tune event becomes a small JSON-able event, applied to MLflow at once; if MLflow fails
+    (server down), the event is queued and the queue is retried, in order, before each later
+    event. Applying an event is idempotent (a trial's run is created once, found by its id in
+    `tracking.json`), so a half-applied event can be applied again. Artifacts of queued events
+    are copied under `mlflow_pending/` first, because Tune may delete old checkpoints.
+    """
 
     def __init__(self, *, uri: str, experiment: str, search_name: str, results_dir: Path, max_epochs: int,
                  parent_params: dict[str, Any], resolve_params=dict, space_file: Path | None = None):
@@ -180,131 +82,194 @@ class _SearchTracker:
         self.results_dir, self.max_epochs = Path(results_dir), max_epochs
         # resolve_params: a trial's searched values -> every resolved hyperparameter (dotted keys)
         self.parent_params, self.resolve_params, self.space_file = parent_params, resolve_params, space_file
-        self.run_ids: dict[str, str] = {}
+        self.client = None
+        self.pending: list[dict] = []
+        self.warned = False
+        self.retry_at = 0.0  # after a failure, queued events wait this long before the next try
         self.last_checkpoint: dict[str, Any] = {}
-        self.client: _Client | None = None
-        self.parent_run_id: str | None = None
+        self.state = {"uri": uri, "experiment": experiment, "parent_run_id": None, "trial_runs": {}}
 
-    # -- lifecycle ----------------------------------------------------------------------------
+    # -- Tune callback hooks ----------------------------------------------------------------------
     def setup(self, **info):
-        self.client = _Client(self.uri, self.results_dir)
-        self.client.replay_file()
-        state = self._state()
-        self.parent_run_id = state.get("parent_run_id")
-        self.run_ids = state.get("trial_runs", {})
-        if self.parent_run_id is None:
-            exp_id = self._experiment_id()
-            run = self.client.call("create_run", exp_id, run_name=self.search_name,
-                                   tags={TAG_SEARCH: self.search_name, "mlflow.runName": self.search_name})
-            self.parent_run_id = run.info.run_id if run else None
-            if self.parent_run_id:
-                self._log_params(self.parent_run_id, self.parent_params)
-                if self.space_file is not None:
-                    self.client.call("log_artifact", self.parent_run_id, str(self.space_file))
-            self._save_state()
-        elif self.parent_run_id:
-            self.client.call("update_run", self.parent_run_id, status="RUNNING")
+        # fail fast: the driver's event loop must not wait on MLflow; the queue retries instead
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+        logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
+        from mlflow.tracking import MlflowClient
 
-    def _experiment_id(self) -> str | None:
-        exp = self.client.call("get_experiment_by_name", self.experiment)
-        if exp is not None:
-            return exp.experiment_id
-        try:
-            return self.client.client.create_experiment(self.experiment, artifact_location=default_artifact_root(self.uri))
-        except Exception:  # created meanwhile by someone else, or the server is down
-            exp = self.client.call("get_experiment_by_name", self.experiment)
-            return exp.experiment_id if exp else None
+        self.client = MlflowClient(tracking_uri=self.uri)
+        path = self.results_dir / "tracking.json"
+        if path.exists():
+            self.state.update(json.loads(path.read_text()))
+        pending_file = self.results_dir / PENDING_FILE
+        if pending_file.exists():  # events a previous run could not send
+            self.pending = [json.loads(line) for line in pending_file.read_text().splitlines() if line.strip()]
+            pending_file.unlink()
+            log.info("sending %d queued MLflow events from the previous run", len(self.pending))
+        self._emit({"kind": "search_start"})
 
     def on_trial_start(self, iteration, trials, trial, **info):
-        if trial.trial_id in self.run_ids:  # a restored or retried trial continues its run
-            self.client.call("update_run", self.run_ids[trial.trial_id], status="RUNNING")
-            return
-        if not self.parent_run_id:
-            return
-        exp_id = self.client.call("get_run", self.parent_run_id)
-        exp_id = exp_id.info.experiment_id if exp_id else None
-        run = self.client.call("create_run", exp_id, run_name=trial.trial_id, tags={
-            "mlflow.parentRunId": self.parent_run_id, TAG_SEARCH: self.search_name, TAG_TRIAL: trial.trial_id,
-            TAG_STATUS: "running", "mlflow.runName": trial.trial_id})
-        if run is None:
-            return
-        self.run_ids[trial.trial_id] = run.info.run_id
-        self._save_state()
         params = dict(trial.config)
-        self._log_params(run.info.run_id, self.resolve_params(params))
-        self.client.call("set_tag", run.info.run_id, "vaetune.searched", json.dumps(params, default=str))
+        self._emit({"kind": "trial_start", "trial": trial.trial_id, "searched": params,
+                    "params": {k: str(v) for k, v in self.resolve_params(params).items()}})
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        run_id = self.run_ids.get(trial.trial_id)
-        if not run_id:
-            return
-        from mlflow.entities import Metric
-
         step = int(result.get("epoch", result.get("training_iteration", 0)))
-        now = int(time.time() * 1000)
-        metrics = [Metric(k, v, now, step) for k, v in numeric_metrics(result).items()]
-        for i in range(0, len(metrics), 500):
-            self.client.call("log_batch", run_id, metrics=metrics[i:i + 500])
+        self._emit({"kind": "metrics", "trial": trial.trial_id, "step": step,
+                    "time": int(time.time() * 1000), "metrics": numeric_metrics(result)})
 
     def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
-        run_id = self.run_ids.get(trial.trial_id)
         self.last_checkpoint[trial.trial_id] = checkpoint
-        if not run_id:
-            return
         with checkpoint.as_directory() as folder:
             grids = Path(folder) / "grids"
             for png in sorted(grids.glob("*.png")) if grids.is_dir() else []:
-                self.client.call("log_artifact", run_id, str(png), "grids")
+                self._emit({"kind": "artifact", "trial": trial.trial_id, "path": str(png), "dir": "grids"})
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        run_id = self.run_ids.get(trial.trial_id)
-        if not run_id:
-            return
         epochs = int((trial.last_result or {}).get("epoch", 0))
+        ckpt = self.last_checkpoint.get(trial.trial_id) or getattr(trial, "checkpoint", None)
+        if ckpt is not None:
+            with ckpt.as_directory() as folder:
+                path = Path(folder) / "checkpoint.pt"
+                if path.exists():
+                    self._emit({"kind": "artifact", "trial": trial.trial_id, "path": str(path), "dir": "checkpoint"})
         status = "completed" if epochs >= self.max_epochs else "stopped by ASHA"
-        self._log_final_checkpoint(trial, run_id)
-        self.client.call("set_tag", run_id, TAG_STATUS, status)
-        self.client.call("set_terminated", run_id, "FINISHED")
+        self._emit({"kind": "trial_end", "trial": trial.trial_id, "status": status, "run_status": "FINISHED"})
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        run_id = self.run_ids.get(trial.trial_id)
-        if not run_id:
-            return
-        self.client.call("set_tag", run_id, TAG_STATUS, "errored")
-        self.client.call("set_tag", run_id, TAG_ERROR, error_summary(trial)[:4000])
-        self.client.call("set_terminated", run_id, "FAILED")
+        self._emit({"kind": "trial_end", "trial": trial.trial_id, "status": "errored",
+                    "error": error_summary(trial)[:4000], "run_status": "FAILED"})
 
     def on_experiment_end(self, trials, **info):
-        if self.parent_run_id:
-            self.client.call("set_terminated", self.parent_run_id, "FINISHED")
-        self.client.save_pending()
+        self._flush(force=True)
+        self._emit({"kind": "search_end"})
+        if self.pending:
+            self._save_pending()
+
+    # -- events ---------------------------------------------------------------------------------
+    def _emit(self, event: dict) -> None:
+        self._flush()
+        if self.pending:
+            self._queue(event)
+            return
+        try:
+            self._apply(event)
+        except Exception as exc:  # an unreachable or failing server must never stop a search
+            self._queue(event)
+            self.retry_at = time.monotonic() + RETRY_AFTER_S
+            if not self.warned:
+                log.warning("MLflow at %s failed (%s: %s); training goes on, tracking is queued and retried",
+                            self.uri, type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "")
+                self.warned = True
+
+    def _flush(self, force: bool = False) -> None:
+        if self.pending and not force and time.monotonic() < self.retry_at:
+            return
+        while self.pending:
+            try:
+                self._apply(self.pending[0])
+            except Exception:
+                self.retry_at = time.monotonic() + RETRY_AFTER_S
+                return
+            self.pending.pop(0)
+            if not self.pending and self.warned:
+                log.warning("MLflow at %s is reachable again; queued tracking sent", self.uri)
+                self.warned = False
+
+    def _queue(self, event: dict) -> None:
+        if event["kind"] == "artifact":  # keep a copy: Tune may delete the checkpoint meanwhile
+            keep = self.results_dir / "mlflow_pending" / event["trial"] / event["dir"]
+            keep.mkdir(parents=True, exist_ok=True)
+            target = keep / Path(event["path"]).name
+            if Path(event["path"]).exists() and Path(event["path"]) != target:
+                shutil.copy2(event["path"], target)
+            event = {**event, "path": str(target)}
+        self.pending.append(event)
+
+    def _save_pending(self) -> None:
+        path = self.results_dir / PENDING_FILE
+        with path.open("a") as f:
+            for event in self.pending:
+                f.write(json.dumps(event) + "\n")
+        log.warning("MLflow at %s stayed unreachable: %d tracking events kept in %s; they are sent when "
+                    "the search is resumed (vaetune search SPACE --resume)", self.uri, len(self.pending), path)
+        self.pending = []
+
+    def _apply(self, event: dict) -> None:
+        getattr(self, "_apply_" + event["kind"])(event)
+
+    def _apply_search_start(self, event: dict) -> None:
+        parent = self.state.get("parent_run_id")
+        if parent:
+            self.client.update_run(parent, status="RUNNING")
+            return
+        exp_id = self._experiment_id()
+        run = self.client.create_run(exp_id, run_name=self.search_name, tags={TAG_SEARCH: self.search_name})
+        self.state["parent_run_id"] = run.info.run_id
+        self._save_state()
+        self._log_params(run.info.run_id, {k: str(v) for k, v in self.parent_params.items()})
+        if self.space_file is not None and Path(self.space_file).exists():
+            self.client.log_artifact(run.info.run_id, str(self.space_file))
+
+    def _apply_trial_start(self, event: dict) -> None:
+        runs = self.state["trial_runs"]
+        if event["trial"] in runs:  # a restored or retried trial continues its run
+            self.client.update_run(runs[event["trial"]], status="RUNNING")
+            return
+        parent = self.client.get_run(self.state["parent_run_id"])
+        run = self.client.create_run(parent.info.experiment_id, run_name=event["trial"], tags={
+            "mlflow.parentRunId": parent.info.run_id, TAG_SEARCH: self.search_name, TAG_TRIAL: event["trial"],
+            TAG_STATUS: "running", "vaetune.searched": json.dumps(event["searched"], default=str)})
+        runs[event["trial"]] = run.info.run_id
+        self._save_state()
+        self._log_params(run.info.run_id, event["params"])
+
+    def _apply_metrics(self, event: dict) -> None:
+        from mlflow.entities import Metric
+
+        run_id = self.state["trial_runs"][event["trial"]]
+        metrics = [Metric(k, v, event["time"], event["step"]) for k, v in event["metrics"].items()]
+        for i in range(0, len(metrics), 500):
+            self.client.log_batch(run_id, metrics=metrics[i:i + 500])
+
+    def _apply_artifact(self, event: dict) -> None:
+        if Path(event["path"]).exists():
+            self.client.log_artifact(self.state["trial_runs"][event["trial"]], event["path"], event["dir"])
+
+    def _apply_trial_end(self, event: dict) -> None:
+        run_id = self.state["trial_runs"][event["trial"]]
+        self.client.set_tag(run_id, TAG_STATUS, event["status"])
+        if event.get("error"):
+            self.client.set_tag(run_id, TAG_ERROR, event["error"])
+        self.client.set_terminated(run_id, event["run_status"])
+
+    def _apply_search_end(self, event: dict) -> None:
+        self.client.set_terminated(self.state["parent_run_id"], "FINISHED")
 
     # -- helpers ------------------------------------------------------------------------------
-    def _log_final_checkpoint(self, trial, run_id: str) -> None:
-        ckpt = self.last_checkpoint.get(trial.trial_id) or getattr(trial, "checkpoint", None)
-        if ckpt is None:
-            return
-        with ckpt.as_directory() as folder:
-            path = Path(folder) / "checkpoint.pt"
-            if path.exists():
-                self.client.call("log_artifact", run_id, str(path), "checkpoint")
+    def _experiment_id(self) -> str:
+        exp = self.client.get_experiment_by_name(self.experiment)
+        if exp is not None:
+            return exp.experiment_id
+        try:
+            return self.client.create_experiment(self.experiment, artifact_location=default_artifact_root(self.uri))
+        except Exception:  # created meanwhile by another search: use theirs
+            exp = self.client.get_experiment_by_name(self.experiment)
+            if exp is None:
+                raise
+            return exp.experiment_id
 
-    def _log_params(self, run_id: str, params: dict[str, Any]) -> None:
+    def _log_params(self, run_id: str, params: dict[str, str]) -> None:
         from mlflow.entities import Param
 
-        items = [Param(k, str(v)[:6000]) for k, v in params.items()]
+        items = [Param(k, v[:6000]) for k, v in params.items()]
         for i in range(0, len(items), 100):
-            self.client.call("log_batch", run_id, params=items[i:i + 100])
-
-    def _state(self) -> dict:
-        path = self.results_dir / "tracking.json"
-        return json.loads(path.read_text()) if path.exists() else {}
+            self.client.log_batch(run_id, params=items[i:i + 100])
 
     def _save_state(self) -> None:
         path = self.results_dir / "tracking.json"
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"uri": self.uri, "experiment": self.experiment,
-                                   "parent_run_id": self.parent_run_id, "trial_runs": self.run_ids}, indent=1))
+        tmp.write_text(json.dumps(self.state, indent=1))
         os.replace(tmp, path)
 
 

@@ -199,6 +199,9 @@ def train(
         metrics.update(carried)  # the last FID is carried so the scheduling metric is in every report
         metrics["time/epoch_s"] = time.perf_counter() - t0
         metrics["time/train_images_per_s"] = len(train_x) / max(train_time, 1e-9)
+        if device == "cuda":  # what one trial needs of a shared GPU (README: many trials per GPU)
+            metrics["sys/gpu_peak_mem_mb"] = torch.cuda.max_memory_allocated() / 2**20
+            metrics["sys/gpu_peak_reserved_mb"] = torch.cuda.max_memory_reserved() / 2**20
         if bar is not None:
             bar.set_postfix(loss=f"{loss:.4g}", val_psnr=f"{metrics['val/psnr']:.2f}")
             bar.close()

@@ -30,9 +30,7 @@ def run_trial(params: dict[str, Any], *, space_raw: dict, source: str, data=None
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # one "checkpoint created" line per epoch is noise
     config = space_from_dict(space_raw, source).resolve(params)
     if data is None:
-        from vaetune.data import load_data
-
-        data = load_data(config.data)
+        data = _load_data_on_this_node(config.data)
     workdir = Path(tempfile.mkdtemp(prefix="vaetune-trial-"))
     resume = _restore(tune.get_checkpoint(), workdir / "restored")
 
@@ -52,6 +50,21 @@ def run_trial(params: dict[str, Any], *, space_raw: dict, source: str, data=None
               checkpoint_with_grids=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _load_data_on_this_node(cfg):
+    """Trials of a search over data.* keys load on their own node (from `data.cache_dir` if it
+    is cached there, else decoding the source): on a cluster the source must be on every node."""
+    import socket
+
+    from vaetune.data import load_data
+    from vaetune.errors import UserError
+
+    try:
+        return load_data(cfg)
+    except UserError as exc:
+        raise UserError(f"{exc} (on node {socket.gethostname()}: on a cluster data.source must exist at the same "
+                        "path on every node, or data.cache_dir be shared; see README, Run on a cluster)") from None
 
 
 def _restore(checkpoint, dest: Path) -> Path | None:
