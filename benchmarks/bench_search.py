@@ -1,0 +1,213 @@
+"""Search efficiency: the best val/elbo found against cumulative training epochs, for three searches.
+
+    python benchmarks/bench_search.py [--quick] [--seeds N] [--png benchmarks/search_efficiency.png]
+
+Real `vaetune search` runs (subprocesses, their own Ray, storage and MLflow store in a temporary
+folder) of the sprites space shrunk for a CPU (data.count, data.image_size 16, a few epochs):
+- grid: an exhaustive grid over the searched keys (Optuna GridSampler, FIFO: every trial runs
+  every epoch), the reference;
+- asha+tpe: the space as shipped (Optuna TPE, ASHA stopping at rungs 1, 3, ...);
+- fifo+random: the same space, random sampling, every trial to the end.
+No points_to_evaluate in any of them (the shipped space starts from a known good point).
+
+Every epoch report of every trial (result.json), ordered by time, adds one epoch to the budget;
+the curve is the best (lowest) val/elbo reported so far. val/elbo (negative ELBO per image, nats
+under the Bernoulli decoder) is the metric because FID on this CPU runs at about 5 images/s.
+Figures: epochs each search needs to come within 5 % of the grid's best (ratio to the grid's
+own), and the best value each has at the grid's total budget (ratio to the grid's best).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import PYTHON, ROOT  # noqa: E402
+
+SECTION = "search"
+SPACE = ROOT / "search_spaces" / "sprites.yaml"
+METRIC = "val/elbo"
+WITHIN = 0.05
+
+
+def sizes(mode: str) -> dict:
+    if mode == "quick":
+        grid = {"model.latent_dim": [16], "train.lr": [0.001, 0.003], "train.beta": [0.1, 1.0, 3.0],
+                "train.warmup_epochs": [0]}
+        return {"count": 1000, "epochs": 4, "seeds": 1, "grid": grid, "random": 6, "asha": 12}
+    grid = {"model.latent_dim": [8, 32], "train.lr": [0.0003, 0.001, 0.003], "train.beta": [0.1, 1.0, 3.0],
+            "train.warmup_epochs": [0]}
+    return {"count": 2000, "epochs": 6, "seeds": 2, "grid": grid, "random": 18, "asha": 36}
+
+
+def common_sets(s: dict, tmp: Path, name: str, seed: int) -> list[str]:
+    return [f"name={name}", f"data.count={s['count']}", "data.image_size=16", f"train.epochs={s['epochs']}",
+            f"data.cache_dir={tmp / 'cache'}", f"search.storage={tmp / 'results'}", f"search.seed={seed}",
+            f"tracking.uri=sqlite:///{tmp / 'mlflow.db'}", "search.points_to_evaluate=[]"]
+
+
+def method_sets(method: str, s: dict) -> list[str]:
+    if method == "grid":
+        n = math.prod(len(v) for v in s["grid"].values())
+        return ["search.sampler=grid", "search.scheduler=fifo", f"search.num_samples={n}"] + [
+            f"{k}={json.dumps({'grid': v})}" for k, v in s["grid"].items()]
+    if method == "asha+tpe":
+        return ["search.sampler=tpe", "search.scheduler=asha", f"search.num_samples={s['asha']}"]
+    return ["search.sampler=random", "search.scheduler=fifo", f"search.num_samples={s['random']}"]
+
+
+def run_search(method: str, s: dict, tmp: Path, seed: int) -> tuple[list[tuple[float, int, float]], float]:
+    """One `vaetune search`; returns its epoch reports (timestamp, epoch, metric) and wall seconds."""
+    name = f"{method.replace('+', '_')}_s{seed}"
+    args = [PYTHON, "-m", "vaetune.cli", "search", str(SPACE)]
+    for item in common_sets(s, tmp, name, seed) + method_sets(method, s):
+        args += ["--set", item]
+    t = time.perf_counter()
+    proc = subprocess.run(args, cwd=tmp, capture_output=True, text=True, timeout=1800)
+    wall = time.perf_counter() - t
+    (tmp / f"{name}.log").write_text(proc.stdout[-20000:] + proc.stderr[-20000:])
+    if proc.returncode != 0:
+        raise RuntimeError(f"vaetune search {name} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return reports(tmp / "results" / name), wall
+
+
+def reports(experiment: Path) -> list[tuple[float, int, float]]:
+    """(timestamp, epoch, metric) of every epoch report of every trial, in time order."""
+    rows = []
+    for result in experiment.glob("*/result.json"):
+        for line in result.read_text().splitlines():
+            if line.strip():
+                r = json.loads(line)
+                value = r.get(METRIC)
+                rows.append((float(r["timestamp"]), int(r["epoch"]), float(value) if value is not None else math.inf))
+    return sorted(rows)
+
+
+def best_curve(rows: list[tuple[float, int, float]]) -> list[tuple[int, float]]:
+    """(cumulative epochs, best metric so far) after each report."""
+    curve, best = [], math.inf
+    for i, (_, _, value) in enumerate(rows, start=1):
+        best = min(best, value)
+        curve.append((i, best))
+    return curve
+
+
+def budget_to_reach(curve: list[tuple[int, float]], target: float) -> float:
+    """Cumulative epochs at which the curve first reaches target (min mode); inf if never."""
+    return next((float(e) for e, v in curve if v <= target), math.inf)
+
+
+def best_at(curve: list[tuple[int, float]], budget: int) -> float:
+    return min((v for e, v in curve if e <= budget), default=math.inf)
+
+
+def figures(curves: dict[str, list[list[tuple[int, float]]]]) -> list[dict]:
+    """Rows: epochs to within WITHIN of the grid's best, and the best at the grid's budget."""
+    grid = curves["grid"][0]
+    grid_best, grid_budget = grid[-1][1], grid[-1][0]
+    target = grid_best * (1 + WITHIN) if grid_best > 0 else grid_best * (1 - WITHIN)
+    grid_need = budget_to_reach(grid, target)
+    rows = []
+    for method, runs in curves.items():
+        need = [budget_to_reach(c, target) for c in runs]
+        at = [best_at(c, grid_budget) for c in runs]
+        total = [c[-1][0] for c in runs]
+        ratios = [n / grid_need for n in need]
+        finite = [r for r in ratios if math.isfinite(r)]
+        rows.append({
+            "section": SECTION, "figure": f"epochs to within 5% of grid best, {method} / grid", "a": method,
+            "b": "grid", "a_value": statistics.median(need), "b_value": grid_need, "unit": "epochs",
+            "ratio": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios),
+            "reps": len(runs), "goal": "< 1 (asha+tpe)",
+            "note": (f"grid best {METRIC} {grid_best:.2f} in {grid_budget} epochs; {method} ran "
+                     f"{', '.join(str(t) for t in total)} epochs"
+                     + ("" if len(finite) == len(ratios) else f"; {len(ratios) - len(finite)} run(s) never within 5%")),
+        })
+        rows.append({
+            "section": SECTION, "figure": f"best {METRIC} at the grid's budget, {method} / grid best", "a": method,
+            "b": "grid", "a_value": statistics.median(at), "b_value": grid_best, "unit": "nats/image",
+            "ratio": statistics.median(at) / grid_best, "ratio_min": min(at) / grid_best,
+            "ratio_max": max(at) / grid_best, "reps": len(runs), "goal": "<= 1.05",
+            "note": f"budget {grid_budget} epochs (the exhaustive grid's); lower is better",
+        })
+    return rows
+
+
+def plot(curves: dict[str, list[list[tuple[int, float]]]], png: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colours = {"grid": "black", "asha+tpe": "tab:blue", "fifo+random": "tab:orange"}
+    grid_best = curves["grid"][0][-1][1]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for method, runs in curves.items():
+        for i, c in enumerate(runs):
+            xs, ys = zip(*c, strict=True)
+            ax.step(xs, ys, where="post", color=colours.get(method), alpha=1 if i == 0 else 0.5,
+                    label=method if i == 0 else None)
+    ax.axhline(grid_best * (1 + WITHIN), color="grey", linestyle="--", label="grid best + 5%")
+    finite = [v for runs in curves.values() for c in runs for _, v in c if math.isfinite(v)]
+    ax.set_ylim(grid_best * 0.97, min(max(finite), grid_best * 1.6))
+    ax.set_xlabel("cumulative training epochs (all trials)")
+    ax.set_ylabel(f"best {METRIC} so far (lower is better)")
+    ax.set_title(title, fontsize=9)
+    ax.legend()
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+
+
+def run(mode: str = "full", seeds: int | None = None, png: Path | None = None) -> list[dict]:
+    s = sizes(mode)
+    seeds = seeds or s["seeds"]
+    curves: dict[str, list] = {"grid": [], "asha+tpe": [], "fifo+random": []}
+    walls: dict[str, list[float]] = {k: [] for k in curves}
+    with tempfile.TemporaryDirectory(prefix="vaetune-bench-search-") as tmp_:
+        tmp = Path(tmp_)
+        (tmp / "cache").mkdir()
+        for seed in range(seeds):
+            methods = ["grid", "asha+tpe", "fifo+random"] if seed == 0 else ["asha+tpe", "fifo+random"]
+            for method in methods[seed % len(methods):] + methods[:seed % len(methods)]:
+                rows, wall = run_search(method, s, tmp, seed)
+                curves[method].append(best_curve(rows))
+                walls[method].append(wall)
+    rows = figures(curves)
+    for method in ("asha+tpe", "fifo+random"):
+        rows.append({
+            "section": SECTION, "figure": f"wall-clock of the whole search, {method} / grid", "a": method, "b": "grid",
+            "a_value": statistics.median(walls[method]), "b_value": walls["grid"][0], "unit": "s",
+            "ratio": statistics.median(walls[method]) / walls["grid"][0],
+            "ratio_min": min(walls[method]) / walls["grid"][0], "ratio_max": max(walls[method]) / walls["grid"][0],
+            "reps": len(walls[method]), "goal": "",
+            "note": "includes Ray start-up and per-trial process start (the searches ran one after another)",
+        })
+    if png is not None:
+        plot(curves, png, f"sprites {s['count']} images 16px, {s['epochs']} epochs/trial; grid "
+                          f"{math.prod(len(v) for v in s['grid'].values())} points; {seeds} seed(s)")
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--seeds", type=int, default=None)
+    p.add_argument("--png", default=str(Path(__file__).resolve().parent / "search_efficiency.png"))
+    args = p.parse_args(argv)
+    for row in run("quick" if args.quick else "full", args.seeds, Path(args.png)):
+        print(f"{row['figure']:<60} {row['ratio']:.3f}  {row['note']}")
+
+
+if __name__ == "__main__":
+    main()
