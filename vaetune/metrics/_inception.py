@@ -161,7 +161,11 @@ def load_fid_state_dict(*, allow_download: bool | None = None) -> tuple[dict[str
             return state, str(hub)
     log.info("FID weights: converting %s -> %s (once per machine)", FID_HELPER_TORCHSCRIPT, converted)
     state = convert_fid_helper_weights()
-    atomic_write(converted, lambda f: torch.save(state, f))
+    try:
+        atomic_write(converted, lambda f: torch.save(state, f))
+    except OSError as exc:  # read-only home on a worker: use the weights, convert again next time
+        log.warning("FID weights: cannot cache them at %s (%s); set VAETUNE_CACHE to a writable folder", converted, exc)
+        return state, f"{FID_HELPER_TORCHSCRIPT} (converted, not cached)"
     return state, str(converted)
 
 
