@@ -1,0 +1,205 @@
+"""Searches on a real multi-node Ray cluster on this machine: a lost worker node, and a driver
+that joins a running cluster with `--address`, is killed, and resumes with `--resume`.
+
+The cluster is `ray.cluster_utils.Cluster`: a head with no CPUs (so every trial runs on a worker
+node, as on `cluster.yaml`'s head) and two worker nodes of one CPU each, each its own raylet and
+object store. Its temp dir (RAY_TMPDIR) is private to this module, so `--address auto` of anyone
+else on the machine never finds it. The storage is a local path, shared among the nodes by
+construction, as an NFS/EFS mount or s3:// is on a real cluster. `vaetune search` runs as a
+subprocess, the real command.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+EPOCHS = 10
+SPACE = {
+    "data": {"source": "builtin:sprites", "image_size": 16, "count": 3000},
+    "model": {"arch": "conv", "width": 8, "latent_dim": {"choice": [2, 4]}},
+    "train": {"epochs": EPOCHS, "batch_size": 64, "lr": {"loguniform": [0.0005, 0.005]},
+              "beta": {"loguniform": [0.01, 1]}, "num_threads": 1, "grid_size": 4, "grid_every": 100},
+    # FIFO: every trial must reach its last epoch; max_failures is left at its default
+    "search": {"num_samples": 3, "max_concurrent": 2, "scheduler": "fifo"},
+    "resources": {"cpu": 1},
+}
+# Notice a dead raylet in ~1 s instead of Ray's default ~15 s (health checks every 3 s, 5 misses).
+FAST_HEALTH_CHECKS = {"health_check_initial_delay_ms": 0, "health_check_period_ms": 500,
+                      "health_check_failure_threshold": 2}
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    from ray.cluster_utils import Cluster
+
+    tmp = tempfile.mkdtemp(prefix="vt-ray-", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RAY_TMPDIR", tmp)
+        mp.delenv("RAY_ADDRESS", raising=False)
+        c = Cluster(initialize_head=True, shutdown_at_exit=False,
+                    head_node_args={"num_cpus": 0, "_system_config": FAST_HEALTH_CHECKS})
+        try:
+            for _ in range(2):
+                c.add_node(num_cpus=1)
+            c.wait_for_nodes()
+            yield c
+        finally:
+            c.shutdown()
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _write_space(folder: Path, name: str, **search) -> Path:
+    space = json.loads(json.dumps(SPACE))
+    space["name"] = name
+    space["search"].update(search)
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(space))
+    return path
+
+
+def _start_search(cwd: Path, *args: str) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS")}
+    log = open(cwd / f"search-{time.monotonic_ns()}.log", "w")
+    return subprocess.Popen([sys.executable, "-m", "vaetune.cli", "search", *args], cwd=cwd, env=env,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _wait(proc: subprocess.Popen, timeout: float) -> int:
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
+
+
+def _log(cwd: Path) -> str:
+    return "\n".join(p.read_text()[-6000:] for p in sorted(cwd.glob("search-*.log")))
+
+
+def _results(trial_dir: Path) -> list[dict]:
+    path = trial_dir / "result.json"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def _trial_dirs(results: Path) -> list[Path]:
+    return sorted(p for p in results.glob("run_trial_*") if p.is_dir())
+
+
+def _parent_pid(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None  # the trial process has ended
+
+
+def _raylet_pid(node) -> int:
+    return node.all_processes["raylet"][0].process.pid
+
+
+def _check_all_epochs(results: Path, n_trials: int) -> None:
+    """Every trial reported every epoch exactly once, in order, and ended completed."""
+    import pandas as pd
+
+    summary = pd.read_csv(results / "summary.csv")
+    assert len(summary) == n_trials
+    assert (summary["status"] == "completed").all(), summary[["trial_id", "status", "epochs", "error"]]
+    assert (summary["epochs"] == EPOCHS).all()
+    for trial_dir in _trial_dirs(results):
+        epochs = [r["epoch"] for r in _results(trial_dir)]
+        assert epochs == list(range(1, EPOCHS + 1)), (trial_dir.name, epochs)
+
+
+def _mlflow_children(cwd: Path, experiment: str) -> list:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{cwd / 'mlruns' / 'mlflow.db'}")
+    exp = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([exp.experiment_id])
+    return [r for r in runs if r.data.tags.get("mlflow.parentRunId")]
+
+
+def test_search_survives_a_lost_worker_node(cluster, tmp_path):
+    """A worker node dies mid-search: its trial is retried from its last checkpoint on another
+    node (search.max_failures' default), and the search completes with no result lost."""
+    space = _write_space(tmp_path, "nodeloss")
+    workers = {_raylet_pid(n): n for n in cluster.worker_nodes}
+    results = tmp_path / "results" / "nodeloss"
+    proc = _start_search(tmp_path, str(space), "--address", cluster.address)
+    placed: dict[str, int] = {}  # trial dir -> raylet pid of the node it ran on
+    victim = killed_at = None
+    start = time.monotonic()
+    while proc.poll() is None and victim is None and time.monotonic() - start < 150:
+        running = {}  # trial dir -> its last result, for trials running on a worker now
+        for trial_dir in _trial_dirs(results):
+            last = (_results(trial_dir) or [{}])[-1]
+            raylet = _parent_pid(last["pid"]) if last else None
+            if raylet in workers:
+                placed.setdefault(trial_dir.name, raylet)
+                running[trial_dir] = last
+        # both workers busy: remove the node of a trial that has checkpoints and epochs to go
+        if len({placed[d.name] for d in running}) == 2:
+            for trial_dir, last in running.items():
+                if 2 <= last["epoch"] < EPOCHS - 2:
+                    victim, killed_at = trial_dir, last["epoch"]
+                    cluster.remove_node(workers[placed[trial_dir.name]], allow_graceful=False)
+                    break
+        time.sleep(0.2)
+    try:
+        assert victim is not None, "no trial was seen running on a worker node\n" + _log(tmp_path)
+        assert len(set(placed.values())) == 2, f"trials did not spread over both workers: {placed}"
+        cluster.add_node(num_cpus=1)  # as the autoscaler would replace it
+        assert _wait(proc, 240) == 0, _log(tmp_path)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+    _check_all_epochs(results, 3)
+    # the victim was retried once, from its checkpoint, not from scratch
+    error = (victim / "error.txt").read_text()
+    assert "node has died" in error or "node" in error.lower(), error
+    history = _results(victim)
+    restarts = [r["epoch"] for r in history if r["iterations_since_restore"] == 1]
+    assert restarts[0] == 1 and len(restarts) == 2 and restarts[1] > 1, history
+    assert restarts[1] >= killed_at  # resumed at or after the epoch seen when the node died
+    # MLflow: one child run per trial, all finished (the retried trial continued its run)
+    children = _mlflow_children(tmp_path, "nodeloss")
+    assert len(children) == 3 and all(r.info.status == "FINISHED" for r in children)
+    assert len(cluster.global_state._live_node_ids()) == 3
+
+
+def test_driver_joins_running_cluster_and_resumes_after_being_killed(cluster, tmp_path):
+    """`vaetune search --address` uses the running cluster and leaves it running; a driver killed
+    mid-search continues with `--resume`, and no trial loses or repeats an epoch."""
+    space = _write_space(tmp_path, "joined")
+    results = tmp_path / "results" / "joined"
+    proc = _start_search(tmp_path, str(space), "--address", cluster.address)
+    start = time.monotonic()
+    try:
+        while proc.poll() is None and time.monotonic() - start < 150:
+            progressed = [d for d in _trial_dirs(results) if len(_results(d)) >= 2]
+            if progressed and list(results.glob("experiment_state-*.json")):
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None, "the search ended before it could be killed\n" + _log(tmp_path)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver and nothing else: the cluster is not ours to stop
+    proc.wait()
+    assert not (results / "summary.csv").exists()
+    assert len(cluster.global_state._live_node_ids()) == 3  # killing a driver leaves the cluster up
+
+    proc = _start_search(tmp_path, str(space), "--address", cluster.address, "--resume")
+    assert _wait(proc, 240) == 0, _log(tmp_path)
+    _check_all_epochs(results, 3)
+    assert len(cluster.global_state._live_node_ids()) == 3  # and so does a driver that finishes
+    assert cluster.remaining_processes_alive()
