@@ -1,0 +1,307 @@
+"""`vaetune report` on one small real search: the KL table, its agreement with summary.csv and
+MLflow, the HTML page in headless Chromium, the MLflow artifacts, and the analysis scripts.
+
+The search (sprites 16 px, a β grid of three values, 3 epochs, FID of 16 images at the last
+epoch) runs once per session through the CLI in a subprocess; `finished_search` reuses it for
+tests/test_viz.py.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from html.parser import HTMLParser
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from vaetune.cli import main as cli
+from vaetune.report import load_results, param_importance
+from vaetune.report._results import SearchResults
+from vaetune.report._table import COLUMNS, BetaRow, KLTable, kl_table, knee, sentences
+
+ROOT = Path(__file__).resolve().parents[1]
+BETAS = [0.01, 0.1, 1.0]
+NAME = "betagrid"
+METRICS = [c.metric for c in COLUMNS if c.metric != "epochs"]
+
+
+def search_space(cache: Path) -> dict:
+    return {
+        "name": NAME,
+        "data": {"source": "builtin:sprites", "image_size": 16, "count": 600, "cache_dir": str(cache)},
+        "model": {"arch": "conv", "width": 8, "latent_dim": 4},
+        "train": {"epochs": 3, "batch_size": 64, "lr": 0.003, "beta": {"grid": BETAS}, "num_threads": 1,
+                  "grid_size": 4, "fid_every": 3, "fid_samples": 16},
+        "search": {"sampler": "grid", "num_samples": 3, "max_concurrent": 2, "scheduler": "fifo"},
+    }
+
+
+def finished_search(tmp_path_factory) -> Path:
+    """The working folder of the session's search (run on first use, reused after)."""
+    work = tmp_path_factory.getbasetemp() / "report_search"
+    results = work / "results" / NAME
+    if (results / "summary.csv").exists():
+        return work
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "space.yaml").write_text(yaml.safe_dump(search_space(work / "cache"), sort_keys=False))
+    ray_tmp = tempfile.mkdtemp(prefix="vt", dir="/tmp")  # Ray's socket paths must stay short
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env.update(RAY_TMPDIR=ray_tmp, PYTHONUNBUFFERED="1")
+    try:
+        proc = subprocess.run([sys.executable, "-m", "vaetune.cli", "search", "space.yaml"], cwd=work, env=env,
+                              capture_output=True, text=True, timeout=500)
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return work
+
+
+@pytest.fixture(scope="session")
+def search(tmp_path_factory) -> Path:
+    return finished_search(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def report(search, tmp_path_factory):
+    """`vaetune report results/betagrid` run once (in-process through the CLI entry point)."""
+    cwd = os.getcwd()
+    os.chdir(search)
+    try:
+        t0 = time.perf_counter()
+        code = cli(["report", f"results/{NAME}"])
+        seconds = time.perf_counter() - t0
+    finally:
+        os.chdir(cwd)
+    assert code == 0
+    out = search / "results" / NAME / "report"
+    print(f"\nvaetune report took {seconds:.1f}s")
+    return out
+
+
+def summary(search: Path) -> pd.DataFrame:
+    return pd.read_csv(search / "results" / NAME / "summary.csv", dtype={"trial_id": str})
+
+
+def tracking(search: Path) -> dict:
+    return json.loads((search / "results" / NAME / "tracking.json").read_text())
+
+
+# ---------------------------------------------------------------------------------------------
+# the table
+
+
+def test_kl_table_has_one_row_per_beta_with_every_column_filled(report):
+    table = pd.read_csv(report / "kl_table.csv", dtype={"trial_id": str})
+    assert sorted(table["beta"]) == BETAS
+    for metric in METRICS + ["epochs"]:
+        assert table[metric].notna().all(), f"{metric} empty in {table.to_dict('records')}"
+    assert (table["epochs"] == 3).all()
+    assert (table["trials"] == 1).all()
+
+
+def test_table_agrees_with_summary_and_mlflow(report, search):
+    table = pd.read_csv(report / "kl_table.csv", dtype={"trial_id": str})
+    s = summary(search).set_index("trial_id")
+    client = MlflowClient(tracking(search)["uri"])
+    for _, row in table.iterrows():
+        trial = s.loc[row["trial_id"]]
+        assert trial["train.beta"] == pytest.approx(row["beta"])
+        run_id = tracking(search)["trial_runs"][row["trial_id"]]
+        assert trial["mlflow_run_id"] == run_id == row["mlflow_run_id"]
+        for metric in METRICS:
+            assert row[metric] == pytest.approx(trial[f"final/{metric}"], rel=1e-9), metric
+            history = client.get_metric_history(run_id, metric)
+            last = max(history, key=lambda m: m.step)
+            assert last.step == 3
+            assert row[metric] == pytest.approx(last.value, rel=1e-6), metric
+
+
+def test_findings_name_the_betas_the_numbers_pick(report):
+    table = pd.read_csv(report / "kl_table.csv")
+    md = (report / "report.md").read_text()
+    best_q = table.loc[table["val/mse"].idxmin(), "beta_label"]
+    best_c = table.loc[table["eval/fid_sample"].idxmin(), "beta_label"]
+    assert f"Best reconstruction quality at β={best_q}:" in md
+    assert f"Most coherent samples at β={best_c}:" in md
+    assert "trade-off" in md
+
+
+# ---------------------------------------------------------------------------------------------
+# the page
+
+
+class _Page(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.root: dict[str, str] = {}
+        self.images: list[str] = []
+        self.tables: list[list[list[str]]] = []
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "html":
+            self.root = attrs
+        elif tag == "img":
+            self.images.append(attrs.get("src", ""))
+        elif tag == "table":
+            self.tables.append([])
+        elif tag == "tr" and self.tables:
+            self.tables[-1].append([])
+        elif tag in ("td", "th"):
+            self._cell = []
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None and self.tables and self.tables[-1]:
+            self.tables[-1][-1].append("".join(self._cell).strip())
+            self._cell = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def test_html_is_self_contained(report):
+    text = (report / "report.html").read_text()
+    srcs = re.findall(r'src="([^"]*)"', text)
+    assert len(srcs) >= 10
+    assert all(s.startswith("data:image/png;base64,") for s in srcs)
+    assert "http://" not in text and "https://" not in text
+    for fig in re.findall(r"\(figures/([^)]+)\)", (report / "report.md").read_text()):
+        assert (report / "figures" / fig).stat().st_size > 0
+
+
+def test_html_images_load_in_headless_chromium(report, tmp_path):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("chromium is not installed (apt-get install chromium; scripts/test.sh does it)")
+    proc = subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+         "--virtual-time-budget=10000", "--dump-dom", (report / "report.html").as_uri()],
+        capture_output=True, text=True, timeout=120)
+    page = _Page()
+    page.feed(proc.stdout)
+    assert page.root.get("data-report-ready") == "true", proc.stderr[-2000:]
+    assert page.root["data-images-broken"] == "0"
+    assert int(page.root["data-images-ok"]) == len(page.images) >= 10
+    kl = next(t for t in page.tables if t and "FID samples" in t[0])
+    assert len(kl) == 1 + len(BETAS)
+    assert [float(r[0]) for r in kl[1:]] == BETAS
+    assert all(cell not in ("", "—") for r in kl[1:] for cell in r)
+    for title in ("Rate-distortion plane", "What mattered", "Best trial"):
+        assert title in proc.stdout
+
+
+def test_report_is_logged_to_the_parent_run(report, search):
+    t = tracking(search)
+    client = MlflowClient(t["uri"])
+    names = {Path(a.path).name for a in client.list_artifacts(t["parent_run_id"], "report")}
+    assert {"report.html", "report.md", "kl_table.csv", "pareto.csv", "figures"} <= names
+    figures = client.list_artifacts(t["parent_run_id"], "report/figures")
+    assert any(Path(f.path).name == "rate_distortion.png" for f in figures)
+    assert client.get_run(t["parent_run_id"]).data.tags["vaetune.report"] == "report/report.html"
+
+
+def test_pareto_front_is_non_dominated(report, search):
+    front = pd.read_csv(report / "pareto.csv", dtype={"trial_id": str})
+    s = summary(search)
+    a, b = "final/val/mse", "final/eval/fid_sample"
+    assert len(front) >= 1
+    for _, f in front.iterrows():
+        beaten = s[(s[a] <= f[a]) & (s[b] <= f[b]) & ((s[a] < f[a]) | (s[b] < f[b]))]
+        assert beaten.empty
+    best_mse = s.loc[s[a].idxmin(), "trial_id"]
+    assert best_mse in set(front["trial_id"])
+
+
+def test_analysis_scripts_run(search, report, tmp_path):
+    results = search / "results" / NAME
+    out = subprocess.run([sys.executable, str(ROOT / "analysis" / "kl_table.py"), str(results),
+                          "--csv", str(tmp_path / "t.csv")], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("\n| ") >= 1 + len(BETAS)
+    assert pd.read_csv(tmp_path / "t.csv")["beta"].tolist() == sorted(BETAS)
+    bad = subprocess.run([sys.executable, str(ROOT / "analysis" / "kl_table.py"), str(tmp_path)],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "not a vaetune search folder" in bad.stderr
+
+
+def test_report_of_a_folder_that_is_not_a_search(tmp_path, capsys):
+    assert cli(["report", str(tmp_path)]) == 2
+    assert "not a vaetune search folder" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------
+# pieces without a search
+
+
+def _row(beta: float, mse: float, fid: float | None) -> BetaRow:
+    values = {c.metric: None for c in COLUMNS}
+    values.update({"val/mse": mse, "eval/fid_sample": fid, "epochs": 3})
+    return BetaRow(beta, f"{beta:g}", f"t{beta:g}", "completed", 1, values, "", "")
+
+
+def test_sentences_locate_the_turn_from_the_numbers():
+    rows = [_row(0.01, 0.010, 300), _row(0.1, 0.012, 150), _row(1.0, 0.030, 140), _row(10, 0.080, 139)]
+    table = KLTable(rows, "test")
+    table.missing = ["eval/kid_sample"]
+    said = sentences(table)
+    assert "β=0.01" in said["quality"] and "β=10" in said["coherence"]
+    assert knee(rows, "val/mse", "eval/fid_sample") is rows[1]
+    assert "turns at β=0.1" in said["tradeoff"]
+
+
+def test_sentences_without_fid_say_coherence_was_not_measured():
+    table = KLTable([_row(0.1, 0.02, None), _row(1.0, 0.05, None)], "test")
+    table.missing = [m for m in METRICS if m.startswith("eval/")]
+    said = sentences(table)
+    assert "not measured" in said["coherence"]
+    assert "cannot be located" in said["tradeoff"]
+
+
+def test_continuous_beta_is_binned_with_the_best_trial_per_bin(tmp_path):
+    betas = [10 ** (-3 + 4 * i / 19) for i in range(20)]
+    frame = pd.DataFrame({"trial_id": [f"t{i}" for i in range(20)], "train.beta": betas,
+                          "status": "completed", "epochs": 3, "best/val/elbo": [100 - i % 5 for i in range(20)],
+                          **{f"final/{m}": 1.0 for m in METRICS}, "checkpoint": "", "mlflow_run_id": ""})
+    results = SearchResults(folder=tmp_path, state={"name": "x", "metric": "val/elbo", "mode": "min",
+                                                    "searched": ["train.beta"], "max_epochs": 3},
+                            summary=frame, tracking={}, space=None)
+    table = kl_table(results)
+    assert 2 <= len(table.rows) <= 6
+    assert "bins" in table.how
+    assert sum(r.trials for r in table.rows) == 20
+    for r in table.rows:
+        lo, hi = (float(x) for x in r.label.strip("[)]").split(","))
+        members = frame[(frame["train.beta"] >= lo * 0.999) & (frame["train.beta"] <= hi * 1.001)]
+        assert frame.set_index("trial_id").loc[r.trial_id, "best/val/elbo"] == members["best/val/elbo"].min()
+        assert lo * 0.999 <= r.beta <= hi * 1.001
+
+
+def test_importance_with_too_few_complete_trials_is_a_note(tmp_path):
+    study = optuna.create_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    trial = study.ask({"train.beta": optuna.distributions.FloatDistribution(0.01, 1, log=True)})
+    study.tell(trial, 1.0)
+    results = SearchResults(folder=tmp_path, state={"name": "tiny", "metric": "val/elbo", "mode": "min"},
+                            summary=pd.DataFrame(), tracking={}, space=None)
+    imp = param_importance(results)
+    assert imp.values is None and "at least 3 complete trials" in imp.note
+
+
+def test_importance_on_the_search_study(search):
+    imp = param_importance(load_results(search / "results" / NAME))
+    assert imp.values is not None and set(imp.values) == {"train.beta"}
+    assert math.isclose(sum(imp.values.values()), 1.0)

@@ -1,0 +1,291 @@
+"""`vaetune report`: a finished search turned into the KL-weight quality/coherence table, the
+rate-distortion plane, what mattered, and the best trial — as one self-contained HTML page,
+Markdown with its figures, and CSV, logged to the search's MLflow parent run.
+
+Public API: :func:`build_report` (returns the paths it wrote), :func:`load_results`,
+:func:`kl_table`, :func:`sentences`, :func:`pareto_front`, :func:`param_importance`,
+:func:`picture_table`. `analysis/*.py` are thin scripts over these.
+
+Layout of `--out` (default `RESULTS/report/`): `report.html`, `report.md`, `figures/*.png`
+(the Markdown's images, the same PNGs the HTML carries inline), `kl_table.csv`, `pareto.csv`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+from vaetune.report._importance import Importance, param_importance
+from vaetune.report._pictures import picture_table
+from vaetune.report._render import Report, Section, Table, to_html, to_markdown
+from vaetune.report._results import MAXIMISED, SearchResults, load_results, rank, value
+from vaetune.report._table import (
+    BETA,
+    COLUMNS,
+    KLTable,
+    fixed_beta,
+    kl_table,
+    pareto_front,
+    sentences,
+)
+
+__all__ = [
+    "Importance", "KLTable", "SearchResults", "build_report", "cmd_report", "kl_table", "load_results",
+    "log_to_mlflow", "param_importance", "pareto_front", "picture_table", "sentences",
+]
+
+log = logging.getLogger(__name__)
+REPORT_ARTIFACT_DIR = "report"
+CURVE_METRICS = ("val/psnr", "val/kl", "eval/fid_sample")  # shown beside the search metric
+
+
+def cmd_report(args) -> int:
+    t0 = time.perf_counter()
+    paths = build_report(args.results, args.out, mlflow=not args.no_mlflow)
+    for kind, path in paths.items():
+        if kind != "mlflow":
+            print(f"{kind:10s} {path}")
+    if "mlflow" in paths:
+        print(f"logged to MLflow run {paths['mlflow']} under {REPORT_ARTIFACT_DIR}/")
+    print(f"report written in {time.perf_counter() - t0:.1f}s")
+    return 0
+
+
+def build_report(results_dir: str | Path, out: str | Path | None = None, *, mlflow: bool = True,
+                 pictures: int = 6) -> dict[str, str]:
+    """Write the report of a finished search; returns {"html", "markdown", "kl_table", "pareto"[, "mlflow"]}."""
+    results = load_results(results_dir)
+    out = Path(out) if out else results.folder / "report"
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    report, table, front = assemble(results, pictures=pictures)
+    for name, png in report.figures.items():
+        (out / "figures" / f"{name}.png").write_bytes(png)
+    html_path, md_path = out / "report.html", out / "report.md"
+    html_path.write_text(to_html(report), encoding="utf-8")
+    md_path.write_text(to_markdown(report), encoding="utf-8")
+    table.frame().to_csv(out / "kl_table.csv", index=False)
+    front.to_csv(out / "pareto.csv", index=False)
+    for line in sentences(table).values():
+        print(line)
+    paths = {"html": str(html_path), "markdown": str(md_path), "kl_table": str(out / "kl_table.csv"),
+             "pareto": str(out / "pareto.csv")}
+    if mlflow:
+        run_id = log_to_mlflow(results, out)
+        if run_id:
+            paths["mlflow"] = run_id
+    return paths
+
+
+def log_to_mlflow(results: SearchResults, folder: Path) -> str | None:
+    """Log the report folder to the search's MLflow parent run (artifacts under report/)."""
+    run_id, uri = results.tracking.get("parent_run_id"), results.tracking.get("uri")
+    if not run_id or not uri:
+        log.warning("%s: no tracking.json with a parent run; the report is not logged to MLflow", results.folder)
+        return None
+    from mlflow.tracking import MlflowClient
+
+    try:
+        client = MlflowClient(tracking_uri=uri)
+        client.log_artifacts(run_id, str(folder), artifact_path=REPORT_ARTIFACT_DIR)
+        client.set_tag(run_id, "vaetune.report", f"{REPORT_ARTIFACT_DIR}/report.html")
+    except Exception as exc:  # the files are written; a tracking outage must not lose them
+        log.warning("logging the report to MLflow run %s at %s failed (%s: %s); the files are in %s",
+                    run_id, uri, type(exc).__name__, str(exc).splitlines()[0][:200], folder)
+        return None
+    return run_id
+
+
+# ---------------------------------------------------------------------------------------------
+# The page
+
+
+def assemble(results: SearchResults, *, pictures: int = 6):
+    """The report record, the KL table and the Pareto front."""
+    from vaetune.report import _figures
+
+    figures: dict[str, bytes] = {}
+    s = results.summary
+    statuses = ", ".join(f"{n} {st}" for st, n in s["status"].value_counts().items()) if "status" in s else ""
+    meta = [f"{len(s)} trials ({statuses}); search metric {results.metric} ({results.mode}); "
+            f"up to {results.max_epochs} epochs; searched: {', '.join(results.searched) or 'nothing'}.",
+            f"Results folder {results.folder}; report generated {time.strftime('%Y-%m-%d %H:%M:%S')}."]
+    table = kl_table(results)
+    front, objectives = pareto_front(results)
+    sections = [
+        _table_section(results, table, figures, pictures),
+        _rd_section(results, front, objectives, figures, _figures),
+        _mattered_section(results, figures, _figures),
+        _best_section(results, figures),
+        _trials_section(results),
+    ]
+    return Report(f"vaetune report — {results.name}", meta, sections, figures), table, front
+
+
+def _table_section(results: SearchResults, table: KLTable, figures, n_pictures: int) -> Section:
+    cells = table.cells()
+    lead = 4  # β, trial, status, trials
+    best = set()
+    for c, col in enumerate(COLUMNS):
+        vals = [(r, row.values[col.metric]) for r, row in enumerate(table.rows) if row.values[col.metric] is not None]
+        if col.mode and len(vals) > 1:
+            pick = (min if col.mode == "min" else max)(vals, key=lambda rv: rv[1])
+            best.add((pick[0], lead + c))
+    parts: list = [("p", f"Rows: {table.how}. Metrics of each trial's last epoch; best of each column highlighted. "
+                         "Reconstruction quality: val MSE, PSNR, SSIM; coherence of generated images: FID and KID "
+                         "of samples from the prior; FID recon: FID of reconstructions; KL: the rate in nats per "
+                         "image; active units: latent dimensions the encoder uses.")]
+    parts.append(("table", Table(table.header(), cells, best, left=3)))
+    parts.append(("notes", table.notes))
+    parts += [("finding", line) for line in sentences(table).values()]
+    pics = picture_table(table.rows, n_pictures)
+    if pics is not None:
+        figures["pictures_originals"] = pics.originals
+        names_r, names_s = [], []
+        for i, (r, smp) in enumerate(zip(pics.recons, pics.samples, strict=True)):
+            figures[f"pictures_recon_{i}"], figures[f"pictures_samples_{i}"] = r, smp
+            names_r.append(f"pictures_recon_{i}")
+            names_s.append(f"pictures_samples_{i}")
+        parts.append(("p", "The same validation images reconstructed by each β's trial (its best checkpoint), and "
+                           f"samples decoded from the same fixed z (seed {1234}) — low β sharpens reconstructions, "
+                           "high β makes samples look like the data."))
+        parts.append(("pictures", {"labels": pics.labels, "epochs": pics.epochs, "originals": "pictures_originals",
+                                   "recons": names_r, "samples": names_s}))
+        parts.append(("notes", pics.notes))
+    else:
+        parts.append(("notes", ["No row has a checkpoint, so there is no picture table."]))
+    return Section("KL-weight quality/coherence table", parts)
+
+
+def _beta_of(row, results: SearchResults) -> str:
+    return f"{float(row[BETA]):.3g}" if BETA in row and row[BETA] == row[BETA] else f"{fixed_beta(results):.3g}"
+
+
+def _rd_section(results, front, objectives, figures, _figures) -> Section:
+    a, b = objectives
+    figures["rate_distortion"] = _figures.rate_distortion(results.summary, front, objectives, BETA, fixed_beta(results))
+    parts: list = [("p", "Each trial as a point of the rate–distortion plane (Alemi et al. 2018): rate = KL of the "
+                         "posterior to the prior, distortion = the reconstruction loss; colour = β on a log scale. "
+                         f"The Pareto front is over ({a}, {b}), both lower-is-better: no other trial beats a front "
+                         "trial on both.")]
+    parts.append(("fig", ("rate_distortion", "rate-distortion plane and Pareto front")))
+    if b == "val/elbo":
+        parts.append(("notes", ["No sample FID in this search, so the front uses val/elbo as the second objective."]))
+    rows = [[str(r["trial_id"]), _beta_of(r, results), *(_num(r, f"final/{m}") for m in (a, b, "val/kl")),
+             *(str(r[p]) for p in results.searched if p != BETA and p in r)] for _, r in front.iterrows()]
+    header = ["trial", "β", a, b, "val/kl"] + [p for p in results.searched if p != BETA and p in results.summary]
+    parts.append(("p", f"Pareto-front trials ({len(rows)} of {len(results.summary)}):"))
+    parts.append(("table", Table(header, rows, left=1)))
+    return Section("Rate-distortion plane", parts)
+
+
+def _num(row, col: str) -> str:
+    v = row.get(col)
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return "—"
+    return "—" if v != v else f"{v:.4g}"
+
+
+def _mattered_section(results: SearchResults, figures, _figures) -> Section:
+    parts: list = []
+    imp = param_importance(results)
+    if imp.values:
+        figures["importance"] = _figures.importance_bars(imp.values, imp.target)
+        parts.append(("p", "Hyperparameter importance:"))
+        parts.append(("fig", ("importance", "hyperparameter importance")))
+        parts.append(("table", Table(["hyperparameter", "importance"], [[k, f"{v:.3f}"] for k, v in imp.values.items()])))
+    parts.append(("notes", [imp.note]))
+    figures["parallel"] = _figures.parallel_coordinates(results.summary, results.searched, results.metric, results.mode)
+    parts.append(("fig", ("parallel", "parallel coordinates")))
+    if results.histories:
+        rungs = _rungs(results)
+        metrics = [results.metric] + [m for m in CURVE_METRICS if m != results.metric]
+        figures["learning_curves"] = _figures.learning_curves(results.histories, results.summary, metrics, BETA, rungs,
+                                                               results.max_epochs)
+        stopped = int((results.summary["status"] == "stopped").sum()) if "status" in results.summary else 0
+        how = (f"{stopped} trials stopped early by ASHA, marked × (dotted lines: its rungs)" if rungs
+               else "no early stopping (scheduler fifo)")
+        parts.append(("p", f"Learning curves of all {len(results.histories)} trials (from each trial's result.json), "
+                           f"coloured by β; {how}."))
+        parts.append(("fig", ("learning_curves", "learning curves")))
+    missing = len(results.summary) - len(results.histories)
+    if missing:
+        parts.append(("notes", [f"{missing} trials have no local result.json (remote storage or no epoch reported); "
+                                "their curves are missing."]))
+    return Section("What mattered", parts)
+
+
+def _rungs(results: SearchResults) -> list[int]:
+    config = results.config()
+    if config is None or config.search.scheduler != "asha":
+        return []
+    from vaetune.search import asha_rungs
+
+    s = config.search
+    return asha_rungs(min(s.grace_period, results.max_epochs), s.reduction_factor, results.max_epochs)
+
+
+def _best_section(results: SearchResults, figures) -> Section:
+    from vaetune.report._pictures import best_trial_grids
+
+    ranked = rank(results.summary, results.best_column(), results.mode)
+    if ranked.empty:
+        return Section("Best trial", [("p", f"No trial reported {results.metric}.")])
+    best = ranked.iloc[0]
+    parts: list = [("p", f"Trial {best['trial_id']} is best by {results.best_column()} = "
+                         f"{float(best[results.best_column()]):.5g} ({results.mode}); status {best.get('status', '')}, "
+                         f"{int(best.get('epochs', 0) or 0)} epochs.")]
+    run = str(best.get("mlflow_run_id", "") or "")
+    parts.append(("p", f"MLflow run id: {run or '— (not tracked)'}"
+                       + (f"; experiment {results.tracking.get('experiment')}, store {results.tracking.get('uri')}"
+                          if run else "")))
+    parts.append(("p", f"Checkpoint: {best.get('checkpoint', '') or '—'}  ·  export it with: "
+                       f"vaetune export {results.folder} --out best.pt"))
+    params = [[p, str(best[p])] for p in results.searched if p in best]
+    parts.append(("table", Table(["searched hyperparameter", "value"], params)))
+    metrics = sorted(c for c in results.summary.columns if c.startswith("final/") and not c.startswith("final/time/"))
+    mrows = [[c[len("final/"):], _num(best, c)] for c in metrics]
+    parts.append(("table", Table(["metric (last epoch)", "value"], mrows)))
+    grids = best_trial_grids(str(best.get("checkpoint", "") or ""))
+    if grids:
+        for kind, png in grids.items():
+            figures[f"best_{kind}"] = png
+        parts.append(("p", "Its last grids: reconstructions (rows alternate originals and reconstructions) and "
+                           "samples from the fixed z."))
+        parts.append(("grids", [(f"best_{k}", "reconstructions" if k == "recon" else "samples") for k in grids]))
+    config = _checkpoint_config(str(best.get("checkpoint", "") or ""))
+    if config:
+        parts.append(("pre", ("full resolved configuration", config)))
+    return Section("Best trial", parts)
+
+
+def _checkpoint_config(path: str) -> str:
+    if not path or "://" in path:
+        return ""
+    try:
+        from vaetune.checkpoint import load_checkpoint
+
+        return json.dumps(load_checkpoint(path)["config"], indent=1)
+    except Exception:  # the page shows what it can
+        return ""
+
+
+def _trials_section(results: SearchResults) -> Section:
+    s = results.summary
+    cols = [c for c in ["trial_id", *results.searched, "status", "epochs", "wall_time_s", results.best_column(),
+                        "final/val/mse", "final/val/kl", "final/eval/fid_sample", "error"] if c in s]
+    ranked = rank(s, results.best_column(), results.mode)
+    ordered = list(ranked.index) + [i for i in s.index if i not in set(ranked.index)]
+    rows = []
+    for i in ordered:
+        r = s.loc[i]
+        rows.append([str(r[c]) if c in ("trial_id", "status", "error") or c in results.searched else _num(r, c)
+                     for c in cols])
+    return Section("All trials", [("table", Table(cols, rows, left=1))])
+
+
+# keep the names re-exported for analysis scripts
+_ = (MAXIMISED, value)

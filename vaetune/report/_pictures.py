@@ -1,0 +1,107 @@
+"""The picture table of the original Yu-Gi-Oh project: one column per β, the same validation
+images reconstructed by each row's trial, and samples decoded from the same fixed z.
+
+Each row's checkpoint (its trial's best, as summary.csv names it) is loaded with
+`vaetune.checkpoint.load_model`; the validation images are the first N of the split (the same
+ones the training grids show); z comes from a generator seeded with GRID_SEED, so every column
+decodes the same codes when the latent sizes agree. Conditional models reconstruct with the
+images' own labels and decode the samples with classes 0, 1, 2, ... in turn.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+GRID_SEED = 1234
+
+
+@dataclass
+class PictureTable:
+    labels: list[str]  # column headers (β)
+    originals: bytes  # PNG: the N validation images, one column
+    recons: list[bytes]  # per β: PNG column of reconstructions
+    samples: list[bytes]  # per β: PNG column of samples from the fixed z
+    epochs: list[int]  # checkpoint epoch per column
+    notes: list[str] = field(default_factory=list)
+
+
+def load_checkpoint_model(path: str):
+    """load_model of a local checkpoint folder or file, or of one in remote storage (s3://...)."""
+    from vaetune.checkpoint import load_model
+
+    if "://" not in path:
+        return load_model(path)
+    from ray import tune
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tune.Checkpoint(path).to_directory(tmp)
+        return load_model(tmp)
+
+
+def picture_table(rows, n: int = 6) -> PictureTable | None:
+    """Build the picture table for the KL table's rows (BetaRow); None when no row has a checkpoint."""
+    import torch
+
+    from vaetune.data import load_data
+    from vaetune.viz import grid_png
+
+    usable = [r for r in rows if r.checkpoint]
+    if not usable:
+        return None
+    data_cache: dict[str, tuple] = {}
+    labels, recons, samples, epochs, dims = [], [], [], [], set()
+    originals = None
+    notes = []
+    for r in usable:
+        try:
+            model, config, state = load_checkpoint_model(r.checkpoint)
+        except Exception as exc:  # a missing or unreadable checkpoint leaves out one column, not the report
+            notes.append(f"β={r.label}: checkpoint {r.checkpoint} could not be loaded ({exc}); column left out.")
+            continue
+        key = config.data.model_dump_json()
+        if key not in data_cache:
+            data = load_data(config.data)
+            data_cache[key] = data.subset("val")
+        x, y = data_cache[key]
+        x = x[:n].float().div(255)
+        y = None if y is None or not model.num_classes else y[:n]
+        g = torch.Generator().manual_seed(GRID_SEED)
+        z = torch.randn(n, model.latent_dim, generator=g)
+        zy = torch.arange(n) % model.num_classes if model.num_classes else None
+        with torch.no_grad():
+            recon = model(x, y).recon
+            sample = model.decode(z, zy)
+        if originals is None:
+            originals = grid_png(x, 1)
+        labels.append(r.label)
+        recons.append(grid_png(recon, 1))
+        samples.append(grid_png(sample, 1))
+        epochs.append(int(state.get("epoch", 0)))
+        dims.add(model.latent_dim)
+    if originals is None:
+        return None
+    if len(dims) > 1:
+        notes.append(f"Latent sizes differ between columns ({sorted(dims)}): each column draws z from the same "
+                     "seed, but codes of different sizes are not the same point.")
+    if len(data_cache) > 1:
+        notes.append("Columns were trained on different data settings; the originals are those of the first column.")
+    return PictureTable(labels, originals, recons, samples, epochs, notes)
+
+
+def best_trial_grids(checkpoint: str) -> dict[str, bytes]:
+    """The last reconstruction and sample grids that training saved beside a checkpoint (grids/)."""
+    if not checkpoint or "://" in checkpoint:
+        return {}
+    folder = Path(checkpoint)
+    folder = folder.parent if folder.is_file() else folder
+    out = {}
+    for kind in ("recon", "samples"):
+        found = sorted((folder / "grids").glob(f"{kind}_epoch*.png"))
+        if found:
+            out[kind] = found[-1].read_bytes()
+    return out
