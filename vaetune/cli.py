@@ -111,9 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = _add(sub, "interpolate", "vaetune.viz:cmd_interpolate", "interpolate between images in latent space")
     p.add_argument("checkpoint")
     p.add_argument("images", nargs="*", help="IMG_A IMG_B")
-    p.add_argument("--mode", choices=["lerp", "slerp"], default="lerp")
+    p.add_argument("--mode", choices=["lerp", "slerp", "both"], default="both",
+                   help="both (default): a lerp row (or grid) and a slerp one side by side")
     p.add_argument("--grid", nargs=4, metavar=("A", "B", "C", "D"), help="10x10 bilinear grid between 4 corners")
     p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--label", type=int, default=None, help="class for a conditional model (default 0)")
     p.add_argument("--out", default="interpolation.png")
 
     p = _add(sub, "traverse", "vaetune.viz:cmd_traverse", "latent traversals, one row per dimension, by KL")
@@ -121,18 +123,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, help="search space whose validation images pick the base code and KL order")
     p.add_argument("--steps", type=int, default=9)
     p.add_argument("--range", type=float, default=3.0)
+    p.add_argument("--label", type=int, default=None,
+                   help="class for a conditional model (default: the first validation image's)")
     p.add_argument("--out", default="traversal.png")
 
     p = _add(sub, "manifold", "vaetune.viz:cmd_manifold", "validation encodings coloured by label")
     p.add_argument("checkpoint")
     p.add_argument("--data", required=True, help="search-space YAML of the data")
     p.add_argument("--label", default=None, help="which label colours the points (default: the first)")
+    p.add_argument("--grid-steps", type=int, default=10, help="1-D/2-D latent: images per side of the decoded grid")
+    p.add_argument("--cond-label", type=int, default=None, help="class decoding the grid of a conditional model (default 0)")
     p.add_argument("--out", default="manifold.png")
 
     p = _add(sub, "walk", "vaetune.viz:cmd_walk", "an animated walk through latent space (GIF)")
     p.add_argument("checkpoint")
     p.add_argument("--frames", type=int, default=60)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--anchors", type=int, default=5, help="random codes the closed path passes through")
+    p.add_argument("--label", type=int, default=None, help="class for a conditional model (default 0)")
     p.add_argument("--out", default="walk.gif")
 
     p = _add(sub, "progress", "vaetune.viz:cmd_progress", "reconstructions at each saved checkpoint of a trial")
@@ -144,6 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint")
     p.add_argument("--data", required=True, help="search-space YAML of the training data")
     p.add_argument("--n", type=int, default=16)
+    p.add_argument("--pool", type=int, default=None,
+                   help="training images searched by Inception distance (default: all on a GPU, 256 on CPU)")
+    p.add_argument("--no-inception", action="store_true", help="pixel distances only")
+    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="neighbours.png")
     return parser
 
