@@ -145,6 +145,8 @@ def _max_epochs(config) -> int:
 def run_search(space: SearchSpace, results: Path, *, address: str | None = None, resume: bool = False):
     """Run (or resume) the Tuner; returns Ray's ResultGrid."""
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the classic table reporter, with our columns
+    # snapshot the experiment often, so a killed driver loses at most a few seconds of trial progress
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
     # the snapshot warning fires whenever trials checkpoint often, which small VAEs do by design
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     import ray
@@ -235,7 +237,7 @@ def _tune_config(space: SearchSpace, results: Path, max_epochs: int, searcher_cl
     else:
         scheduler = FIFOScheduler()
     num_samples = min(s.num_samples, _grid_size(space)) if s.sampler == "grid" else s.num_samples
-    return tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=num_samples, reuse_actors=False)
+    return tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=num_samples, reuse_actors=True)
 
 
 def _full_points(space: SearchSpace) -> list[dict[str, Any]]:

@@ -1,0 +1,305 @@
+"""End-to-end `vaetune search`: real Ray, real Optuna study, real MLflow store, in subprocesses."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+from PIL import Image
+
+EPOCHS = 3
+
+
+def space(tmp: Path, name: str, **search) -> dict:
+    return {
+        "name": name,
+        "data": {"source": "builtin:sprites", "image_size": 16, "count": 1200, "cache_dir": str(tmp / "cache")},
+        "model": {"arch": "conv", "width": 8, "latent_dim": {"choice": [2, 4]}},
+        "train": {"epochs": EPOCHS, "batch_size": 32, "lr": {"loguniform": [0.001, 0.005]},
+                  "beta": {"loguniform": [0.01, 1.0]}, "num_threads": 1, "grid_size": 4, "recon_loss": "bce"},
+        "search": {"num_samples": 4, "max_concurrent": 2, "grace_period": 1, "reduction_factor": 2,
+                   "max_failures": 0, **search},
+    }
+
+
+class Env:
+    """A working folder with its own Ray temp dir, where `vaetune` runs as a user would run it."""
+
+    def __init__(self, tmp: Path):
+        self.tmp = tmp
+        self.ray_tmp = tempfile.mkdtemp(prefix="vt", dir="/tmp")  # short: Ray's socket paths are limited
+        self.env = {**os.environ, "RAY_TMPDIR": self.ray_tmp, "PYTHONUNBUFFERED": "1"}
+
+    def write(self, raw: dict) -> Path:
+        path = self.tmp / f"{raw['name']}.yaml"
+        path.write_text(yaml.safe_dump(raw, sort_keys=False))
+        return path
+
+    def cmd(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "vaetune.cli", *args]
+
+    def run(self, *args: str, timeout: int = 400) -> subprocess.CompletedProcess:
+        return subprocess.run(self.cmd(*args), cwd=self.tmp, env=self.env, capture_output=True, text=True,
+                              timeout=timeout)
+
+    def cleanup(self) -> None:
+        """Ray processes left by a killed driver carry this run's temp dir in their command line."""
+        subprocess.run(["pkill", "-9", "-f", self.ray_tmp], check=False)
+        shutil.rmtree(self.ray_tmp, ignore_errors=True)
+
+
+@pytest.fixture
+def env(tmp_path):
+    e = Env(tmp_path)
+    yield e
+    e.cleanup()
+
+
+def mlflow_runs(tmp: Path, experiment: str):
+    client = MlflowClient(f"sqlite:///{tmp / 'mlruns' / 'mlflow.db'}")
+    exp = client.get_experiment_by_name(experiment)
+    assert exp is not None, f"no MLflow experiment {experiment}"
+    runs = client.search_runs([exp.experiment_id], max_results=1000)
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    return client, parents, children
+
+
+def steps(client, run_id: str, key: str) -> list[int]:
+    return sorted(m.step for m in client.get_metric_history(run_id, key))
+
+
+@pytest.fixture(scope="module")
+def finished_search(tmp_path_factory):
+    """One sequential search: a good point first, then a weak one ASHA must stop, then one that diverges."""
+    tmp = tmp_path_factory.mktemp("search")
+    e = Env(tmp)
+    good = {"train.lr": 0.004, "train.beta": 0.1, "model.latent_dim": 4}
+    weak = {"train.lr": 1e-7, "train.beta": 1.0, "model.latent_dim": 2}  # learns nothing: stopped at rung 1
+    diverging = {"train.lr": 1e8}  # an absurd lr: NaN at once
+    raw = space(tmp, "seq", num_samples=5, max_concurrent=1, points_to_evaluate=[good, weak, diverging])
+    proc = e.run("search", str(e.write(raw)))
+    yield e, raw, proc
+    e.cleanup()
+
+
+def test_search_completes_and_reports_the_best_trial(finished_search):
+    e, raw, proc = finished_search
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "best trial" in proc.stdout and "Current best trial" in proc.stdout  # live table, then result
+    summary = pd.read_csv(e.tmp / "results" / "seq" / "summary.csv")
+    assert len(summary) == 5
+    by_lr = {round(float(r["train.lr"]), 8): r for _, r in summary.iterrows()}
+    assert by_lr[0.004]["status"] == "completed" and by_lr[0.004]["epochs"] == EPOCHS
+    assert by_lr[1e-7]["status"] == "stopped" and by_lr[1e-7]["epochs"] == 1
+    errored = by_lr[1e8]
+    assert errored["status"] == "errored" and "DivergedError" in errored["error"] and "epoch 1" in errored["error"]
+    assert (summary["status"] != "errored").sum() == 4  # the others went on
+    completed = summary[summary["status"] == "completed"]
+    assert (completed["best/val/elbo"] <= completed["final/val/elbo"] + 1e-9).all()
+    for col in ("wall_time_s", "checkpoint", "mlflow_run_id", "final/val/psnr", "final/val/active_units"):
+        assert completed[col].notna().all(), col
+
+
+def test_mlflow_has_a_parent_run_and_a_child_per_trial(finished_search):
+    e, raw, proc = finished_search
+    client, parents, children = mlflow_runs(e.tmp, "seq")
+    assert len(parents) == 1 and len(children) == 5
+    parent = parents[0]
+    assert parent.info.status == "FINISHED" and parent.data.params["train.epochs"] == str(EPOCHS)
+    assert all(c.data.tags["mlflow.parentRunId"] == parent.info.run_id for c in children)
+    summary = pd.read_csv(e.tmp / "results" / "seq" / "summary.csv").set_index("mlflow_run_id")
+    statuses = {"completed": "completed", "stopped": "stopped by ASHA", "errored": "errored"}
+    for child in children:
+        row = summary.loc[child.info.run_id]
+        assert child.data.tags["vaetune.status"] == statuses[row["status"]]
+        assert child.data.tags["vaetune.trial_id"] == row["trial_id"]
+        assert float(child.data.params["train.lr"]) == pytest.approx(row["train.lr"])
+        assert child.data.params["model.arch"] == "conv"  # every resolved hyperparameter, not only searched
+        if row["status"] == "errored":
+            assert child.info.status == "FAILED" and "DivergedError" in child.data.tags["vaetune.error"]
+            continue
+        assert steps(client, child.info.run_id, "val/elbo") == list(range(1, int(row["epochs"]) + 1))
+        assert child.data.metrics["val/elbo"] == pytest.approx(row["final/val/elbo"])
+        grids = {a.path for a in client.list_artifacts(child.info.run_id, "grids")}
+        assert f"grids/recon_epoch{int(row['epochs']):04d}.png" in grids
+        assert f"grids/samples_epoch{int(row['epochs']):04d}.png" in grids
+        assert [a.path for a in client.list_artifacts(child.info.run_id, "checkpoint")] == ["checkpoint/checkpoint.pt"]
+
+
+def test_optuna_learns_that_asha_stopped_trials_were_pruned(finished_search):
+    e, raw, proc = finished_search
+    study = optuna.load_study(study_name="seq", storage=f"sqlite:///{e.tmp / 'results' / 'seq' / 'optuna.db'}")
+    trials = {round(t.params["train.lr"], 8): t for t in study.trials}
+    assert trials[1e-7].state == optuna.trial.TrialState.PRUNED
+    assert list(trials[1e-7].intermediate_values) == [1]  # its value at the rung where it stopped
+    assert trials[1e8].state == optuna.trial.TrialState.FAIL
+    good = trials[0.004]
+    assert good.state == optuna.trial.TrialState.COMPLETE
+    assert list(good.intermediate_values) == list(range(1, EPOCHS + 1))
+    assert good.value == pytest.approx(good.intermediate_values[EPOCHS])
+
+
+def test_rerun_refuses_and_export_sample_round_trip(finished_search):
+    e, raw, proc = finished_search
+    again = e.run("search", str(e.tmp / "seq.yaml"))
+    assert again.returncode == 2 and "--resume" in again.stderr and "Traceback" not in again.stderr
+    exported = e.run("export", "results/seq", "--out", "best.pt")
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    summary = pd.read_csv(e.tmp / "results" / "seq" / "summary.csv")
+    best = summary.sort_values("best/val/elbo").iloc[0]
+    assert f"best trial {best['trial_id']}" in exported.stdout
+    sampled = e.run("sample", "best.pt", "--n", "16", "--out", "grid.png")
+    assert sampled.returncode == 0, sampled.stderr[-2000:]
+    assert Image.open(e.tmp / "grid.png").size == (4 * 17 + 1, 4 * 17 + 1)
+    img = e.tmp / "one.png"
+    Image.new("RGB", (40, 40), (255, 0, 0)).save(img)
+    recon = e.run("reconstruct", "best.pt", str(img), "--out", "rec")
+    assert recon.returncode == 0 and Image.open(e.tmp / "rec" / "one_recon.png").size == (2 * 17 + 1, 17 + 1)
+    by_psnr = e.run("export", "results/seq", "--metric", "val/psnr", "--out", "best_psnr.pt")
+    assert by_psnr.returncode == 0 and "by max final/val/psnr" in by_psnr.stdout
+
+
+def test_eight_concurrent_trials_share_one_store_without_errors(env):
+    raw = space(env.tmp, "eight", num_samples=8, max_concurrent=8, scheduler="fifo", sampler="random")
+    raw["resources"] = {"cpu": 0.25}
+    raw["train"]["epochs"] = 2
+    proc = env.run("search", str(env.write(raw)))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "database is locked" not in proc.stdout + proc.stderr
+    assert "Logical resource usage: 2.0/2 CPUs" in proc.stdout  # eight quarter-CPU trials at once
+    client, parents, children = mlflow_runs(env.tmp, "eight")
+    assert len(parents) == 1 and len(children) == 8
+    for child in children:
+        assert child.info.status == "FINISHED"
+        assert steps(client, child.info.run_id, "train/loss") == [1, 2]
+
+
+def _terminated_in_snapshot(exp_dir: Path) -> set[str]:
+    """Trials the experiment's latest saved state records as finished."""
+    files = sorted(glob.glob(str(exp_dir / "experiment_state-*.json")))
+    if not files:
+        return set()
+    try:
+        data = json.loads(Path(files[-1]).read_text())
+    except (json.JSONDecodeError, OSError):  # being rewritten
+        return set()
+    states = [json.loads(t[0]) for t in data["trial_data"]]
+    return {s["trial_id"] for s in states if s["status"] == "TERMINATED"}
+
+
+def _epochs(exp_dir: Path) -> dict[str, list[int]]:
+    out = {}
+    for result in exp_dir.glob("run_trial_*/result.json"):
+        lines = [json.loads(line) for line in result.read_text().splitlines() if line.strip()]
+        if lines:
+            out[lines[0]["trial_id"]] = [int(r["epoch"]) for r in lines]
+    return out
+
+
+def test_killed_driver_resumes_without_rerunning_finished_trials(env):
+    raw = space(env.tmp, "killed", num_samples=6, max_concurrent=2, scheduler="fifo")
+    raw["train"]["epochs"] = 4
+    path = env.write(raw)
+    exp_dir = env.tmp / "results" / "killed"
+    driver = subprocess.Popen(env.cmd("search", str(path)), cwd=env.tmp, env=env.env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    finished: set[str] = set()
+    while time.time() < deadline and driver.poll() is None:
+        finished = _terminated_in_snapshot(exp_dir)
+        if 1 <= len(finished) < 6:
+            break
+        time.sleep(0.2)
+    assert driver.poll() is None, "the search ended before it could be killed"
+    os.killpg(driver.pid, signal.SIGKILL)  # the driver and everything it started, as a lost machine would
+    driver.wait()
+    env.cleanup()
+    before = _epochs(exp_dir)
+    assert finished and all(before[t] == [1, 2, 3, 4] for t in finished)
+
+    proc = env.run("search", str(path), "--resume")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    after = _epochs(exp_dir)
+    for trial in finished:  # finished trials were not run again
+        assert after[trial] == before[trial]
+    for trial, epochs in after.items():  # the others continued from a checkpoint, none from scratch
+        assert epochs[-1] == 4 and epochs.count(1) == 1, (trial, epochs)
+    summary = pd.read_csv(exp_dir / "summary.csv")
+    assert len(summary) == 6 and (summary["status"] == "completed").all()
+    study = optuna.load_study(study_name="killed", storage=f"sqlite:///{exp_dir / 'optuna.db'}")
+    assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials) == 6  # history kept
+    client, parents, children = mlflow_runs(env.tmp, "killed")
+    assert len(parents) == 1 and len(children) == 6  # runs continued, not duplicated
+    for child in children:
+        assert set(steps(client, child.info.run_id, "val/elbo")) == {1, 2, 3, 4}
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_unreachable_tracking_server_never_stops_training_and_catches_up(env):
+    port = _free_port()
+    raw = space(env.tmp, "offline", num_samples=2, scheduler="fifo")
+    raw["train"]["epochs"] = 2
+    raw["tracking"] = {"uri": f"http://127.0.0.1:{port}"}  # nothing listens there yet
+    path = env.write(raw)
+    proc = env.run("search", str(path))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "training goes on, tracking is queued" in proc.stderr
+    assert "stayed unreachable" in proc.stderr
+    results = env.tmp / "results" / "offline"
+    summary = pd.read_csv(results / "summary.csv")
+    assert (summary["status"] == "completed").all()
+    pending = [json.loads(line) for line in (results / "mlflow_pending.jsonl").read_text().splitlines()]
+    kinds = [p["kind"] for p in pending]
+    assert kinds[0] == "search_start" and kinds.count("trial_start") == 2 and kinds.count("metrics") == 4
+    assert all(Path(p["path"]).exists() for p in pending if p["kind"] == "artifact")
+
+    # the server comes back: a resume sends what was kept
+    server = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+                               "--backend-store-uri", f"sqlite:///{env.tmp / 'server.db'}",
+                               "--default-artifact-root", str(env.tmp / "server-artifacts")],
+                              cwd=env.tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        client = MlflowClient(f"http://127.0.0.1:{port}")
+        deadline = time.time() + 180
+        while True:
+            try:
+                client.search_experiments()
+                break
+            except Exception:
+                assert time.time() < deadline and server.poll() is None, "MLflow server did not start"
+                time.sleep(1)
+        resumed = env.run("search", str(path), "--resume")
+        assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+        assert not (results / "mlflow_pending.jsonl").exists()
+        exp = client.get_experiment_by_name("offline")
+        runs = client.search_runs([exp.experiment_id])
+        children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+        assert len(runs) == 3 and len(children) == 2
+        for child in children:
+            assert child.data.tags["vaetune.status"] == "completed"
+            assert steps(client, child.info.run_id, "val/elbo") == [1, 2]
+            assert {a.path for a in client.list_artifacts(child.info.run_id)} == {"grids", "checkpoint"}
+    finally:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
