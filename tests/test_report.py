@@ -305,3 +305,19 @@ def test_importance_on_the_search_study(search):
     imp = param_importance(load_results(search / "results" / NAME))
     assert imp.values is not None and set(imp.values) == {"train.beta"}
     assert math.isclose(sum(imp.values.values()), 1.0)
+
+
+def test_metrics_a_search_never_recorded_are_dashes_with_a_note(tmp_path):
+    frame = pd.DataFrame({"trial_id": ["a", "b"], "train.beta": [0.1, 1.0], "status": "completed", "epochs": 3,
+                          "best/val/elbo": [1.0, 2.0], "final/val/mse": [0.01, 0.02], "final/val/psnr": [20.0, 17.0],
+                          "final/val/ssim": [0.5, 0.4], "final/val/kl": [9.0, 2.0], "final/val/active_units": [4, 2],
+                          "checkpoint": "", "mlflow_run_id": ""})
+    results = SearchResults(folder=tmp_path, state={"name": "x", "metric": "val/elbo", "mode": "min",
+                                                    "searched": ["train.beta"], "max_epochs": 3},
+                            summary=frame, tracking={}, space=None)
+    table = kl_table(results)
+    assert set(table.missing) == {"eval/fid_sample", "eval/kid_sample", "eval/fid_recon"}
+    assert any("FID samples" in n and "—" in n for n in table.notes)
+    fid_col = table.header().index("FID samples")
+    assert [cells[fid_col] for cells in table.cells()] == ["—", "—"]
+    assert [cells[table.header().index("val MSE")] for cells in table.cells()] == ["0.01", "0.02"]

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from vaetune.report._importance import Importance, param_importance
-from vaetune.report._pictures import picture_table
+from vaetune.report._pictures import GRID_SEED, picture_table
 from vaetune.report._render import Report, Section, Table, to_html, to_markdown
 from vaetune.report._results import MAXIMISED, SearchResults, load_results, rank, value
 from vaetune.report._table import (
@@ -148,8 +148,8 @@ def _table_section(results: SearchResults, table: KLTable, figures, n_pictures: 
             names_r.append(f"pictures_recon_{i}")
             names_s.append(f"pictures_samples_{i}")
         parts.append(("p", "The same validation images reconstructed by each β's trial (its best checkpoint), and "
-                           f"samples decoded from the same fixed z (seed {1234}) — low β sharpens reconstructions, "
-                           "high β makes samples look like the data."))
+                           f"samples decoded from the same fixed z (seed {GRID_SEED}); the column header gives the "
+                           "epoch of the checkpoint shown."))
         parts.append(("pictures", {"labels": pics.labels, "epochs": pics.epochs, "originals": "pictures_originals",
                                    "recons": names_r, "samples": names_s}))
         parts.append(("notes", pics.notes))
@@ -173,11 +173,15 @@ def _rd_section(results, front, objectives, figures, _figures) -> Section:
     if b == "val/elbo":
         parts.append(("notes", ["No sample FID in this search, so the front uses val/elbo as the second objective."]))
     rows = [[str(r["trial_id"]), _beta_of(r, results), *(_num(r, f"final/{m}") for m in (a, b, "val/kl")),
-             *(str(r[p]) for p in results.searched if p != BETA and p in r)] for _, r in front.iterrows()]
+             *(_param(r[p]) for p in results.searched if p != BETA and p in r)] for _, r in front.iterrows()]
     header = ["trial", "β", a, b, "val/kl"] + [p for p in results.searched if p != BETA and p in results.summary]
     parts.append(("p", f"Pareto-front trials ({len(rows)} of {len(results.summary)}):"))
     parts.append(("table", Table(header, rows, left=1)))
     return Section("Rate-distortion plane", parts)
+
+
+def _param(v) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
 def _num(row, col: str) -> str:
@@ -244,7 +248,7 @@ def _best_section(results: SearchResults, figures) -> Section:
                           if run else "")))
     parts.append(("p", f"Checkpoint: {best.get('checkpoint', '') or '—'}  ·  export it with: "
                        f"vaetune export {results.folder} --out best.pt"))
-    params = [[p, str(best[p])] for p in results.searched if p in best]
+    params = [[p, _param(best[p])] for p in results.searched if p in best]
     parts.append(("table", Table(["searched hyperparameter", "value"], params)))
     metrics = sorted(c for c in results.summary.columns if c.startswith("final/") and not c.startswith("final/time/"))
     mrows = [[c[len("final/"):], _num(best, c)] for c in metrics]
@@ -282,8 +286,8 @@ def _trials_section(results: SearchResults) -> Section:
     rows = []
     for i in ordered:
         r = s.loc[i]
-        rows.append([str(r[c]) if c in ("trial_id", "status", "error") or c in results.searched else _num(r, c)
-                     for c in cols])
+        rows.append([_param(r[c]) if c in results.searched else str(r[c]) if c in ("trial_id", "status", "error")
+                     else _num(r, c) for c in cols])
     return Section("All trials", [("table", Table(cols, rows, left=1))])
 
 

@@ -33,7 +33,7 @@ th { background: #f3f3f3; } td.l, th.l { text-align: left; }
 td.best { background: #e3f4e3; font-weight: 600; }
 .notes { color: #555; font-size: 0.9em; } .finding { margin: 0.3em 0; }
 .pictures td { text-align: center; vertical-align: top; }
-.pictures img { image-rendering: pixelated; width: 64px; }
+.pictures img { image-rendering: pixelated; min-width: 72px; max-width: 160px; }
 img.fig { max-width: 100%; border: 1px solid #eee; }
 img.grid { image-rendering: pixelated; width: 320px; margin-right: 1em; }
 code { background: #f5f5f5; padding: 0 0.25em; }
