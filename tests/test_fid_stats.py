@@ -71,12 +71,14 @@ def test_kid_is_near_zero_for_one_distribution_and_positive_for_two():
     assert same_std > 0 and diff_std > 0
 
 
-def test_kid_default_uses_whole_sets_up_to_1000_and_is_reproducible():
+def test_kid_default_subsets_are_half_the_smaller_set_and_reproducible():
     rng = np.random.default_rng(4)
     a, b = rng.normal(size=(50, 16)), rng.normal(size=(50, 16))
-    mean, std = kid(a, b)  # subset_size = min(1000, 50): each subset is a whole set
-    assert std == 0.0
-    assert kid(a, b, subset_size=50, n_subsets=3)[0] == pytest.approx(mean)
+    mean, std = kid(a, b)  # subset_size = 25: subsets differ, so the spread is real
+    assert std > 0.0
+    assert kid(a, b, subset_size=25) == (mean, std)
+    whole, whole_std = kid(a, b, subset_size=50, n_subsets=3)  # whole sets: one value
+    assert whole_std == 0.0 and kid(a, b, subset_size=50, n_subsets=1)[0] == whole
     assert kid(a, b[:40], seed=7) == kid(a, b[:40], seed=7)
     with pytest.raises(ValueError, match="subset_size"):
         kid(a, b, subset_size=51)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import math
 
+import optuna
 from optuna.trial import TrialState
 from ray.tune import Callback
 from ray.tune.search.optuna import OptunaSearch
@@ -90,13 +91,22 @@ class TruthfulOptunaSearch(OptunaSearch):
 
 def make_sampler(name: str, seed: int, grid: dict[str, list] | None = None):
     """The Optuna sampler named in `search.sampler`."""
-    import optuna
-
     samplers = {
         "tpe": lambda: optuna.samplers.TPESampler(seed=seed),
         "random": lambda: optuna.samplers.RandomSampler(seed=seed),
         "cmaes": lambda: optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False),
         "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=seed),
-        "grid": lambda: optuna.samplers.GridSampler(grid or {}, seed=seed),
+        "grid": lambda: _TuneGridSampler(grid or {}, seed=seed),
     }
     return samplers[name]()
+
+
+class _TuneGridSampler(optuna.samplers.GridSampler):
+    """GridSampler driven by ask/tell: Tune, not the sampler, decides when the search ends.
+
+    Optuna's GridSampler calls `study.stop()` once the grid is exhausted, which is only allowed
+    inside `study.optimize` and fails under ask/tell; vaetune caps num_samples at the grid size.
+    """
+
+    def after_trial(self, study, trial, state, values) -> None:
+        return None

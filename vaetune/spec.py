@@ -131,7 +131,7 @@ class TrainConfig(_Section):
 
 
 class SearchConfig(_Section):
-    metric: str = "val/elbo"
+    metric: str | None = None  # None: eval/fid_sample when train.fid_every > 0, else val/elbo
     mode: Literal["min", "max"] = "min"
     sampler: Literal["tpe", "random", "cmaes", "nsga2", "grid"] = "tpe"
     metrics: list[str] = Field(default_factory=list)  # nsga2: the objectives
@@ -181,6 +181,11 @@ class Config(_Section):
                 raise _CrossFieldError(
                     "data.image_size", size, f"conv with depth {depth} needs a multiple of {2**depth}"
                 )
+        if self.search.metric is None:
+            self.search.metric = "eval/fid_sample" if self.train.fid_every else "val/elbo"
+        for metric in [self.search.metric, *self.search.metrics]:
+            if metric.startswith("eval/") and not self.train.fid_every:
+                raise _CrossFieldError("search.metric", metric, "an eval/ metric (FID, KID) needs train.fid_every > 0")
         if self.search.sampler == "nsga2" and len(self.search.metrics) < 2:
             raise _CrossFieldError("search.metrics", self.search.metrics, "nsga2 needs at least two metrics")
         if len(self.search.modes) not in (0, len(self.search.metrics)):

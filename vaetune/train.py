@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 Reporter = Callable[[dict[str, float], "Path | None", "list[Path]"], None]
 GRID_SEED = 1234  # fixed z for sample grids: comparable across epochs and trials
 ACTIVE_UNIT_THRESHOLD = 0.01
+EVAL_KEYS = ("eval/fid_sample", "eval/fid_recon", "eval/kid_sample", "eval/kid_sample_std", "eval/fid_n")
 
 
 @dataclass
@@ -158,7 +159,10 @@ def train(
 
     grid = _GridWriter(model, val_x, val_y, data.num_classes if config.model.conditional else 0, tc.grid_size, device)
     eval_epochs = set(eval_epochs)
-    carried = {k: v for k, v in history.items() if k.startswith("eval/")}
+    # until the first evaluation the eval/ keys are NaN: present in every report (Tune requires the
+    # scheduling metric in each one) but never logged or told to Optuna as a value
+    carried = {k: math.nan for k in EVAL_KEYS} if tc.fid_every else {}
+    carried.update({k: v for k, v in history.items() if k.startswith("eval/")})
     metrics: dict[str, float] = dict(history)
     steps = len(batches)
     for epoch in range(start_epoch, tc.epochs):

@@ -96,12 +96,14 @@ def kid(f1: np.ndarray, f2: np.ndarray, *, n_subsets: int = KID_SUBSETS, subset_
 
     Args:
         n_subsets: random subsets drawn without replacement from each set.
-        subset_size: images per subset; None: min(1000, N_1, N_2). When a subset is a whole
-            set on both sides every subset gives the same value: computed once, std 0.
+        subset_size: images per subset; None: half the smaller set, at most 1000 (the usual
+            size). Subsets smaller than the sets differ from one another, so the standard
+            deviation is an honest spread even for small datasets; subsets that are whole sets
+            on both sides all give the same value, computed once, std 0.
         seed: seeds the subset draws, so a metric is reproducible.
     """
     n = min(len(f1), len(f2))
-    m = min(KID_SUBSET_SIZE, n) if subset_size is None else subset_size
+    m = min(KID_SUBSET_SIZE, max(2, n // 2)) if subset_size is None else subset_size
     if not 2 <= m <= n:
         raise ValueError(f"KID subset_size must be in 2..{n} (the smaller set), got {m}")
     if n_subsets < 1:

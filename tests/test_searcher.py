@@ -1,0 +1,67 @@
+"""The Optuna searcher vaetune gives Tune, driven the way Tune drives it (no Ray runtime needed)."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+from ray import tune
+
+from vaetune._tune import TruthfulOptunaSearch, make_sampler
+from vaetune.search import asha_rungs
+
+
+def searcher(sampler: str = "tpe", grid=None, max_epochs: int = 4) -> TruthfulOptunaSearch:
+    s = TruthfulOptunaSearch(metric="val/elbo", mode="min", sampler=make_sampler(sampler, 0, grid),
+                             max_epochs=max_epochs)
+    space = {"x": tune.choice([1, 2, 3])} if grid else {"x": tune.uniform(0, 1)}
+    assert s.set_search_properties(None, None, space)
+    return s
+
+
+def test_trial_stopped_early_is_pruned_with_its_intermediate_values():
+    s = searcher()
+    s.suggest("a")
+    s.on_trial_result("a", {"val/elbo": 5.0, "epoch": 1})
+    s.on_trial_complete("a", {"val/elbo": 4.0, "epoch": 2})  # the result ASHA stopped it on
+    trial = s._ot_study.trials[0]
+    assert trial.state == optuna.trial.TrialState.PRUNED
+    assert trial.intermediate_values == {1: 5.0, 2: 4.0}
+
+
+def test_full_trial_completes_and_failures_fail():
+    s = searcher()
+    for tid in "abc":
+        s.suggest(tid)
+    s.on_trial_complete("a", {"val/elbo": 3.0, "epoch": 4})
+    s.on_trial_complete("b", {"val/elbo": float("nan"), "epoch": 4})
+    s.on_trial_complete("c", None, error=True)
+    states = [t.state for t in s._ot_study.trials]
+    assert states == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL, optuna.trial.TrialState.FAIL]
+    assert s._ot_study.trials[0].value == 3.0
+
+
+def test_intermediate_values_follow_epochs_not_training_iteration():
+    s = searcher()
+    s.suggest("a")
+    # a restored trial: Tune's training_iteration restarts at 1, vaetune's epoch goes on
+    s.on_trial_result("a", {"val/elbo": 5.0, "epoch": 3, "training_iteration": 1})
+    assert s._ot_study.trials[0].intermediate_values == {3: 5.0}
+
+
+def test_grid_sampler_runs_out_without_error_under_ask_and_tell():
+    s = searcher("grid", grid={"x": [1, 2, 3]})
+    for tid in "abc":
+        s.suggest(tid)
+        s.on_trial_complete(tid, {"val/elbo": 1.0, "epoch": 4})
+    assert sorted(t.params["x"] for t in s._ot_study.trials) == [1, 2, 3]
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in s._ot_study.trials)
+
+
+@pytest.mark.parametrize("name", ["tpe", "random", "cmaes", "nsga2"])
+def test_every_sampler_builds(name):
+    assert isinstance(make_sampler(name, 0), optuna.samplers.BaseSampler)
+
+
+def test_asha_rungs():
+    assert asha_rungs(1, 3, 10) == [1, 3, 9]
+    assert asha_rungs(2, 2, 8) == [2, 4]
