@@ -3,26 +3,34 @@
     python benchmarks/bench_trainable.py [--quick|--smoke] [--reps N]
 
 Variants, each a fresh process at Ray's worker niceness, one of each per repetition (rotating):
-- bare: the minimal loop written below: the same model (vaetune.models.build_model), the same
-  uint8 batches indexed from one tensor, AdamW, BCE + beta * KL, gradient clipping as configured;
-  no validation, no reporting, no checkpoints, no grids.
 - train: `vaetune.train.train` as `vaetune train` runs it: beta and lr schedules, validation
   (recon, KL, ELBO, MSE, PSNR, SSIM, active units) every epoch, grids and checkpoints at the
-  space's grid_every / checkpoint_every, a report callback.
-- train_every1: the same with grid_every = checkpoint_every = 1 (the library defaults).
+  space's grid_every / checkpoint_every, a report callback;
+- train_fast_ssim: the same with vaetune.quality.ssim replaced by `ssim_separable` below (the
+  same values to ~3e-7, as two banded matrix products instead of depthwise 11x11 convolutions);
+- train_every1: train with grid_every = checkpoint_every = 1 (the library defaults);
 - tune: a real `vaetune search` of one trial (Ray Tune, Optuna, FIFO, the MLflow callback on
   sqlite, checkpoints shipped to the trial's storage), epoch time from the trial's result.json
-  (`time_this_iter_s`: everything between two reports).
+  (`time_this_iter_s`: everything between two reports), against a bare-loop process run just
+  before it.
+
+The baseline, the bare loop, is written minimal below: the same model (build_model), the same
+uint8 batches indexed from one tensor, AdamW, BCE + beta * KL, gradient clipping as configured;
+no validation, reporting, checkpoints or grids. "bare loop + val ELBO" adds the least a search
+needs every epoch: the validation ELBO (one forward pass over the validation split). The train
+variants run a bare epoch inside each of their report callbacks, so vaetune and bare epochs
+alternate in one process (the finest interleaving there is); the ratio uses both wall-clock
+and thread CPU time (the latter barely moved by other processes on a busy machine).
 
 An epoch's time is the mean over epochs 2 .. E-1: the first pays for warm-up, the last always
-writes grids and a checkpoint. Ratio = epochs/s of the variant / epochs/s of bare; goal >= 0.95.
+writes grids and a checkpoint (E = 4: epochs 2 and 3, one with grids and a checkpoint at the
+sprites space's every-2-epochs). Ratio = epochs/s of the variant / epochs/s of bare; goal >= 0.95.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
 import time
@@ -39,11 +47,11 @@ SECTION = "trainable"
 def sizes(mode: str) -> dict:
     """Data and repetition sizes per mode; full is the sprites quick-start as shipped."""
     return {
-        "smoke": {"count": 600, "image_size": 16, "epochs": 3, "reps": 2, "variants": ["bare", "train"]},
-        "quick": {"count": 3000, "image_size": 32, "epochs": 5, "reps": 2,
-                  "variants": ["bare", "train", "train_every1", "tune"]},
-        "full": {"count": 6000, "image_size": 32, "epochs": 6, "reps": 4,
-                 "variants": ["bare", "train", "train_every1", "tune"]},
+        "smoke": {"count": 600, "image_size": 16, "epochs": 3, "reps": 2, "variants": ["train"]},
+        "quick": {"count": 3000, "image_size": 32, "epochs": 4, "reps": 2,
+                  "variants": ["train", "train_fast_ssim", "train_every1", "tune"]},
+        "full": {"count": 6000, "image_size": 32, "epochs": 4, "reps": 3,
+                 "variants": ["train", "train_fast_ssim", "train_every1", "tune"]},
     }[mode]
 
 
@@ -62,79 +70,174 @@ def _config(sets: list[str]):
     return load_space(str(SPACE), sets).default_config()
 
 
-def bare_loop(sets: list[str]) -> list[float]:
-    """The minimal training loop; returns the end time of each epoch (s since the loop began)."""
-    import torch
-    import torch.nn.functional as F
+class BareLoop:
+    """The minimal training loop, one epoch per call, on its own model and optimizer."""
 
-    from vaetune.data import load_data
-    from vaetune.models import build_model
+    def __init__(self, config, data):
+        import torch
 
-    config = _config(sets)
-    tc = config.train
-    torch.set_num_threads(tc.num_threads or torch.get_num_threads())
-    torch.manual_seed(tc.seed)
-    data = load_data(config.data)
-    images, _ = data.subset("train")  # uint8 (N, C, H, W)
-    model = build_model(config.model, tuple(data.images.shape[1:]))
-    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr)
-    gen = torch.Generator().manual_seed(tc.seed)
-    ends, start = [], time.perf_counter()
-    for _ in range(tc.epochs):
-        model.train()
-        order = torch.randperm(len(images), generator=gen)
+        from vaetune.models import build_model
+
+        tc = self.tc = config.train
+        torch.set_num_threads(tc.num_threads or torch.get_num_threads())
+        torch.manual_seed(tc.seed)
+        self.images, _ = data.subset("train")  # uint8 (N, C, H, W)
+        self.model = build_model(config.model, tuple(data.images.shape[1:]))
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=tc.lr)
+        self.gen = torch.Generator().manual_seed(tc.seed)
+        self.val, _ = data.subset("val")
+
+    def validate(self) -> tuple[float, float]:
+        """The least a search needs: the validation ELBO (BCE summed over pixels + KL), in
+        batches of 512 as vaetune's validation; returns its (wall, thread CPU) seconds."""
+        import torch
+        import torch.nn.functional as F
+
+        wall, cpu = time.perf_counter(), time.thread_time()
+        self.model.eval()
+        total = torch.zeros(())
+        with torch.inference_mode():
+            for i in range(0, len(self.val), 512):
+                x = self.val[i:i + 512].float().div_(255)
+                out = self.model(x)
+                total += F.binary_cross_entropy_with_logits(out.logits, x, reduction="sum")
+                total += 0.5 * (out.mu.pow(2) + out.logvar.exp() - 1 - out.logvar).sum()
+        float(total / len(self.val))
+        return time.perf_counter() - wall, time.thread_time() - cpu
+
+    def epoch(self) -> tuple[float, float]:
+        """Train one epoch; returns its (wall, thread CPU) seconds."""
+        import torch
+        import torch.nn.functional as F
+
+        wall, cpu = time.perf_counter(), time.thread_time()
+        tc, images = self.tc, self.images
+        self.model.train()
+        order = torch.randperm(len(images), generator=self.gen)
         for i in range(0, len(images), tc.batch_size):
             x = images[order[i:i + tc.batch_size]].float().div_(255)
-            out = model(x)
+            out = self.model(x)
             recon = F.binary_cross_entropy_with_logits(out.logits, x, reduction="sum") / len(x)
             kl = 0.5 * (out.mu.pow(2) + out.logvar.exp() - 1 - out.logvar).sum(1).mean()
             loss = recon + tc.beta * kl
-            opt.zero_grad(set_to_none=True)
+            self.opt.zero_grad(set_to_none=True)
             loss.backward()
             if tc.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-            opt.step()
-        ends.append(time.perf_counter() - start)
-    return ends
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.grad_clip)
+            self.opt.step()
+        return time.perf_counter() - wall, time.thread_time() - cpu
 
 
-def vaetune_train(sets: list[str]) -> list[float]:
-    """`vaetune.train.train` with a report callback; returns the time of each report."""
+def bare_loop(sets: list[str]) -> list[list[float]]:
+    """Epochs of the bare loop alone: [(wall, cpu)] per epoch (paired with a Tune run)."""
+    from vaetune.data import load_data
+
+    config = _config(sets)
+    loop = BareLoop(config, load_data(config.data))
+    return [list(loop.epoch()) for _ in range(config.train.epochs)]
+
+
+def paired(sets: list[str]) -> list[list[float]]:
+    """`vaetune.train.train` with one bare-loop epoch (and its minimal validation) run inside each
+    report callback, so the two alternate epoch by epoch in one process: [(train wall, train cpu,
+    bare wall, bare cpu, bare val wall, bare val cpu)] per epoch, the train times running from
+    the end of the previous callback to this one."""
     from vaetune.data import load_data
     from vaetune.train import train
 
     config = _config(sets)
     data = load_data(config.data)
-    ends: list[float] = []
+    loop = BareLoop(config, data)
+    pairs: list[list[float]] = []
+    mark = [time.perf_counter(), time.thread_time()]
+
+    def report(metrics, ckpt, artifacts) -> None:
+        wall, cpu = time.perf_counter() - mark[0], time.thread_time() - mark[1]
+        pairs.append([wall, cpu, *loop.epoch(), *loop.validate()])
+        mark[:] = [time.perf_counter(), time.thread_time()]
+
     with tempfile.TemporaryDirectory() as out:
-        start = time.perf_counter()
-        train(config, lambda m, c, a: ends.append(time.perf_counter() - start), out, data=data)
-    return ends
+        mark[:] = [time.perf_counter(), time.thread_time()]
+        train(config, report, out, data=data)
+    return pairs
 
 
-WORKERS = {"bare": bare_loop, "train": vaetune_train}
+def ssim_separable(x, y, window: int = 11, sigma: float = 1.5):
+    """vaetune.quality.ssim computed as two banded matrix products (the Gaussian window is
+    separable): the same valid-position SSIM to ~3e-7, without depthwise 11x11 convolutions,
+    which run slowly on CPUs. The candidate replacement the train_fast_ssim variant measures."""
+    import torch
+
+    from vaetune.quality import _K1, _K2
+
+    x, y = x.float(), y.float()
+    h, w = x.shape[-2:]
+    k = min(window, h, w)
+    k -= (k + 1) % 2  # odd window, as quality.ssim
+    coords = torch.arange(k, dtype=torch.float32, device=x.device) - (k - 1) / 2
+    g = torch.exp(-(coords**2) / (2 * (sigma * k / window) ** 2))
+    g = g / g.sum()
+
+    def band(n: int):  # (n - k + 1, n): row i holds the window at columns i .. i + k - 1
+        rows = torch.arange(n - k + 1, device=x.device)[:, None] + torch.arange(k, device=x.device)
+        return torch.zeros(n - k + 1, n, device=x.device).scatter_(1, rows, g.expand(n - k + 1, k))
+
+    gh, gw = band(h), band(w)
+    mu_x, mu_y, xx, yy, xy = gh @ torch.stack([x, y, x * x, y * y, x * y]) @ gw.T  # 5 x (B, C, h', w')
+    sxx, syy, sxy = xx - mu_x**2, yy - mu_y**2, xy - mu_x * mu_y
+    c1, c2 = _K1**2, _K2**2
+    s = ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (sxx + syy + c2))
+    return s.flatten(1).mean(1)
+
+
+def paired_fast_ssim(sets: list[str]) -> list[list[float]]:
+    """`paired` with vaetune.quality.ssim replaced by ssim_separable."""
+    import vaetune.quality
+
+    vaetune.quality.ssim = ssim_separable  # validate() imports it at call time
+    return paired(sets)
+
+
+WORKERS = {"bare": bare_loop, "paired": paired, "paired_fast_ssim": paired_fast_ssim}
 
 
 # ---------------------------------------------------------------------------------------------
 # The driver side
 
 
-def epoch_seconds(ends: list[float]) -> float:
-    """Mean epoch time over epochs 2 .. E-1 (or 2 .. E when E < 4) from epoch end times."""
-    durations = [b - a for a, b in zip(ends[:-1], ends[1:], strict=True)]  # epochs 2 .. E
-    steady = durations[:-1] if len(durations) >= 3 else durations
-    return statistics.fmean(steady)
+def steady(per_epoch: list) -> list:
+    """Epochs 2 .. E-1 (2 .. E when E < 4): the first pays for warm-up, the last always writes
+    grids and a checkpoint."""
+    rest = per_epoch[1:]
+    return rest[:-1] if len(rest) >= 3 else rest
 
 
-def _local(variant: str, sets: list[str], in_process: bool = False) -> float:
+def _worker(variant: str, sets: list[str], in_process: bool) -> list[list[float]]:
     if in_process:  # --smoke: proves the code runs; a process per variant costs more than it measures
-        return epoch_seconds(WORKERS[variant](sets))
+        return WORKERS[variant](sets)
     out = run_worker([str(Path(__file__).resolve()), "--worker", variant, "--sets", json.dumps(sets)])
-    return epoch_seconds(json.loads(out.strip().splitlines()[-1]))
+    return json.loads(out.strip().splitlines()[-1])
 
 
-def _tune(sets: list[str], tmp: Path, run: int) -> float:
-    """One `vaetune search` of one trial (FIFO, the space's first point); mean epoch seconds."""
+def _paired(variant: str, sets: list[str], in_process: bool) -> dict[str, float]:
+    """epochs/s of train and of the bare loop, wall and CPU, over the steady epochs of one run."""
+    epochs = steady(_worker(variant, sets, in_process))
+    n = len(epochs)
+    tw, tc, bw, bc, vw, vc = (sum(e[i] for e in epochs) for i in range(6))
+    return {"train_wall": n / tw, "train_cpu": n / tc, "bare_wall": n / bw, "bare_cpu": n / bc,
+            "bareval_wall": n / (bw + vw), "bareval_cpu": n / (bc + vc)}
+
+
+def _tune_pair(sets: list[str], tmp: Path, run: int) -> dict[str, float]:
+    """A bare-loop process, then a 1-trial search: epochs/s of each over their steady epochs."""
+    bare = steady(_worker("bare", sets, False))
+    tune = steady(_tune_epochs(sets, tmp, run))
+    return {"tune_wall": len(tune) / sum(tune), "bare_wall": len(bare) / sum(w for w, _ in bare)}
+
+
+def _tune_epochs(sets: list[str], tmp: Path, run: int) -> list[float]:
+    """One `vaetune search` of one trial (FIFO, the space's first point): seconds of each epoch
+    between two reports (time_this_iter_s)."""
     import subprocess
 
     name = f"overhead{run}"
@@ -147,10 +250,7 @@ def _tune(sets: list[str], tmp: Path, run: int) -> float:
         raise RuntimeError(f"vaetune search failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     (result,) = (tmp / "results" / name).glob("*/result.json")
     rows = [json.loads(line) for line in result.read_text().splitlines() if line.strip()]
-    rows.sort(key=lambda r: r["epoch"])
-    durations = [r["time_this_iter_s"] for r in rows[1:]]  # epochs 2 .. E
-    steady = durations[:-1] if len(durations) >= 3 else durations
-    return statistics.fmean(steady)
+    return [r["time_this_iter_s"] for r in sorted(rows, key=lambda r: r["epoch"])]
 
 
 def run(mode: str = "quick", reps: int | None = None) -> list[dict]:
@@ -165,26 +265,38 @@ def run(mode: str = "quick", reps: int | None = None) -> list[dict]:
         every1 = sets + ["train.grid_every=1", "train.checkpoint_every=1"]
         counter, inproc = iter(range(1000)), mode == "smoke"
         variants = {
-            "bare": lambda: _local("bare", sets, inproc),
-            "train": lambda: _local("train", sets, inproc),
-            "train_every1": lambda: _local("train", every1, inproc),
-            "tune": lambda: _tune(sets, tmp, next(counter)),
+            "train": lambda: _paired("paired", sets, inproc),
+            "train_fast_ssim": lambda: _paired("paired_fast_ssim", sets, inproc),
+            "train_every1": lambda: _paired("paired", every1, inproc),
+            "tune": lambda: _tune_pair(sets, tmp, next(counter)),
         }
-        seconds = interleave({k: variants[k] for k in s["variants"]}, reps)
+        got = interleave({k: variants[k] for k in s["variants"]}, reps)
     config = _config(sets)
     shape = (f"sprites {s['count']} images {s['image_size']}px, conv width {config.model.width}, "
-              f"batch {config.train.batch_size}, {config.train.num_threads} thread, {s['epochs']} epochs")
-    bare_eps = [1 / t for t in seconds["bare"]]
-    notes = {
-        "train": f"vaetune.train.train, grid/checkpoint every {config.train.grid_every}; {shape}",
-        "train_every1": f"vaetune.train.train, grid/checkpoint every epoch (library defaults); {shape}",
-        "tune": f"1-trial vaetune search (Ray Tune + Optuna + MLflow), time_this_iter_s; {shape}",
+             f"batch {config.train.batch_size}, {config.train.num_threads} thread, {s['epochs']} epochs, "
+             f"epochs 2..{s['epochs'] - 1 if s['epochs'] >= 4 else s['epochs']}")
+    what = {
+        "train": f"vaetune.train.train (grids/checkpoints every {config.train.grid_every}/"
+                 f"{config.train.checkpoint_every} epochs, as the sprites space)",
+        "train_fast_ssim": "the same, val/ssim by ssim_separable (bench_trainable.py)",
+        "train_every1": "vaetune.train.train, grids and checkpoints every epoch (the library defaults)",
     }
     rows = []
-    for name in s["variants"][1:]:
-        eps = [1 / t for t in seconds[name]]
-        rows.append(ratio_row(SECTION, f"epochs/s, {name} / bare loop", name, eps, "bare", bare_eps,
-                              unit="epochs/s", goal=">= 0.95", note=notes[name]))
+    for name in s["variants"]:
+        runs = got[name]
+        if name == "tune":
+            rows.append(ratio_row(SECTION, "epochs/s, 1-trial Tune search / bare loop", "tune",
+                                  [r["tune_wall"] for r in runs], "bare", [r["bare_wall"] for r in runs],
+                                  unit="epochs/s", goal=">= 0.95",
+                                  note=f"vaetune search (Ray Tune + Optuna + MLflow on sqlite), time_this_iter_s; "
+                                       f"bare loop in its own process just before; {shape}"))
+            continue
+        for base, label in (("bare", "bare loop"), ("bareval", "bare loop + val ELBO")):
+            for clock in ("wall", "cpu"):
+                rows.append(ratio_row(
+                    SECTION, f"epochs/s ({clock}), {name} / {label}", name, [r[f"train_{clock}"] for r in runs],
+                    base, [r[f"{base}_{clock}"] for r in runs], unit="epochs/s", goal=">= 0.95",
+                    note=f"{what[name]}; alternating epochs with the {label} in one process; {shape}"))
     return rows
 
 
@@ -201,7 +313,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     mode = "smoke" if args.smoke else "quick" if args.quick else "full"
     for row in run(mode, args.reps):
-        print(f"{row['figure']:<40} {row['ratio']:.3f} ({row['ratio_min']:.3f}..{row['ratio_max']:.3f})  {row['note']}")
+        print(f"{row['figure']:<50} {row['ratio']:.3f} ({row['ratio_min']:.3f}..{row['ratio_max']:.3f})  {row['note']}")
 
 
 if __name__ == "__main__":

@@ -63,7 +63,7 @@ def fid_rows(mode: str, device: str) -> list[dict]:
     ]
 
 
-def run_section(name: str, mode: str, device: str, png: Path) -> list[dict]:
+def run_section(name: str, mode: str, device: str, png: Path, seeds: int | None = None) -> list[dict]:
     if name == "trainable":
         import bench_trainable
 
@@ -77,7 +77,7 @@ def run_section(name: str, mode: str, device: str, png: Path) -> list[dict]:
     if name == "search":
         import bench_search
 
-        return bench_search.run(mode, png=png)
+        return bench_search.run(mode, seeds=seeds, png=png)
     import bench_gpu_speed
 
     return bench_gpu_speed.run(mode, device)
@@ -100,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}")
     p.add_argument("--device", default="auto", help="device of the gpu and fid sections: auto, cpu or cuda")
     p.add_argument("--png", default=str(HERE / "search_efficiency.png"), help="plot of the search section")
+    p.add_argument("--seeds", type=int, default=None, help="search section: seeds of asha+tpe and fifo+random (1)")
     args = p.parse_args(argv)
     mode = "smoke" if args.smoke else "quick" if args.quick else "full"
     only = [s.strip() for s in args.only.split(",") if s.strip()]
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         t = time.perf_counter()
         print(f"[{name}] running ...", flush=True)
         try:
-            got = run_section(name, mode, args.device, Path(args.png))
+            got = run_section(name, mode, args.device, Path(args.png), args.seeds)
         except Exception:
             traceback.print_exc()
             failed.append(name)

@@ -32,7 +32,8 @@ def test_run_smoke_writes_ratio_rows(tmp_path):
     rows = list(csv.DictReader(out.open()))
     figures = {r["figure"] for r in rows}
     assert {r["section"] for r in rows} == {"trainable", "data", "gpu"}
-    assert "epochs/s, train / bare loop" in figures
+    assert "epochs/s (wall), train / bare loop" in figures
+    assert "epochs/s (cpu), train / bare loop + val ELBO" in figures
     assert "data share of step time, vaetune cache" in figures
     assert any(f.startswith("start-up, cache hit,") for f in figures)
     assert "images/s, bf16 / fp32" in figures
@@ -42,7 +43,7 @@ def test_run_smoke_writes_ratio_rows(tmp_path):
             assert math.isfinite(value) and value > 0, (r["figure"], key, r[key])
         assert float(r["ratio_min"]) <= float(r["ratio"]) <= float(r["ratio_max"])
         assert r["machine"] and r["mode"] == "smoke"
-    assert "epochs/s, train / bare loop" in proc.stdout  # the table
+    assert "epochs/s (wall), train / bare loop" in proc.stdout  # the table
 
 
 def test_interleave_rotates_order_and_ratio_row_uses_paired_ratios():
