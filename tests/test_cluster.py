@@ -137,7 +137,7 @@ def _mlflow_children(cwd: Path, experiment: str) -> list:
 
 def test_search_survives_a_lost_worker_node(cluster, tmp_path):
     """A worker node dies mid-search: its trial is retried from its last checkpoint on another
-    node (search.max_failures' default), and the search completes with no result lost."""
+    node (search.max_failures' default), and the search completes with no epoch lost."""
     space = _write_space(tmp_path, "nodeloss")
     workers = {_raylet_pid(n): n for n in cluster.worker_nodes}
     results = tmp_path / "results" / "nodeloss"
@@ -170,7 +170,9 @@ def test_search_survives_a_lost_worker_node(cluster, tmp_path):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
 
-    _check_all_epochs(results, 3)
+    # An epoch whose result reached the driver just as the node died can be run again from the
+    # checkpoint before it (seen once in ~10 runs): no epoch may be missing, none go back twice.
+    _check_all_epochs(results, 3, rewinds=1)
     # the victim was retried once, from its checkpoint, not from scratch
     error = (victim / "error.txt").read_text()
     assert "node has died" in error or "node" in error.lower(), error
