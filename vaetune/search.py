@@ -202,9 +202,19 @@ def _warn_unshared_storage(storage: str) -> None:
 
 
 def _tuner_exists(exp_path: str) -> bool:
+    """A Tune experiment to restore: one that got as far as creating a trial (Tune cannot restore
+    an experiment interrupted before its first trial; that one simply starts again)."""
     from ray import tune
 
-    return tune.Tuner.can_restore(exp_path)
+    if not tune.Tuner.can_restore(exp_path):
+        return False
+    if "://" in exp_path:
+        return True
+    states = sorted(Path(exp_path).glob("experiment_state-*.json"))
+    try:
+        return bool(states) and bool(json.loads(states[-1].read_text()).get("trial_data"))
+    except (OSError, json.JSONDecodeError):
+        return True
 
 
 def _param_space(space: SearchSpace) -> dict[str, Any]:
@@ -312,8 +322,11 @@ def trial_rows(result_grid, space: SearchSpace, results: Path) -> list[dict[str,
         config_of = r.config or getattr(trials.get(trial_id), "config", None) or {}
         row.update({k: config_of.get(k) for k in space.params})
         epochs = int(last.get("epoch", 0) or 0)
+        trial = trials.get(trial_id)
         if r.error is not None:
             status = "errored"
+        elif trial is not None and trial.status not in ("TERMINATED", "ERROR"):
+            status = "unfinished"
         elif epochs >= max_epochs:
             status = "completed"
         else:
@@ -356,30 +369,40 @@ def _first_line(err: BaseException) -> str:
 
 
 def finish(space: SearchSpace, results: Path, result_grid) -> int:
+    """Write summary.csv and print the outcome; 130 when the search was interrupted."""
     import pandas as pd
 
     rows = trial_rows(result_grid, space, results)
     frame = pd.DataFrame(rows)
-    frame.to_csv(results / SUMMARY_FILE, index=False)
+    if rows:
+        frame.to_csv(results / SUMMARY_FILE, index=False)
     config = space.default_config()
     metric, mode = config.search.metric, config.search.mode
-    col = f"best/{metric}"
-    print(f"\n{len(frame)} trials: " + ", ".join(f"{n} {s}" for s, n in frame["status"].value_counts().items()))
-    unfinished = _unfinished(result_grid)
+    unfinished = _unfinished(result_grid) + max(0, _planned_trials(space) - len(rows))
+    if rows:
+        print(f"\n{len(frame)} trials: " + ", ".join(f"{n} {s}" for s, n in frame["status"].value_counts().items()))
     if unfinished:
-        print(f"{unfinished} trials did not finish; continue with: vaetune search {space.source} --resume")
+        print(f"search interrupted with {unfinished} trials to go; continue with: "
+              f"vaetune search {space.source} --resume")
+    col = f"best/{metric}"
     scored = frame[frame[col].notna()] if col in frame else frame.iloc[0:0]
     if scored.empty:
-        print(f"no trial reported {metric}; see {results / SUMMARY_FILE} for errors")
-        return 1
+        if not unfinished:
+            print(f"no trial reported {metric}; see {results / SUMMARY_FILE} for errors")
+        return 130 if unfinished else 1
     best = scored.sort_values(col, ascending=(mode == "min")).iloc[0]
     params = ", ".join(f"{k}={_fmt(best[k])}" for k in space.params)
-    print(f"best trial {best['trial_id']}: {metric} = {best[col]:.5g}  ({params})")
+    print(f"best trial {best['trial_id']}{' so far' if unfinished else ''}: {metric} = {best[col]:.5g}  ({params})")
     print(f"  checkpoint: {best['checkpoint']}")
     run_id = best["mlflow_run_id"] if isinstance(best["mlflow_run_id"], str) and best["mlflow_run_id"] else None
     print(f"  MLflow run: {run_id or 'not recorded yet (MLflow unreachable; sent on --resume)'}")
     print(f"summary: {results / SUMMARY_FILE}\nexport:  vaetune export {results}")
-    return 0
+    return 130 if unfinished else 0
+
+
+def _planned_trials(space: SearchSpace) -> int:
+    s = space.default_config().search
+    return min(s.num_samples, _grid_size(space)) if s.sampler == "grid" else s.num_samples
 
 
 def _unfinished(result_grid) -> int:
