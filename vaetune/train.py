@@ -383,4 +383,5 @@ def config_value(config, dotted: str):
 def _epoch_line(m: dict) -> str:
     keys = ["train/loss", "val/recon", "val/kl", "val/elbo", "val/psnr", "val/active_units", "beta", "lr"]
     keys += sorted(k for k in m if k.startswith("eval/"))
-    return f"epoch {m['epoch']:.0f}: " + "  ".join(f"{k}={m[k]:.4g}" for k in keys if k in m)
+    shown = [k for k in keys if k in m and not math.isnan(m[k])]  # eval/ keys are NaN before the first FID
+    return f"epoch {m['epoch']:.0f}: " + "  ".join(f"{k}={m[k]:.4g}" for k in shown)
