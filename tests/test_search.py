@@ -173,6 +173,26 @@ def test_rerun_refuses_and_export_sample_round_trip(finished_search):
     assert by_psnr.returncode == 0 and "by max final/val/psnr" in by_psnr.stdout
 
 
+def test_export_registers_an_mlflow_model_with_a_signature(finished_search):
+    e, raw, proc = finished_search
+    registered = e.run("export", "results/seq", "--out", "registered.pt", "--register", "seq-vae")
+    assert registered.returncode == 0, registered.stderr[-2000:]
+    import mlflow.pytorch
+    import torch
+
+    uri = f"sqlite:///{e.tmp / 'mlruns' / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    version = client.search_model_versions("name = 'seq-vae'")[0]
+    summary = pd.read_csv(e.tmp / "results" / "seq" / "summary.csv")
+    best = summary.sort_values("best/val/elbo").iloc[0]
+    assert version.run_id == best["mlflow_run_id"]  # logged to the best trial's own run
+    mlflow.set_tracking_uri(uri)
+    info = mlflow.models.get_model_info(f"models:/seq-vae/{version.version}")
+    assert list(info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"]) == [-1, 3, 16, 16]
+    model = mlflow.pytorch.load_model(f"models:/seq-vae/{version.version}")
+    assert model(torch.rand(2, 3, 16, 16)).shape == (2, 3, 16, 16)  # image in, reconstruction out
+
+
 def test_eight_concurrent_trials_share_one_store_without_errors(env):
     raw = space(env.tmp, "eight", num_samples=8, max_concurrent=8, scheduler="fifo", sampler="random")
     raw["resources"] = {"cpu": 0.25}
