@@ -124,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         rows += got
         print(f"[{name}] {len(got)} figures in {time.perf_counter() - t:.0f} s", flush=True)
+        print_table(got)
+    print("\nall sections:", end="")
     print_table(rows)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
