@@ -41,7 +41,9 @@ class Env:
     def __init__(self, tmp: Path):
         self.tmp = tmp
         self.ray_tmp = tempfile.mkdtemp(prefix="vt", dir="/tmp")  # short: Ray's socket paths are limited
-        self.env = {**os.environ, "RAY_TMPDIR": self.ray_tmp, "PYTHONUNBUFFERED": "1"}
+        # vaetune's own default store under the working folder, whatever another test left set
+        self.env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+        self.env.update({"RAY_TMPDIR": self.ray_tmp, "PYTHONUNBUFFERED": "1"})
 
     def write(self, raw: dict) -> Path:
         path = self.tmp / f"{raw['name']}.yaml"
@@ -186,10 +188,14 @@ def test_export_registers_an_mlflow_model_with_a_signature(finished_search):
     summary = pd.read_csv(e.tmp / "results" / "seq" / "summary.csv")
     best = summary.sort_values("best/val/elbo").iloc[0]
     assert version.run_id == best["mlflow_run_id"]  # logged to the best trial's own run
-    mlflow.set_tracking_uri(uri)
-    info = mlflow.models.get_model_info(f"models:/seq-vae/{version.version}")
+    previous = os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(uri)  # sets MLFLOW_TRACKING_URI for this process: restored below
+    try:
+        info = mlflow.models.get_model_info(f"models:/seq-vae/{version.version}")
+        model = mlflow.pytorch.load_model(f"models:/seq-vae/{version.version}")
+    finally:
+        mlflow.set_tracking_uri(previous)  # None unsets it again
     assert list(info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"]) == [-1, 3, 16, 16]
-    model = mlflow.pytorch.load_model(f"models:/seq-vae/{version.version}")
     assert model(torch.rand(2, 3, 16, 16)).shape == (2, 3, 16, 16)  # image in, reconstruction out
 
 
