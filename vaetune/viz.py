@@ -77,6 +77,13 @@ def to_pil(image: torch.Tensor):
     return Image.fromarray(arr, "RGBA" if arr.shape[2] == 4 else "RGB")
 
 
+def figure_png(fig) -> bytes:
+    """A matplotlib figure as PNG bytes (also used by the report)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=FIG_DPI)
+    return buf.getvalue()
+
+
 def grid_png(images: torch.Tensor, ncols: int) -> bytes:
     buf = io.BytesIO()
     to_pil(make_grid(images, ncols)).save(buf, format="PNG")
@@ -350,9 +357,7 @@ def manifold_figure(coords: torch.Tensor, axes: list[str], labels: torch.Tensor 
     ax.set_ylabel(axes[1])
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=FIG_DPI)
-    return buf.getvalue()
+    return figure_png(fig)
 
 
 @torch.no_grad()
@@ -509,9 +514,7 @@ def neighbours_hist(pixel: dict[str, torch.Tensor], feats: dict[str, torch.Tenso
         ax.set_xlabel(title, fontsize=9)
         ax.set_ylabel("images")
         ax.legend(fontsize=8)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=FIG_DPI)
-    return buf.getvalue()
+    return figure_png(fig)
 
 
 @torch.no_grad()

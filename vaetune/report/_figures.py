@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import io
 import math
 from typing import Any
 
@@ -22,9 +21,9 @@ def _figure(width: float, height: float):
 
 
 def png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI)
-    return buf.getvalue()
+    from vaetune.viz import figure_png
+
+    return figure_png(fig)
 
 
 def _beta_norm(betas):
