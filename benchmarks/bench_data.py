@@ -4,7 +4,8 @@
 
 Images: built-in sprites rendered at 64 px and written as PNG files to a temporary folder, then
 read at 32 px, as a user's folder of images would be. Model and trial settings: the sprites
-quick-start's (conv, width 16, batch 128, one torch thread).
+quick-start's as shipped (search_spaces/sprites.yaml: conv, its width and batch size), one
+torch thread.
 
 1. Start-up, trial start to first batch, for N and 4N images (e.g. 2k and 8k):
    - vaetune, cache hit: `load_data` (finds the cache file) -> train split -> first batch;
@@ -81,6 +82,7 @@ def _data_config(folder: Path, cache: Path):
 
 
 def _model_and_opt():
+    """The sprites space's model (as shipped), AdamW, its batch size and a description."""
     import torch
 
     from vaetune.models import build_model
@@ -90,7 +92,8 @@ def _model_and_opt():
                        [f"data.image_size={IMAGE_SIZE}"])
     config = space.default_config()
     model = build_model(config.model, (3, IMAGE_SIZE, IMAGE_SIZE))
-    return model, torch.optim.AdamW(model.parameters(), lr=config.train.lr), config.train.batch_size
+    what = f"conv width {config.model.width} latent {config.model.latent_dim}, batch {config.train.batch_size}"
+    return model, torch.optim.AdamW(model.parameters(), lr=config.train.lr), config.train.batch_size, what
 
 
 # ---------------------------------------------------------------------------------------------
@@ -198,7 +201,7 @@ def data_share(tmp: Path, n_images: int, reps: int) -> list[dict]:
     x, _ = data.subset("train")
     files = PngFolder(folder, IMAGE_SIZE)
     files.files = [files.files[int(i)] for i in data.splits["train"]]  # the same training split
-    model, opt, batch_size = _model_and_opt()
+    model, opt, batch_size, what = _model_and_opt()
     gen = torch.Generator().manual_seed(0)
     vt = _Batches(x, None, batch_size)
     loaders = {w: DataLoader(files, batch_size=batch_size, shuffle=True, num_workers=w,
@@ -211,7 +214,7 @@ def data_share(tmp: Path, n_images: int, reps: int) -> list[dict]:
         "loader0": lambda: _epoch(loaders[0], model, opt),
         "loader2": lambda: _epoch(loaders[2], model, opt),
     }, reps)
-    rows, note = [], f"{len(x)} training images {IMAGE_SIZE}px (PNG {FILE_SIZE}px), conv width 16, batch {batch_size}, 1 thread"
+    rows, note = [], f"{len(x)} training images {IMAGE_SIZE}px (PNG {FILE_SIZE}px), {what}, 1 thread"
     names = {"vaetune": "vaetune cache", "loader0": "DataLoader(workers=0)", "loader2": "DataLoader(workers=2)"}
     for key, label in names.items():
         rows.append(ratio_row(SECTION, f"data share of step time, {label}", "data s", [d for d, _ in s[key]],
