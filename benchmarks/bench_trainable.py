@@ -164,31 +164,10 @@ def paired(sets: list[str]) -> list[list[float]]:
 
 
 def ssim_separable(x, y, window: int = 11, sigma: float = 1.5):
-    """vaetune.quality.ssim computed as two banded matrix products (the Gaussian window is
-    separable): the same valid-position SSIM to ~3e-7, without depthwise 11x11 convolutions,
-    which run slowly on CPUs. The candidate replacement the train_fast_ssim variant measures."""
-    import torch
+    """The separable SSIM, now vaetune.quality.ssim itself (kept so earlier CSVs stay readable)."""
+    from vaetune.quality import ssim
 
-    from vaetune.quality import _K1, _K2
-
-    x, y = x.float(), y.float()
-    h, w = x.shape[-2:]
-    k = min(window, h, w)
-    k -= (k + 1) % 2  # odd window, as quality.ssim
-    coords = torch.arange(k, dtype=torch.float32, device=x.device) - (k - 1) / 2
-    g = torch.exp(-(coords**2) / (2 * (sigma * k / window) ** 2))
-    g = g / g.sum()
-
-    def band(n: int):  # (n - k + 1, n): row i holds the window at columns i .. i + k - 1
-        rows = torch.arange(n - k + 1, device=x.device)[:, None] + torch.arange(k, device=x.device)
-        return torch.zeros(n - k + 1, n, device=x.device).scatter_(1, rows, g.expand(n - k + 1, k))
-
-    gh, gw = band(h), band(w)
-    mu_x, mu_y, xx, yy, xy = gh @ torch.stack([x, y, x * x, y * y, x * y]) @ gw.T  # 5 x (B, C, h', w')
-    sxx, syy, sxy = xx - mu_x**2, yy - mu_y**2, xy - mu_x * mu_y
-    c1, c2 = _K1**2, _K2**2
-    s = ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (sxx + syy + c2))
-    return s.flatten(1).mean(1)
+    return ssim(x, y, window, sigma)
 
 
 def paired_fast_ssim(sets: list[str]) -> list[list[float]]:

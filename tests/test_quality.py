@@ -32,3 +32,25 @@ def test_psnr_of_known_error():
     x = torch.zeros(1, 3, 4, 4)
     y = torch.full((1, 3, 4, 4), 0.1)  # mse 0.01 -> 20 dB
     assert math.isclose(float(psnr(x, y)), 20.0, rel_tol=1e-5)
+
+
+def test_separable_ssim_equals_the_windowed_definition():
+    import torch.nn.functional as F
+
+    def windowed(x, y, k=11, sigma=1.5):  # Wang et al.: Gaussian-weighted local statistics, depthwise
+        c = x.shape[1]
+        co = torch.arange(k, dtype=torch.float32) - (k - 1) / 2
+        g = torch.exp(-(co**2) / (2 * sigma**2))
+        g = g / g.sum()
+        w = (g[:, None] * g[None, :]).expand(c, 1, k, k).contiguous()
+        mx, my = F.conv2d(x, w, groups=c), F.conv2d(y, w, groups=c)
+        sxx = F.conv2d(x * x, w, groups=c) - mx**2
+        syy = F.conv2d(y * y, w, groups=c) - my**2
+        sxy = F.conv2d(x * y, w, groups=c) - mx * my
+        c1, c2 = 0.01**2, 0.03**2
+        return (((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx**2 + my**2 + c1) * (sxx + syy + c2))).flatten(1).mean(1)
+
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(4, 3, 32, 24, generator=g)
+    y = (x + 0.1 * torch.randn(x.shape, generator=g)).clamp(0, 1)
+    assert torch.allclose(ssim(x, y), windowed(x, y), atol=1e-6)
