@@ -108,14 +108,13 @@ def _write_state(path: Path, space: SearchSpace, args, config) -> None:
 
     from vaetune import __version__
 
-    raw = dict(space.base)
     (path.parent / "space.yaml").write_text(yaml.safe_dump(_space_raw(space), sort_keys=False))
     state = {
         "name": config.name, "space_file": str(Path(args.space).resolve()), "overrides": args.overrides,
         "storage": config.search.storage, "experiment_path": experiment_path(config.search.storage, config.name),
         "metric": config.search.metric, "mode": config.search.mode, "max_epochs": _max_epochs(config),
         "searched": list(space.params), "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "vaetune_version": __version__, "fixed": sorted(flatten(raw)),
+        "vaetune_version": __version__,
     }
     path.write_text(json.dumps(state, indent=1))
 

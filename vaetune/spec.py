@@ -342,7 +342,7 @@ def _split_distributions(source: str, node: Any, prefix: str, params: dict[str, 
     return node
 
 
-def _format_validation_error(source: str, err: ValidationError, raw: dict) -> SpecError:
+def _format_validation_error(source: str, err: ValidationError) -> SpecError:
     e = err.errors()[0]
     loc = [str(p) for p in e["loc"] if not str(p).startswith(("function-", "tagged-union"))]
     key = ".".join(loc) or "<top>"
@@ -384,7 +384,7 @@ def validate_config(raw: dict, source: str = "<config>") -> Config:
     try:
         return Config.model_validate(raw)
     except ValidationError as err:
-        raise _format_validation_error(source, err, raw) from None
+        raise _format_validation_error(source, err) from None
 
 
 def parse_override(source: str, text: str) -> tuple[str, Any]:

@@ -123,7 +123,7 @@ def train(
     import torch
 
     from vaetune.data import Augment, load_data
-    from vaetune.losses import check_finite, kl_per_dim, vae_loss
+    from vaetune.losses import check_finite, vae_loss
     from vaetune.models import build_model
     from vaetune.schedules import beta_at, capacity_at, lr_factor, make_optimizer, set_lr
 
@@ -193,7 +193,7 @@ def train(
         check_finite(torch.tensor(loss), epoch + 1, steps - 1, lr=lr, beta=beta)
         done = epoch + 1
         metrics = {"epoch": done, "train/loss": loss, "train/recon": recon, "train/kl": kl, "beta": beta, "lr": lr}
-        metrics.update(validate(model, val_x, val_y, tc, device, kl_per_dim))
+        metrics.update(validate(model, val_x, val_y, tc, device))
         train_time = time.perf_counter() - t0
         if _is_eval_epoch(tc, done, eval_epochs):
             from vaetune.metrics import evaluate_generative
@@ -233,12 +233,12 @@ def _progress(enabled: bool, steps: int, epoch: int, epochs: int):
     return tqdm(total=steps, desc=f"epoch {epoch + 1}/{epochs}", unit="batch", leave=True)
 
 
-def validate(model, val_x, val_y, tc, device: str, kl_fn) -> dict[str, float]:
+def validate(model, val_x, val_y, tc, device: str) -> dict[str, float]:
     """Validation metrics, per image, averaged over the split (units in the module docstring)."""
     import torch
     import torch.nn.functional as F
 
-    from vaetune.losses import recon_loss
+    from vaetune.losses import kl_per_dim, recon_loss
 
     model.eval()
     from vaetune.quality import psnr, ssim
@@ -250,7 +250,7 @@ def validate(model, val_x, val_y, tc, device: str, kl_fn) -> dict[str, float]:
             x = val_x[i:i + 512].to(device).float().div_(255)
             y = None if val_y is None else val_y[i:i + 512].to(device)
             out = model(x, y)
-            kl = kl_fn(out.mu, out.logvar).sum(1)
+            kl = kl_per_dim(out.mu, out.logvar).sum(1)
             recon = recon_loss(out, x, tc.recon_loss, tc.recon_reduction)
             recon_sum = recon if tc.recon_reduction == "sum" else recon_loss(out, x, tc.recon_loss, "sum")
             mse = F.mse_loss(out.recon.float(), x, reduction="none").flatten(1).mean(1)
