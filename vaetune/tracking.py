@@ -217,6 +217,17 @@ class _SearchTracker:
             self.client.update_run(runs[event["trial"]], status="RUNNING")
             return
         parent = self.client.get_run(self.state["parent_run_id"])
+        # MLflow is the record: a driver killed between creating the run and writing
+        # tracking.json must not leave the resumed trial a second run
+        found = self.client.search_runs(
+            [parent.info.experiment_id], max_results=1,
+            filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}' and tags.`{TAG_TRIAL}` = '{event['trial']}'")
+        if found:
+            runs[event["trial"]] = found[0].info.run_id
+            self._save_state()
+            self.client.update_run(found[0].info.run_id, status="RUNNING")
+            self._log_params(found[0].info.run_id, event["params"])  # same values again: allowed
+            return
         run = self.client.create_run(parent.info.experiment_id, run_name=event["trial"], tags={
             "mlflow.parentRunId": parent.info.run_id, TAG_SEARCH: self.search_name, TAG_TRIAL: event["trial"],
             TAG_STATUS: "running", "vaetune.searched": json.dumps(event["searched"], default=str)})
