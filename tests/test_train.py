@@ -103,3 +103,32 @@ def test_vaetune_train_command(tmp_path):
     assert yaml.safe_load((out / "config.yaml").read_text())["train"]["epochs"] == 2
     again = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert again.returncode == 2 and "use --resume" in again.stderr and "Traceback" not in again.stderr
+
+
+def test_training_images_go_to_the_device_only_when_they_fit():
+    from vaetune.train import DEVICE_DATA_FRACTION, fits_on_device
+
+    gib = 2**30
+    assert fits_on_device(1 * gib, 80 * gib)  # a 1 GiB cache on an empty 80 GiB GPU
+    assert not fits_on_device(30 * gib, 80 * gib)  # kept in pinned host memory instead
+    assert fits_on_device(int(DEVICE_DATA_FRACTION * 8 * gib), 8 * gib)
+    assert not fits_on_device(int(DEVICE_DATA_FRACTION * 8 * gib) + 1, 8 * gib)
+
+
+def test_batches_cover_the_split_once_per_epoch_in_a_seeded_order():
+    import torch
+
+    from vaetune.train import place_batches
+
+    images = torch.arange(10 * 3 * 2 * 2, dtype=torch.int32).remainder(256).to(torch.uint8).view(10, 3, 2, 2)
+    labels = torch.arange(10)
+    batches = place_batches(images, labels, 4, "cpu")
+    assert len(batches) == 3
+    got = list(batches.epoch(torch.Generator().manual_seed(0)))
+    again = list(batches.epoch(torch.Generator().manual_seed(0)))
+    assert [len(x) for x, _ in got] == [4, 4, 2]
+    seen = torch.cat([y for _, y in got])
+    assert sorted(seen.tolist()) == list(range(10))  # every image once
+    for (x, y), (x2, y2) in zip(got, again, strict=True):
+        assert torch.equal(y, y2) and torch.equal(x, x2)
+        assert x.dtype == torch.float32 and torch.equal(x, images[y].float() / 255)  # labels follow their images

@@ -36,13 +36,18 @@ ACTIVE_UNIT_THRESHOLD = 0.01
 EVAL_KEYS = ("eval/fid_sample", "eval/fid_recon", "eval/kid_sample", "eval/kid_sample_std", "eval/fid_n")
 
 
+DEVICE_DATA_FRACTION = 0.25  # of the GPU's free memory the training images may take (trials share a GPU)
+
+
 @dataclass
 class _Batches:
-    """Shuffled mini-batches of a uint8 tensor already on the training device."""
+    """Shuffled mini-batches of a uint8 tensor: on the training device when it fits there (no
+    copy per step), else in pinned host memory, each batch copied asynchronously."""
 
-    images: Any  # uint8 (N, C, H, W)
-    labels: Any  # int64 (N,) or None
+    images: Any  # uint8 (N, C, H, W), on `device` or in (pinned) host memory
+    labels: Any  # int64 (N,) or None, beside the images
     batch_size: int
+    device: str | None = None  # where batches are used; None: where the images are
 
     def __len__(self) -> int:
         return math.ceil(len(self.images) / self.batch_size)
@@ -51,10 +56,34 @@ class _Batches:
         import torch
 
         order = torch.randperm(len(self.images), generator=generator).to(self.images.device)
+        copy = self.device is not None and torch.device(self.device) != self.images.device
         for i in range(len(self)):
             idx = order[i * self.batch_size:(i + 1) * self.batch_size]
+            x = self.images[idx]
             y = self.labels[idx] if self.labels is not None else None
-            yield self.images[idx].float().div_(255), y
+            if copy:
+                x = x.pin_memory().to(self.device, non_blocking=True)
+                y = None if y is None else y.to(self.device, non_blocking=True)
+            yield x.float().div_(255), y
+
+
+def fits_on_device(nbytes: int, free_bytes: int, fraction: float = DEVICE_DATA_FRACTION) -> bool:
+    """Whether training images of `nbytes` may live on a GPU with `free_bytes` free."""
+    return nbytes <= fraction * free_bytes
+
+
+def place_batches(images, labels, batch_size: int, device: str) -> _Batches:
+    """The training images as uint8 on the device when they fit (no host copy per step),
+    otherwise pinned in host memory with one asynchronous copy per batch."""
+    import torch
+
+    if device == "cuda":
+        free, _ = torch.cuda.mem_get_info()
+        if not fits_on_device(images.nbytes, free):
+            log.info("training images (%.0f MiB) kept in pinned host memory: over %.0f%% of the GPU's free %.0f MiB",
+                     images.nbytes / 2**20, 100 * DEVICE_DATA_FRACTION, free / 2**20)
+            return _Batches(images.pin_memory(), None if labels is None else labels.pin_memory(), batch_size, device)
+    return _Batches(images.to(device), None if labels is None else labels.to(device), batch_size, device)
 
 
 def resolve_device(name: str) -> str:
@@ -142,7 +171,7 @@ def train(
     if not config.model.conditional:
         train_y = val_y = None
     image_shape = tuple(data.images.shape[1:])
-    batches = _Batches(train_x.to(device), None if train_y is None else train_y.to(device), tc.batch_size)
+    batches = place_batches(train_x, train_y, tc.batch_size, device)
     model = build_model(config.model, image_shape, data.num_classes if config.model.conditional else 0).to(device)
     optimizer = make_optimizer(model, tc)
     augment = Augment(config.data.augment)
@@ -271,6 +300,7 @@ class _GridWriter:
 
     def __init__(self, model, val_x, val_y, num_classes: int, size: int, device: str):
         import torch
+        import torchvision.utils  # noqa: F401  imported now (~0.3 s), not inside the first grid epoch
 
         self.model, self.device, self.size = model, device, size
         n_pairs = min(size * size // 2, len(val_x))
