@@ -8,7 +8,7 @@ Sections (each a module here, runnable on its own):
   data       trial start-up (cache hit vs decode) and data share of step time vs a PIL DataLoader
   fid        the FID path (benchmarks/bench_fid.py, the FID engineer's): full path vs bare Inception,
              reference statistics computed once
-  search     best val/elbo vs cumulative epochs: ASHA+TPE vs FIFO+random vs an exhaustive grid
+  search     best sample FID vs cumulative epochs: ASHA+TPE vs FIFO+random vs an exhaustive grid
   gpu        images/s of a trial: fp32 vs bf16 vs channels_last vs torch.compile (CPU: code check)
 
 Every figure is a ratio of two variants measured side by side in one run, with the variants'
@@ -96,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     size = p.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="smaller sizes, fewer repetitions (~10 min)")
     size.add_argument("--smoke", action="store_true", help="tiny code check (< 1 min), numbers meaningless")
-    p.add_argument("--out", default=str(HERE / "results.csv"), help="CSV of every row")
+    p.add_argument("--out", default=str(HERE / "results.csv"),
+                   help="CSV of every row; rows of sections not run now are kept from the earlier file")
     p.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}")
     p.add_argument("--device", default="auto", help="device of the gpu and fid sections: auto, cpu or cuda")
     p.add_argument("--png", default=str(HERE / "search_efficiency.png"), help="plot of the search section")
@@ -128,13 +129,30 @@ def main(argv: list[str] | None = None) -> int:
     print("\nall sections:", end="")
     print_table(rows)
     out = Path(args.out)
+    done = {r["section"] for r in rows}
+    kept = _kept_rows(out, done)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "w", newline="") as f:
+    tmp = out.with_name(out.name + ".tmp")
+    with open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=FIELDS + ["mode", "machine"])
         writer.writeheader()
+        writer.writerows(kept)
         writer.writerows({**r, "mode": mode, "machine": where} for r in rows)
-    print(f"\nwrote {out}" + (f"; FAILED sections: {', '.join(failed)}" if failed else ""))
+    tmp.replace(out)
+    print(f"\nwrote {out} ({len(rows)} new rows" + (f", {len(kept)} kept from other sections" if kept else "") + ")"
+          + (f"; FAILED sections: {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0
+
+
+def _kept_rows(out: Path, replaced: set[str]) -> list[dict]:
+    """Rows of an earlier CSV from sections not measured now: `--only data` keeps the others."""
+    if not out.exists():
+        return []
+    with open(out, newline="") as f:
+        reader = csv.DictReader(f)
+        if set(reader.fieldnames or ()) != set(FIELDS + ["mode", "machine"]):
+            return []  # another layout: replaced whole
+        return [r for r in reader if r["section"] not in replaced]
 
 
 if __name__ == "__main__":

@@ -26,10 +26,18 @@ def _module(name: str):
 
 def test_run_smoke_writes_ratio_rows(tmp_path):
     out = tmp_path / "results.csv"
+    fields = _module("run").FIELDS + ["mode", "machine"]
+    earlier = {**dict.fromkeys(fields, "2"), "section": "search", "figure": "from an earlier full run", "mode": "full"}
+    with open(out, "w", newline="") as f:  # a section the smoke run skips: its rows must survive
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerow(earlier)
     proc = subprocess.run([sys.executable, str(BENCH / "run.py"), "--smoke", "--out", str(out)],
                           cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     rows = list(csv.DictReader(out.open()))
+    assert [r for r in rows if r["section"] == "search"] == [earlier]
+    rows = [r for r in rows if r["section"] != "search"]
     figures = {r["figure"] for r in rows}
     assert {r["section"] for r in rows} == {"trainable", "data", "gpu"}
     assert "epochs/s (wall), train / bare loop" in figures
@@ -67,4 +75,24 @@ def test_search_curves_budget_and_best_at_budget():
     rows = {r["figure"]: r for r in search.figures({"grid": [grid], "asha+tpe": [fast], "fifo+random": [never]})}
     assert rows["epochs to within 5% of grid best, asha+tpe / grid"]["ratio"] == 0.25
     assert math.isinf(rows["epochs to within 5% of grid best, fifo+random / grid"]["ratio"])
-    assert rows["best val/elbo at the grid's budget, asha+tpe / grid best"]["ratio"] == 5.2 / 5.0
+    assert rows["best eval/fid_sample at the grid's budget, asha+tpe / grid best"]["ratio"] == 5.2 / 5.0
+
+
+def test_search_reports_read_nan_placeholders_as_not_yet_measured(tmp_path):
+    search = _module("bench_search")
+    trial = tmp_path / "exp" / "trial_0"
+    trial.mkdir(parents=True)
+    # as Tune writes them: the epochs before a trial's first FID carry NaN
+    trial.joinpath("result.json").write_text(
+        '{"timestamp": 1, "epoch": 1, "eval/fid_sample": NaN}\n{"timestamp": 2, "epoch": 2, "eval/fid_sample": 80.5}\n')
+    rows = search.reports(tmp_path / "exp")
+    assert [r[1:] for r in rows] == [(1, math.inf), (2, 80.5)]
+    assert search.best_curve(rows) == [(1, math.inf), (2, 80.5)]
+
+
+def test_run_replaces_a_csv_of_another_layout_whole(tmp_path):
+    run = _module("run")
+    out = tmp_path / "results.csv"
+    out.write_text("something,else\n1,2\n")
+    assert run._kept_rows(out, {"data"}) == []  # another layout is replaced whole
+    assert run._kept_rows(tmp_path / "missing.csv", {"data"}) == []
