@@ -14,7 +14,11 @@ _K1, _K2 = 0.01, 0.03
 
 def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """(B,) peak signal-to-noise ratio in dB of images in [0, 1]."""
-    mse = F.mse_loss(x.float(), y.float(), reduction="none").flatten(1).mean(1)
+    return psnr_from_mse(F.mse_loss(x.float(), y.float(), reduction="none").flatten(1).mean(1))
+
+
+def psnr_from_mse(mse: torch.Tensor) -> torch.Tensor:
+    """PSNR in dB from per-image mean squared errors of [0, 1] images (clamped at 100 dB)."""
     return 10 * torch.log10(1.0 / mse.clamp_min(1e-10))
 
 

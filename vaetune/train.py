@@ -270,7 +270,7 @@ def validate(model, val_x, val_y, tc, device: str) -> dict[str, float]:
     from vaetune.losses import kl_per_dim, recon_loss
 
     model.eval()
-    from vaetune.quality import psnr, ssim
+    from vaetune.quality import psnr_from_mse, ssim
 
     totals = torch.zeros(6, dtype=torch.float64)  # recon, kl, elbo, mse, psnr, ssim
     mus = []
@@ -284,7 +284,7 @@ def validate(model, val_x, val_y, tc, device: str) -> dict[str, float]:
             recon_sum = recon if tc.recon_reduction == "sum" else recon_loss(out, x, tc.recon_loss, "sum")
             mse = F.mse_loss(out.recon.float(), x, reduction="none").flatten(1).mean(1)
             batch = torch.stack([recon.sum(), kl.sum(), (recon_sum + kl).sum(), mse.sum(),
-                                 psnr(out.recon, x).sum(), ssim(out.recon, x).sum()])
+                                 psnr_from_mse(mse).sum(), ssim(out.recon, x).sum()])
             totals += batch.double().cpu()
             mus.append(out.mu.float().cpu())
     n = len(val_x)
