@@ -13,7 +13,7 @@ Sections (each a module here, runnable on its own):
 
 Every figure is a ratio of two variants measured side by side in one run, with the variants'
 repetitions interleaved: `ratio` is the median per-repetition ratio, `ratio_min`/`ratio_max` its
-spread. Full run: about 30 min on 2 CPU cores; --quick about 10 min; --smoke (a code check for
+spread. Full run: about 45 min on 2 CPU cores (search about 30 of it); --smoke (a code check for
 the tests, numbers meaningless) under a minute, without the fid and search sections.
 """
 
@@ -94,7 +94,7 @@ def print_table(rows: list[dict]) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     size = p.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_true", help="smaller sizes, fewer repetitions (~10 min)")
+    size.add_argument("--quick", action="store_true", help="smaller sizes, fewer repetitions")
     size.add_argument("--smoke", action="store_true", help="tiny code check (< 1 min), numbers meaningless")
     p.add_argument("--out", default=str(HERE / "results.csv"),
                    help="CSV of every row; rows of sections not run now are kept from the earlier file")
