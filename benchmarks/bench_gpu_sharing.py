@@ -46,30 +46,22 @@ FIELDS = ["k", "gpu_per_trial", "cpu_per_trial", "trials_ok", "per_trial_img_s",
 
 
 def space(k: int, args: argparse.Namespace, cpus: int) -> dict:
-    if args.cpu:
+    if args.cpu:  # the sprites quick-start's model; every trial gets cores / k threads
         threads = max(1, cpus // k)
-        return {
-            "name": f"cpushare-k{k}-{args.run}",
-            "data": {"source": "builtin:sprites", "image_size": args.image_size, "count": args.count},
-            "model": {"arch": "conv", "width": 32, "latent_dim": 16},
-            "train": {"epochs": args.epochs, "batch_size": args.batch_size, "lr": 0.002, "recon_loss": "bce",
-                      "seed": {"randint": [0, 1_000_000]}, "grid_every": 1000, "checkpoint_every": 1000,
-                      "num_threads": threads, "device": "cpu"},
-            "search": {"num_samples": k, "max_concurrent": k, "scheduler": "fifo", "sampler": "random",
-                       "max_failures": 0},
-            "resources": {"cpu": threads, "gpu": 0},
-        }
-    gpu = 0 if args.smoke else round(1 / k, 4)
+        name, latent, lr, device, cpu, gpu = "cpushare", 16, 0.002, "cpu", threads, 0
+    else:  # the ygo/apples searches' model; one thread, the GPU shared k ways
+        threads, name, latent, lr, cpu = 1, "gpushare", 128, 0.001, max(1, (cpus - 1) // k)
+        device, gpu = ("cpu", 0) if args.smoke else ("cuda", round(1 / k, 4))
     return {
-        "name": f"gpushare-k{k}-{args.run}",
+        "name": f"{name}-k{k}-{args.run}",
         "data": {"source": "builtin:sprites", "image_size": args.image_size, "count": args.count},
-        "model": {"arch": "conv", "width": 32, "latent_dim": 128},
-        "train": {"epochs": args.epochs, "batch_size": args.batch_size, "lr": 0.001, "recon_loss": "bce",
+        "model": {"arch": "conv", "width": 32, "latent_dim": latent},
+        "train": {"epochs": args.epochs, "batch_size": args.batch_size, "lr": lr, "recon_loss": "bce",
                   "seed": {"randint": [0, 1_000_000]}, "grid_every": 1000, "checkpoint_every": 1000,
-                  "num_threads": 1, "device": "cpu" if args.smoke else "cuda"},
+                  "num_threads": threads, "device": device},
         "search": {"num_samples": k, "max_concurrent": k, "scheduler": "fifo", "sampler": "random",
                    "max_failures": 0},
-        "resources": {"cpu": max(1, (cpus - 1) // k), "gpu": gpu},
+        "resources": {"cpu": cpu, "gpu": gpu},
     }
 
 
