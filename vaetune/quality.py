@@ -12,9 +12,14 @@ import torch.nn.functional as F
 _K1, _K2 = 0.01, 0.03
 
 
+def mse(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """(B,) mean squared error per image, over all its values."""
+    return F.mse_loss(x.float(), y.float(), reduction="none").flatten(1).mean(1)
+
+
 def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """(B,) peak signal-to-noise ratio in dB of images in [0, 1]."""
-    return psnr_from_mse(F.mse_loss(x.float(), y.float(), reduction="none").flatten(1).mean(1))
+    return psnr_from_mse(mse(x, y))
 
 
 def psnr_from_mse(mse: torch.Tensor) -> torch.Tensor:

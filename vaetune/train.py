@@ -265,12 +265,11 @@ def _progress(enabled: bool, steps: int, epoch: int, epochs: int):
 def validate(model, val_x, val_y, tc, device: str) -> dict[str, float]:
     """Validation metrics, per image, averaged over the split (units in the module docstring)."""
     import torch
-    import torch.nn.functional as F
 
     from vaetune.losses import kl_per_dim, recon_loss
 
     model.eval()
-    from vaetune.quality import psnr_from_mse, ssim
+    from vaetune.quality import mse, psnr_from_mse, ssim
 
     totals = torch.zeros(6, dtype=torch.float64)  # recon, kl, elbo, mse, psnr, ssim
     mus = []
@@ -282,16 +281,16 @@ def validate(model, val_x, val_y, tc, device: str) -> dict[str, float]:
             kl = kl_per_dim(out.mu, out.logvar).sum(1)
             recon = recon_loss(out, x, tc.recon_loss, tc.recon_reduction)
             recon_sum = recon if tc.recon_reduction == "sum" else recon_loss(out, x, tc.recon_loss, "sum")
-            mse = F.mse_loss(out.recon.float(), x, reduction="none").flatten(1).mean(1)
-            batch = torch.stack([recon.sum(), kl.sum(), (recon_sum + kl).sum(), mse.sum(),
-                                 psnr_from_mse(mse).sum(), ssim(out.recon, x).sum()])
+            err = mse(out.recon, x)
+            batch = torch.stack([recon.sum(), kl.sum(), (recon_sum + kl).sum(), err.sum(),
+                                 psnr_from_mse(err).sum(), ssim(out.recon, x).sum()])
             totals += batch.double().cpu()
             mus.append(out.mu.float().cpu())
     n = len(val_x)
-    recon, kl, elbo, mse, psnr_db, ssim_mean = (totals / n).tolist()
+    recon, kl, elbo, mse_mean, psnr_db, ssim_mean = (totals / n).tolist()
     mu = torch.cat(mus)
     active = int((mu.var(0, unbiased=len(mu) > 1) > ACTIVE_UNIT_THRESHOLD).sum()) if len(mu) > 1 else 0
-    return {"val/recon": recon, "val/kl": kl, "val/elbo": elbo, "val/mse": mse, "val/psnr": psnr_db,
+    return {"val/recon": recon, "val/kl": kl, "val/elbo": elbo, "val/mse": mse_mean, "val/psnr": psnr_db,
             "val/ssim": ssim_mean, "val/active_units": active}
 
 
