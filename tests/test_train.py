@@ -123,6 +123,7 @@ def test_batches_cover_the_split_once_per_epoch_in_a_seeded_order():
     images = torch.arange(10 * 3 * 2 * 2, dtype=torch.int32).remainder(256).to(torch.uint8).view(10, 3, 2, 2)
     labels = torch.arange(10)
     batches = place_batches(images, labels, 4, "cpu")
+    assert batches.copy_to is None and batches.images.data_ptr() == images.data_ptr()  # used in place, no copies
     assert len(batches) == 3
     got = list(batches.epoch(torch.Generator().manual_seed(0)))
     again = list(batches.epoch(torch.Generator().manual_seed(0)))

@@ -34,8 +34,6 @@ Reporter = Callable[[dict[str, float], "Path | None", "list[Path]"], None]
 GRID_SEED = 1234  # fixed z for sample grids: comparable across epochs and trials
 ACTIVE_UNIT_THRESHOLD = 0.01
 EVAL_KEYS = ("eval/fid_sample", "eval/fid_recon", "eval/kid_sample", "eval/kid_sample_std", "eval/fid_n")
-
-
 DEVICE_DATA_FRACTION = 0.25  # of the GPU's free memory the training images may take (trials share a GPU)
 
 
@@ -44,10 +42,10 @@ class _Batches:
     """Shuffled mini-batches of a uint8 tensor: on the training device when it fits there (no
     copy per step), else in pinned host memory, each batch copied asynchronously."""
 
-    images: Any  # uint8 (N, C, H, W), on `device` or in (pinned) host memory
+    images: Any  # uint8 (N, C, H, W), on the training device or in pinned host memory
     labels: Any  # int64 (N,) or None, beside the images
     batch_size: int
-    device: str | None = None  # where batches are used; None: where the images are
+    copy_to: str | None = None  # set when the images stay in host memory: the device each batch goes to
 
     def __len__(self) -> int:
         return math.ceil(len(self.images) / self.batch_size)
@@ -56,14 +54,13 @@ class _Batches:
         import torch
 
         order = torch.randperm(len(self.images), generator=generator).to(self.images.device)
-        copy = self.device is not None and torch.device(self.device) != self.images.device
         for i in range(len(self)):
             idx = order[i * self.batch_size:(i + 1) * self.batch_size]
             x = self.images[idx]
             y = self.labels[idx] if self.labels is not None else None
-            if copy:
-                x = x.pin_memory().to(self.device, non_blocking=True)
-                y = None if y is None else y.to(self.device, non_blocking=True)
+            if self.copy_to is not None:
+                x = x.pin_memory().to(self.copy_to, non_blocking=True)
+                y = None if y is None else y.to(self.copy_to, non_blocking=True)
             yield x.float().div_(255), y
 
 
@@ -82,8 +79,9 @@ def place_batches(images, labels, batch_size: int, device: str) -> _Batches:
         if not fits_on_device(images.nbytes, free):
             log.info("training images (%.0f MiB) kept in pinned host memory: over %.0f%% of the GPU's free %.0f MiB",
                      images.nbytes / 2**20, 100 * DEVICE_DATA_FRACTION, free / 2**20)
-            return _Batches(images.pin_memory(), None if labels is None else labels.pin_memory(), batch_size, device)
-    return _Batches(images.to(device), None if labels is None else labels.to(device), batch_size, device)
+            return _Batches(images.pin_memory(), None if labels is None else labels.pin_memory(), batch_size,
+                            copy_to=device)
+    return _Batches(images.to(device), None if labels is None else labels.to(device), batch_size)
 
 
 def resolve_device(name: str) -> str:
