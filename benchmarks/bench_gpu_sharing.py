@@ -125,13 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.out = args.out or str(ROOT / "benchmarks" / f"results_{'cpu' if args.cpu else 'gpu'}_sharing.csv")
     shares = [int(s) for s in args.shares.split(",")]
-    if args.cpu:
-        defaults = {"image_size": 64, "count": 20000, "batch_size": 128}  # the GPU sizes: swap for the CPU demo's
-        for key, cpu_value in (("image_size", 32), ("count", 6000), ("batch_size", 32)):
-            if getattr(args, key) == defaults[key]:
+    if args.cpu:  # the CPU demo's sizes, where the GPU-sized defaults were not changed on the command line
+        for key, cpu_value in {"image_size": 32, "count": 6000, "batch_size": 32, "epochs": 4}.items():
+            if getattr(args, key) == parser.get_default(key):
                 setattr(args, key, cpu_value)
-        if args.epochs == 10:
-            args.epochs = 4
     elif args.smoke:
         args.image_size, args.count, args.epochs, args.batch_size = 16, 256, 3, 64
         shares = [s for s in shares if s <= 2] or [1]
