@@ -65,3 +65,40 @@ def test_every_sampler_builds(name):
 def test_asha_rungs():
     assert asha_rungs(1, 3, 10) == [1, 3, 9]
     assert asha_rungs(2, 2, 8) == [2, 4]
+
+
+def test_restore_fails_trials_asked_after_the_saved_state_and_keeps_the_others(tmp_path):
+    """A killed driver's searcher state is from its last snapshot; a trial it asked of the study
+    after that is unknown to the restored search and must not stay RUNNING in the study."""
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+
+    def make() -> TruthfulOptunaSearch:
+        s = TruthfulOptunaSearch(metric="val/elbo", mode="min", sampler=make_sampler("tpe", 0), max_epochs=4,
+                                 storage=optuna.storages.RDBStorage(storage), study_name="s")
+        assert s.set_search_properties(None, None, {"x": tune.uniform(0, 1)})
+        return s
+
+    first = make()
+    for tid in ("a", "b", "e"):
+        first.suggest(tid)
+    first.on_trial_complete("a", {"val/elbo": 3.0, "epoch": 4})
+    first.save(str(tmp_path / "searcher.pkl"))  # the snapshot
+    first.suggest("c")  # started after it; then the driver is killed
+    first.on_trial_complete("e", {"val/elbo": 1.5, "epoch": 4})  # finished after it
+
+    restored = make()
+    restored.restore(str(tmp_path / "searcher.pkl"))
+    study = optuna.load_study(study_name="s", storage=storage)
+    by_tune_id = {t.user_attrs["tune_trial_id"]: t.state for t in study.trials}
+    S = optuna.trial.TrialState
+    assert by_tune_id == {"a": S.COMPLETE, "b": S.RUNNING, "c": S.FAIL, "e": S.COMPLETE}
+    restored.on_trial_complete("b", {"val/elbo": 2.0, "epoch": 4})  # the resumed trial still reports
+    # Tune runs "e" again from the snapshot's checkpoint: its reports must not touch the finished trial
+    restored.on_trial_result("e", {"val/elbo": 9.0, "epoch": 3})
+    restored.on_trial_complete("e", {"val/elbo": 9.0, "epoch": 4})
+    restored.suggest("d")  # and the search asks new ones
+    trials = optuna.load_study(study_name="s", storage=storage).trials
+    assert {t.user_attrs["tune_trial_id"]: t.state for t in trials} == {
+        "a": S.COMPLETE, "b": S.COMPLETE, "c": S.FAIL, "e": S.COMPLETE, "d": S.RUNNING}
+    assert {t.user_attrs["tune_trial_id"]: t.value for t in trials if t.state == S.COMPLETE} == {
+        "a": 3.0, "b": 2.0, "e": 1.5}

@@ -39,6 +39,24 @@ class TruthfulOptunaSearch(OptunaSearch):
         self._time_attr = time_attr
         self._reported_steps: dict[str, set[int]] = {}  # trial -> epochs already told to Optuna
 
+    def suggest(self, trial_id: str):
+        suggestion = super().suggest(trial_id)
+        if trial_id in self._ot_trials:  # which Tune trial each Optuna trial is, for the study's readers
+            self._ot_trials[trial_id].set_user_attr("tune_trial_id", trial_id)
+        return suggestion
+
+    def restore(self, checkpoint_path: str) -> None:
+        """The searcher's state is from the experiment snapshot Tune restores; the study is a live
+        database that a stopped driver kept writing to after that snapshot. Reconcile the two."""
+        super().restore(checkpoint_path)
+        states = {t.number: t.state for t in self._ot_study.get_trials(deepcopy=False)}
+        for trial_id, ot_trial in self._ot_trials.items():
+            if trial_id not in self._completed_trials and states.get(ot_trial.number, TrialState.RUNNING).is_finished():
+                # its outcome reached the study after the snapshot: Tune runs it again from its
+                # last checkpoint the snapshot knew, and the study keeps the outcome it has
+                self._completed_trials.add(trial_id)
+        fail_lost_trials(self._ot_study, held={t.number for t in self._ot_trials.values()})
+
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:
             return
@@ -87,6 +105,21 @@ class TruthfulOptunaSearch(OptunaSearch):
             # e.g. pruning a multi-objective trial, which Optuna refuses: record it as failed
             log.debug("optuna refused %s for trial %s (%s); telling FAIL", state, trial_id, exc)
             self._ot_study.tell(ot_trial, None, state=TrialState.FAIL)
+
+
+def fail_lost_trials(study: optuna.Study, held: set[int] = frozenset()) -> list[int]:
+    """A resumed search: a trial asked of the study after the experiment snapshot Tune restored
+    (the searcher's state, `held`, is saved with that snapshot) was started by the stopped driver
+    and is unknown to Tune now; it would stay RUNNING in the study for ever. Tell it FAIL: the
+    searcher asks a new trial in its place."""
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    lost = [t.number for t in running if t.number not in held]
+    for number in lost:
+        study.tell(number, state=TrialState.FAIL)
+    if lost:
+        log.warning("Optuna trial(s) %s of study %r, started after the stopped driver's last experiment snapshot, "
+                    "are recorded as FAIL", ", ".join(map(str, lost)), study.study_name)
+    return lost
 
 
 def make_sampler(name: str, seed: int, grid: dict[str, list] | None = None):

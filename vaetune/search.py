@@ -179,6 +179,8 @@ def run_search(space: SearchSpace, results: Path, *, address: str | None = None,
             tuner = tune.Tuner.restore(exp_path, trainable, resume_unfinished=True, resume_errored=False,
                                        restart_errored=False, param_space=_param_space(space))
         else:
+            if resume:  # nothing Tune can restore: every trial the study holds as RUNNING was the stopped driver's
+                _fail_lost_optuna_trials(results, config.name)
             tuner = tune.Tuner(trainable, param_space=_param_space(space),
                                tune_config=_tune_config(space, results, max_epochs, TruthfulOptunaSearch, make_sampler),
                                run_config=_run_config(space, results, max_epochs, MLflowSearchCallback, resolve_uri))
@@ -186,6 +188,20 @@ def run_search(space: SearchSpace, results: Path, *, address: str | None = None,
     finally:
         if started_here:
             ray.shutdown()
+
+
+def _fail_lost_optuna_trials(results: Path, study_name: str) -> None:
+    import optuna
+
+    from vaetune._tune import fail_lost_trials
+
+    if not (results / OPTUNA_FILE).exists():
+        return
+    try:
+        study = optuna.load_study(study_name=study_name, storage=f"sqlite:///{results / OPTUNA_FILE}")
+    except KeyError:  # the driver stopped before the study was created
+        return
+    fail_lost_trials(study)
 
 
 def _warn_unshared_storage(storage: str) -> None:
