@@ -34,6 +34,8 @@ TAG_TRIAL = "vaetune.trial_id"
 TAG_STATUS = "vaetune.status"
 TAG_ERROR = "vaetune.error"
 PENDING_FILE = "mlflow_pending.jsonl"
+LOST_MESSAGE = ("started after the last experiment snapshot of a driver that was stopped; --resume could not "
+                "continue it, and the searcher suggested a new trial in its place")
 RETRY_AFTER_S = 15.0  # seconds between attempts to reach an MLflow that failed
 
 
@@ -88,6 +90,8 @@ class _SearchTracker:
         self.retry_at = 0.0  # after a failure, queued events wait this long before the next try
         self.last_checkpoint: dict[str, Any] = {}
         self.state = {"uri": uri, "experiment": experiment, "parent_run_id": None, "trial_runs": {}}
+        self.resumed = False  # a previous driver of this search left tracking state behind
+        self.lost_checked = False
 
     # -- Tune callback hooks ----------------------------------------------------------------------
     def setup(self, **info):
@@ -99,14 +103,23 @@ class _SearchTracker:
 
         self.client = MlflowClient(tracking_uri=self.uri)
         path = self.results_dir / "tracking.json"
+        pending_file = self.results_dir / PENDING_FILE
+        self.resumed = path.exists() or pending_file.exists()
         if path.exists():
             self.state.update(json.loads(path.read_text()))
-        pending_file = self.results_dir / PENDING_FILE
         if pending_file.exists():  # events a previous run could not send
             self.pending = [json.loads(line) for line in pending_file.read_text().splitlines() if line.strip()]
             pending_file.unlink()
             log.info("sending %d queued MLflow events from the previous run", len(self.pending))
         self._emit({"kind": "search_start"})
+
+    def on_step_begin(self, iteration, trials, **info):
+        # the first step of a resumed search sees exactly the trials Tune restored: a trial the
+        # killed driver started after its last experiment snapshot is not among them, and its
+        # run would stay RUNNING for ever (the searcher suggests a new trial in its place)
+        if self.resumed and not self.lost_checked:
+            self.lost_checked = True
+            self._emit({"kind": "lost_trials", "known": sorted(t.trial_id for t in trials)})
 
     def on_trial_start(self, iteration, trials, trial, **info):
         params = dict(trial.config)
@@ -253,6 +266,30 @@ class _SearchTracker:
         if event.get("error"):
             self.client.set_tag(run_id, TAG_ERROR, event["error"])
         self.client.set_terminated(run_id, event["run_status"])
+
+    def _apply_lost_trials(self, event: dict) -> None:
+        parent = self.state.get("parent_run_id")
+        if not parent:
+            return
+        exp_id = self.client.get_run(parent).info.experiment_id
+        known, lost, token = set(event["known"]), [], None
+        while True:
+            page = self.client.search_runs(
+                [exp_id], max_results=1000, page_token=token,
+                filter_string=f"tags.`mlflow.parentRunId` = '{parent}' and attributes.status = 'RUNNING'")
+            lost += [r for r in page if r.data.tags.get(TAG_TRIAL) not in known]
+            token = page.token
+            if not token:
+                break
+        for run in lost:
+            self.client.set_tag(run.info.run_id, TAG_STATUS, "lost")
+            self.client.set_tag(run.info.run_id, TAG_ERROR, LOST_MESSAGE)
+            self.client.set_terminated(run.info.run_id, "KILLED")
+        if lost:
+            log.warning("%d trial(s) started after the stopped driver's last experiment snapshot (%s) cannot be "
+                        "continued; their MLflow runs are marked KILLED (tag %s=lost) and the searcher suggests "
+                        "new trials in their place", len(lost),
+                        ", ".join(r.data.tags.get(TAG_TRIAL, r.info.run_id) for r in lost), TAG_STATUS)
 
     def _apply_search_end(self, event: dict) -> None:
         self.client.set_terminated(self.state["parent_run_id"], "FINISHED")
