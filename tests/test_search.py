@@ -214,24 +214,18 @@ def test_eight_concurrent_trials_share_one_store_without_errors(env):
         assert steps(client, child.info.run_id, "train/loss") == [1, 2]
 
 
-def _terminated_in_snapshot(exp_dir: Path) -> set[str]:
-    """Trials the experiment's latest saved state records as finished."""
+def _snapshot(exp_dir: Path) -> dict[str, str] | None:
+    """Trial id -> status in the experiment's latest saved state ({} before the first one; None
+    while it is being rewritten)."""
     files = sorted(glob.glob(str(exp_dir / "experiment_state-*.json")))
     if not files:
-        return set()
+        return {}
     try:
         data = json.loads(Path(files[-1]).read_text())
     except (json.JSONDecodeError, OSError):  # being rewritten
-        return set()
+        return None
     states = [json.loads(t[0]) for t in data["trial_data"]]
-    return {s["trial_id"] for s in states if s["status"] == "TERMINATED"}
-
-
-def _trials_in_snapshot(exp_dir: Path) -> set[str]:
-    """Every trial the experiment's latest saved state records, whatever its status."""
-    files = sorted(glob.glob(str(exp_dir / "experiment_state-*.json")))
-    data = json.loads(Path(files[-1]).read_text()) if files else {"trial_data": []}
-    return {json.loads(t[0])["trial_id"] for t in data["trial_data"]}
+    return {s["trial_id"]: s["status"] for s in states}
 
 
 def _tracked_trials(results: Path) -> set[str]:
@@ -248,7 +242,9 @@ def _lost_trials(env, name: str) -> set[str]:
     results = env.tmp / "results" / name
     _, _, children = mlflow_runs(env.tmp, name)
     started = _tracked_trials(results) | {c.data.tags["vaetune.trial_id"] for c in children}
-    return started - _trials_in_snapshot(results)
+    snapshot = _snapshot(results)
+    assert snapshot is not None, "the killed driver left a half-written experiment state"
+    return started - set(snapshot)
 
 
 def _check_lost_trials_closed(env, name: str, lost: set[str], summary: pd.DataFrame) -> None:
@@ -286,7 +282,7 @@ def test_killed_driver_resumes_without_rerunning_finished_trials(env):
     deadline = time.time() + 300
     finished: set[str] = set()
     while time.time() < deadline and driver.poll() is None:
-        finished = _terminated_in_snapshot(exp_dir)
+        finished = {t for t, status in (_snapshot(exp_dir) or {}).items() if status == "TERMINATED"}
         if 1 <= len(finished) < 6:
             break
         time.sleep(0.2)
@@ -331,7 +327,8 @@ def test_trials_started_after_the_last_snapshot_are_closed_and_replaced_on_resum
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 300
     while time.time() < deadline and driver.poll() is None:
-        unknown = _tracked_trials(exp_dir) - _trials_in_snapshot(exp_dir)
+        snapshot = _snapshot(exp_dir)
+        unknown = set() if snapshot is None else _tracked_trials(exp_dir) - set(snapshot)
         if any(glob.glob(str(exp_dir / f"run_trial_{t}_*" / "checkpoint_*")) for t in unknown):
             break  # one of them has trained an epoch
         time.sleep(0.2)
