@@ -26,6 +26,11 @@ SUMMARY_FILE = "summary.csv"
 OPTUNA_FILE = "optuna.db"
 
 
+def optuna_url(results: Path) -> str:
+    """Where a search's Optuna study lives: sqlite in its results folder."""
+    return f"sqlite:///{Path(results) / OPTUNA_FILE}"
+
+
 def is_remote(storage: str) -> bool:
     return "://" in storage
 
@@ -198,7 +203,7 @@ def _fail_lost_optuna_trials(results: Path, study_name: str) -> None:
     if not (results / OPTUNA_FILE).exists():
         return
     try:
-        study = optuna.load_study(study_name=study_name, storage=f"sqlite:///{results / OPTUNA_FILE}")
+        study = optuna.load_study(study_name=study_name, storage=optuna_url(results))
     except KeyError:  # the driver stopped before the study was created
         return
     fail_lost_trials(study)
@@ -251,7 +256,7 @@ def _tune_config(space: SearchSpace, results: Path, max_epochs: int, searcher_cl
     metric = s.metrics if multi else s.metric
     mode = (s.modes or [s.mode] * len(s.metrics)) if multi else s.mode
     grid = {k: list(d.args) for k, d in space.params.items()} if s.sampler == "grid" else None
-    storage = optuna.storages.RDBStorage(f"sqlite:///{results / OPTUNA_FILE}")
+    storage = optuna.storages.RDBStorage(optuna_url(results))
     searcher = searcher_cls(metric=metric, mode=mode, sampler=make_sampler(s.sampler, s.seed, grid),
                             points_to_evaluate=_full_points(space) or None,
                             storage=storage, study_name=config.name, max_epochs=max_epochs)

@@ -28,13 +28,15 @@ def param_importance(results: SearchResults) -> Importance:
     from optuna.importance import FanovaImportanceEvaluator, get_param_importances
     from optuna.trial import TrialState
 
-    db = results.folder / "optuna.db"
+    from vaetune.search import OPTUNA_FILE, optuna_url
+
+    db = results.folder / OPTUNA_FILE
     target = results.metric
     if not db.exists():
         return Importance(None, target, "No Optuna study (optuna.db) in the results folder.")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        study = optuna.load_study(study_name=results.name, storage=f"sqlite:///{db}")
+        study = optuna.load_study(study_name=results.name, storage=optuna_url(results.folder))
     except KeyError:
         return Importance(None, target, f"optuna.db holds no study named {results.name!r}.")
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
