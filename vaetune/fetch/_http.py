@@ -62,15 +62,17 @@ class RateLimiter:
         self._next = 0.0
         self._lock = threading.Lock()
 
-    def wait(self) -> None:
+    def wait(self) -> float:
+        """Sleep until this caller's slot; returns the slot (a `time.monotonic()` value)."""
         if not self.interval:
-            return
+            return time.monotonic()
         with self._lock:  # reserve the next free slot, then sleep outside the lock
             slot = max(time.monotonic(), self._next)
             self._next = slot + self.interval
         delay = slot - time.monotonic()
         if delay > 0:
             time.sleep(delay)
+        return slot
 
 
 def http_get(url: str, *, timeout: float, limiter: RateLimiter | None = None) -> bytes:
