@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from vaetune.errors import UserError
-from vaetune.search import experiment_path, results_dir_for, storage_uri
+from vaetune.results import experiment_path, results_dir_for, storage_uri
 from vaetune.spec import DataConfig, load_space
 
 

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw
 from torch import nn
 
+from vaetune.commands.fid import load_image_set
 from vaetune.metrics import (
     clear_inception_cache,
     convert_fid_helper_weights,
@@ -38,7 +39,6 @@ from vaetune.metrics._inception import (
     build_inception,
     fid_helper_torchscript_path,
 )
-from vaetune.metrics.cli import load_image_set
 from vaetune.spec import TrainConfig
 
 N_SET = 12

@@ -7,6 +7,7 @@ import pytest
 import scipy.linalg
 import torch
 
+from vaetune.fileio import atomic_write
 from vaetune.metrics import (
     fid_from_features,
     frechet_distance,
@@ -15,7 +16,6 @@ from vaetune.metrics import (
     statistics,
 )
 from vaetune.metrics._features import to_float_rgb
-from vaetune.metrics._io import atomic_write
 
 
 def test_frechet_distance_of_diagonal_gaussians_matches_closed_form():

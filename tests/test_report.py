@@ -28,8 +28,8 @@ from mlflow.tracking import MlflowClient
 
 from vaetune.cli import main as cli
 from vaetune.report import load_results, param_importance
-from vaetune.report._results import SearchResults
 from vaetune.report._table import COLUMNS, BetaRow, KLTable, kl_table, knee, sentences
+from vaetune.results import SearchResults
 
 ROOT = Path(__file__).resolve().parents[1]
 BETAS = [0.01, 0.1, 1.0]

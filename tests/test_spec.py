@@ -136,3 +136,42 @@ def test_help_answers_without_heavy_imports():
     for cmd in ("search", "train", "fid", "report", "data"):
         proc = subprocess.run([sys.executable, "-m", "vaetune.cli", cmd, "--help"], capture_output=True, text=True)
         assert proc.returncode == 0 and "usage: vaetune" in proc.stdout
+
+
+# ---------------------------------------------------------------------------------------------
+# YAML as people write it, and metrics a trial reports
+
+
+def test_yaml_reads_exponent_numbers_and_keeps_off_a_word(tmp_path):
+    # PyYAML's YAML 1.1 rules read `1e-3` as a string and `off` as False; users write both
+    text = ("train:\n  lr: 1e-3\n  amp: off\n  beta: {loguniform: [1e-4, 3e-3]}\n  epochs: 2\n"
+            "search:\n  num_samples: 2\n")
+    space = load_space(write(tmp_path, text))
+    assert space.params["train.beta"].args == (1e-4, 3e-3)
+    config = space.default_config()
+    assert config.train.lr == 1e-3 and config.train.amp == "off"
+    assert load_space(write(tmp_path, GOOD), ["train.lr=2e-4"]).resolve().train.lr == 2e-4
+
+
+@pytest.mark.parametrize("section, key", [("train", "batch_size"), ("train", "lr"), ("data", "channels"),
+                                          ("train", "grad_clip")])
+def test_a_boolean_is_not_a_number(tmp_path, section, key):
+    err = error_for(tmp_path, {**GOOD, section: {**GOOD.get(section, {}), key: True}})
+    assert err.key == f"{section}.{key}" and err.value is True and "boolean is not a number" in err.accepted
+
+
+def test_search_metric_must_be_one_a_trial_reports(tmp_path):
+    err = error_for(tmp_path, {**GOOD, "search": {**GOOD["search"], "metric": "val/bogus"}})
+    assert err.key == "search.metric" and err.value == "val/bogus"
+    assert "val/elbo" in err.accepted and "val/psnr" in err.accepted
+    assert "when" not in str(err)  # a fixed key's mistake is not blamed on a searched key
+    err = error_for(tmp_path, {**GOOD, "search": {**GOOD["search"], "metric": "eval/kid_sample"}})
+    assert "train.fid_every > 0" in err.accepted
+
+
+def test_search_mode_defaults_to_the_metrics_own_direction(tmp_path):
+    config = load_space(write(tmp_path, GOOD), ["search.metric=val/psnr"]).default_config()
+    assert config.search.mode == "max"
+    config = load_space(write(tmp_path, GOOD), ["search.metric=val/psnr", "search.mode=min"]).default_config()
+    assert config.search.mode == "min"
+    assert load_space(write(tmp_path, GOOD)).default_config().search.mode == "min"  # val/elbo

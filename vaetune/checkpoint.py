@@ -8,12 +8,11 @@ data's shape and labels, the last metrics and the vaetune version.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from vaetune.errors import UserError
+from vaetune.fileio import atomic_write
 
 CHECKPOINT_FILE = "checkpoint.pt"
 
@@ -22,24 +21,7 @@ def atomic_save(obj: Any, path: str | Path) -> Path:
     """torch.save to a temporary file beside `path`, then rename: readers never see half a file."""
     import torch
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file normal permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    return atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def load_checkpoint(path: str | Path, map_location: str = "cpu") -> dict:

@@ -12,64 +12,69 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
-from vaetune.checkpoint import atomic_save, load_checkpoint, load_model
+from vaetune.checkpoint import atomic_save, load_model
 from vaetune.errors import UserError
+from vaetune.results import (
+    CHECKPOINT,
+    RUN_ID,
+    SUMMARY_FILE,
+    TRIAL_ID,
+    best_column,
+    final_column,
+    final_metrics,
+    load_checkpoint_at,
+    load_search,
+    rank,
+    read_tracking,
+)
 
 log = logging.getLogger(__name__)
 
-# metrics where larger is better; every other metric is minimised unless --mode says otherwise
-MAXIMISED = ("val/psnr", "val/ssim", "val/active_units")
-
-
 def pick_best(summary, metric: str, mode: str):
     """The summary row with the best value of `metric` (best over epochs if recorded, else final)."""
-    col = f"best/{metric}" if f"best/{metric}" in summary else f"final/{metric}"
+    col = best_column(metric) if best_column(metric) in summary else final_column(metric)
     if col not in summary:
-        known = sorted(c.split("/", 1)[1] for c in summary.columns if c.startswith(("final/", "best/")))
+        known = sorted(set(final_metrics(summary.columns)))
         raise UserError(f"--metric: got {metric!r}; this search recorded: {', '.join(known)}")
-    scored = summary[summary[col].notna() & (summary["checkpoint"].fillna("") != "")]
+    scored = summary[summary[col].notna() & (summary[CHECKPOINT].fillna("") != "")]
     if scored.empty:
-        raise UserError(f"no trial has both a value of {metric} and a checkpoint; see summary.csv")
-    return scored.sort_values(col, ascending=(mode == "min")).iloc[0], col
+        raise UserError(f"no trial has both a value of {metric} and a checkpoint; see {SUMMARY_FILE}")
+    return rank(scored, col, mode).iloc[0], col
 
 
-def fetch_checkpoint(path: str) -> dict:
-    """Load a checkpoint folder from local disk or from remote storage (via Ray's Checkpoint)."""
-    if "://" not in path:
-        return load_checkpoint(path)
-    import tempfile
-
-    from ray import tune
-
-    with tempfile.TemporaryDirectory() as tmp:
-        tune.Checkpoint(path).to_directory(tmp)
-        return load_checkpoint(tmp)
+@dataclass
+class Exported:
+    path: Path  # the written file
+    trial_id: str
+    selected_by: str  # "min best/eval/fid_sample"
+    value: float  # the trial's value of that column
+    epoch: int  # the checkpoint's epoch
+    source: dict  # search, trial, checkpoint, MLflow run id
 
 
-def cmd_export(args) -> int:
+def export_best(results: str | Path, out: str | Path, *, metric: str | None = None, mode: str | None = None) -> Exported:
+    """Write the best trial's checkpoint of a finished search as one self-contained file."""
     from vaetune import __version__
-    from vaetune.search import load_search
+    from vaetune.metrics.registry import mode_of
 
-    state, summary = load_search(args.results)
-    metric = args.metric or state["metric"]
-    mode = args.mode or (state["mode"] if metric == state["metric"] else ("max" if metric in MAXIMISED else "min"))
+    state, summary = load_search(results)
+    metric = metric or state["metric"]
+    mode = mode or (state["mode"] if metric == state["metric"] else mode_of(metric))
     row, col = pick_best(summary, metric, mode)
-    ckpt = fetch_checkpoint(str(row["checkpoint"]))
+    ckpt = load_checkpoint_at(str(row[CHECKPOINT]))
+    source = {"search": state["name"], "trial_id": str(row[TRIAL_ID]), "checkpoint": str(row[CHECKPOINT]),
+              "mlflow_run_id": _str(row.get(RUN_ID)), "selected_by": f"{mode} {col}"}
     exported = {
         "model": ckpt["model"], "config": ckpt["config"], "data": ckpt["data"], "epoch": ckpt["epoch"],
         "metrics": ckpt.get("metrics", {}), "version": __version__, "trained_with_version": ckpt.get("version"),
-        "source": {"search": state["name"], "trial_id": str(row["trial_id"]), "checkpoint": str(row["checkpoint"]),
-                   "mlflow_run_id": _str(row.get("mlflow_run_id")), "selected_by": f"{mode} {col}"},
+        "source": source,
     }
-    out = atomic_save(exported, args.out)
-    print(f"best trial {row['trial_id']} by {mode} {col} = {row[col]:.5g}; epoch {ckpt['epoch']}")
-    print(f"exported to {out}")
-    if args.register:
-        version = register_model(out, args.register, exported["source"]["mlflow_run_id"], state, args.results)
-        print(f"registered in MLflow as {args.register} (version {version})")
-    return 0
+    path = atomic_save(exported, out)
+    return Exported(path=path, trial_id=source["trial_id"], selected_by=source["selected_by"], value=float(row[col]),
+                    epoch=int(ckpt["epoch"]), source=source)
 
 
 def _str(v) -> str:
@@ -78,16 +83,13 @@ def _str(v) -> str:
 
 def register_model(path: Path, name: str, run_id: str, state: dict, results: str | Path) -> str:
     """Log the exported model to MLflow with a signature and register it under `name`."""
-    import json
-
     import mlflow
     import torch
     from mlflow.models import infer_signature
 
     from vaetune.tracking import resolve_uri
 
-    tracking_file = Path(results) / "tracking.json"
-    tracking = json.loads(tracking_file.read_text()) if tracking_file.exists() else {}
+    tracking = read_tracking(results)
     mlflow.set_tracking_uri(tracking.get("uri") or resolve_uri(None))
     model, config, _ = load_model(path)
     wrapped = Reconstructor(model).eval()
@@ -121,31 +123,20 @@ def Reconstructor(vae):  # noqa: N802 - builds a module; torch is imported lazil
 
 
 # ---------------------------------------------------------------------------------------------
-# sample / reconstruct
+# using a checkpoint
 
 
-def cmd_sample(args) -> int:
+def sample_images(model, n: int, *, label: int | None = None, seed: int = 0):
+    """n images (n, C, H, W) in [0, 1] from z ~ N(0, I); a conditional model decodes `label` (default 0)."""
     import torch
-    from torchvision.utils import save_image
 
-    model, config, _ = load_model(args.checkpoint)
-    if args.n < 1:
-        raise UserError(f"--n: got {args.n}; give at least 1")
-    y = None
-    if model.num_classes:
-        label = args.label if args.label is not None else 0
-        if not 0 <= label < model.num_classes:
-            raise UserError(f"--label: got {label}; this model has classes 0..{model.num_classes - 1}")
-        y = torch.full((args.n,), label, dtype=torch.long)
-    elif args.label is not None:
-        raise UserError("--label: this model is not conditional")
-    g = torch.Generator().manual_seed(args.seed)
+    from vaetune.viz import class_labels
+
+    if n < 1:
+        raise UserError(f"--n: got {n}; give at least 1")
+    y = class_labels(model, n, label)
     with torch.no_grad():
-        images = model.sample(args.n, y, generator=g)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    save_image(images, args.out, nrow=max(1, int(math.ceil(math.sqrt(args.n)))), padding=1)
-    print(f"{args.n} samples -> {args.out}")
-    return 0
+        return model.sample(n, y, generator=torch.Generator().manual_seed(seed))
 
 
 def read_for_model(path: str, config) -> torch.Tensor:  # noqa: F821
@@ -168,20 +159,12 @@ def read_for_model(path: str, config) -> torch.Tensor:  # noqa: F821
     return torch.from_numpy(arr).float().div(255)[None]
 
 
-def cmd_reconstruct(args) -> int:
+def reconstruct(model, config, path: str):
+    """(input, reconstruction) of one image file, each (1, C, H, W) in [0, 1]."""
     import torch
-    from torchvision.utils import save_image
 
-    model, config, _ = load_model(args.checkpoint)
     if model.num_classes:
         raise UserError("reconstruct needs labels for a conditional model; use sample --label instead")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    for path in args.images:
-        x = read_for_model(path, config)
-        with torch.no_grad():
-            recon = model(x).recon
-        target = out / f"{Path(path).stem}_recon.png"
-        save_image(torch.cat([x, recon]), target, nrow=2, padding=1)  # input | reconstruction
-        print(f"{path} -> {target}")
-    return 0
+    x = read_for_model(path, config)
+    with torch.no_grad():
+        return x, model(x).recon

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -25,6 +26,28 @@ from vaetune.errors import UserError
 DISTRIBUTIONS = ("loguniform", "uniform", "quniform", "randint", "choice", "grid")
 # Sections whose leaves may be searched. name/search/resources/tracking describe the search itself.
 SEARCHABLE_SECTIONS = ("data", "model", "train")
+
+
+class YamlLoader(yaml.SafeLoader):
+    """YAML scalars as people write them today (YAML 1.2): `1e-3` is a number, not the string PyYAML's
+    YAML 1.1 rules make of it, and only true/false are booleans, so `amp: off` stays the word "off"."""
+
+
+YamlLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+YamlLoader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                                 list("tTfF"))
+YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)?(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),  # 1e-3, 2.5E4: exponent without a dot
+    list("-+0123456789."))
+
+
+def yaml_load(text: str) -> Any:
+    """Parse YAML with :class:`YamlLoader`."""
+    return yaml.load(text, Loader=YamlLoader)  # noqa: S506 - a SafeLoader subclass
 
 
 class SpecError(UserError, ValueError):
@@ -38,6 +61,24 @@ class SpecError(UserError, ValueError):
 class _Section(BaseModel):
     # Unknown keys are errors: a typo must not silently fall back to a default.
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_boolean_numbers(cls, value: Any, info) -> Any:
+        # pydantic would read true as 1: a boolean where a number belongs is a mistake to report
+        if isinstance(value, bool) and _wants_number(cls.model_fields[info.field_name].annotation):
+            raise ValueError("a boolean is not a number; give a number here")
+        return value
+
+
+def _wants_number(annotation: Any) -> bool:
+    """Whether a field takes a number and not a boolean: int, float, their Optional, a Literal of numbers."""
+    args = get_args(annotation)
+    if get_origin(annotation) is Literal:
+        return all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in args)
+    if args:  # X | None
+        return any(_wants_number(a) for a in args if a is not type(None))
+    return annotation in (int, float)
 
 
 class AugmentConfig(_Section):
@@ -132,7 +173,7 @@ class TrainConfig(_Section):
 
 class SearchConfig(_Section):
     metric: str | None = None  # None: eval/fid_sample when train.fid_every > 0, else val/elbo
-    mode: Literal["min", "max"] = "min"
+    mode: Literal["min", "max"] | None = None  # None: the metric's own better direction
     sampler: Literal["tpe", "random", "cmaes", "nsga2", "grid"] = "tpe"
     metrics: list[str] = Field(default_factory=list)  # nsga2: the objectives
     modes: list[Literal["min", "max"]] = Field(default_factory=list)  # nsga2: one mode per objective
@@ -181,16 +222,30 @@ class Config(_Section):
                 raise _CrossFieldError(
                     "data.image_size", size, f"conv with depth {depth} needs a multiple of {2**depth}"
                 )
-        if self.search.metric is None:
-            self.search.metric = "eval/fid_sample" if self.train.fid_every else "val/elbo"
-        for metric in [self.search.metric, *self.search.metrics]:
-            if metric.startswith("eval/") and not self.train.fid_every:
-                raise _CrossFieldError("search.metric", metric, "an eval/ metric (FID, KID) needs train.fid_every > 0")
+        self._resolve_metrics()
         if self.search.sampler == "nsga2" and len(self.search.metrics) < 2:
             raise _CrossFieldError("search.metrics", self.search.metrics, "nsga2 needs at least two metrics")
         if len(self.search.modes) not in (0, len(self.search.metrics)):
             raise _CrossFieldError("search.modes", self.search.modes, "give one mode per entry of search.metrics")
         return self
+
+    def _resolve_metrics(self) -> None:
+        """The search metric(s) must be ones a trial of this config reports; unset ones get defaults
+        (the metric: sample FID when FID is on, else val/elbo; the mode: the metric's own)."""
+        from vaetune.metrics import registry
+
+        s, fid_on = self.search, bool(self.train.fid_every)
+        if s.metric is None:
+            s.metric = "eval/fid_sample" if fid_on else "val/elbo"
+        reported = registry.rankable(fid_on)
+        for key, metric in [("search.metric", s.metric), *(("search.metrics", m) for m in s.metrics)]:
+            if metric in reported:
+                continue
+            if metric in registry.rankable(True):
+                raise _CrossFieldError(key, metric, "an eval/ metric (FID, KID) needs train.fid_every > 0")
+            raise _CrossFieldError(key, metric, f"a trial reports: {', '.join(reported)}")
+        if s.mode is None:
+            s.mode = registry.mode_of(s.metric)
 
 
 def conv_depth(image_size: int) -> int:
@@ -303,9 +358,9 @@ class SearchSpace(BaseModel):
         """The configuration of one trial: base + each searched value (default where missing)."""
         raw = copy.deepcopy(self.base)
         for key, dist in self.params.items():
-            _set_dotted(raw, key, dist.default())
+            set_dotted(raw, key, dist.default())
         for key, value in (values or {}).items():
-            _set_dotted(raw, key, value)
+            set_dotted(raw, key, value)
         return validate_config(raw, self.source)
 
     def default_config(self) -> Config:
@@ -315,7 +370,7 @@ class SearchSpace(BaseModel):
         return self.resolve(points[0] if points else None)
 
 
-def _set_dotted(raw: dict, key: str, value: Any) -> None:
+def set_dotted(raw: dict, key: str, value: Any) -> None:
     node = raw
     *parents, leaf = key.split(".")
     for p in parents:
@@ -396,7 +451,7 @@ def parse_override(source: str, text: str) -> tuple[str, Any]:
     if not key or any(not part for part in key.split(".")):
         raise SpecError(source, key, text, "overrides are written key.path=value")
     try:
-        parsed = yaml.safe_load(value) if value.strip() else ""
+        parsed = yaml_load(value) if value.strip() else ""
     except yaml.YAMLError as exc:
         raise SpecError(source, key, value, f"the value must be YAML ({exc.problem})") from None
     return key, parsed
@@ -413,7 +468,7 @@ def load_space(path: str | Path, overrides: list[str] | None = None) -> SearchSp
     except OSError as exc:
         raise SpecError(source, "<file>", source, f"cannot be read ({exc.strerror})") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "<yaml>"
@@ -429,7 +484,7 @@ def space_from_dict(raw: Any, source: str = "<dict>", overrides: list[str] | Non
     for text in overrides or []:
         key, value = parse_override(f"{source} (--set)", text)
         try:
-            _set_dotted(raw, key, value)
+            set_dotted(raw, key, value)
         except KeyError:
             raise SpecError(f"{source} (--set)", key, value, "a parent of this key is not a section") from None
         # an override wins over the file's points to evaluate as well
@@ -439,6 +494,13 @@ def space_from_dict(raw: Any, source: str = "<dict>", overrides: list[str] | Non
     params: dict[str, Distribution] = {}
     base = _split_distributions(source, raw, "", params)
     space = SearchSpace(source=source, base=base, params=params)
+    try:  # the fixed values first, so that their mistakes are not blamed on a searched key
+        space.resolve()
+    except SpecError as err:
+        if err.key in params:
+            dist = params[err.key]
+            raise SpecError(source, err.key, err.value, f"{err.accepted} (the default of {dist.kind} {list(dist.args)})") from None
+        raise
     for key, dist in params.items():
         for value in dist.candidates():
             try:
@@ -447,7 +509,6 @@ def space_from_dict(raw: Any, source: str = "<dict>", overrides: list[str] | Non
                 if err.key == key:
                     raise SpecError(source, key, value, f"{err.accepted} (a value of {dist.kind} {list(dist.args)})") from None
                 raise SpecError(source, err.key, err.value, f"{err.accepted} (when {key}={value!r})") from None
-    space.resolve()  # every fixed value, with defaults for the searched ones
     _check_points(source, space)
     return space
 

@@ -18,13 +18,17 @@ import logging
 import math
 import os
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from vaetune.errors import UserError
+from vaetune.results import (
+    PENDING_DIR,
+    PENDING_FILE,
+    TRACKING_FILE,
+    checkpoint_file,
+    write_tracking,
+)
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +37,6 @@ TAG_SEARCH = "vaetune.search"
 TAG_TRIAL = "vaetune.trial_id"
 TAG_STATUS = "vaetune.status"
 TAG_ERROR = "vaetune.error"
-PENDING_FILE = "mlflow_pending.jsonl"
 LOST_MESSAGE = ("started after the last experiment snapshot of a driver that was stopped; --resume could not "
                 "continue it, and the searcher suggested a new trial in its place")
 RETRY_AFTER_S = 15.0  # seconds between attempts to reach an MLflow that failed
@@ -95,14 +98,13 @@ class _SearchTracker:
 
     # -- Tune callback hooks ----------------------------------------------------------------------
     def setup(self, **info):
-        # fail fast: the driver's event loop must not wait on MLflow; the queue retries instead
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+        # MLflow's HTTP client fails fast under the search's environment (vaetune.search._run);
+        # the queue retries instead
         logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
         from mlflow.tracking import MlflowClient
 
         self.client = MlflowClient(tracking_uri=self.uri)
-        path = self.results_dir / "tracking.json"
+        path = self.results_dir / TRACKING_FILE
         pending_file = self.results_dir / PENDING_FILE
         self.resumed = path.exists() or pending_file.exists()
         if path.exists():
@@ -143,7 +145,7 @@ class _SearchTracker:
         ckpt = self.last_checkpoint.get(trial.trial_id) or getattr(trial, "checkpoint", None)
         if ckpt is not None:
             with ckpt.as_directory() as folder:
-                path = Path(folder) / "checkpoint.pt"
+                path = checkpoint_file(folder)
                 if path.exists():
                     self._emit({"kind": "artifact", "trial": trial.trial_id, "path": str(path), "dir": "checkpoint"})
         status = "completed" if epochs >= self.max_epochs else "stopped by ASHA"
@@ -191,7 +193,7 @@ class _SearchTracker:
 
     def _queue(self, event: dict) -> None:
         if event["kind"] == "artifact":  # keep a copy: Tune may delete the checkpoint meanwhile
-            keep = self.results_dir / "mlflow_pending" / event["trial"] / event["dir"]
+            keep = self.results_dir / PENDING_DIR / event["trial"] / event["dir"]
             keep.mkdir(parents=True, exist_ok=True)
             target = keep / Path(event["path"]).name
             if Path(event["path"]).exists() and Path(event["path"]) != target:
@@ -315,10 +317,7 @@ class _SearchTracker:
             self.client.log_batch(run_id, params=items[i:i + 100])
 
     def _save_state(self) -> None:
-        path = self.results_dir / "tracking.json"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.state, indent=1))
-        os.replace(tmp, path)
+        write_tracking(self.results_dir, self.state)
 
 
 def error_summary(trial) -> str:
@@ -331,20 +330,3 @@ def error_summary(trial) -> str:
                 return line.strip()
         return lines[-1].strip() if lines else "error"
     return "error"
-
-
-def cmd_ui(args) -> int:
-    """`vaetune ui`: the MLflow UI on 127.0.0.1 for vaetune's store."""
-    uri = resolve_uri(args.uri)
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists():
-        raise UserError(f"{uri}: no MLflow store there yet; run a search first or pass --uri")
-    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1",
-           "--port", str(args.port)]
-    root = default_artifact_root(uri)
-    if root:
-        cmd += ["--default-artifact-root", root]
-    print(f"MLflow UI for {uri}\n  http://127.0.0.1:{args.port}\n(Ctrl-C stops it)", flush=True)
-    try:
-        return subprocess.call(cmd)
-    except KeyboardInterrupt:
-        return 0

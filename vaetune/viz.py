@@ -1,6 +1,6 @@
 """Latent-space pictures of a trained VAE, from an exported checkpoint or a trial's checkpoint.
 
-Commands (each writes a PNG, the walk a GIF; image grids are pixel-exact, `PAD` pixels of white
+The pictures of the commands below (vaetune.commands.pictures saves and describes them; each is a PNG, the walk a GIF; image grids are pixel-exact, `PAD` pixels of white
 between images, so a grid of R rows and C columns of HxW images is
 `(R * (H + PAD) + PAD) x (C * (W + PAD) + PAD)` pixels, see :func:`grid_pixels`):
 
@@ -38,6 +38,7 @@ from __future__ import annotations
 import io
 import logging
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -161,7 +162,7 @@ def load_val(config, data_space: str | None = None):
     return data, x, y
 
 
-def _check_shape(model, images: torch.Tensor, where: str) -> None:
+def check_shape(model, images: torch.Tensor, where: str) -> None:
     if tuple(images.shape[1:]) != tuple(model.image_shape):
         raise UserError(f"{where}: images are {tuple(images.shape[1:])} but the model takes "
                         f"{tuple(model.image_shape)}; pass the search space the model was trained on")
@@ -178,19 +179,6 @@ def encode_all(model, x: torch.Tensor, y: torch.Tensor | None, batch: int = 512)
         mus.append(mu)
         logvars.append(logvar)
     return torch.cat(mus), torch.cat(logvars)
-
-
-def _load(checkpoint: str):
-    from vaetune.checkpoint import load_model
-
-    return load_model(checkpoint)
-
-
-def _done(out: Path, what: str) -> None:
-    from PIL import Image
-
-    with Image.open(out) as im:
-        print(f"{what} -> {out} ({im.width}x{im.height} px)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -216,41 +204,35 @@ def interpolation_grid(model, corners: list[torch.Tensor], steps: int, mode: str
 
 
 @torch.no_grad()
-def cmd_interpolate(args) -> int:
+def interpolation_picture(model, config, paths: list[str], *, grid: bool, mode: str, steps: int,
+                          label: int | None) -> tuple[torch.Tensor, int, list[str]]:
+    """Images and columns of `vaetune interpolate`: rows A | steps | B, or steps x steps grids
+    between four corners; one row or grid per mode (lerp and slerp side by side for "both")."""
     from vaetune.export import read_for_model
 
-    model, config, _ = _load(args.checkpoint)
-    paths = args.grid or args.images
-    want = 4 if args.grid else 2
-    if args.grid and args.images:
-        raise UserError("give either IMG_A IMG_B or --grid A B C D, not both")
+    want = 4 if grid else 2
     if len(paths) != want:
-        raise UserError(f"interpolate needs {'four images after --grid' if args.grid else 'two images IMG_A IMG_B'}"
+        raise UserError(f"interpolate needs {'four images after --grid' if grid else 'two images IMG_A IMG_B'}"
                         f"; got {len(paths)}")
-    if args.steps < 2:
-        raise UserError(f"--steps: got {args.steps}; give at least 2")
-    y = class_labels(model, 1, args.label)
+    if steps < 2:
+        raise UserError(f"--steps: got {steps}; give at least 2")
+    y = class_labels(model, 1, label)
     x = torch.cat([read_for_model(p, config) for p in paths])  # (k, C, H, W)
     codes = list(model.encode(x, None if y is None else y.expand(len(x)))[0])  # mu of each
-    modes = _modes(args.mode)
-    if args.grid:
-        grids = [interpolation_grid(model, codes, args.steps, m, y) for m in modes]
-        rows = []
-        for r in range(args.steps):  # lerp row r | blank | slerp row r
-            parts = []
-            for i, g in enumerate(grids):
-                if i:
-                    parts.append(blank(g))
-                parts.append(g[r * args.steps:(r + 1) * args.steps])
-            rows.append(torch.cat(parts))
-        ncols = args.steps * len(modes) + len(modes) - 1
-        out = save_grid(torch.cat(rows), ncols, args.out)
-    else:
-        rows = [torch.cat([x[:1], interpolation_row(model, codes[0], codes[1], args.steps, m, y), x[1:]])
-                for m in modes]
-        out = save_grid(torch.cat(rows), args.steps + 2, args.out)
-    _done(out, f"{' and '.join(modes)} interpolation")
-    return 0
+    modes = _modes(mode)
+    if not grid:
+        rows = [torch.cat([x[:1], interpolation_row(model, codes[0], codes[1], steps, m, y), x[1:]]) for m in modes]
+        return torch.cat(rows), steps + 2, modes
+    grids = [interpolation_grid(model, codes, steps, m, y) for m in modes]
+    rows = []
+    for r in range(steps):  # lerp row r | blank | slerp row r
+        parts = []
+        for i, g in enumerate(grids):
+            if i:
+                parts.append(blank(g))
+            parts.append(g[r * steps:(r + 1) * steps])
+        rows.append(torch.cat(parts))
+    return torch.cat(rows), steps * len(modes) + len(modes) - 1, modes
 
 
 # ---------------------------------------------------------------------------------------------
@@ -279,24 +261,18 @@ def traversal(model, base: torch.Tensor, dims: list[int], steps: int, span: floa
 
 
 @torch.no_grad()
-def cmd_traverse(args) -> int:
-    model, config, _ = _load(args.checkpoint)
-    if args.steps < 2:
-        raise UserError(f"--steps: got {args.steps}; give at least 2")
-    _, x, y = load_val(config, args.data)
-    _check_shape(model, x, args.data or args.checkpoint)
+def traversal_picture(model, x: torch.Tensor, y: torch.Tensor | None, *, steps: int, span: float,
+                      label: int | None) -> tuple[torch.Tensor, list[int], torch.Tensor]:
+    """`vaetune traverse`: (images, dimension order by KL, KL per dimension) around the first image of x."""
+    if steps < 2:
+        raise UserError(f"--steps: got {steps}; give at least 2")
     y = y if model.num_classes else None
     order, kl = kl_order(model, x, y)
     yb = None
     if model.num_classes:
-        yb = class_labels(model, 1, args.label) if args.label is not None else y[:1]
+        yb = class_labels(model, 1, label) if label is not None else y[:1]
     base = model.encode(x[:1].float().div(255), yb)[0][0]
-    images = traversal(model, base, order.tolist(), args.steps, args.range, yb)
-    out = save_grid(images, args.steps, args.out)
-    for row, d in enumerate(order.tolist()):
-        print(f"row {row + 1}: z[{d}]  KL {kl[d]:.3f} nats")
-    _done(out, f"traversal of {model.latent_dim} dimensions")
-    return 0
+    return traversal(model, base, order.tolist(), steps, span, yb), order.tolist(), kl
 
 
 # ---------------------------------------------------------------------------------------------
@@ -361,32 +337,19 @@ def manifold_figure(coords: torch.Tensor, axes: list[str], labels: torch.Tensor 
 
 
 @torch.no_grad()
-def cmd_manifold(args) -> int:
-    model, config, _ = _load(args.checkpoint)
-    data, x, y = load_val(config, args.data)
-    _check_shape(model, x, args.data)
+def manifold_picture(model, data, x: torch.Tensor, y: torch.Tensor | None, *, label: str | None) -> bytes:
+    """`vaetune manifold`: the validation encodings in 2-D, coloured by `label` (default: the first)."""
     mu, _ = encode_all(model, x, y if model.num_classes else None)
     coords, axes = project_2d(mu)
-    label_name = args.label or data.primary_label
+    label_name = label or data.primary_label
     labels, names = None, []
     if label_name is not None:
         if label_name not in data.labels:
-            raise UserError(f"--label: got {label_name!r}; this data has labels: "
-                            f"{', '.join(data.labels) or 'none'}")
+            raise UserError(f"--label: got {label_name!r}; this data has labels: {', '.join(data.labels) or 'none'}")
         labels = data.labels[label_name][data.splits["val"]]
         names = data.label_names.get(label_name, [])
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    title = f"{len(x)} validation encodings, {model.latent_dim}-D latent" + \
-        (" (PCA)" if model.latent_dim > 2 else "")
-    out.write_bytes(manifold_figure(coords, axes, labels, names, label_name, title))
-    _done(out, "manifold")
-    if model.latent_dim <= 2:
-        cond = class_labels(model, 1, args.cond_label) if model.num_classes else None
-        images, cols = latent_plane(model, args.grid_steps, cond)
-        grid_out = save_grid(images, cols, out.with_name(f"{out.stem}_grid.png"))
-        _done(grid_out, "decoded latent plane")
-    return 0
+    title = f"{len(x)} validation encodings, {model.latent_dim}-D latent" + (" (PCA)" if model.latent_dim > 2 else "")
+    return manifold_figure(coords, axes, labels, names, label_name, title)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -396,6 +359,10 @@ def cmd_manifold(args) -> int:
 @torch.no_grad()
 def walk_frames(model, frames: int, anchors: int, seed: int, y: torch.Tensor | None) -> torch.Tensor:
     """(frames, C, H, W): a closed slerp path through `anchors` codes drawn from N(0, I)."""
+    if frames < 2:
+        raise UserError(f"--frames: got {frames}; give at least 2")
+    if anchors < 2:
+        raise UserError(f"--anchors: got {anchors}; give at least 2")
     g = torch.Generator().manual_seed(seed)
     points = torch.randn(anchors, model.latent_dim, generator=g)
     codes = []
@@ -421,20 +388,6 @@ def save_gif(frames: torch.Tensor, out: Path, scale: int, ms_per_frame: int = 80
     return out
 
 
-def cmd_walk(args) -> int:
-    model, _, _ = _load(args.checkpoint)
-    if args.frames < 2:
-        raise UserError(f"--frames: got {args.frames}; give at least 2")
-    if args.anchors < 2:
-        raise UserError(f"--anchors: got {args.anchors}; give at least 2")
-    y = class_labels(model, 1, args.label)
-    frames = walk_frames(model, args.frames, args.anchors, args.seed, y)
-    _, h, w = model.image_shape
-    out = save_gif(frames, Path(args.out), gif_scale(h, w))
-    print(f"{args.frames} frames through {args.anchors} anchors -> {out}")
-    return 0
-
-
 # ---------------------------------------------------------------------------------------------
 # progress
 
@@ -457,23 +410,21 @@ def trial_checkpoints(trial_dir: str | Path) -> list[tuple[int, Path]]:
 
 
 @torch.no_grad()
-def cmd_progress(args) -> int:
+def progress_picture(trial_dir: str | Path, n: int) -> tuple[torch.Tensor, int, list[int]]:
+    """`vaetune progress`: n validation images, then their reconstructions at each checkpoint;
+    (images row-major, columns, epochs)."""
     from vaetune.checkpoint import load_model
 
-    checkpoints = trial_checkpoints(args.trial_dir)
+    checkpoints = trial_checkpoints(trial_dir)
     model, config, _ = load_model(checkpoints[0][1])
     _, x, y = load_val(config)
-    x = x[:args.n]
-    y = y[:args.n] if y is not None and model.num_classes else None
+    x = x[:n]
+    y = y[:n] if y is not None and model.num_classes else None
     columns = [x.float().div(255)]
     for _, path in checkpoints:
         model, _, _ = load_model(path)
         columns.append(model(x.float().div(255), y).recon)
-    images = torch.stack(columns, 1).flatten(0, 1)  # row-major: image i at every epoch
-    out = save_grid(images, len(columns), args.out)
-    print("columns: original, then epochs " + ", ".join(str(e) for e, _ in checkpoints))
-    _done(out, f"{len(x)} images at {len(checkpoints)} checkpoints")
-    return 0
+    return torch.stack(columns, 1).flatten(0, 1), len(columns), [e for e, _ in checkpoints]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -517,50 +468,53 @@ def neighbours_hist(pixel: dict[str, torch.Tensor], feats: dict[str, torch.Tenso
     return figure_png(fig)
 
 
+@dataclass
+class Neighbours:
+    images: torch.Tensor  # row per sample: sample | nearest by pixels | nearest by Inception
+    columns: int
+    histogram: bytes  # PNG: nearest-neighbour distances of samples and of validation images
+    pixel_samples: float  # median RMS pixel distance of samples to their nearest training image
+    pixel_validation: float  # ... of held-out validation images
+    pool: int | None  # training images searched by Inception distance (None: pixels only)
+
+    @property
+    def ratio(self) -> float:
+        return self.pixel_samples / max(self.pixel_validation, 1e-12)
+
+
 @torch.no_grad()
-def cmd_neighbours(args) -> int:
+def neighbours(model, config, data, val_x: torch.Tensor, val_y: torch.Tensor | None, *, n: int, pool: int | None,
+               inception: bool, seed: int) -> Neighbours:
+    """`vaetune neighbours`: n samples beside their nearest training images, by pixels and Inception features."""
     from vaetune.metrics import FeatureExtractor
     from vaetune.metrics._features import quantize
     from vaetune.metrics._reference import reference_key, reference_stats
 
-    model, config, _ = _load(args.checkpoint)
-    if args.n < 1:
-        raise UserError(f"--n: got {args.n}; give at least 1")
-    data, val_x, val_y = load_val(config, args.data)
-    _check_shape(model, val_x, args.data)
+    if n < 1:
+        raise UserError(f"--n: got {n}; give at least 1")
     train_x, _ = data.subset("train")
     y = None
     if model.num_classes:  # validation labels in a seeded random order, as FID's samples get
-        order = torch.randperm(len(val_y), generator=torch.Generator().manual_seed(args.seed))
-        y = val_y[order][:args.n].repeat(math.ceil(args.n / len(val_y)))[:args.n]
-    samples = quantize(model.sample(args.n, y, generator=torch.Generator().manual_seed(args.seed)))
-    ref = val_x[:min(len(val_x), max(4 * args.n, 64))]  # held-out images: the distances of no memorisation
+        order = torch.randperm(len(val_y), generator=torch.Generator().manual_seed(seed))
+        y = val_y[order][:n].repeat(math.ceil(n / len(val_y)))[:n]
+    samples = quantize(model.sample(n, y, generator=torch.Generator().manual_seed(seed)))
+    ref = val_x[:min(len(val_x), max(4 * n, 64))]  # held-out images: the distances of no memorisation
     px_s, px_i = nearest_pixel(samples.float().div(255), train_x)
     px_v, _ = nearest_pixel(ref.float().div(255), train_x)
     columns = [samples.float().div(255), train_x[px_i].float().div(255)]
     feats = None
-    if not args.no_inception:
+    if inception:
         extractor = FeatureExtractor("auto")
-        pool = args.pool or (len(train_x) if extractor.device.type == "cuda" else 256)
-        pool = min(pool, len(train_x))
+        pool = min(pool or (len(train_x) if extractor.device.type == "cuda" else 256), len(train_x))
         index = data.splits["train"][:pool]
         key = reference_key(data.fingerprint, "train", index, pool, tuple(config.data.background))
         bank = reference_stats(train_x[:pool], key=key, cache_dir=config.data.cache_dir, extractor=extractor,
                                meta={"fingerprint": data.fingerprint, "split": "train", "use": "neighbours"})
         f_s, f_i = nearest_features(extractor.images(samples), bank.features)
-        f_v, _ = nearest_features(extractor.images(ref[:args.n]), bank.features)
+        f_v, _ = nearest_features(extractor.images(ref[:n]), bank.features)
         columns.append(train_x[f_i].float().div(255))
         feats = {"samples": f_s, "validation images": f_v}
-        print(f"Inception distances searched the first {pool} of {len(train_x)} training images")
-    images = torch.stack(columns, 1).flatten(0, 1)  # row per sample: sample | pixel NN | Inception NN
-    out = save_grid(images, len(columns), args.out)
-    hist = out.with_name(f"{out.stem}_hist.png")
-    hist.write_bytes(neighbours_hist({"samples": px_s, "validation images": px_v}, feats))
-    ratio = float(px_s.median() / px_v.median().clamp_min(1e-12))
-    print(f"median RMS pixel distance to the nearest training image: samples {float(px_s.median()):.4f}, "
-          f"validation images {float(px_v.median()):.4f} (ratio {ratio:.2f})")
-    if ratio < 0.5:
-        print("samples sit much closer to training images than held-out images do: a sign of memorisation")
-    _done(out, "columns: sample | nearest by pixels" + (" | nearest by Inception" if feats else ""))
-    _done(hist, "distance histogram")
-    return 0
+    return Neighbours(images=torch.stack(columns, 1).flatten(0, 1), columns=len(columns),
+                      histogram=neighbours_hist({"samples": px_s, "validation images": px_v}, feats),
+                      pixel_samples=float(px_s.median()), pixel_validation=float(px_v.median()),
+                      pool=pool if inception else None)

@@ -16,13 +16,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from vaetune.fileio import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -81,22 +81,10 @@ def save_cached(path: Path, data: Decoded, source: str) -> None:
         "skipped": [list(s) for s in data.skipped],
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, lambda f: torch.save(payload, f))
+    atomic_write(path, lambda f: torch.save(payload, f))
     lines = ["file\treason"] + [f"{_tsv(name)}\t{_tsv(reason)}" for name, reason in data.skipped]
     tsv = path.with_name(path.name.removesuffix(".pt") + ".skipped.tsv")
-    _atomic_write(tsv, lambda f: f.write(("\n".join(lines) + "\n").encode()))
-
-
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a shared cache must be readable
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(tsv, lambda f: f.write(("\n".join(lines) + "\n").encode()))
 
 
 def _tsv(text: str) -> str:

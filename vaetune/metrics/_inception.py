@@ -35,7 +35,7 @@ from pathlib import Path
 
 import torch
 
-from vaetune.metrics._io import atomic_write
+from vaetune.fileio import atomic_write, cache_root
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +48,6 @@ FC_SHAPE = (1008, 2048)  # pytorch-fid's unused classifier; needed only for a st
 
 _NETS: dict[str, torch.nn.Module] = {}  # device -> network, one load per process and device
 _LOCK = threading.RLock()  # guards _NETS and the temporary swap of pytorch-fid's loader
-
-
-def cache_root() -> Path:
-    """Folder of vaetune's per-user caches: $VAETUNE_CACHE, else ~/.cache/vaetune."""
-    return Path(os.environ.get("VAETUNE_CACHE") or Path.home() / ".cache" / "vaetune")
 
 
 def hub_weights_path() -> Path:

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vaetune.fileio import atomic_write
 from vaetune.metrics._features import FeatureExtractor
-from vaetune.metrics._io import atomic_write
 from vaetune.metrics._stats import statistics
 
 log = logging.getLogger(__name__)

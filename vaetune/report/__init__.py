@@ -2,7 +2,7 @@
 rate-distortion plane, what mattered, and the best trial — as one self-contained HTML page,
 Markdown with its figures, and CSV, logged to the search's MLflow parent run.
 
-Public API: :func:`build_report` (returns the paths it wrote), :func:`load_results`,
+Public API: :func:`build_report` (returns the paths it wrote and the findings), :func:`load_results`,
 :func:`kl_table`, :func:`sentences`, :func:`pareto_front`, :func:`param_importance`,
 :func:`picture_table`. `analysis/*.py` are thin scripts over these.
 
@@ -15,12 +15,12 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from vaetune.report._importance import Importance, param_importance
 from vaetune.report._pictures import GRID_SEED, picture_table
 from vaetune.report._render import Report, Section, Table, to_html, to_markdown
-from vaetune.report._results import MAXIMISED, SearchResults, load_results, rank, value
 from vaetune.report._table import (
     BETA,
     COLUMNS,
@@ -30,34 +30,44 @@ from vaetune.report._table import (
     pareto_front,
     sentences,
 )
+from vaetune.results import (
+    EPOCHS,
+    ERROR,
+    REPORT_DIR,
+    STATUS,
+    STOPPED,
+    TRIAL_ID,
+    WALL_TIME,
+    SearchResults,
+    final_column,
+    final_metrics,
+    last_grids,
+    load_results,
+    rank,
+)
 
 __all__ = [
-    "Importance", "KLTable", "SearchResults", "build_report", "cmd_report", "kl_table", "load_results",
+    "BuiltReport", "Importance", "KLTable", "SearchResults", "build_report", "kl_table", "load_results",
     "log_to_mlflow", "param_importance", "pareto_front", "picture_table", "sentences",
 ]
 
 log = logging.getLogger(__name__)
-REPORT_ARTIFACT_DIR = "report"
+REPORT_ARTIFACT_DIR = REPORT_DIR  # the report's folder in the parent run's artifacts
 CURVE_METRICS = ("val/psnr", "val/kl", "eval/fid_sample")  # shown beside the search metric
 
 
-def cmd_report(args) -> int:
-    t0 = time.perf_counter()
-    paths = build_report(args.results, args.out, mlflow=not args.no_mlflow)
-    for kind, path in paths.items():
-        if kind != "mlflow":
-            print(f"{kind:10s} {path}")
-    if "mlflow" in paths:
-        print(f"logged to MLflow run {paths['mlflow']} under {REPORT_ARTIFACT_DIR}/")
-    print(f"report written in {time.perf_counter() - t0:.1f}s")
-    return 0
+@dataclass
+class BuiltReport:
+    paths: dict[str, str]  # "html", "markdown", "kl_table", "pareto" -> file
+    findings: list[str]  # the table's sentences
+    mlflow_run: str | None  # the parent run it was logged to
 
 
 def build_report(results_dir: str | Path, out: str | Path | None = None, *, mlflow: bool = True,
-                 pictures: int = 6) -> dict[str, str]:
-    """Write the report of a finished search; returns {"html", "markdown", "kl_table", "pareto"[, "mlflow"]}."""
+                 pictures: int = 6) -> BuiltReport:
+    """Write the report of a finished search (default folder: RESULTS/report/)."""
     results = load_results(results_dir)
-    out = Path(out) if out else results.folder / "report"
+    out = Path(out) if out else results.folder / REPORT_DIR
     (out / "figures").mkdir(parents=True, exist_ok=True)
     report, table, front = assemble(results, pictures=pictures)
     for name, png in report.figures.items():
@@ -67,15 +77,9 @@ def build_report(results_dir: str | Path, out: str | Path | None = None, *, mlfl
     md_path.write_text(to_markdown(report), encoding="utf-8")
     table.frame().to_csv(out / "kl_table.csv", index=False)
     front.to_csv(out / "pareto.csv", index=False)
-    for line in sentences(table).values():
-        print(line)
     paths = {"html": str(html_path), "markdown": str(md_path), "kl_table": str(out / "kl_table.csv"),
              "pareto": str(out / "pareto.csv")}
-    if mlflow:
-        run_id = log_to_mlflow(results, out)
-        if run_id:
-            paths["mlflow"] = run_id
-    return paths
+    return BuiltReport(paths, list(sentences(table).values()), log_to_mlflow(results, out) if mlflow else None)
 
 
 def log_to_mlflow(results: SearchResults, folder: Path) -> str | None:
@@ -107,7 +111,7 @@ def assemble(results: SearchResults, *, pictures: int = 6):
 
     figures: dict[str, bytes] = {}
     s = results.summary
-    statuses = ", ".join(f"{n} {st}" for st, n in s["status"].value_counts().items()) if "status" in s else ""
+    statuses = ", ".join(f"{n} {st}" for st, n in s[STATUS].value_counts().items()) if STATUS in s else ""
     meta = [f"{len(s)} trials ({statuses}); search metric {results.metric} ({results.mode}); "
             f"up to {results.max_epochs} epochs; searched: {', '.join(results.searched) or 'nothing'}.",
             f"Results folder {results.folder}; report generated {time.strftime('%Y-%m-%d %H:%M:%S')}."]
@@ -172,7 +176,7 @@ def _rd_section(results, front, objectives, figures, _figures) -> Section:
     parts.append(("fig", ("rate_distortion", "rate-distortion plane and Pareto front")))
     if b == "val/elbo":
         parts.append(("notes", ["No sample FID in this search, so the front uses val/elbo as the second objective."]))
-    rows = [[str(r["trial_id"]), _beta_of(r, results), *(_num(r, f"final/{m}") for m in (a, b, "val/kl")),
+    rows = [[str(r[TRIAL_ID]), _beta_of(r, results), *(_num(r, final_column(m)) for m in (a, b, "val/kl")),
              *(_param(r[p]) for p in results.searched if p != BETA and p in r)] for _, r in front.iterrows()]
     header = ["trial", "β", a, b, "val/kl"] + [p for p in results.searched if p != BETA and p in results.summary]
     parts.append(("p", f"Pareto-front trials ({len(rows)} of {len(results.summary)}):"))
@@ -209,7 +213,7 @@ def _mattered_section(results: SearchResults, figures, _figures) -> Section:
         metrics = [results.metric] + [m for m in CURVE_METRICS if m != results.metric]
         figures["learning_curves"] = _figures.learning_curves(results.histories, results.summary, metrics, BETA, rungs,
                                                                results.max_epochs)
-        stopped = int((results.summary["status"] == "stopped").sum()) if "status" in results.summary else 0
+        stopped = int((results.summary[STATUS] == STOPPED).sum()) if STATUS in results.summary else 0
         how = (f"{stopped} trials stopped early by ASHA, marked × (dotted lines: its rungs)" if rungs
                else "no early stopping (scheduler fifo)")
         parts.append(("p", f"Learning curves of all {len(results.histories)} trials (from each trial's result.json), "
@@ -233,14 +237,12 @@ def _rungs(results: SearchResults) -> list[int]:
 
 
 def _best_section(results: SearchResults, figures) -> Section:
-    from vaetune.report._pictures import best_trial_grids
-
     ranked = rank(results.summary, results.best_column(), results.mode)
     if ranked.empty:
         return Section("Best trial", [("p", f"No trial reported {results.metric}.")])
     best = ranked.iloc[0]
     parts: list = [("p", f"Trial {best['trial_id']} is best by {results.best_column()} = "
-                         f"{float(best[results.best_column()]):.5g} ({results.mode}); status {best.get('status', '')}, "
+                         f"{float(best[results.best_column()]):.5g} ({results.mode}); status {best.get(STATUS, '')}, "
                          f"{int(best.get('epochs', 0) or 0)} epochs.")]
     run = str(best.get("mlflow_run_id", "") or "")
     parts.append(("p", f"MLflow run id: {run or '— (not tracked)'}"
@@ -250,10 +252,10 @@ def _best_section(results: SearchResults, figures) -> Section:
                        f"vaetune export {results.folder} --out best.pt"))
     params = [[p, _param(best[p])] for p in results.searched if p in best]
     parts.append(("table", Table(["searched hyperparameter", "value"], params)))
-    metrics = sorted(c for c in results.summary.columns if c.startswith("final/") and not c.startswith("final/time/"))
-    mrows = [[c[len("final/"):], _num(best, c)] for c in metrics]
+    metrics = sorted(m for m in final_metrics(results.summary.columns) if not m.startswith("time/"))
+    mrows = [[m, _num(best, final_column(m))] for m in metrics]
     parts.append(("table", Table(["metric (last epoch)", "value"], mrows)))
-    grids = best_trial_grids(str(best.get("checkpoint", "") or ""))
+    grids = last_grids(str(best.get("checkpoint", "") or ""))
     if grids:
         for kind, png in grids.items():
             figures[f"best_{kind}"] = png
@@ -279,17 +281,14 @@ def _checkpoint_config(path: str) -> str:
 
 def _trials_section(results: SearchResults) -> Section:
     s = results.summary
-    cols = [c for c in ["trial_id", *results.searched, "status", "epochs", "wall_time_s", results.best_column(),
-                        "final/val/mse", "final/val/kl", "final/eval/fid_sample", "error"] if c in s]
+    cols = [c for c in [TRIAL_ID, *results.searched, STATUS, EPOCHS, WALL_TIME, results.best_column(),
+                        *(final_column(m) for m in ("val/mse", "val/kl", "eval/fid_sample")), ERROR] if c in s]
     ranked = rank(s, results.best_column(), results.mode)
     ordered = list(ranked.index) + [i for i in s.index if i not in set(ranked.index)]
     rows = []
     for i in ordered:
         r = s.loc[i]
-        rows.append([_param(r[c]) if c in results.searched else str(r[c]) if c in ("trial_id", "status", "error")
+        rows.append([_param(r[c]) if c in results.searched else str(r[c]) if c in (TRIAL_ID, STATUS, ERROR)
                      else _num(r, c) for c in cols])
     return Section("All trials", [("table", Table(cols, rows, left=1))])
 
-
-# keep the names re-exported for analysis scripts
-_ = (MAXIMISED, value)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from vaetune.report._results import SearchResults
+from vaetune.results import OPTUNA_FILE, SearchResults, optuna_url
 
 log = logging.getLogger(__name__)
 MIN_TRIALS = 3  # fANOVA's random forest on fewer complete trials is noise
@@ -27,8 +27,6 @@ def param_importance(results: SearchResults) -> Importance:
     import optuna
     from optuna.importance import FanovaImportanceEvaluator, get_param_importances
     from optuna.trial import TrialState
-
-    from vaetune.search import OPTUNA_FILE, optuna_url
 
     db = results.folder / OPTUNA_FILE
     target = results.metric

@@ -11,9 +11,7 @@ images' own labels and decode the samples with classes 0, 1, 2, ... in turn.
 from __future__ import annotations
 
 import logging
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -30,24 +28,12 @@ class PictureTable:
     notes: list[str] = field(default_factory=list)
 
 
-def load_checkpoint_model(path: str):
-    """load_model of a local checkpoint folder or file, or of one in remote storage (s3://...)."""
-    from vaetune.checkpoint import load_model
-
-    if "://" not in path:
-        return load_model(path)
-    from ray import tune
-
-    with tempfile.TemporaryDirectory() as tmp:
-        tune.Checkpoint(path).to_directory(tmp)
-        return load_model(tmp)
-
-
 def picture_table(rows, n: int = 6) -> PictureTable | None:
     """Build the picture table for the KL table's rows (BetaRow); None when no row has a checkpoint."""
     import torch
 
     from vaetune.data import load_data
+    from vaetune.results import load_model_at
     from vaetune.viz import grid_png
 
     usable = [r for r in rows if r.checkpoint]
@@ -59,7 +45,7 @@ def picture_table(rows, n: int = 6) -> PictureTable | None:
     notes = []
     for r in usable:
         try:
-            model, config, state = load_checkpoint_model(r.checkpoint)
+            model, config, state = load_model_at(r.checkpoint)
         except Exception as exc:  # a missing or unreadable checkpoint leaves out one column, not the report
             notes.append(f"β={r.label}: checkpoint {r.checkpoint} could not be loaded ({exc}); column left out.")
             continue
@@ -91,17 +77,3 @@ def picture_table(rows, n: int = 6) -> PictureTable | None:
     if len(data_cache) > 1:
         notes.append("Columns were trained on different data settings; the originals are those of the first column.")
     return PictureTable(labels, originals, recons, samples, epochs, notes)
-
-
-def best_trial_grids(checkpoint: str) -> dict[str, bytes]:
-    """The last reconstruction and sample grids that training saved beside a checkpoint (grids/)."""
-    if not checkpoint or "://" in checkpoint:
-        return {}
-    folder = Path(checkpoint)
-    folder = folder.parent if folder.is_file() else folder
-    out = {}
-    for kind in ("recon", "samples"):
-        found = sorted((folder / "grids").glob(f"{kind}_epoch*.png"))
-        if found:
-            out[kind] = found[-1].read_bytes()
-    return out

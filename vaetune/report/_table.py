@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from vaetune.report._results import SearchResults, rank, value
+from vaetune.results import SearchResults, rank, value
 
 BETA = "train.beta"
 MAX_DISTINCT_ROWS = 8  # more distinct β values than this (a continuous search) are binned

@@ -1,18 +1,21 @@
-"""Ray Tune pieces that need Ray at import time: the Optuna searcher and the MLflow callback.
+"""Ray Tune pieces that need Ray at import time: the Optuna searcher and the driver's callbacks.
 
-Only `vaetune.search` imports this module, inside the command, so `vaetune --help` stays fast.
+Only the search's Tuner assembly imports this module, when a search runs, so `vaetune --help`
+stays fast.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from pathlib import Path
 
 import optuna
 from optuna.trial import TrialState
 from ray.tune import Callback
 from ray.tune.search.optuna import OptunaSearch
 
+from vaetune.results import TRIALS_FILE, read_json, write_json
 from vaetune.tracking import _SearchTracker
 
 log = logging.getLogger(__name__)
@@ -20,6 +23,32 @@ log = logging.getLogger(__name__)
 
 class MLflowSearchCallback(_SearchTracker, Callback):
     """Driver-side MLflow logging (see vaetune.tracking)."""
+
+
+class TrialLedger(Callback):
+    """The driver's record of each trial: its searched values when it starts and how it ended,
+    kept in `trials.json` of the results folder so that a resumed driver and the summary know
+    them (a trial that errors before its first report has no result to carry its config)."""
+
+    def __init__(self, results: str | Path):
+        self.path = Path(results) / TRIALS_FILE
+        self.trials: dict[str, dict] = {}
+
+    def setup(self, **info):
+        self.trials = read_json(self.path)
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self._record(trial.trial_id, config=dict(trial.config), state="running")
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._record(trial.trial_id, state="terminated")
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._record(trial.trial_id, state="error")
+
+    def _record(self, trial_id: str, **fields) -> None:
+        self.trials.setdefault(trial_id, {}).update(fields)
+        write_json(self.path, self.trials)
 
 
 class TruthfulOptunaSearch(OptunaSearch):

@@ -1,0 +1,17 @@
+"""Arguments and formatting that several commands share."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_space_arguments(p: argparse.ArgumentParser) -> None:
+    """A search-space file and its `--set key=value` overrides."""
+    p.add_argument("space", help="search-space YAML file, e.g. search_spaces/sprites.yaml")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a key of the file, e.g. --set train.epochs=3 (repeatable)")
+
+
+def fmt(v) -> str:
+    """A searched value for a one-line summary."""
+    return f"{v:.4g}" if isinstance(v, float) else str(v)

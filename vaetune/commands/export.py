@@ -1,0 +1,83 @@
+"""`vaetune export RESULTS`, `vaetune sample CKPT`, `vaetune reconstruct CKPT IMG...`: take the best
+checkpoint out of a search and use it."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(commands) -> None:
+    p = commands.add_parser("export", help="export the best trial's checkpoint of a finished search",
+                            description="Write the best trial's checkpoint of a search as one self-contained file.")
+    p.add_argument("results", help="results/<name> folder of a search")
+    p.add_argument("--metric", default=None, help="rank trials by this metric (default: the search metric)")
+    p.add_argument("--mode", choices=["min", "max"], default=None,
+                   help="better direction of --metric (default: the metric's own)")
+    p.add_argument("--out", default="best.pt")
+    p.add_argument("--register", default=None, metavar="NAME", help="also register it as an MLflow model")
+    p.set_defaults(run=run_export)
+
+    p = commands.add_parser("sample", help="draw samples from an exported checkpoint")
+    p.add_argument("checkpoint")
+    p.add_argument("--n", type=int, default=64)
+    p.add_argument("--label", type=int, default=None, help="class label for a conditional model")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="samples.png")
+    p.set_defaults(run=run_sample)
+
+    p = commands.add_parser("reconstruct", help="encode and decode images with a checkpoint")
+    p.add_argument("checkpoint")
+    p.add_argument("images", nargs="+")
+    p.add_argument("--out", default="reconstructions")
+    p.set_defaults(run=run_reconstruct)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from vaetune.export import export_best, register_model
+    from vaetune.results import load_search
+
+    exported = export_best(args.results, args.out, metric=args.metric, mode=args.mode)
+    print(f"best trial {exported.trial_id} by {exported.selected_by} = {exported.value:.5g}; epoch {exported.epoch}")
+    print(f"exported to {exported.path}")
+    if args.register:
+        state, _ = load_search(args.results)
+        version = register_model(exported.path, args.register, exported.source["mlflow_run_id"], state, args.results)
+        print(f"registered in MLflow as {args.register} (version {version})")
+    return 0
+
+
+def run_sample(args: argparse.Namespace) -> int:
+    import math
+    from pathlib import Path
+
+    from torchvision.utils import save_image
+
+    from vaetune.checkpoint import load_model
+    from vaetune.export import sample_images
+
+    model, _, _ = load_model(args.checkpoint)
+    images = sample_images(model, args.n, label=args.label, seed=args.seed)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    save_image(images, args.out, nrow=max(1, int(math.ceil(math.sqrt(args.n)))), padding=1)
+    print(f"{args.n} samples -> {args.out}")
+    return 0
+
+
+def run_reconstruct(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import torch
+    from torchvision.utils import save_image
+
+    from vaetune.checkpoint import load_model
+    from vaetune.export import reconstruct
+
+    model, config, _ = load_model(args.checkpoint)
+    out = Path(args.out)
+    pairs = [(path, *reconstruct(model, config, path)) for path in args.images]  # every image read before writing
+    out.mkdir(parents=True, exist_ok=True)
+    for path, x, recon in pairs:
+        target = out / f"{Path(path).stem}_recon.png"
+        save_image(torch.cat([x, recon]), target, nrow=2, padding=1)  # input | reconstruction
+        print(f"{path} -> {target}")
+    return 0

@@ -1,0 +1,68 @@
+"""`vaetune search SPACE.yaml`: run a hyperparameter search (Ray Tune + Optuna + ASHA)."""
+
+from __future__ import annotations
+
+import argparse
+
+from vaetune.commands._common import add_space_arguments, fmt
+
+
+def register(commands) -> None:
+    p = commands.add_parser("search", help="run a hyperparameter search (Ray Tune + Optuna + ASHA)",
+                            description="Run a hyperparameter search of a search-space file.")
+    add_space_arguments(p)
+    p.add_argument("--resume", action="store_true", help="continue an interrupted search of the same name")
+    p.add_argument("--address", default=None, help="join a running Ray cluster: auto or HOST:PORT")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from vaetune.spec import load_space
+
+    space = load_space(args.space, args.overrides)
+    return run_space(space, space_file=args.space, overrides=args.overrides, resume=args.resume,
+                     address=args.address, command=f"vaetune search {args.space}")
+
+
+def run_space(space, *, space_file: str, overrides: list[str], resume: bool, address: str | None,
+              command: str, state_extra: dict | None = None) -> int:
+    """Check, record, run and summarise a search; shared by `vaetune search` and `vaetune sweep`."""
+    from vaetune.errors import UserError
+    from vaetune.results import SEARCH_FILE, results_dir_for
+    from vaetune.search import check_space, run_search, summarise, write_state
+
+    config = space.default_config()
+    check_space(space, config)
+    results = results_dir_for(config.search.storage, config.name)
+    started = (results / SEARCH_FILE).exists()
+    if started and not resume:
+        raise UserError(f"{results}: a search named {config.name!r} already ran there; continue it with --resume, "
+                        f"or change `name:` (or --set name=...) to start a new one")
+    if resume and not started:
+        raise UserError(f"{results}: --resume given but no search named {config.name!r} was started there")
+    if not resume:
+        write_state(results, space, config, space_file=space_file, overrides=overrides, extra=state_extra)
+    outcome = summarise(run_search(space, config, results, address=address, resume=resume), space, config, results)
+    print_outcome(outcome, space, results, command)
+    return outcome.exit_code
+
+
+def print_outcome(outcome, space, results, command: str) -> None:
+    from vaetune.results import CHECKPOINT, RUN_ID, SUMMARY_FILE, TRIAL_ID, best_column
+
+    if outcome.rows:
+        print(f"\n{len(outcome.rows)} trials: " + ", ".join(f"{n} {s}" for s, n in outcome.counts.items()))
+    if outcome.unfinished:
+        print(f"search interrupted with {outcome.unfinished} trials to go; continue with: {command} --resume")
+    best = outcome.best
+    if best is None:
+        if not outcome.unfinished:
+            print(f"no trial reported {outcome.metric}; see {results / SUMMARY_FILE} for errors")
+        return
+    params = ", ".join(f"{k}={fmt(best[k])}" for k in space.params)
+    print(f"best trial {best[TRIAL_ID]}{' so far' if outcome.unfinished else ''}: {outcome.metric} = "
+          f"{best[best_column(outcome.metric)]:.5g}  ({params})")
+    print(f"  checkpoint: {best[CHECKPOINT]}")
+    run_id = best[RUN_ID] if isinstance(best[RUN_ID], str) and best[RUN_ID] else None
+    print(f"  MLflow run: {run_id or 'not recorded yet (MLflow unreachable; sent on --resume)'}")
+    print(f"summary: {results / SUMMARY_FILE}\nexport:  vaetune export {results}")

@@ -1,0 +1,105 @@
+"""Every metric a trial reports, once: its name, which way is better, how it is shown, and what
+produces it.
+
+Tables (the KL-weight table, the report's trial list), `vaetune export --metric`, the search's
+scheduler and sampler modes, and the validation of `search.metric` all read this registry, so a
+metric is added or renamed here and nowhere else. The names follow CleanRL's prefixes:
+`train/` (the training loop, every epoch), `val/` (the validation split, every epoch), `eval/`
+(the generative evaluation: FID/KID from Inception features, only when `train.fid_every > 0`),
+and a few bare names for the schedule and the clock.
+
+This module imports nothing heavy: the spec validates against it before torch or Ray are loaded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Mode = Literal["min", "max"]
+# What produces a metric, which decides when a trial reports it:
+#   loop, validation, schedule, timing: every epoch; generative: at FID evaluations, carried
+#   between them (needs train.fid_every > 0); gpu: every epoch on CUDA only.
+Producer = Literal["loop", "validation", "generative", "schedule", "timing", "gpu"]
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    label: str  # column header in tables
+    mode: Mode  # the better direction when trials are ranked by it
+    fmt: str  # how a value is shown
+    producer: Producer
+    doc: str  # meaning and units, for the docs and --help texts
+    descriptive: bool = False  # a table shows it but never calls one value "best" (KL, active units)
+
+    def format(self, value: float | None, missing: str = "—") -> str:
+        return missing if value is None else self.fmt.format(value)
+
+
+_METRICS = (
+    Metric("train/loss", "train loss", "min", "{:.4g}", "loop", "the training objective per image, batch mean"),
+    Metric("train/recon", "train recon", "min", "{:.4g}", "loop", "reconstruction term per image (training batches)"),
+    Metric("train/kl", "train KL", "min", "{:.3g}", "loop", "KL(q(z|x) || N(0, I)) in nats per image (training batches)",
+           descriptive=True),
+    Metric("val/recon", "val recon", "min", "{:.4g}", "validation",
+           "the configured reconstruction loss per image, validation split"),
+    Metric("val/kl", "KL (nats)", "min", "{:.2f}", "validation", "KL(q(z|x) || N(0, I)) in nats per image (the rate)",
+           descriptive=True),
+    Metric("val/elbo", "val −ELBO", "min", "{:.4g}", "validation",
+           "negative ELBO per image: reconstruction summed over pixels plus KL"),
+    Metric("val/mse", "val MSE", "min", "{:.4g}", "validation", "mean squared error per pixel, [0, 1] units"),
+    Metric("val/psnr", "PSNR (dB)", "max", "{:.2f}", "validation", "10 log10(1 / MSE) in dB, averaged over images"),
+    Metric("val/ssim", "SSIM", "max", "{:.3f}", "validation", "mean structural similarity"),
+    Metric("val/active_units", "active units", "max", "{:.0f}", "validation",
+           "latent dimensions with Cov_x(E[z|x]) > 0.01", descriptive=True),
+    Metric("eval/fid_sample", "FID samples", "min", "{:.1f}", "generative",
+           "FID of samples decoded from z ~ N(0, I) against the reference split"),
+    Metric("eval/fid_recon", "FID recon", "min", "{:.1f}", "generative",
+           "FID of reconstructions of the reference images"),
+    Metric("eval/kid_sample", "KID samples", "min", "{:.4f}", "generative",
+           "unbiased KID of samples (mean over subsets)"),
+    Metric("eval/kid_sample_std", "KID std", "min", "{:.4f}", "generative", "spread of KID over subsets",
+           descriptive=True),
+    Metric("eval/fid_n", "FID N", "max", "{:.0f}", "generative", "images per set behind FID/KID", descriptive=True),
+    Metric("epoch", "epochs", "max", "{:.0f}", "schedule", "epochs completed", descriptive=True),
+    Metric("beta", "β", "min", "{:.3g}", "schedule", "the KL weight in effect at the epoch's end", descriptive=True),
+    Metric("lr", "lr", "min", "{:.3g}", "schedule", "the learning rate at the epoch's end", descriptive=True),
+    Metric("time/epoch_s", "s/epoch", "min", "{:.1f}", "timing", "wall seconds of the epoch, evaluation included"),
+    Metric("time/train_images_per_s", "images/s", "max", "{:.0f}", "timing", "training images per second"),
+    Metric("sys/gpu_peak_mem_mb", "GPU MB", "min", "{:.0f}", "gpu", "peak GPU memory allocated by tensors"),
+    Metric("sys/gpu_peak_reserved_mb", "GPU reserved MB", "min", "{:.0f}", "gpu",
+           "peak GPU memory held by PyTorch's allocator"),
+)
+
+METRICS: dict[str, Metric] = {m.name: m for m in _METRICS}
+# Producers whose metrics can rank trials (search.metric, export --metric)
+RANKING_PRODUCERS: tuple[Producer, ...] = ("loop", "validation", "generative")
+
+
+def get(name: str) -> Metric:
+    """The registered metric `name`; KeyError naming the known ones otherwise."""
+    try:
+        return METRICS[name]
+    except KeyError:
+        raise KeyError(f"unknown metric {name!r}; known: {', '.join(METRICS)}") from None
+
+
+def mode_of(name: str) -> Mode:
+    """The better direction of `name` ("min" for a metric the registry does not know)."""
+    metric = METRICS.get(name)
+    return metric.mode if metric is not None else "min"
+
+
+def produced_by(*producers: Producer) -> tuple[str, ...]:
+    """Names of the metrics of these producers, in registry order."""
+    return tuple(m.name for m in _METRICS if m.producer in producers)
+
+
+def rankable(fid_on: bool) -> tuple[str, ...]:
+    """Metrics a trial reports that can rank trials: `eval/` ones only when FID is computed."""
+    return tuple(name for name in produced_by(*RANKING_PRODUCERS)
+                 if fid_on or METRICS[name].producer != "generative")
+
+
+GENERATIVE: tuple[str, ...] = produced_by("generative")  # what one generative evaluation returns

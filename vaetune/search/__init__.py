@@ -1,0 +1,27 @@
+"""A search as a library: check a space, record it, run it with Ray Tune, summarise it.
+
+Optuna samples (TPE by default, told the truth about pruned trials), ASHA stops weak trials at
+its rungs (counted in the trainable's own epochs), MLflow records everything from the driver,
+and the results folder (`vaetune.results`) collects the Ray experiment, summary.csv, the Optuna
+study and search.json, which --resume, `vaetune export` and `vaetune report` read.
+
+- `_checks`: what must hold before anything starts, and the sizes derived from a config
+  (epochs, ASHA rungs, planned trials);
+- `_state`: search.json and space.yaml;
+- `_tuner`: the Tuner's parts (param space, searcher, scheduler, callbacks, storage);
+- `_searcher`: the Optuna searcher and the driver's callbacks (need Ray at import);
+- `_run`: Ray start, the shared data, new or restored Tuner, fit;
+- `_summary`: summary.csv rows and the outcome.
+"""
+
+from __future__ import annotations
+
+from vaetune.search._checks import asha_rungs, check_space, max_epochs, planned_trials, rungs_of
+from vaetune.search._run import run_search, tune_environment
+from vaetune.search._state import read_state, space_raw, write_state
+from vaetune.search._summary import Outcome, summarise, trial_rows
+
+__all__ = [
+    "Outcome", "asha_rungs", "check_space", "max_epochs", "planned_trials", "read_state", "run_search",
+    "rungs_of", "space_raw", "summarise", "trial_rows", "tune_environment", "write_state",
+]

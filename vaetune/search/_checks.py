@@ -1,0 +1,63 @@
+"""What must hold of a search space before a search starts: checked before Ray or any file."""
+
+from __future__ import annotations
+
+import math
+
+from vaetune.errors import UserError
+from vaetune.spec import Config, SearchSpace
+
+
+def check_space(space: SearchSpace, config: Config) -> None:
+    """Raise a UserError naming the key when the space cannot be searched as written."""
+    s = config.search
+    categorical = {k: d for k, d in space.params.items() if d.kind in ("choice", "grid")}
+    gridded = [k for k, d in space.params.items() if d.kind == "grid"]
+    if s.sampler == "grid" and len(categorical) != len(space.params):
+        bad = next(k for k in space.params if k not in categorical)
+        raise UserError(f"{space.source}: {bad}: got {space.params[bad].kind}; search.sampler grid needs every "
+                        "searched key to be a choice or grid list")
+    if gridded and s.sampler != "grid":
+        raise UserError(f"{space.source}: {gridded[0]}: got a grid list with search.sampler {s.sampler!r}; "
+                        "use sampler grid to try every value, or choice to let the sampler pick")
+    if not space.params:
+        raise UserError(f"{space.source}: nothing to search; give at least one key a distribution "
+                        "(e.g. train.beta: {loguniform: [0.001, 10]}) or use vaetune train")
+
+
+def grid_size(space: SearchSpace) -> int:
+    """Points of the full grid (every searched key a choice or grid list)."""
+    return math.prod(len(d.args) for d in space.params.values())
+
+
+def planned_trials(space: SearchSpace, config: Config) -> int:
+    s = config.search
+    return min(s.num_samples, grid_size(space)) if s.sampler == "grid" else s.num_samples
+
+
+def max_epochs(config: Config) -> int:
+    """The epochs a trial that is never stopped runs (ASHA's max_t caps train.epochs)."""
+    return min(config.search.max_t or config.train.epochs, config.train.epochs)
+
+
+def asha_rungs(grace: int, factor: float, max_t: int) -> list[int]:
+    """Epochs at which ASHA compares trials: grace * factor^k below max_t."""
+    rungs, t = [], float(grace)
+    while t < max_t:
+        rungs.append(int(round(t)))
+        t *= factor
+    return rungs
+
+
+def rungs_of(config: Config) -> list[int]:
+    """The ASHA rung epochs of a configuration ([] with the fifo scheduler)."""
+    s = config.search
+    if s.scheduler != "asha":
+        return []
+    top = max_epochs(config)
+    return asha_rungs(min(s.grace_period, top), s.reduction_factor, top)
+
+
+def data_is_searched(space: SearchSpace) -> bool:
+    """Whether trials decode different data (then each loads its own, from the cache)."""
+    return any(k.startswith("data.") and not k.startswith("data.augment.") for k in space.params)

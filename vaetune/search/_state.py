@@ -1,0 +1,60 @@
+"""A search's record of itself in its results folder: search.json (what ran) and space.yaml
+(the space as it ran), written once when a search starts and read by --resume, report and export."""
+
+from __future__ import annotations
+
+import copy
+import time
+from pathlib import Path
+from typing import Any
+
+from vaetune.results import (
+    SEARCH_FILE,
+    SPACE_FILE,
+    experiment_path,
+    is_remote,
+    read_json,
+    write_json,
+)
+from vaetune.search._checks import max_epochs
+from vaetune.spec import Config, SearchSpace, set_dotted
+
+
+def space_raw(space: SearchSpace, config: Config) -> dict[str, Any]:
+    """The space as a plain mapping again (base + distributions), for trials and space.yaml.
+    Local paths are made absolute: Tune runs each trial in its own working folder."""
+    raw = copy.deepcopy(space.base)
+    for key, dist in space.params.items():
+        set_dotted(raw, key, {dist.kind: list(dist.args)})
+    data = config.data
+    if not is_remote(data.cache_dir):
+        set_dotted(raw, "data.cache_dir", str(Path(data.cache_dir).resolve()))
+    if "data.source" not in space.params and Path(data.source).exists():  # a local folder, zip or saved dataset
+        set_dotted(raw, "data.source", str(Path(data.source).resolve()))
+    return raw
+
+
+def write_state(results: Path, space: SearchSpace, config: Config, *, space_file: str, overrides: list[str],
+                extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write space.yaml and search.json for a new search; returns the state."""
+    import yaml
+
+    from vaetune import __version__
+    from vaetune.fileio import atomic_write_text
+
+    results.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(results / SPACE_FILE, yaml.safe_dump(space_raw(space, config), sort_keys=False))
+    s = config.search
+    state = {
+        "name": config.name, "kind": "search", "space_file": str(Path(space_file).resolve()),
+        "overrides": list(overrides), "storage": s.storage, "experiment_path": experiment_path(s.storage, config.name),
+        "metric": s.metric, "mode": s.mode,
+        "max_epochs": max_epochs(config), "searched": list(space.params),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "vaetune_version": __version__, **(extra or {}),
+    }
+    write_json(results / SEARCH_FILE, state)
+    return state
+
+
+def read_state(results: Path) -> dict[str, Any]:
+    return read_json(results / SEARCH_FILE)

@@ -1,0 +1,134 @@
+"""After a search: one summary row per trial (summary.csv) and the outcome the command prints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vaetune.results import (
+    CHECKPOINT,
+    COMPLETED,
+    EPOCHS,
+    ERROR,
+    ERRORED,
+    RUN_ID,
+    STATUS,
+    STOPPED,
+    TRIAL_ID,
+    TRIAL_PATH,
+    TRIALS_FILE,
+    UNFINISHED,
+    WALL_TIME,
+    best_column,
+    final_column,
+    rank,
+    read_json,
+    read_tracking,
+    storage_uri,
+    write_summary,
+)
+from vaetune.search._checks import max_epochs, planned_trials
+from vaetune.spec import Config, SearchSpace
+
+
+@dataclass
+class Outcome:
+    """What a finished (or interrupted) search amounts to."""
+
+    rows: list[dict[str, Any]]  # summary.csv, one dict per trial
+    summary_path: Path | None
+    metric: str
+    mode: str
+    unfinished: int  # trials interrupted or never started
+    best: dict[str, Any] | None  # the best row by best/<metric>
+
+    @property
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for row in self.rows:
+            out[row[STATUS]] = out.get(row[STATUS], 0) + 1
+        return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+    @property
+    def exit_code(self) -> int:
+        """130 when the search was interrupted, 1 when no trial reported the metric, else 0."""
+        if self.unfinished:
+            return 130
+        return 0 if self.best is not None else 1
+
+
+def summarise(result_grid, space: SearchSpace, config: Config, results: Path) -> Outcome:
+    """Write summary.csv and return the outcome."""
+    import pandas as pd
+
+    rows = trial_rows(result_grid, space, config, results)
+    path = write_summary(results, rows)
+    unfinished = sum(r[STATUS] == UNFINISHED for r in rows) + max(0, planned_trials(space, config) - len(rows))
+    metric, mode = config.search.metric, config.search.mode
+    best = None
+    if rows:
+        ranked = rank(pd.DataFrame(rows), best_column(metric), mode)
+        best = ranked.iloc[0].to_dict() if len(ranked) else None
+    return Outcome(rows=rows, summary_path=path, metric=metric, mode=mode, unfinished=unfinished, best=best)
+
+
+def trial_rows(result_grid, space: SearchSpace, config: Config, results: Path) -> list[dict[str, Any]]:
+    """One row per trial: params, final and best metrics, status, epochs, wall time, run ids."""
+    metric, mode, top = config.search.metric, config.search.mode, max_epochs(config)
+    runs = read_tracking(results).get("trial_runs", {})
+    ledger = read_json(results / TRIALS_FILE)
+    rows = []
+    for r in result_grid:
+        last = r.metrics or {}
+        trial_id = str(last.get("trial_id") or _trial_id_from_path(r.path))
+        recorded = ledger.get(trial_id, {})
+        config_of = r.config or recorded.get("config") or {}
+        epochs = int(last.get("epoch", 0) or 0)
+        ended = bool(last.get("done")) or recorded.get("state") == "terminated"
+        if r.error is not None:
+            status = ERRORED
+        elif not ended:
+            status = UNFINISHED
+        else:
+            status = COMPLETED if epochs >= top else STOPPED
+        row: dict[str, Any] = {TRIAL_ID: trial_id, **{k: config_of.get(k) for k in space.params}}
+        row.update({STATUS: status, EPOCHS: epochs, WALL_TIME: round(float(last.get("time_total_s", 0.0)), 2),
+                    ERROR: _first_line(r.error) if r.error is not None else ""})
+        for key in sorted(k for k in last if "/" in k and isinstance(last[k], (int, float))):
+            row[final_column(key)] = last[key]
+        row[best_column(metric)] = _best_value(r.metrics_dataframe, metric, mode)
+        row[CHECKPOINT] = storage_uri(config.search.storage, _best_checkpoint(r, metric, mode))
+        row[TRIAL_PATH] = storage_uri(config.search.storage, r.path)
+        row[RUN_ID] = runs.get(trial_id, "")
+        rows.append(row)
+    return rows
+
+
+def _best_value(history, metric: str, mode: str) -> float | None:
+    if history is None or metric not in history:
+        return None
+    col = history[metric].dropna()
+    return float(col.min() if mode == "min" else col.max()) if len(col) else None
+
+
+def _best_checkpoint(result, metric: str, mode: str) -> str | None:
+    try:
+        ckpt = result.get_best_checkpoint(metric, mode) if result.best_checkpoints else None
+        return ckpt.path if ckpt else None
+    except Exception:  # no checkpoint scored on this metric (e.g. errored before one)
+        return result.checkpoint.path if result.checkpoint else None
+
+
+def _trial_id_from_path(path: str | None) -> str:
+    """Tune names trial folders <trainable>_<trial id>_<n>_<params>_<date>."""
+    parts = Path(path or "").name.split("_")
+    return parts[2] if len(parts) > 3 and parts[0] == "run" else "?"
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    for line in reversed(text):
+        if "Error" in line or "Exception" in line:
+            return line.strip()[:500]
+    return (text[-1] if text else type(err).__name__)[:500]

@@ -1,0 +1,115 @@
+"""Tuner assembly: the search space, searcher, scheduler, callbacks and storage that Ray Tune runs.
+
+Every function here takes the loaded space and its fixed configuration and returns Ray/Optuna
+objects; nothing runs. `vaetune.search._run` starts Ray and fits the Tuner.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from vaetune.errors import UserError
+from vaetune.results import is_remote, optuna_url
+from vaetune.search._checks import max_epochs, planned_trials, rungs_of
+from vaetune.spec import Config, SearchSpace, flatten
+
+
+def param_space(space: SearchSpace) -> dict[str, Any]:
+    """The searched keys as Tune distributions; grid lists are enumerated by Optuna's
+    GridSampler, so to Tune they are categorical."""
+    from ray import tune
+
+    return {k: (tune.choice(list(d.args)) if d.kind == "grid" else d.to_tune()) for k, d in space.params.items()}
+
+
+def tune_config(space: SearchSpace, config: Config, results: Path):
+    """Searcher (Optuna, told the truth about pruned trials, capped to max_concurrent) and scheduler."""
+    import optuna
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.search import ConcurrencyLimiter
+
+    from vaetune.search._searcher import TruthfulOptunaSearch, make_sampler
+
+    s = config.search
+    top = max_epochs(config)
+    multi = s.sampler == "nsga2"
+    metric = s.metrics if multi else s.metric
+    mode = (s.modes or [s.mode] * len(s.metrics)) if multi else s.mode
+    grid = {k: list(d.args) for k, d in space.params.items()} if s.sampler == "grid" else None
+    searcher = TruthfulOptunaSearch(
+        metric=metric, mode=mode, sampler=make_sampler(s.sampler, s.seed, grid),
+        points_to_evaluate=full_points(space, config) or None, storage=optuna.storages.RDBStorage(optuna_url(results)),
+        study_name=config.name, max_epochs=top)
+    searcher = ConcurrencyLimiter(searcher, max_concurrent=s.max_concurrent)
+    if s.scheduler == "asha":
+        scheduler = ASHAScheduler(time_attr="epoch", metric=s.metric, mode=s.mode, max_t=top,
+                                  grace_period=min(s.grace_period, top), reduction_factor=s.reduction_factor)
+    else:
+        scheduler = FIFOScheduler()
+    return tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=planned_trials(space, config),
+                           reuse_actors=True)
+
+
+def full_points(space: SearchSpace, config: Config) -> list[dict[str, Any]]:
+    """Points to evaluate with every searched key: a key a point leaves out takes its default."""
+    defaults = {k: d.default() for k, d in space.params.items()}
+    return [{**defaults, **p} for p in config.search.points_to_evaluate]
+
+
+def run_config(space: SearchSpace, config: Config, results: Path, *, space_file: Path):
+    """Storage, checkpoints, failure retries, the MLflow callback and the progress reporter."""
+    from ray import tune
+
+    from vaetune.search._searcher import MLflowSearchCallback, TrialLedger
+    from vaetune.tracking import resolve_uri
+
+    s = config.search
+    callback = MLflowSearchCallback(
+        uri=resolve_uri(config.tracking.uri), experiment=config.tracking.experiment or config.name,
+        search_name=config.name, results_dir=results, max_epochs=max_epochs(config),
+        parent_params=parent_params(space, config), resolve_params=Resolver(space), space_file=space_file)
+    metric_columns = {"epoch": "epoch", s.metric: s.metric}
+    for extra in ("val/psnr", "val/kl"):
+        metric_columns.setdefault(extra, extra)
+    reporter = tune.CLIReporter(metric_columns=metric_columns, parameter_columns=list(space.params),
+                                max_report_frequency=15, metric=s.metric, mode=s.mode, sort_by_metric=True,
+                                max_progress_rows=30, max_error_rows=10)
+    storage = s.storage if is_remote(s.storage) else str(Path(s.storage).resolve())
+    return tune.RunConfig(
+        name=config.name, storage_path=storage, callbacks=[TrialLedger(results), callback],
+        progress_reporter=reporter, verbose=1, failure_config=tune.FailureConfig(max_failures=s.max_failures),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=s.keep_checkpoints, checkpoint_score_attribute=s.metric,
+                                                checkpoint_score_order=s.mode),
+    )
+
+
+def trainable(space: SearchSpace, config: Config, raw: dict[str, Any], data):
+    """The trainable with its fixed arguments (the space, the shared data, ASHA's rungs) and resources."""
+    from ray import tune
+
+    from vaetune.trainable import run_trial
+
+    fn = tune.with_parameters(run_trial, space_raw=raw, source=space.source, data=data, eval_epochs=rungs_of(config))
+    return tune.with_resources(fn, {"cpu": config.resources.cpu, "gpu": config.resources.gpu})
+
+
+class Resolver:
+    """Picklable: a trial's searched values -> all its resolved hyperparameters (dotted keys)."""
+
+    def __init__(self, space: SearchSpace):
+        self.space = space
+
+    def __call__(self, params: dict) -> dict:
+        try:
+            return flatten(self.space.resolve(params))
+        except UserError:
+            return dict(params)
+
+
+def parent_params(space: SearchSpace, config: Config) -> dict[str, Any]:
+    """The parent run's params: every fixed value, and each searched key's distribution."""
+    out = {k: v for k, v in flatten(config).items() if k not in space.params}
+    out.update({f"search_space.{k}": f"{d.kind}{list(d.args)}" for k, d in space.params.items()})
+    return out
