@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue an interrupted search of the same name")
     p.add_argument("--address", default=None, help="join a running Ray cluster: auto or HOST:PORT")
 
-    p = _add(sub, "train", "vaetune.train:cmd_train", "train one configuration of a search space")
+    p = _add(sub, "train", "vaetune.commands.train:run", "train one configuration of a search space")
     _space_args(p)
     p.add_argument("--out", default=None, help="output folder (default runs/<name>)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
