@@ -101,7 +101,7 @@ def syncs_per_step(device: str) -> dict | None:
 
     from vaetune.data import load_data
     from vaetune.spec import Config
-    from vaetune.train import train
+    from vaetune.train import standard_callbacks, train
 
     if device != "cuda":
         return None
@@ -117,7 +117,7 @@ def syncs_per_step(device: str) -> dict | None:
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                train(config, None, Path(tmp) / "run", data=data)
+                train(config, standard_callbacks(config, Path(tmp) / "run"), data=data)
         finally:
             torch.cuda.set_sync_debug_mode("default")
     syncs = sum("synchroniz" in str(w.message) for w in caught)

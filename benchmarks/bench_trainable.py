@@ -151,7 +151,7 @@ def paired(sets: list[str]) -> list[list[float]]:
     bare wall, bare cpu, bare val wall, bare val cpu)] per epoch, the train times running from
     the end of the previous callback to this one."""
     from vaetune.data import load_data
-    from vaetune.train import train
+    from vaetune.train import EachEpoch, standard_callbacks, train
 
     config = _config(sets)
     data = load_data(config.data)
@@ -159,14 +159,14 @@ def paired(sets: list[str]) -> list[list[float]]:
     pairs: list[list[float]] = []
     mark = [time.perf_counter(), time.thread_time()]
 
-    def report(metrics, ckpt, artifacts) -> None:
+    def report(end) -> None:
         wall, cpu = time.perf_counter() - mark[0], time.thread_time() - mark[1]
         pairs.append([wall, cpu, *loop.epoch(), *loop.validate()])
         mark[:] = [time.perf_counter(), time.thread_time()]
 
     with tempfile.TemporaryDirectory() as out:
         mark[:] = [time.perf_counter(), time.thread_time()]
-        train(config, report, out, data=data)
+        train(config, [*standard_callbacks(config, out), EachEpoch(report)], data=data)
     return pairs
 
 

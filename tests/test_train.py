@@ -1,7 +1,10 @@
-"""The training loop: metrics, checkpoints, grids, resume equality, divergence, `vaetune train`."""
+"""The training loop: metrics, checkpoints, grids, resume equality, divergence, the callback
+contract, a trial's checkpoints at ASHA's rungs, `vaetune train` (also killed and resumed)."""
 
 from __future__ import annotations
 
+import math
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +18,7 @@ from vaetune.checkpoint import load_checkpoint, load_model
 from vaetune.data import load_data
 from vaetune.losses import DivergedError
 from vaetune.spec import space_from_dict
-from vaetune.train import latest_checkpoint, train
+from vaetune.train import Callback, EachEpoch, latest_checkpoint, standard_callbacks, train
 
 METRICS = {"train/loss", "train/recon", "train/kl", "val/recon", "val/kl", "val/elbo", "val/psnr", "val/ssim",
            "val/mse", "val/active_units", "beta", "lr", "epoch"}
@@ -35,7 +38,8 @@ def tiny(tmp_path: Path, **train) -> dict:
 def test_train_reports_every_metric_every_epoch_and_writes_checkpoints(tmp_path):
     config = space_from_dict(tiny(tmp_path)).resolve()
     reports = []
-    final = train(config, lambda m, c, a: reports.append((m, c, a)), tmp_path / "run")
+    record = EachEpoch(lambda e: reports.append((e.metrics, e.checkpoint, e.artifacts)))
+    final = train(config, [*standard_callbacks(config, tmp_path / "run"), record])
     assert [m["epoch"] for m, _, _ in reports] == [1, 2, 3]
     for metrics, ckpt, artifacts in reports:
         assert METRICS <= set(metrics), METRICS - set(metrics)
@@ -57,11 +61,12 @@ def test_train_reports_every_metric_every_epoch_and_writes_checkpoints(tmp_path)
 def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
     config = space_from_dict(tiny(tmp_path)).resolve()
     data = load_data(config.data)
-    train(config, None, tmp_path / "straight", data=data)
+    train(config, standard_callbacks(config, tmp_path / "straight"), data=data)
     short = config.model_copy(update={"train": config.train.model_copy(update={"epochs": 2})})
-    train(short, None, tmp_path / "interrupted", data=data)
+    train(short, standard_callbacks(short, tmp_path / "interrupted"), data=data)
     resumed = []
-    train(config, lambda m, c, a: resumed.append(m["epoch"]), tmp_path / "interrupted", data=data,
+    record = EachEpoch(lambda e: resumed.append(e.metrics["epoch"]))
+    train(config, [*standard_callbacks(config, tmp_path / "interrupted"), record], data=data,
           resume=latest_checkpoint(tmp_path / "interrupted"))
     assert resumed == [3]  # continues at the next epoch
     a = load_checkpoint(tmp_path / "straight" / "checkpoint_epoch0003")["model"]
@@ -74,14 +79,14 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
 def test_divergence_raises_a_clear_error(tmp_path):
     config = space_from_dict(tiny(tmp_path, lr=1e8)).resolve()
     with pytest.raises(DivergedError, match=r"at epoch 1, step \d+ \(lr=.*\): lower train.lr"):
-        train(config, None, tmp_path / "run")
+        train(config)
 
 
 def test_conditional_model_trains_on_sprite_labels(tmp_path):
     raw = tiny(tmp_path, epochs=1)
     raw["model"]["conditional"] = True
     config = space_from_dict(raw).resolve()
-    train(config, None, tmp_path / "run")
+    train(config, standard_callbacks(config, tmp_path / "run"))
     model, _, state = load_model(latest_checkpoint(tmp_path / "run"))
     assert model.num_classes == len(state["data"]["label_names"]["shape"])
     y = torch.arange(model.num_classes)
@@ -103,6 +108,124 @@ def test_vaetune_train_command(tmp_path):
     assert yaml.safe_load((out / "config.yaml").read_text())["train"]["epochs"] == 2
     again = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert again.returncode == 2 and "use --resume" in again.stderr and "Traceback" not in again.stderr
+
+
+class Recorder(Callback):
+    """Everything the loop hands a callback, in the order it arrives."""
+
+    def __init__(self):
+        self.events: list[tuple] = []
+
+    def on_train_start(self, start):
+        self.events.append(("start", start.epoch, dict(start.metrics)))
+
+    def on_step_end(self, epoch, step):
+        self.events.append(("step", epoch, step))
+
+    def on_epoch_end(self, end):
+        self.events.append(("end", end.epoch, dict(end.metrics), end.checkpoint,
+                            [p.name for p in end.artifacts]))
+
+
+class Marker(Callback):
+    """Adds a metric of its own: the callbacks after it, and the checkpoint, must see it."""
+
+    def on_epoch_end(self, end):
+        end.metrics["test/marker"] = 10.0 * end.epoch
+
+
+def test_callbacks_see_every_epoch_in_order_with_its_metrics_and_checkpoint(tmp_path):
+    config = space_from_dict(tiny(tmp_path, checkpoint_every=2, grid_every=2)).resolve()
+    data = load_data(config.data)
+    steps = math.ceil(len(data.subset("train")[0]) / config.train.batch_size)
+    rec = Recorder()
+    final = train(config, [Marker(), *standard_callbacks(config, tmp_path / "run"), rec], data=data)
+
+    expected = [("start", 0, {})]
+    for epoch in (1, 2, 3):
+        expected += [("step", epoch, step) for step in range(1, steps + 1)] + [("end", epoch)]
+    assert [e[:2] if e[0] == "end" else e for e in rec.events] == expected
+    ends = {e[1]: e[2:] for e in rec.events if e[0] == "end"}
+    for epoch, (metrics, _, _) in ends.items():
+        assert metrics["epoch"] == epoch and metrics["test/marker"] == 10.0 * epoch
+        # beta at the epoch's last step, warm-up over 2 epochs: t / 2 at t = epoch - 1 / steps
+        assert metrics["beta"] == pytest.approx(min(1.0, (epoch - 1 / steps) / 2))
+    assert ends[1][1:] == (None, [])  # checkpoint_every 2, grid_every 2: nothing at epoch 1
+    for epoch in (2, 3):  # every second epoch, and the last
+        metrics, ckpt, artifacts = ends[epoch]
+        assert ckpt == tmp_path / "run" / f"checkpoint_epoch{epoch:04d}"
+        state = load_checkpoint(ckpt)
+        assert state["epoch"] == epoch
+        assert state["metrics"] == pytest.approx(metrics)  # the marker's metric included
+        assert artifacts == [f"recon_epoch{epoch:04d}.png", f"samples_epoch{epoch:04d}.png"]
+    assert final == ends[3][0]
+
+    again = Recorder()  # resumed: starts at the checkpoint's epoch and metrics, runs the rest
+    train(config, [again], data=data, resume=ends[2][1])
+    assert again.events[0] == ("start", 2, pytest.approx(ends[2][0]))
+    assert [e[1] for e in again.events if e[0] == "end"] == [3]
+
+
+def test_a_trial_checkpoints_at_each_rung_where_asha_may_stop_it(tmp_path):
+    from vaetune.trainable import trial_callbacks
+
+    config = space_from_dict(tiny(tmp_path, checkpoint_every=3, grid_every=3)).resolve()
+    data = load_data(config.data)
+
+    def reported(rungs: list[int]) -> dict[int, int | None]:
+        """epoch -> the epoch of the checkpoint reported with it (None: reported without one)."""
+        got = {}
+
+        def report(end):  # in a trial, tune.report: the checkpoint it ships must hold this epoch
+            got[end.epoch] = load_checkpoint(end.checkpoint)["epoch"] if end.checkpoint else None
+
+        train(config, trial_callbacks(config, tmp_path / f"rungs{rungs}", rungs, report), data=data)
+        return got
+
+    assert reported([1]) == {1: 1, 2: None, 3: 3}  # ASHA's rung at epoch 1, and the last epoch
+    assert reported([]) == {1: None, 2: None, 3: 3}  # FIFO: checkpoint_every 3 alone
+
+
+def test_vaetune_train_killed_mid_run_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path):
+    space = tmp_path / "space.yaml"
+    # batch 2: 120 steps, about a second of CPU an epoch here; the kill follows the line of epoch 1,
+    # and four more epochs of the child's CPU time separate it from the run's end
+    space.write_text(yaml.safe_dump(tiny(tmp_path, epochs=5, batch_size=2)))
+    cmd = [sys.executable, "-m", "vaetune.cli", "train", str(space), "--out"]
+    straight = subprocess.run(cmd + [str(tmp_path / "straight")], capture_output=True, text=True,
+                              cwd=tmp_path, timeout=300)
+    assert straight.returncode == 0, straight.stderr[-2000:]
+
+    out = tmp_path / "killed"
+    with open(tmp_path / "killed.err", "w") as err:
+        proc = subprocess.Popen(cmd + [str(out)], stdout=subprocess.PIPE, stderr=err, text=True,
+                                cwd=tmp_path)
+        try:
+            for line in proc.stdout:
+                if line.startswith("epoch 1:"):  # after epoch 1's checkpoint, as epoch 2 starts
+                    proc.send_signal(signal.SIGKILL)
+                    break
+            proc.wait(timeout=300)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == -signal.SIGKILL, (tmp_path / "killed.err").read_text()[-2000:]
+    before = sorted(p.name for p in out.glob("checkpoint_epoch*"))
+    assert before[0] == "checkpoint_epoch0001"
+    assert "checkpoint_epoch0005" not in before  # killed before its end
+
+    resumed = subprocess.run(cmd + [str(out), "--resume"], capture_output=True, text=True,
+                             cwd=tmp_path, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "finished tiny: 5 epochs" in resumed.stdout
+    lines = [ln.split(":")[0] for ln in resumed.stdout.splitlines() if ln.startswith("epoch ")]
+    first = int(before[-1].removeprefix("checkpoint_epoch")) + 1
+    assert lines == [f"epoch {e}" for e in range(first, 6)]  # continued, not run again from epoch 1
+    a = load_checkpoint(tmp_path / "straight" / "checkpoint_epoch0005")["model"]
+    b = load_checkpoint(out / "checkpoint_epoch0005")["model"]
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
 
 
 def test_training_images_go_to_the_device_only_when_they_fit():

@@ -1,8 +1,10 @@
 """The Ray Tune adapter: one trial = `train()` of one configuration, reporting every epoch.
 
 The trial's hyperparameters arrive as dotted keys ("train.beta") and are resolved against the
-search space's fixed values. Every epoch goes to `tune.report`; checkpoints (with the grids of
-that epoch inside them, so the driver can log them to MLflow) go with the report. A restored
+search space's fixed values. The trial runs `vaetune.train.train` with the callbacks of
+`trial_callbacks`: FID at the rungs too, NaN placeholders for the scheduling metric before the
+first FID, checkpoints wherever ASHA may stop the trial, and `tune.report` of every epoch with
+its checkpoint (the epoch's grids inside it, so the driver can log them to MLflow). A restored
 trial continues from `tune.get_checkpoint()` at its next epoch: the `epoch` metric, not Tune's
 `training_iteration`, is the scheduler's clock, and it survives restores.
 """
@@ -10,22 +12,39 @@ trial continues from `tune.get_checkpoint()` at its next epoch: the `epoch` metr
 from __future__ import annotations
 
 import logging
+import math
 import shutil
 import tempfile
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from vaetune.train import (
+    EVAL_KEYS,
+    GRIDS_DIR,
+    Callback,
+    Checkpoints,
+    EachEpoch,
+    EpochEnd,
+    GenerativeEval,
+    Grids,
+    epochs_at,
+    train,
+)
+
+if TYPE_CHECKING:
+    from vaetune.spec import Config
 
 log = logging.getLogger(__name__)
-GRIDS_DIR = "grids"
 
 
-def run_trial(params: dict[str, Any], *, space_raw: dict, source: str, data=None, eval_epochs=()) -> None:
+def run_trial(params: dict[str, Any], *, space_raw: dict, source: str, data=None, rungs=()) -> None:
     """Tune function trainable. `data` is the shared ImageData (object store) or None to load
-    it from the on-disk cache (when the trial's data settings are themselves searched)."""
+    it from the on-disk cache (when the trial's data settings are themselves searched);
+    `rungs` are ASHA's rung epochs (FID there, and a checkpoint)."""
     from ray import tune
 
     from vaetune.spec import space_from_dict
-    from vaetune.train import train
 
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # one "checkpoint created" line per epoch is noise
     config = space_from_dict(space_raw, source).resolve(params)
@@ -33,23 +52,59 @@ def run_trial(params: dict[str, Any], *, space_raw: dict, source: str, data=None
         data = _load_data_on_this_node(config.data)
     workdir = Path(tempfile.mkdtemp(prefix="vaetune-trial-"))
     resume = _restore(tune.get_checkpoint(), workdir / "restored")
-
-    def report(metrics: dict, ckpt: Path | None, artifacts: list[Path]) -> None:
-        if ckpt is None:
-            tune.report(metrics)
-            return
-        grids = ckpt / GRIDS_DIR
-        grids.mkdir(exist_ok=True)
-        for path in artifacts:
-            shutil.copy2(path, grids / path.name)
-        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(ckpt)))
-        shutil.rmtree(ckpt, ignore_errors=True)  # Tune has persisted it to the trial's storage
-
     try:
-        train(config, report, workdir / "run", data=data, resume=resume, eval_epochs=eval_epochs,
-              checkpoint_with_grids=True)
+        callbacks = trial_callbacks(config, workdir / "run", rungs, _report_to_tune)
+        train(config, callbacks, data=data, resume=resume)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def trial_callbacks(config: Config, folder: Path, rungs: Iterable[int],
+                    report: Callable[[EpochEnd], None]) -> list[Callback]:
+    """What a trial does at each epoch's end, in order (vaetune.train.callbacks).
+
+    FID/KID (when `train.fid_every` > 0) every fid_every epochs, at each rung and at the last
+    epoch, its values carried between evaluations and NaN before the first; grids every
+    grid_every epochs and at the last; a checkpoint every checkpoint_every epochs, with every
+    grid (the driver logs the grids from the checkpoint), at every evaluation and rung (ASHA may
+    stop the trial right after a rung's report, and Tune restores or exports from its last
+    checkpoint) and at the last epoch; then `report`.
+
+    Args:
+        config: the trial's resolved `Config`.
+        folder: where grids and checkpoints are written before `report` ships them.
+        rungs: ASHA's rung epochs (1-based); empty under FIFO.
+        report: the last callback, given each epoch's record (`tune.report` in a trial).
+    """
+    tc, rungs = config.train, tuple(rungs)
+    fid = epochs_at(tc.fid_every, tc.epochs, rungs) if tc.fid_every else frozenset()
+    grids = epochs_at(tc.grid_every, tc.epochs)
+    checkpoints = epochs_at(tc.checkpoint_every, tc.epochs, rungs) | grids | fid
+    evaluation = [GenerativeEval(fid), EachEpoch(_nan_until_measured)] if tc.fid_every else []
+    return [*evaluation, Grids(folder / GRIDS_DIR, grids), Checkpoints(folder, checkpoints),
+            EachEpoch(report)]
+
+
+def _nan_until_measured(end: EpochEnd) -> None:
+    """Tune requires the scheduling metric in every report: until the first evaluation the eval/
+    keys are NaN, present in each report but never logged or told to Optuna as a value."""
+    for key in EVAL_KEYS:
+        end.metrics.setdefault(key, math.nan)
+
+
+def _report_to_tune(end: EpochEnd) -> None:
+    """`tune.report` of the epoch's metrics, with its checkpoint (the epoch's grids inside it)."""
+    from ray import tune
+
+    if end.checkpoint is None:
+        tune.report(end.metrics)
+        return
+    grids = end.checkpoint / GRIDS_DIR
+    grids.mkdir(exist_ok=True)
+    for path in end.artifacts:
+        shutil.copy2(path, grids / path.name)
+    tune.report(end.metrics, checkpoint=tune.Checkpoint.from_directory(str(end.checkpoint)))
+    shutil.rmtree(end.checkpoint, ignore_errors=True)  # Tune has persisted it to trial storage
 
 
 def _load_data_on_this_node(cfg):

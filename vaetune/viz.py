@@ -48,7 +48,6 @@ from vaetune.errors import UserError
 log = logging.getLogger(__name__)
 
 PAD = 1  # white pixels between the images of a grid
-GRID_SEED = 1234
 FIG_DPI = 100
 
 

@@ -1,8 +1,14 @@
-"""`vaetune train SPACE.yaml`: train one configuration of a search space."""
+"""`vaetune train SPACE.yaml [--set k=v] [--out DIR] [--resume]`: train one configuration.
+
+The configuration is the space's fixed values with each searched key at its default. The run
+writes `config.yaml`, grids and checkpoints into --out and prints one line per epoch; FID/KID
+(when train.fid_every > 0) every fid_every epochs and at the last, shown once measured.
+"""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from vaetune.commands._common import add_space_arguments
 
@@ -18,6 +24,53 @@ def register(commands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vaetune.train import cmd_train
+    import yaml
 
-    return cmd_train(args)
+    from vaetune.errors import UserError
+    from vaetune.spec import load_space
+    from vaetune.train import EachEpoch, ProgressBar, latest_checkpoint, standard_callbacks, train
+
+    space = load_space(args.space, args.overrides)
+    config = space.default_config()
+    out = Path(args.out or Path("runs") / config.name)
+    resume = latest_checkpoint(out)
+    if args.resume and resume is None:
+        raise UserError(f"{out}: --resume given but there is no checkpoint_epoch*/ folder to "
+                        "resume from")
+    if not args.resume and resume is not None:
+        raise UserError(f"{out}: holds checkpoints of an earlier run; use --resume to continue it "
+                        "or --out for a new folder")
+    out.mkdir(parents=True, exist_ok=True)
+    resolved = yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+    (out / "config.yaml").write_text(resolved)
+    searched = {k: _config_value(config, k) for k in space.params}
+    if searched:
+        shown = ", ".join(_show(k, v) for k, v in searched.items())
+        print(f"searched keys, at their defaults: {shown}")
+
+    callbacks = [*standard_callbacks(config, out), ProgressBar(),
+                 EachEpoch(lambda end: print(_epoch_line(end.metrics), flush=True))]
+    final = train(config, callbacks, resume=resume)
+    print(f"\nfinished {config.name}: {final['epoch']:.0f} epochs, "
+          f"val/psnr {final['val/psnr']:.2f} dB, val/elbo {final['val/elbo']:.4g}, "
+          f"active units {final['val/active_units']:.0f}/{config.model.latent_dim}")
+    print(f"checkpoint: {latest_checkpoint(out)}\ngrids:      {out / 'grids'}")
+    return 0
+
+
+def _config_value(config, dotted: str):
+    node = config
+    for part in dotted.split("."):
+        node = getattr(node, part)
+    return node
+
+
+def _show(key: str, value) -> str:
+    return f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"
+
+
+def _epoch_line(m: dict[str, float]) -> str:
+    keys = ["train/loss", "val/recon", "val/kl", "val/elbo", "val/psnr", "val/active_units",
+            "beta", "lr"]
+    keys += sorted(k for k in m if k.startswith("eval/"))  # present once measured
+    return f"epoch {m['epoch']:.0f}: " + "  ".join(f"{k}={m[k]:.4g}" for k in keys if k in m)

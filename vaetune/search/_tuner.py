@@ -91,7 +91,7 @@ def trainable(space: SearchSpace, config: Config, raw: dict[str, Any], data):
 
     from vaetune.trainable import run_trial
 
-    fn = tune.with_parameters(run_trial, space_raw=raw, source=space.source, data=data, eval_epochs=rungs_of(config))
+    fn = tune.with_parameters(run_trial, space_raw=raw, source=space.source, data=data, rungs=rungs_of(config))
     return tune.with_resources(fn, {"cpu": config.resources.cpu, "gpu": config.resources.gpu})
 
 

@@ -1,0 +1,115 @@
+"""The standard callbacks (contract in vaetune.train.callbacks), in their usual order.
+
+`GenerativeEval` (FID/KID, values carried between evaluations), `Grids`, `Checkpoints` (with
+pruning), `ProgressBar`; `standard_callbacks` composes the first three as `vaetune train` runs them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Container
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from vaetune.metrics.registry import GENERATIVE
+from vaetune.train._device import peak_memory
+from vaetune.train._grids import GRIDS_DIR, GridWriter
+from vaetune.train._state import prune_checkpoints, save_training_state
+from vaetune.train.callbacks import Callback, EpochEnd, TrainStart, epochs_at
+
+if TYPE_CHECKING:
+    from vaetune.spec import Config
+
+# what vaetune.metrics.evaluate_generative returns
+EVAL_KEYS = GENERATIVE
+
+
+class GenerativeEval(Callback):
+    """FID/KID (vaetune.metrics) at the epochs `at`; the last values are carried into the metrics
+    of the epochs between (and across a resume). Before the first evaluation there are none."""
+
+    def __init__(self, at: Container[int]):
+        self.at = at
+        self.carried: dict[str, float] = {}
+
+    def on_train_start(self, start: TrainStart) -> None:
+        self.carried = {k: v for k, v in start.metrics.items() if k.startswith("eval/")}
+
+    def on_epoch_end(self, end: EpochEnd) -> None:
+        if end.epoch in self.at:
+            from vaetune.metrics import evaluate_generative
+
+            t0 = time.perf_counter()
+            dc = end.config.data
+            self.carried = evaluate_generative(end.model, end.data, end.config.train, end.device,
+                                               cache_dir=dc.cache_dir, background=dc.background)
+            # an epoch's cost includes its evaluation (time, GPU memory): a trial's share of a GPU
+            end.metrics["time/epoch_s"] += time.perf_counter() - t0
+            end.metrics.update(peak_memory(end.device))
+        end.metrics.update(self.carried)
+
+
+class Grids(Callback):
+    """Reconstruction and sample grids (vaetune.train._grids) into `folder` at the epochs `at`."""
+
+    def __init__(self, folder: Path, at: Container[int]):
+        self.folder, self.at, self.writer = Path(folder), at, None
+
+    def on_train_start(self, start: TrainStart) -> None:
+        val_x, val_y = start.val
+        self.writer = GridWriter(start.model, val_x, val_y, start.model.num_classes,
+                                 start.config.train.grid_size, start.device)
+
+    def on_epoch_end(self, end: EpochEnd) -> None:
+        if end.epoch in self.at:
+            end.artifacts += self.writer.write(self.folder, end.epoch)
+
+
+class Checkpoints(Callback):
+    """`folder/checkpoint_epochNNNN/` at the epochs `at`, keeping the newest `keep` (None: all)."""
+
+    def __init__(self, folder: Path, at: Container[int], keep: int | None = None):
+        self.folder, self.at, self.keep = Path(folder), at, keep
+
+    def on_epoch_end(self, end: EpochEnd) -> None:
+        if end.epoch in self.at:
+            end.checkpoint = save_training_state(self.folder, end.model, end.optimizer,
+                                                 end.generator, end.epoch, end.config, end.data,
+                                                 end.metrics)
+            prune_checkpoints(self.folder, self.keep)
+
+
+class ProgressBar(Callback):
+    """A tqdm bar per epoch (on stderr), closed with the epoch's loss and val/psnr."""
+
+    def __init__(self):
+        self.bar: Any = None
+        self.steps = self.epochs = 0
+
+    def on_train_start(self, start: TrainStart) -> None:
+        self.steps, self.epochs = start.steps, start.config.train.epochs
+
+    def on_step_end(self, epoch: int, step: int) -> None:
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=self.steps, desc=f"epoch {epoch}/{self.epochs}", unit="batch",
+                            leave=True)
+        self.bar.update(1)
+
+    def on_epoch_end(self, end: EpochEnd) -> None:
+        if self.bar is not None:
+            m = end.metrics
+            self.bar.set_postfix(loss=f"{m['train/loss']:.4g}", val_psnr=f"{m['val/psnr']:.2f}")
+            self.bar.close()
+            self.bar = None
+
+
+def standard_callbacks(config: Config, folder: str | Path, *,
+                       keep_checkpoints: int | None = None) -> list[Callback]:
+    """FID/KID every `train.fid_every` epochs (if > 0), grids every `grid_every`, checkpoints every
+    `checkpoint_every`, each also at the last epoch; grids and checkpoints under `folder`."""
+    tc, folder = config.train, Path(folder)
+    fid = [GenerativeEval(epochs_at(tc.fid_every, tc.epochs))] if tc.fid_every else []
+    return [*fid, Grids(folder / GRIDS_DIR, epochs_at(tc.grid_every, tc.epochs)),
+            Checkpoints(folder, epochs_at(tc.checkpoint_every, tc.epochs), keep_checkpoints)]

@@ -1,0 +1,85 @@
+"""The training state in a checkpoint: what is saved, how it is restored, where the folders are.
+
+A run's folder holds one `checkpoint_epochNNNN/checkpoint.pt` per checkpointed epoch (the dict's
+keys are listed in docs/CONTRACTS.md and vaetune.checkpoint). Restoring the weights, the
+optimiser and the RNG streams continues a run at its next epoch with the same result, bit for
+bit, as a run that never stopped.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from vaetune.checkpoint import CHECKPOINT_FILE, atomic_save, load_checkpoint
+from vaetune.train._rng import rng_state, set_rng_state
+
+_FOLDER_GLOB = "checkpoint_epoch*"
+
+
+def checkpoint_folder(out: str | Path, epoch: int) -> Path:
+    """`out/checkpoint_epochNNNN`: zero-padded, so the folders sort in epoch order."""
+    return Path(out) / f"checkpoint_epoch{epoch:04d}"
+
+
+def latest_checkpoint(checkpoint_dir: str | Path) -> Path | None:
+    """The newest `checkpoint_epochNNNN/` folder under checkpoint_dir, or None."""
+    found = sorted(Path(checkpoint_dir).glob(f"{_FOLDER_GLOB}/{CHECKPOINT_FILE}"))
+    return found[-1].parent if found else None
+
+
+def save_training_state(out: Path, model, optimizer, shuffle_gen, epoch: int, config, data,
+                        metrics) -> Path:
+    """Write `checkpoint_epochNNNN/checkpoint.pt` (see vaetune.checkpoint) and return its folder.
+
+    Args:
+        out: the run's folder.
+        model: the VAE; optimizer: its optimiser; shuffle_gen: the batch-order generator.
+        epoch: completed epochs.
+        config: the resolved `Config`, stored so the checkpoint rebuilds its model alone.
+        data: the `ImageData` trained on (shape, classes, label names, fingerprint are stored).
+        metrics: the epoch's metrics; a resumed run carries its last eval/ values from them.
+    """
+    from vaetune import __version__
+
+    folder = checkpoint_folder(out, epoch)
+    state = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "epoch": epoch,
+        "rng": rng_state(shuffle_gen),
+        "config": config.model_dump(mode="json"),
+        "data": {
+            "image_shape": list(data.images.shape[1:]),
+            "num_classes": data.num_classes if config.model.conditional else 0,
+            "label_names": data.label_names,
+            "fingerprint": data.fingerprint,
+        },
+        "metrics": {k: float(v) for k, v in metrics.items()},
+        "version": __version__,
+    }
+    atomic_save(state, folder / CHECKPOINT_FILE)
+    return folder
+
+
+def restore_training_state(path: str | Path, model, optimizer,
+                           shuffle_gen) -> tuple[int, dict[str, float]]:
+    """Load a checkpoint (file or folder) into the model, optimiser and RNG streams.
+
+    Returns:
+        (completed epochs, the metrics stored with them).
+    """
+    state = load_checkpoint(path)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    set_rng_state(state["rng"], shuffle_gen)
+    return state["epoch"], state.get("metrics", {})
+
+
+def prune_checkpoints(out: Path, keep: int | None) -> None:
+    """Delete all but the newest `keep` checkpoint folders (None or 0 keeps all)."""
+    if not keep:
+        return
+    folders = sorted(out.glob(_FOLDER_GLOB))
+    for old in folders[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
