@@ -102,3 +102,18 @@ def test_restore_fails_trials_asked_after_the_saved_state_and_keeps_the_others(t
         "a": S.COMPLETE, "b": S.COMPLETE, "c": S.FAIL, "e": S.COMPLETE, "d": S.RUNNING}
     assert {t.user_attrs["tune_trial_id"]: t.value for t in trials if t.state == S.COMPLETE} == {
         "a": 3.0, "b": 2.0, "e": 1.5}
+
+
+def test_the_private_parts_of_optunasearch_vaetune_builds_on_are_there():
+    # TruthfulOptunaSearch extends Ray's OptunaSearch through attributes Ray does not document;
+    # pyproject.toml bounds ray[tune] above, and this test says loudly what a new Ray changed
+    s = searcher()
+    s.suggest("a")
+    assert isinstance(s._ot_study, optuna.Study), "OptunaSearch._ot_study is gone"
+    assert isinstance(s._ot_trials, dict) and isinstance(s._ot_trials["a"], optuna.Trial), \
+        "OptunaSearch._ot_trials (Tune trial id -> optuna.Trial) changed"
+    assert s._ot_trials["a"].user_attrs["tune_trial_id"] == "a"
+    s.on_trial_complete("a", {"val/elbo": 1.0, "epoch": 4})
+    assert isinstance(s._completed_trials, set) and "a" in s._completed_trials, \
+        "OptunaSearch._completed_trials changed"
+

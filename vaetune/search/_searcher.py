@@ -123,17 +123,9 @@ class TruthfulOptunaSearch(OptunaSearch):
         self._completed_trials.add(trial_id)
 
     def _tell(self, trial_id: str, ot_trial, told, state) -> None:
-        try:
-            self._ot_study.tell(ot_trial, told, state=state)
-        except ValueError as exc:
-            if "Cannot tell a" in str(exc):
-                # resumed search: the study (a live database) already has this trial's outcome,
-                # recorded after the experiment snapshot that Tune restored
-                log.debug("trial %s already finished in the Optuna study (%s)", trial_id, exc)
-                return
-            # e.g. pruning a multi-objective trial, which Optuna refuses: record it as failed
-            log.debug("optuna refused %s for trial %s (%s); telling FAIL", state, trial_id, exc)
-            self._ot_study.tell(ot_trial, None, state=TrialState.FAIL)
+        # skip_if_finished: a resumed search's study (a live database) may already hold this
+        # trial's outcome, recorded after the experiment snapshot that Tune restored
+        self._ot_study.tell(ot_trial, told, state=state, skip_if_finished=True)
 
 
 def fail_lost_trials(study: optuna.Study, held: set[int] = frozenset()) -> list[int]:
