@@ -1,0 +1,77 @@
+"""Image grids, PNG bytes and GIFs: pixel-exact layouts with `PAD` white pixels between images."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import torch
+
+PAD = 1  # white pixels between the images of a grid
+FIG_DPI = 100
+
+
+def grid_pixels(rows: int, cols: int, h: int, w: int, pad: int = PAD) -> tuple[int, int]:
+    """(height, width) in pixels of a grid of rows x cols images of h x w."""
+    return rows * (h + pad) + pad, cols * (w + pad) + pad
+
+
+def make_grid(images: torch.Tensor, ncols: int) -> torch.Tensor:
+    """(N, C, H, W) in [0, 1] -> one (C', H', W') image, row-major, white between images."""
+    from torchvision.utils import make_grid as tv_grid
+
+    return tv_grid(images.detach().float().clamp(0, 1).cpu(), nrow=ncols, padding=PAD, pad_value=1.0)
+
+
+def to_pil(image: torch.Tensor):
+    """(C, H, W) in [0, 1] -> PIL image (L, RGB or RGBA)."""
+    from PIL import Image
+
+    arr = image.mul(255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+    if arr.shape[2] == 1:
+        return Image.fromarray(arr[:, :, 0], "L")
+    return Image.fromarray(arr, "RGBA" if arr.shape[2] == 4 else "RGB")
+
+
+def figure_png(fig) -> bytes:
+    """A matplotlib figure as PNG bytes (also used by the report)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=FIG_DPI)
+    return buf.getvalue()
+
+
+def grid_png(images: torch.Tensor, ncols: int) -> bytes:
+    buf = io.BytesIO()
+    to_pil(make_grid(images, ncols)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def save_grid(images: torch.Tensor, ncols: int, out: str | Path) -> Path:
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(grid_png(images, ncols))
+    return out
+
+
+def blank(like: torch.Tensor, n: int = 1) -> torch.Tensor:
+    """n white images shaped like one image of `like` (a separator in a grid)."""
+    return torch.ones(n, *like.shape[-3:])
+
+
+def gif_scale(h: int, w: int, target: int = 128) -> int:
+    return max(1, target // max(h, w))
+
+
+
+def save_gif(frames: torch.Tensor, out: Path, scale: int, ms_per_frame: int = 80) -> Path:
+    from PIL import Image
+
+    pics = []
+    for f in frames:
+        if f.shape[0] == 4:  # composite on white: GIF has no partial transparency
+            f = f[:3] * f[3:] + (1 - f[3:])
+        im = to_pil(f.clamp(0, 1))
+        pics.append(im.resize((im.width * scale, im.height * scale), Image.NEAREST).convert("RGB"))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pics[0].save(out, save_all=True, append_images=pics[1:], duration=ms_per_frame, loop=0, optimize=False)
+    return out

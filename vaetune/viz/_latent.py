@@ -1,0 +1,185 @@
+"""Codes and the pictures made by moving through them: interpolation, traversal, a walk."""
+
+from __future__ import annotations
+
+import torch
+
+from vaetune.errors import UserError
+from vaetune.viz._grids import blank
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
+    """Spherical interpolation of codes (D,) (White 2016); lerp when they are (anti)parallel."""
+    na, nb = a / a.norm().clamp_min(1e-12), b / b.norm().clamp_min(1e-12)
+    omega = torch.arccos((na * nb).sum().clamp(-1.0, 1.0))
+    so = torch.sin(omega)
+    if so.abs() < 1e-6:
+        return lerp(a, b, t)
+    return torch.sin((1 - t) * omega) / so * a + torch.sin(t * omega) / so * b
+
+
+def lerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
+    return (1 - t) * a + t * b
+
+
+INTERPOLATORS = {"lerp": lerp, "slerp": slerp}
+
+
+def _modes(mode: str) -> list[str]:
+    return ["lerp", "slerp"] if mode == "both" else [mode]
+
+
+def class_labels(model, n: int, label: int | None) -> torch.Tensor | None:
+    """Labels for a conditional model's decoder (`label`, default 0); None for an unconditional one."""
+    if not model.num_classes:
+        if label is not None:
+            raise UserError("--label: this model is not conditional")
+        return None
+    label = 0 if label is None else label
+    if not 0 <= label < model.num_classes:
+        raise UserError(f"--label: got {label}; this model has classes 0..{model.num_classes - 1}")
+    return torch.full((n,), label, dtype=torch.long)
+
+
+def load_val(config, data_space: str | None = None):
+    """(ImageData, val images uint8, val primary labels or None) of --data SPACE.yaml or the checkpoint's config."""
+    from vaetune.data import load_data
+
+    if data_space:
+        from vaetune.spec import load_space
+
+        data_cfg = load_space(data_space).default_config().data
+    else:
+        data_cfg = config.data
+    data = load_data(data_cfg)
+    x, y = data.subset("val")
+    if len(x) == 0:
+        raise UserError(f"{data_space or 'the checkpoint config'}: the validation split is empty; "
+                        "give data.split.val a share")
+    return data, x, y
+
+
+def check_shape(model, images: torch.Tensor, where: str) -> None:
+    if tuple(images.shape[1:]) != tuple(model.image_shape):
+        raise UserError(f"{where}: images are {tuple(images.shape[1:])} but the model takes "
+                        f"{tuple(model.image_shape)}; pass the search space the model was trained on")
+
+
+@torch.no_grad()
+def encode_all(model, x: torch.Tensor, y: torch.Tensor | None, batch: int = 512):
+    """mu, logvar (N, D) of uint8 images, in batches."""
+    mus, logvars = [], []
+    for i in range(0, len(x), batch):
+        xb = x[i:i + batch].float().div(255)
+        yb = None if y is None or not model.num_classes else y[i:i + batch]
+        mu, logvar = model.encode(xb, yb)
+        mus.append(mu)
+        logvars.append(logvar)
+    return torch.cat(mus), torch.cat(logvars)
+
+
+
+def interpolation_row(model, za: torch.Tensor, zb: torch.Tensor, steps: int, mode: str,
+                      y: torch.Tensor | None) -> torch.Tensor:
+    """(steps, C, H, W): codes from za to zb (both ends included), decoded."""
+    f = INTERPOLATORS[mode]
+    z = torch.stack([f(za, zb, t) for t in torch.linspace(0, 1, steps).tolist()])
+    return model.decode(z, None if y is None else y[:1].expand(steps))
+
+
+def interpolation_grid(model, corners: list[torch.Tensor], steps: int, mode: str,
+                       y: torch.Tensor | None) -> torch.Tensor:
+    """(steps*steps, C, H, W), row-major: bilinear (or bi-spherical) between 4 corner codes."""
+    f = INTERPOLATORS[mode]
+    a, b, c, d = corners
+    ts = torch.linspace(0, 1, steps).tolist()
+    z = torch.stack([f(f(a, b, s), f(c, d, s), t) for t in ts for s in ts])
+    return model.decode(z, None if y is None else y[:1].expand(len(z)))
+
+
+@torch.no_grad()
+def interpolation_picture(model, config, paths: list[str], *, grid: bool, mode: str, steps: int,
+                          label: int | None) -> tuple[torch.Tensor, int, list[str]]:
+    """Images and columns of `vaetune interpolate`: rows A | steps | B, or steps x steps grids
+    between four corners; one row or grid per mode (lerp and slerp side by side for "both")."""
+    from vaetune.export import read_for_model
+
+    want = 4 if grid else 2
+    if len(paths) != want:
+        raise UserError(f"interpolate needs {'four images after --grid' if grid else 'two images IMG_A IMG_B'}"
+                        f"; got {len(paths)}")
+    if steps < 2:
+        raise UserError(f"--steps: got {steps}; give at least 2")
+    y = class_labels(model, 1, label)
+    x = torch.cat([read_for_model(p, config) for p in paths])  # (k, C, H, W)
+    codes = list(model.encode(x, None if y is None else y.expand(len(x)))[0])  # mu of each
+    modes = _modes(mode)
+    if not grid:
+        rows = [torch.cat([x[:1], interpolation_row(model, codes[0], codes[1], steps, m, y), x[1:]]) for m in modes]
+        return torch.cat(rows), steps + 2, modes
+    grids = [interpolation_grid(model, codes, steps, m, y) for m in modes]
+    rows = []
+    for r in range(steps):  # lerp row r | blank | slerp row r
+        parts = []
+        for i, g in enumerate(grids):
+            if i:
+                parts.append(blank(g))
+            parts.append(g[r * steps:(r + 1) * steps])
+        rows.append(torch.cat(parts))
+    return torch.cat(rows), steps * len(modes) + len(modes) - 1, modes
+
+
+
+@torch.no_grad()
+def kl_order(model, x: torch.Tensor, y: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Latent dimensions by mean KL over the images, largest first: (order, kl per dim)."""
+    from vaetune.losses import kl_per_dim
+
+    mu, logvar = encode_all(model, x, y)
+    kl = kl_per_dim(mu, logvar).mean(0)  # (D,)
+    return torch.argsort(kl, descending=True, stable=True), kl
+
+
+@torch.no_grad()
+def traversal(model, base: torch.Tensor, dims: list[int], steps: int, span: float,
+              y: torch.Tensor | None) -> torch.Tensor:
+    """(len(dims) * steps, C, H, W): row i sweeps dimension dims[i] over [-span, span] from base."""
+    values = torch.linspace(-span, span, steps)
+    z = base.repeat(len(dims) * steps, 1)
+    for i, d in enumerate(dims):
+        z[i * steps:(i + 1) * steps, d] = values
+    return model.decode(z, None if y is None else y[:1].expand(len(z)))
+
+
+@torch.no_grad()
+def traversal_picture(model, x: torch.Tensor, y: torch.Tensor | None, *, steps: int, span: float,
+                      label: int | None) -> tuple[torch.Tensor, list[int], torch.Tensor]:
+    """`vaetune traverse`: (images, dimension order by KL, KL per dimension) around the first image of x."""
+    if steps < 2:
+        raise UserError(f"--steps: got {steps}; give at least 2")
+    y = y if model.num_classes else None
+    order, kl = kl_order(model, x, y)
+    yb = None
+    if model.num_classes:
+        yb = class_labels(model, 1, label) if label is not None else y[:1]
+    base = model.encode(x[:1].float().div(255), yb)[0][0]
+    return traversal(model, base, order.tolist(), steps, span, yb), order.tolist(), kl
+
+
+
+@torch.no_grad()
+def walk_frames(model, frames: int, anchors: int, seed: int, y: torch.Tensor | None) -> torch.Tensor:
+    """(frames, C, H, W): a closed slerp path through `anchors` codes drawn from N(0, I)."""
+    if frames < 2:
+        raise UserError(f"--frames: got {frames}; give at least 2")
+    if anchors < 2:
+        raise UserError(f"--anchors: got {anchors}; give at least 2")
+    g = torch.Generator().manual_seed(seed)
+    points = torch.randn(anchors, model.latent_dim, generator=g)
+    codes = []
+    for f in range(frames):
+        pos = f * anchors / frames  # position along the loop, in segments
+        i = int(pos)
+        codes.append(slerp(points[i], points[(i + 1) % anchors], pos - i))
+    z = torch.stack(codes)
+    return model.decode(z, None if y is None else y[:1].expand(frames))
