@@ -46,15 +46,15 @@ class _Variant:
     def __init__(self, name: str, images, batch: int, device: str):
         import torch
 
-        from vaetune.models import build_model
-        from vaetune.spec import ModelConfig, TrainConfig
+        from vaetune.models import build_model, config_for
+        from vaetune.spec import TrainConfig
 
         torch.manual_seed(0)
         self.name, self.images, self.batch, self.device = name, images, batch, device
         self.tc = TrainConfig(recon_loss="bce", batch_size=batch)
         self.bf16 = "bf16" in name
         self.channels_last = "channels_last" in name
-        model = build_model(ModelConfig(arch="conv", width=32, latent_dim=128), tuple(images.shape[1:])).to(device)
+        model = build_model(config_for("conv", width=32, latent_dim=128), tuple(images.shape[1:])).to(device)
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
