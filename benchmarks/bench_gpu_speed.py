@@ -5,7 +5,7 @@
 
 The trial of ygo/apples-sized searches: the conv VAE (width 32, latent 128) at 64 px, batch 128,
 the training step of vaetune.train (uint8 images on the device, indexed per batch, float /255,
-vaetune.losses.vae_loss with BCE, AdamW). Each repetition times S steps of every variant in a
+the elbo objective of vaetune.objectives with BCE, AdamW). Each repetition times S steps of every variant in a
 rotating order, synchronising the device only around the timed window. Ratio = images/s of the
 variant / images/s of fp32 in the same repetition.
 
@@ -64,7 +64,7 @@ class _Variant:
     def step(self) -> None:
         import torch
 
-        from vaetune.losses import vae_loss
+        from vaetune.objectives import elbo
 
         idx = torch.randint(0, len(self.images), (self.batch,), device=self.device, generator=self.gen)
         x = self.images[idx].float().div_(255)
@@ -72,7 +72,7 @@ class _Variant:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device_type=self.device, dtype=torch.bfloat16, enabled=self.bf16):
             out = self.model(x)
-        loss = vae_loss(out, x, self.tc, beta=1.0).loss
+        loss = elbo(out, x, self.tc, 0.0).loss  # beta 1 (the config's, constant)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()

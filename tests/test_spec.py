@@ -71,6 +71,8 @@ def test_good_space_splits_fixed_values_and_distributions(tmp_path):
         ({"model": {"arch": "resnet", "depth": 3}}, "model.depth", "'depth'",
          "accepted keys here: arch, latent_dim, conditional, logvar_clamp, width, downsample"),
         ({"model": {"arch": "mlp", "width": 0}}, "model.width", "0", "greater than or equal to 1"),
+        ({"train": {"objective": "vae"}}, "train.objective", "'vae'", "'elbo' or 'capacity'"),
+        ({"train": {"beta_schedule": "capacity"}}, "train.beta_schedule", "'capacity'", "set train.objective: capacity"),
         ({"data": {"augment": {"hflip": 1.5}}}, "data.augment.hflip", "1.5", "less than or equal to 1"),
         ({"data": {"image_size": 33}}, "data.image_size", "33", "needs a multiple of 2"),
         ({"model": {"arch": "resnet", "downsample": 16}, "data": {"image_size": 40}}, "data.image_size", "40",
@@ -137,8 +139,8 @@ def test_each_architecture_flattens_to_its_own_keys_and_round_trips():
                         *(f"model.{k}" for k in own)}
 
 
-# The model and train sections exactly as the layout before per-architecture configs stored them
-# in checkpoints (Config().model_dump(mode="json") of that version).
+# The model and train sections exactly as the layout before per-architecture configs and
+# train.objective stored them in checkpoints (Config().model_dump(mode="json") of that version).
 PREVIOUS_LAYOUT = {
     "name": "old",
     "data": {"image_size": 16},
@@ -158,7 +160,8 @@ def test_a_stored_config_of_the_previous_layout_is_translated():
     config = stored_config(PREVIOUS_LAYOUT)
     assert config.model.arch == "conv" and config.model.width == 8 and config.model.depth is None
     assert "downsample" not in config.model.model_dump()  # conv never read it
-    assert config.train.beta_schedule == "capacity" and config.train.capacity_gamma == 100.0
+    assert config.train.objective == "capacity" and config.train.beta_schedule == "constant"
+    assert config.train.beta == 1.0 and config.train.capacity_gamma == 100.0
     resnet = {**PREVIOUS_LAYOUT, "model": {**PREVIOUS_LAYOUT["model"], "arch": "resnet", "downsample": 16},
               "data": {"image_size": 32}}
     assert stored_config(resnet).model.downsample == 16 and "depth" not in stored_config(resnet).model.model_dump()
@@ -179,7 +182,7 @@ def test_a_checkpoint_of_the_previous_layout_loads(tmp_path):
     atomic_save({"model": weights, "config": PREVIOUS_LAYOUT, "data": {"image_shape": [3, 16, 16], "num_classes": 0},
                  "epoch": 1, "version": "0.1.0"}, tmp_path / "old.pt")
     model, config, _ = load_model(tmp_path / "old.pt")
-    assert config.model.width == 8 and config.train.beta_schedule == "capacity"
+    assert config.model.width == 8 and config.train.objective == "capacity"
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), weights.values(), strict=True))
 
 

@@ -2,8 +2,9 @@
 
 `Config` is what one trial runs: data, model, train, search, resources, tracking. The `model`
 section is validated by the config of the architecture `model.arch` names (registered in
-vaetune.models, each with its own options and image-size rule). The registry is read when a
-config is validated, which imports torch; `vaetune --help` never gets here.
+vaetune.models, each with its own options and image-size rule); `train.objective` names a loss
+registered in vaetune.objectives. Both registries are read when a config is validated, which
+imports torch; `vaetune --help` never gets here.
 """
 
 from __future__ import annotations
@@ -138,15 +139,17 @@ class TrainConfig(_Section):
     recon_loss: Literal["mse", "bce"] = "mse"
     recon_reduction: Literal["sum", "mean"] = "sum"  # sum over pixels per image, or mean over pixels
     recon_weight: float = Field(1.0, gt=0)
-    beta: float = Field(1.0, ge=0)  # KL weight
-    beta_schedule: Literal["constant", "linear", "cyclical", "capacity"] = "constant"
+    # the loss, from vaetune.objectives: elbo (recon + beta * KL) | capacity (recon + gamma * |KL - C|)
+    objective: str = "elbo"
+    beta: float = Field(1.0, ge=0)  # KL weight (elbo)
+    beta_schedule: Literal["constant", "linear", "cyclical"] = "constant"  # of the KL weight
     warmup_epochs: float = Field(0.0, ge=0)  # linear: epochs for beta to ramp 0 -> beta
     cycles: int = Field(4, ge=1)  # cyclical: number of cycles M over training
     cycle_ratio: float = Field(0.5, gt=0, le=1)  # cyclical: fraction R of a cycle spent ramping
     capacity_max: float = Field(25.0, ge=0)  # capacity: C_max in nats
     capacity_epochs: float = Field(10.0, gt=0)  # capacity: epochs for C to reach C_max
     capacity_gamma: float = Field(100.0, gt=0)  # capacity: gamma in gamma * |KL - C|
-    free_bits: float = Field(0.0, ge=0)  # nats per latent dimension not penalised
+    free_bits: float = Field(0.0, ge=0)  # elbo: nats per latent dimension not penalised
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: Literal["off", "bf16"] = "off"  # bf16: autocast on CUDA (ignored on CPU)
     num_threads: int | None = Field(None, ge=1)  # torch CPU threads; None keeps torch's default
@@ -157,6 +160,26 @@ class TrainConfig(_Section):
     fid_samples: int = Field(1000, ge=2)  # generated and real images used for FID/KID
     fid_reference: Literal["val", "train", "test"] = "val"  # split that the real statistics use
     seed: int = 0
+
+    @field_validator("objective")
+    @classmethod
+    def _registered_objective(cls, name: str) -> str:
+        from vaetune.objectives import OBJECTIVES
+
+        if name not in OBJECTIVES:
+            raise ValueError(f"input should be {one_of(OBJECTIVES)} "
+                             "(the objectives in vaetune.objectives)")
+        return name
+
+    @field_validator("beta_schedule", mode="before")
+    @classmethod
+    def _capacity_is_an_objective(cls, name: Any) -> Any:
+        # beta_schedule: capacity switched the loss before train.objective existed; translating it
+        # silently would keep a searched {choice: [linear, capacity]} mixing schedules and losses
+        if name == "capacity":
+            raise ValueError("capacity is an objective, not a schedule of the KL weight: set "
+                             "train.objective: capacity (β schedules: constant, linear, cyclical)")
+        return name
 
 
 class SearchConfig(_Section):

@@ -33,13 +33,14 @@ def validate_config(raw: dict, source: str = "<config>") -> Config:
 
 def stored_config(raw: dict, source: str = "<stored config>") -> Config:
     """The `Config` a checkpoint stored (`Config.model_dump(mode="json")`), in this layout or the
-    previous one, where every architecture carried width, depth and downsample.
+    previous one, where every architecture carried width, depth and downsample, and the capacity
+    objective was `train.beta_schedule: capacity` (a constant β that the loss did not use).
 
     A stored config is not the user's to edit, so it is translated; a search space is not: there
-    a key the architecture does not have fails, naming the architecture's keys.
+    the old spelling fails with a message saying what to write instead.
     """
     raw = copy.deepcopy(raw)
-    model = raw.get("model")
+    model, train = raw.get("model"), raw.get("train")
     if isinstance(model, dict) and all(k in model for k in _SHARED_MODEL_KEYS):
         try:
             own = architecture_config(model).model_fields
@@ -48,6 +49,8 @@ def stored_config(raw: dict, source: str = "<stored config>") -> Config:
         for key in _SHARED_MODEL_KEYS:
             if key not in own:
                 model.pop(key)
+    if isinstance(train, dict) and train.get("beta_schedule") == "capacity":
+        train.update(objective="capacity", beta_schedule="constant")
     return validate_config(raw, source)
 
 
