@@ -4,7 +4,8 @@ An objective maps a batch's model output, the images, the ``train`` config and t
 epoch (``epoch + step / steps``, for its schedules) to `LossTerms`: the scalar to minimise plus
 the unweighted reconstruction and the true KL, which every objective reports alike. It is
 registered with the ``train.*`` options it reads beyond the reconstruction's (recon_loss,
-recon_reduction, recon_weight); the report reads them (e.g. whether β is in the loss).
+recon_reduction, recon_weight); the report reads them (e.g. whether β is in the loss). See
+docs/architecture.md, "Add an objective".
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ A file in this package (conv.py, mlp.py, resnet.py, ...) holds an architecture w
 (a `vaetune.spec.ModelConfig` subclass with its own options and its image-size rule) and its
 model class (a `VAE` subclass), paired by ``@register_architecture(Config)``. Every module of the
 package is imported here, so a new file is found without being listed; `model.arch` in a search
-space then accepts its name.
+space then accepts its name. See docs/architecture.md, "Add an architecture".
 """
 
 from __future__ import annotations
