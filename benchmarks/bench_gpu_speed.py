@@ -5,7 +5,7 @@
 
 The trial of ygo/apples-sized searches: the conv VAE (width 32, latent 128) at 64 px, batch 128,
 the training step of vaetune.train (uint8 images on the device, indexed per batch, float /255,
-vaetune.losses.vae_loss with BCE, AdamW). Each repetition times S steps of every variant in a
+the elbo objective of vaetune.objectives with BCE, AdamW). Each repetition times S steps of every variant in a
 rotating order, synchronising the device only around the timed window. Ratio = images/s of the
 variant / images/s of fp32 in the same repetition.
 
@@ -46,15 +46,15 @@ class _Variant:
     def __init__(self, name: str, images, batch: int, device: str):
         import torch
 
-        from vaetune.models import build_model
-        from vaetune.spec import ModelConfig, TrainConfig
+        from vaetune.models import build_model, config_for
+        from vaetune.spec import TrainConfig
 
         torch.manual_seed(0)
         self.name, self.images, self.batch, self.device = name, images, batch, device
         self.tc = TrainConfig(recon_loss="bce", batch_size=batch)
         self.bf16 = "bf16" in name
         self.channels_last = "channels_last" in name
-        model = build_model(ModelConfig(arch="conv", width=32, latent_dim=128), tuple(images.shape[1:])).to(device)
+        model = build_model(config_for("conv", width=32, latent_dim=128), tuple(images.shape[1:])).to(device)
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
@@ -64,7 +64,7 @@ class _Variant:
     def step(self) -> None:
         import torch
 
-        from vaetune.losses import vae_loss
+        from vaetune.objectives import elbo
 
         idx = torch.randint(0, len(self.images), (self.batch,), device=self.device, generator=self.gen)
         x = self.images[idx].float().div_(255)
@@ -72,7 +72,7 @@ class _Variant:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device_type=self.device, dtype=torch.bfloat16, enabled=self.bf16):
             out = self.model(x)
-        loss = vae_loss(out, x, self.tc, beta=1.0).loss
+        loss = elbo(out, x, self.tc, 0.0).loss  # beta 1 (the config's, constant)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()

@@ -1,4 +1,4 @@
-"""Loss values against small hand-computed cases."""
+"""Loss terms and the registered objectives against small hand-computed cases."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import math
 import pytest
 import torch
 
-from vaetune.losses import DivergedError, check_finite, kl_per_dim, recon_loss, vae_loss
+from vaetune.losses import DivergedError, check_finite, kl_per_dim, recon_loss
 from vaetune.models import VAEOutput
+from vaetune.objectives import OBJECTIVES, capacity, elbo, objective_loss
 from vaetune.spec import TrainConfig
 
 
@@ -59,9 +60,9 @@ def test_kl_per_dim_known_values():
     assert kl_per_dim(mu, logvar).tolist()[0] == pytest.approx([0.5, 0.0, 0.5 * (1 - math.log(2))])
 
 
-def test_vae_loss_beta_weighting():
+def test_elbo_beta_weighting():
     out = output([0.5, 0.25, 0.5, 0.75], mu=[[1.0, 1.0]], logvar=[[0.0, 0.0]])  # KL = 1.0
-    terms = vae_loss(out, X, TrainConfig(recon_loss="mse", recon_weight=2.0), beta=0.5)
+    terms = elbo(out, X, TrainConfig(recon_loss="mse", recon_weight=2.0, beta=0.5), 0.0)
     assert terms.recon.item() == pytest.approx(0.375)
     assert terms.kl.item() == pytest.approx(1.0)
     assert terms.loss.item() == pytest.approx(2.0 * 0.375 + 0.5 * 1.0)
@@ -73,10 +74,10 @@ def test_free_bits_clamp_penalised_kl_only():
     out = VAEOutput(recon=r, logits=torch.zeros_like(r), mu=torch.tensor([[1.0, 3.0], [0.0, 1.0]]),
                     logvar=torch.zeros(2, 2), z=torch.zeros(2, 2))
     x = torch.full((2, 1, 2, 2), 0.5)  # zero MSE
-    terms = vae_loss(out, x, TrainConfig(free_bits=1.0), beta=1.0)
+    terms = elbo(out, x, TrainConfig(free_bits=1.0, beta=1.0), 0.0)
     assert terms.kl.item() == pytest.approx(2.75)  # true KL: mean over images of (0.5+4.5, 0+0.5)
     assert terms.loss.item() == pytest.approx(1.0 + 2.5)  # dim 0 raised to the 1-nat floor
-    no_fb = vae_loss(out, x, TrainConfig(free_bits=0.0), beta=1.0)
+    no_fb = elbo(out, x, TrainConfig(free_bits=0.0, beta=1.0), 0.0)
     assert no_fb.loss.item() == pytest.approx(2.75)
 
 
@@ -84,16 +85,30 @@ def test_free_bits_stop_gradient_below_the_floor():
     mu = torch.tensor([[0.1, 3.0]], requires_grad=True)
     r = torch.full((1, 1, 2, 2), 0.5)
     out = VAEOutput(recon=r, logits=torch.zeros_like(r), mu=mu, logvar=torch.zeros(1, 2), z=mu)
-    vae_loss(out, r, TrainConfig(free_bits=0.5), beta=1.0).loss.backward()
+    elbo(out, r, TrainConfig(free_bits=0.5, beta=1.0), 0.0).loss.backward()
     assert mu.grad[0, 0] == 0 and mu.grad[0, 1] == pytest.approx(3.0)
 
 
 def test_capacity_objective():
     out = output([0.5, 0.25, 0.5, 0.75], mu=[[1.0, 1.0]], logvar=[[0.0, 0.0]])  # KL = 1.0
-    cfg = TrainConfig(recon_loss="mse", capacity_gamma=10.0, free_bits=5.0)
-    assert vae_loss(out, X, cfg, beta=3.0, capacity=4.0).loss.item() == pytest.approx(0.375 + 10.0 * 3.0)
-    assert vae_loss(out, X, cfg, beta=3.0, capacity=0.25).loss.item() == pytest.approx(0.375 + 10.0 * 0.75)
-    assert vae_loss(out, X, cfg, beta=3.0, capacity=0.25).kl.item() == pytest.approx(1.0)
+    # beta and free bits set to values that would change the loss if the capacity objective read them
+    cfg = TrainConfig(objective="capacity", recon_loss="mse", capacity_gamma=10.0, free_bits=5.0, beta=3.0,
+                      capacity_max=1.0, capacity_epochs=4.0)
+    # C = capacity_max at capacity_epochs and after: 4 nats with capacity_max 4
+    assert capacity(out, X, cfg.model_copy(update={"capacity_max": 4.0}), 4.0).loss.item() == \
+        pytest.approx(0.375 + 10.0 * 3.0)
+    assert capacity(out, X, cfg, 1.0).loss.item() == pytest.approx(0.375 + 10.0 * 0.75)  # C = 1.0 * 1/4
+    assert capacity(out, X, cfg, 1.0).kl.item() == pytest.approx(1.0)
+
+
+def test_objective_loss_follows_train_objective_and_schedules():
+    out = output([0.5, 0.25, 0.5, 0.75], mu=[[1.0, 1.0]], logvar=[[0.0, 0.0]])  # recon 0.375, KL = 1.0
+    linear = TrainConfig(beta=4.0, beta_schedule="linear", warmup_epochs=2.0)
+    assert objective_loss(out, X, linear, 1.0).loss.item() == pytest.approx(0.375 + 2.0 * 1.0)  # beta 2 mid-ramp
+    cap = TrainConfig(objective="capacity", capacity_max=2.0, capacity_epochs=2.0, capacity_gamma=3.0)
+    assert objective_loss(out, X, cap, 0.0).loss.item() == pytest.approx(0.375 + 3.0 * 1.0)  # C = 0
+    assert set(OBJECTIVES) == {"elbo", "capacity"}
+    assert OBJECTIVES["elbo"].uses_beta and not OBJECTIVES["capacity"].uses_beta
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])

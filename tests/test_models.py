@@ -1,4 +1,4 @@
-"""Shapes, ranges and the contract of every architecture in vaetune.models."""
+"""Shapes, ranges and the contract of every architecture in vaetune.models, and its registry."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from vaetune.errors import UserError
-from vaetune.models import MODELS, VAE, VAEOutput, build_model
+from vaetune.models import MODELS, VAE, VAEOutput, build_model, config_for
+from vaetune.models.conv import ConvConfig, conv_depth
 from vaetune.spec import ModelConfig
 
 D = 8  # latent size used throughout: small, fast
@@ -23,12 +24,29 @@ SHAPE_CASES = [(arch, kw, size) for arch, kw, sizes in CASES for size in sizes]
 
 def make(arch: str, shape: tuple[int, int, int], num_classes: int = 0, **kw) -> VAE:
     torch.manual_seed(0)
-    return build_model(ModelConfig(arch=arch, latent_dim=D, **kw), shape, num_classes)
+    return build_model(config_for(arch, latent_dim=D, **kw), shape, num_classes)
 
 
 def test_registry_lists_all_architectures():
     assert set(MODELS) == {"conv", "mlp", "resnet"}
     assert all(issubclass(cls, VAE) for cls in MODELS.values())
+    # each is paired with its own config, which names it and holds only its options
+    assert {name: cls.config_class.model_fields["arch"].default for name, cls in MODELS.items()} == \
+        {"conv": "conv", "mlp": "mlp", "resnet": "resnet"}
+    assert "downsample" not in MODELS["conv"].config_class.model_fields
+    assert "depth" not in MODELS["resnet"].config_class.model_fields
+
+
+def test_conv_depth_halves_until_about_four_pixels():
+    # 8 -> 4; 16 -> 4; 32 -> 4; 40 -> 5; 64 -> 4; 12 -> 6 (3 would be under 4); 33 is odd: at least 1
+    assert [conv_depth(s) for s in (8, 16, 32, 40, 64, 12, 33)] == [1, 2, 3, 3, 4, 1, 1]
+    assert ConvConfig().stages(64) == 4 and ConvConfig(depth=2).stages(64) == 2
+
+
+def test_a_plain_model_config_builds_its_architecture_with_defaults():
+    model = build_model(ModelConfig(arch="mlp", latent_dim=D), (1, 16, 16))
+    assert type(model) is MODELS["mlp"] and model.latent_dim == D
+    assert sum(isinstance(m, torch.nn.Linear) for m in model.encoder.modules()) == 4  # mlp's default depth
 
 
 @pytest.mark.parametrize("arch,kw,size", SHAPE_CASES, ids=lambda v: str(v))
@@ -75,7 +93,7 @@ def test_mlp_depth_means_encoder_hidden_layers():
 @pytest.mark.parametrize("arch,size", [("conv", 12), ("resnet", 36)])
 def test_indivisible_size_is_rejected(arch, size):
     with pytest.raises(ValueError, match="multiple of"):
-        make(arch, (3, size, size), depth=3 if arch == "conv" else None)
+        make(arch, (3, size, size), **({"depth": 3} if arch == "conv" else {}))
 
 
 def test_logvar_is_clamped():

@@ -30,6 +30,7 @@ from vaetune.cli import main as cli
 from vaetune.report import load_results, param_importance
 from vaetune.report._table import COLUMNS, BetaRow, KLTable, kl_table, knee, sentences
 from vaetune.results import SearchResults
+from vaetune.spec import space_from_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 BETAS = [0.01, 0.1, 1.0]
@@ -305,6 +306,20 @@ def test_importance_on_the_search_study(search):
     imp = param_importance(load_results(search / "results" / NAME))
     assert imp.values is not None and set(imp.values) == {"train.beta"}
     assert math.isclose(sum(imp.values.values()), 1.0)
+
+
+def test_the_kl_table_says_what_beta_meant_in_the_loss(tmp_path):
+    frame = pd.DataFrame({"trial_id": ["a", "b"], "train.beta": [0.1, 1.0], "status": "completed", "epochs": 3,
+                          "best/val/elbo": [1.0, 2.0], "final/val/mse": [0.01, 0.02]})
+    state = {"name": "x", "metric": "val/elbo", "mode": "min", "searched": ["train.beta"], "max_epochs": 3}
+
+    def notes(train: dict) -> list[str]:
+        space = space_from_dict({"train": {"beta": {"choice": [0.1, 1.0]}, **train}})
+        return kl_table(SearchResults(folder=tmp_path, state=state, summary=frame, tracking={}, space=space)).notes
+
+    assert any("β is not in the loss under the capacity objective" in n for n in notes({"objective": "capacity"}))
+    assert any("β follows the linear schedule" in n for n in notes({"beta_schedule": "linear"}))
+    assert not any("β" in n and "loss" in n for n in notes({}))
 
 
 def test_metrics_a_search_never_recorded_are_dashes_with_a_note(tmp_path):

@@ -40,13 +40,13 @@ def test_cyclical():
 
 
 def test_capacity():
-    cfg = TrainConfig(beta=5.0, beta_schedule="capacity", capacity_max=20.0, capacity_epochs=4.0)
+    cfg = TrainConfig(beta=5.0, objective="capacity", capacity_max=20.0, capacity_epochs=4.0)
     assert beta_at(cfg, 1.0) == 5.0
     assert capacity_at(cfg, 0.0) == 0.0
     assert capacity_at(cfg, 1.0) == pytest.approx(5.0)
     assert capacity_at(cfg, 4.0) == pytest.approx(20.0)
     assert capacity_at(cfg, 9.0) == pytest.approx(20.0)
-    assert capacity_at(TrainConfig(beta_schedule="linear"), 1.0) is None
+    assert capacity_at(TrainConfig(beta_schedule="linear"), 1.0) is None  # the elbo objective
 
 
 def test_negative_epoch_is_rejected():

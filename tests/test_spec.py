@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from vaetune.spec import SpecError, flatten, load_space, space_from_dict
+from vaetune.spec import (
+    SpecError,
+    flatten,
+    load_space,
+    space_from_dict,
+    stored_config,
+    validate_config,
+)
 
 GOOD = {
     "name": "demo",
@@ -57,6 +64,15 @@ def test_good_space_splits_fixed_values_and_distributions(tmp_path):
         ({"train": {"lrr": 0.1}}, "train.lrr", "'lrr'", "accepted keys here: epochs"),
         ({"colour": 1}, "colour", "'colour'", "accepted keys here: name, data"),
         ({"model": {"arch": "transformer"}}, "model.arch", "'transformer'", "'conv', 'mlp' or 'resnet'"),
+        ({"model": {"arch": {"choice": ["conv", "vit"]}}}, "model.arch", "'vit'", "a value of choice"),
+        ({"model": {"arch": "conv", "downsample": 16}}, "model.downsample", "'downsample'",
+         "unknown key for model.arch 'conv'; accepted keys here: arch, latent_dim, conditional, logvar_clamp, width, "
+         "depth"),
+        ({"model": {"arch": "resnet", "depth": 3}}, "model.depth", "'depth'",
+         "accepted keys here: arch, latent_dim, conditional, logvar_clamp, width, downsample"),
+        ({"model": {"arch": "mlp", "width": 0}}, "model.width", "0", "greater than or equal to 1"),
+        ({"train": {"objective": "vae"}}, "train.objective", "'vae'", "'elbo' or 'capacity'"),
+        ({"train": {"beta_schedule": "capacity"}}, "train.beta_schedule", "'capacity'", "set train.objective: capacity"),
         ({"data": {"augment": {"hflip": 1.5}}}, "data.augment.hflip", "1.5", "less than or equal to 1"),
         ({"data": {"image_size": 33}}, "data.image_size", "33", "needs a multiple of 2"),
         ({"model": {"arch": "resnet", "downsample": 16}, "data": {"image_size": 40}}, "data.image_size", "40",
@@ -111,6 +127,63 @@ def test_flatten_gives_dotted_leaves():
     config = space_from_dict(GOOD).default_config()
     flat = flatten(config)
     assert flat["train.beta"] == 1.0 and flat["data.split.train"] == 0.8 and flat["model.arch"] == "conv"
+
+
+def test_each_architecture_flattens_to_its_own_keys_and_round_trips():
+    for model in ({"arch": "conv", "depth": 2}, {"arch": "mlp", "width": 64}, {"arch": "resnet", "downsample": 16}):
+        config = space_from_dict({**GOOD, "model": {**GOOD["model"], **model}, "data": {"image_size": 64}}).default_config()
+        assert validate_config(config.model_dump(mode="json")) == config  # what checkpoints store
+        keys = {k for k in flatten(config) if k.startswith("model.")}
+        own = {"depth"} if model["arch"] != "resnet" else {"downsample"}
+        assert keys == {"model.arch", "model.latent_dim", "model.conditional", "model.logvar_clamp", "model.width",
+                        *(f"model.{k}" for k in own)}
+
+
+# The model and train sections exactly as the layout before per-architecture configs and
+# train.objective stored them in checkpoints (Config().model_dump(mode="json") of that version).
+PREVIOUS_LAYOUT = {
+    "name": "old",
+    "data": {"image_size": 16},
+    "model": {"arch": "conv", "latent_dim": 4, "width": 8, "depth": None, "downsample": 8, "conditional": False,
+              "logvar_clamp": 10.0},
+    "train": {"epochs": 10, "batch_size": 128, "lr": 0.001, "lr_schedule": "constant", "lr_warmup_epochs": 0.0,
+              "weight_decay": 0.0, "grad_clip": None, "recon_loss": "mse", "recon_reduction": "sum",
+              "recon_weight": 1.0, "beta": 1.0, "beta_schedule": "capacity", "warmup_epochs": 0.0, "cycles": 4,
+              "cycle_ratio": 0.5, "capacity_max": 25.0, "capacity_epochs": 10.0, "capacity_gamma": 100.0,
+              "free_bits": 0.0, "device": "auto", "amp": "off", "num_threads": None, "checkpoint_every": 1,
+              "grid_every": 1, "grid_size": 8, "fid_every": 0, "fid_samples": 1000, "fid_reference": "val",
+              "seed": 0},
+}
+
+
+def test_a_stored_config_of_the_previous_layout_is_translated():
+    config = stored_config(PREVIOUS_LAYOUT)
+    assert config.model.arch == "conv" and config.model.width == 8 and config.model.depth is None
+    assert "downsample" not in config.model.model_dump()  # conv never read it
+    assert config.train.objective == "capacity" and config.train.beta_schedule == "constant"
+    assert config.train.beta == 1.0 and config.train.capacity_gamma == 100.0
+    resnet = {**PREVIOUS_LAYOUT, "model": {**PREVIOUS_LAYOUT["model"], "arch": "resnet", "downsample": 16},
+              "data": {"image_size": 32}}
+    assert stored_config(resnet).model.downsample == 16 and "depth" not in stored_config(resnet).model.model_dump()
+    # the same dict written by a person is not translated: each mistake is named
+    with pytest.raises(SpecError, match="model.downsample: got 'downsample'; unknown key for model.arch 'conv'"):
+        validate_config(PREVIOUS_LAYOUT, "old.yaml")
+    assert stored_config(config.model_dump(mode="json")) == config  # the current layout passes unchanged
+
+
+def test_a_checkpoint_of_the_previous_layout_loads(tmp_path):
+    import torch
+
+    from vaetune.checkpoint import atomic_save, load_model
+    from vaetune.models import build_model, config_for
+
+    torch.manual_seed(0)
+    weights = build_model(config_for("conv", latent_dim=4, width=8), (3, 16, 16)).state_dict()
+    atomic_save({"model": weights, "config": PREVIOUS_LAYOUT, "data": {"image_shape": [3, 16, 16], "num_classes": 0},
+                 "epoch": 1, "version": "0.1.0"}, tmp_path / "old.pt")
+    model, config, _ = load_model(tmp_path / "old.pt")
+    assert config.model.width == 8 and config.train.objective == "capacity"
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), weights.values(), strict=True))
 
 
 def test_repo_demo_space_loads():

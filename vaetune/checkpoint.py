@@ -45,10 +45,10 @@ def load_checkpoint(path: str | Path, map_location: str = "cpu") -> dict:
 def load_model(path: str | Path, device: str = "cpu"):
     """Rebuild the VAE stored in a checkpoint. Returns (model in eval mode, Config, checkpoint dict)."""
     from vaetune.models import build_model
-    from vaetune.spec import validate_config
+    from vaetune.spec import stored_config
 
     state = load_checkpoint(path)
-    config = validate_config(state["config"], f"{path} (stored config)")
+    config = stored_config(state["config"], f"{path} (stored config)")
     meta = state.get("data", {})
     model = build_model(config.model, tuple(meta["image_shape"]), meta.get("num_classes", 0))
     model.load_state_dict(state["model"])

@@ -1,4 +1,6 @@
-"""The VAE objective: reconstruction + weighted KL, with free bits and the capacity variant.
+"""The terms every VAE objective is built from: reconstruction error and KL, per image.
+
+The objectives themselves (ELBO, capacity, ...) are in vaetune.objectives.
 
 Units: KL is in nats per image (summed over latent dimensions). The reconstruction term is per
 image too: with reduction "sum" it is summed over the C*H*W pixel values (for BCE this is the
@@ -17,9 +19,8 @@ import torch
 import torch.nn.functional as F
 
 from vaetune.models import VAEOutput
-from vaetune.spec import TrainConfig
 
-__all__ = ["DivergedError", "LossTerms", "check_finite", "kl_per_dim", "recon_loss", "vae_loss"]
+__all__ = ["DivergedError", "LossTerms", "check_finite", "kl_per_dim", "recon_loss"]
 
 
 @dataclass
@@ -59,35 +60,6 @@ def kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(N(mu, exp(logvar)) || N(0, 1)) per latent dimension, in nats: (B, D)."""
     mu, logvar = mu.float(), logvar.float()
     return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)  # (B, D)
-
-
-def vae_loss(out: VAEOutput, x: torch.Tensor, cfg: TrainConfig, beta: float,
-             capacity: float | None = None) -> LossTerms:
-    """The training objective for one batch.
-
-    Without capacity: ``recon_weight * recon + beta * KL'``, where KL' applies free bits
-    (Kingma et al. 2016): each latent dimension's KL, averaged over the batch, is clamped below
-    at ``cfg.free_bits`` nats, so dimensions under the budget get no KL gradient.
-    With capacity C (Burgess et al. 2018): ``recon_weight * recon + capacity_gamma * |KL - C|``;
-    beta and free bits are not used.
-
-    Args:
-        out: the model's output for x.
-        x: target images (B, C, H, W) in [0, 1].
-        cfg: the ``train`` section (recon_loss, recon_reduction, recon_weight, free_bits,
-            capacity_gamma).
-        beta: KL weight at this step (see :func:`vaetune.schedules.beta_at`).
-        capacity: target KL in nats at this step, or None (see :func:`vaetune.schedules.capacity_at`).
-    """
-    recon = recon_loss(out, x, cfg.recon_loss, cfg.recon_reduction).mean()  # scalar
-    kl_d = kl_per_dim(out.mu, out.logvar)  # (B, D)
-    kl = kl_d.sum(dim=1).mean()  # scalar, true KL per image
-    if capacity is not None:
-        loss = cfg.recon_weight * recon + cfg.capacity_gamma * (kl - capacity).abs()
-    else:
-        penalised = kl_d.mean(dim=0).clamp(min=cfg.free_bits).sum() if cfg.free_bits > 0 else kl
-        loss = cfg.recon_weight * recon + beta * penalised
-    return LossTerms(loss=loss, recon=recon, kl=kl)
 
 
 class DivergedError(RuntimeError):

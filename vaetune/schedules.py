@@ -37,7 +37,6 @@ _BETA: dict[str, Callable[[TrainConfig, float], float]] = {
     "constant": lambda cfg, epoch: cfg.beta,
     "linear": lambda cfg, epoch: cfg.beta * _ramp(epoch, cfg.warmup_epochs),
     "cyclical": _beta_cyclical,
-    "capacity": lambda cfg, epoch: cfg.beta,  # reported only; the capacity loss does not use beta
 }
 
 
@@ -54,9 +53,9 @@ def beta_at(cfg: TrainConfig, epoch: float) -> float:
 
 def capacity_at(cfg: TrainConfig, epoch: float) -> float | None:
     """Target KL C in nats (Burgess et al. 2018): 0 -> capacity_max linearly over capacity_epochs,
-    then constant. None unless ``cfg.beta_schedule == "capacity"``."""
+    then constant. None unless ``cfg.objective == "capacity"`` (vaetune.objectives)."""
     _check_epoch(epoch)
-    if cfg.beta_schedule != "capacity":
+    if cfg.objective != "capacity":
         return None
     return cfg.capacity_max * _ramp(epoch, cfg.capacity_epochs)
 

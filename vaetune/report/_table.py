@@ -131,14 +131,27 @@ def kl_table(results: SearchResults) -> KLTable:
     table = KLTable(rows=rows, how=how, notes=notes)
     table.missing = [c.metric for c in COLUMNS if all(r.values[c.metric] is None for r in rows)]
     table.notes += _missing_notes(results, table.missing)
-    if results.config() is not None and results.config().train.beta_schedule != "constant":
-        table.notes.append(f"β follows the {results.config().train.beta_schedule} schedule; "
-                           "the table's β is its target value.")
+    table.notes += _objective_notes(results)
     errored = [r for r in rows if r.status == "errored"]
     if errored:
         table.notes.append("Rows from errored trials show their last reported epoch: "
                            + ", ".join(f"β={r.label} ({r.trial_id})" for r in errored) + ".")
     return table
+
+
+def _objective_notes(results: SearchResults) -> list[str]:
+    """What β meant in the loss: nothing under an objective that does not read it (capacity)."""
+    from vaetune.objectives import OBJECTIVES
+
+    train = results.config().train if results.config() is not None else None
+    if train is None:
+        return []
+    if not OBJECTIVES[train.objective].uses_beta:
+        return [f"β is not in the loss under the {train.objective} objective; rows group trials by "
+                "their train.beta setting only."]
+    if train.beta_schedule != "constant":
+        return [f"β follows the {train.beta_schedule} schedule; the table's β is its target value."]
+    return []
 
 
 def _fmt_beta(b: float) -> str:

@@ -91,8 +91,9 @@ def _train_epoch(model, optimizer, batches, shuffle_gen, augment, tc, epoch: int
     """One pass over the training split (epoch is 0-based); returns the train/ metrics, beta, lr."""
     import torch
 
-    from vaetune.losses import check_finite, vae_loss
-    from vaetune.schedules import beta_at, capacity_at, lr_factor, set_lr
+    from vaetune.losses import check_finite
+    from vaetune.objectives import objective_loss
+    from vaetune.schedules import beta_at, lr_factor, set_lr
 
     use_bf16 = device == "cuda" and tc.amp == "bf16"
     model.train()
@@ -106,7 +107,7 @@ def _train_epoch(model, optimizer, batches, shuffle_gen, augment, tc, epoch: int
         x = augment(x)  # (B, C, H, W)
         with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=use_bf16):
             out = model(x, y)
-        terms = vae_loss(out, x, tc, beta, capacity_at(tc, t))
+        terms = objective_loss(out, x, tc, t)  # train.objective's loss
         if step % 50 == 0 or step == steps - 1:  # a host sync, so only now and then
             check_finite(terms.loss, epoch + 1, step, lr=lr, beta=beta)
         optimizer.zero_grad(set_to_none=True)

@@ -1,0 +1,48 @@
+"""The search-space file: its schema, its distributions, and validation with clear errors.
+
+A search-space YAML holds fixed values and, for any hyperparameter under data, model or train, a
+distribution written as a one-key mapping, e.g. ``beta: {loguniform: [0.001, 10]}``. Every user
+mistake raises :class:`SpecError`, whose message names the file, the dotted key, the bad value and
+what is accepted; the CLI prints it without a traceback.
+
+Modules: `_yaml` (the loader), `_errors` (SpecError), `_config` (the sections and `Config`),
+`_validate` (dict -> Config, stored configs of earlier layouts), `_distributions`, `_space`
+(SearchSpace: load, override, split, validate, flatten).
+"""
+
+from __future__ import annotations
+
+from vaetune.spec._config import (
+    DEFAULT_ARCH,
+    AugmentConfig,
+    Config,
+    DataConfig,
+    ModelConfig,
+    ResourcesConfig,
+    SearchConfig,
+    SplitConfig,
+    TrackingConfig,
+    TrainConfig,
+    architecture_config,
+)
+from vaetune.spec._distributions import DISTRIBUTIONS, Distribution
+from vaetune.spec._errors import SpecError
+from vaetune.spec._space import (
+    SEARCHABLE_SECTIONS,
+    SearchSpace,
+    flatten,
+    load_space,
+    parse_override,
+    set_dotted,
+    space_from_dict,
+)
+from vaetune.spec._validate import stored_config, validate_config
+from vaetune.spec._yaml import YamlLoader, yaml_load
+
+__all__ = [
+    "DEFAULT_ARCH", "DISTRIBUTIONS", "SEARCHABLE_SECTIONS", "AugmentConfig", "Config", "DataConfig",
+    "Distribution", "ModelConfig", "ResourcesConfig", "SearchConfig", "SearchSpace", "SpecError",
+    "SplitConfig", "TrackingConfig", "TrainConfig", "YamlLoader", "architecture_config", "flatten",
+    "load_space", "parse_override", "set_dotted", "space_from_dict", "stored_config",
+    "validate_config", "yaml_load",
+]

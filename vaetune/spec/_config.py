@@ -1,0 +1,265 @@
+"""The configuration's sections: typed, validated, unknown keys refused.
+
+`Config` is what one trial runs: data, model, train, search, resources, tracking. The `model`
+section is validated by the config of the architecture `model.arch` names (registered in
+vaetune.models, each with its own options and image-size rule); `train.objective` names a loss
+registered in vaetune.objectives. Both registries are read when a config is validated, which
+imports torch; `vaetune --help` never gets here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, get_args, get_origin
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
+
+from vaetune.spec._errors import CrossFieldError, one_of
+
+
+class _Section(BaseModel):
+    # Unknown keys are errors: a typo must not silently fall back to a default.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_boolean_numbers(cls, value: Any, info) -> Any:
+        # pydantic would read true as 1: a boolean where a number belongs is a mistake to report
+        if isinstance(value, bool) and _wants_number(cls.model_fields[info.field_name].annotation):
+            raise ValueError("a boolean is not a number; give a number here")
+        return value
+
+
+def _wants_number(annotation: Any) -> bool:
+    """Whether a field takes a number and not a boolean: int, float, their Optional, a Literal of numbers."""
+    args = get_args(annotation)
+    if get_origin(annotation) is Literal:
+        return all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in args)
+    if args:  # X | None
+        return any(_wants_number(a) for a in args if a is not type(None))
+    return annotation in (int, float)
+
+
+class AugmentConfig(_Section):
+    hflip: float = Field(0.0, ge=0, le=1)  # probability of a horizontal flip
+    vflip: float = Field(0.0, ge=0, le=1)  # probability of a vertical flip
+    rotate: float = Field(0.0, ge=0, le=180)  # max rotation in degrees, uniform in [-r, r]
+    brightness: float = Field(0.0, ge=0, le=1)  # colour jitter strengths, as torchvision's
+    contrast: float = Field(0.0, ge=0, le=1)
+    saturation: float = Field(0.0, ge=0, le=1)
+
+
+class SplitConfig(_Section):
+    train: float = Field(0.8, gt=0, le=1)
+    val: float = Field(0.1, ge=0, lt=1)
+    test: float = Field(0.1, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> SplitConfig:
+        total = self.train + self.val + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"train + val + test must sum to 1, got {total:g}")
+        return self
+
+
+class DataConfig(_Section):
+    # A folder of images, a .zip, "hf:NAME" or a path saved with `datasets`, or "builtin:sprites".
+    source: str = "builtin:sprites"
+    image_size: int = Field(32, ge=8, le=1024)  # square side in pixels after resizing
+    channels: Literal[1, 3, 4] = 3  # 4 keeps alpha; 1/3 composite alpha on `background`
+    background: tuple[int, int, int] = (255, 255, 255)  # RGB used to composite transparency
+    resize: Literal["fit", "crop", "pad"] = "fit"  # see README "Resize modes"
+    labels: Literal["none", "folders", "auto"] = "auto"  # auto: folders if there are sub-folders
+    hf_image_column: str = "image"  # column of a Hugging Face dataset holding the images
+    hf_label_column: str | None = None  # optional column used as class label
+    count: int = Field(20000, ge=1)  # builtin:sprites only: number of images generated
+    min_images: int = Field(16, ge=1)  # fewer usable images than this is an error
+    min_side: int = Field(8, ge=1)  # images smaller than this (either side) are skipped
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    split_seed: int = 0  # the split is a function of (this seed, N) only
+    cache_dir: str = ".vaetune_cache"  # decoded uint8 tensors, keyed by source + settings
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+
+    @field_validator("background")
+    @classmethod
+    def _rgb(cls, v: tuple[int, int, int]) -> tuple[int, int, int]:
+        if any(not 0 <= c <= 255 for c in v):
+            raise ValueError("each colour component must be in 0..255")
+        return v
+
+
+class ModelConfig(_Section):
+    """What every architecture takes. An architecture's own config (in its file in vaetune.models)
+    subclasses this with its options and its image-size rule; `arch` picks which one validates the
+    section, e.g. ``model: {arch: conv, latent_dim: 16, width: 32}``."""
+
+    arch: str = "conv"  # an architecture registered in vaetune.models: conv, mlp, resnet, ...
+    latent_dim: int = Field(16, ge=1, le=4096)
+    conditional: bool = False  # condition encoder and decoder on the class label (CVAE)
+    logvar_clamp: float = Field(10.0, gt=0)  # logvar is clamped to [-c, c] for stability
+
+    def check_image_size(self, size: int) -> None:
+        """Raise ValueError, saying which sizes fit, if square images of side `size` do not fit
+        this architecture. Every size fits unless an architecture says otherwise."""
+
+
+DEFAULT_ARCH: str = ModelConfig.model_fields["arch"].default
+
+
+def architecture_config(raw: Any) -> type[ModelConfig]:
+    """The config class that validates a `model` section: the one registered for its `arch`.
+
+    Raises:
+        CrossFieldError: on model.arch, listing the registered architectures.
+    """
+    from vaetune.models import MODELS
+
+    arch = raw.get("arch", DEFAULT_ARCH) if isinstance(raw, dict) else DEFAULT_ARCH
+    if not (isinstance(arch, str) and arch in MODELS):
+        raise CrossFieldError("model.arch", arch, f"input should be {one_of(MODELS)} "
+                              "(the architectures registered in vaetune.models)")
+    return MODELS[arch].config_class
+
+
+class TrainConfig(_Section):
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(128, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    lr_schedule: Literal["constant", "cosine"] = "constant"  # cosine: linear warm-up then cosine decay
+    lr_warmup_epochs: float = Field(0.0, ge=0)
+    weight_decay: float = Field(0.0, ge=0)
+    grad_clip: float | None = Field(None, gt=0)  # max global gradient norm; None disables
+    recon_loss: Literal["mse", "bce"] = "mse"
+    recon_reduction: Literal["sum", "mean"] = "sum"  # sum over pixels per image, or mean over pixels
+    recon_weight: float = Field(1.0, gt=0)
+    # the loss, from vaetune.objectives: elbo (recon + beta * KL) | capacity (recon + gamma * |KL - C|)
+    objective: str = "elbo"
+    beta: float = Field(1.0, ge=0)  # KL weight (elbo)
+    beta_schedule: Literal["constant", "linear", "cyclical"] = "constant"  # of the KL weight
+    warmup_epochs: float = Field(0.0, ge=0)  # linear: epochs for beta to ramp 0 -> beta
+    cycles: int = Field(4, ge=1)  # cyclical: number of cycles M over training
+    cycle_ratio: float = Field(0.5, gt=0, le=1)  # cyclical: fraction R of a cycle spent ramping
+    capacity_max: float = Field(25.0, ge=0)  # capacity: C_max in nats
+    capacity_epochs: float = Field(10.0, gt=0)  # capacity: epochs for C to reach C_max
+    capacity_gamma: float = Field(100.0, gt=0)  # capacity: gamma in gamma * |KL - C|
+    free_bits: float = Field(0.0, ge=0)  # elbo: nats per latent dimension not penalised
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: Literal["off", "bf16"] = "off"  # bf16: autocast on CUDA (ignored on CPU)
+    num_threads: int | None = Field(None, ge=1)  # torch CPU threads; None keeps torch's default
+    checkpoint_every: int = Field(1, ge=1)  # epochs between checkpoints (and always at the end)
+    grid_every: int = Field(1, ge=1)  # epochs between reconstruction/sample grid PNGs
+    grid_size: int = Field(8, ge=1, le=32)  # images per grid row; grids are grid_size x grid_size
+    fid_every: int = Field(0, ge=0)  # epochs between FID/KID evaluations; 0 disables
+    fid_samples: int = Field(1000, ge=2)  # generated and real images used for FID/KID
+    fid_reference: Literal["val", "train", "test"] = "val"  # split that the real statistics use
+    seed: int = 0
+
+    @field_validator("objective")
+    @classmethod
+    def _registered_objective(cls, name: str) -> str:
+        from vaetune.objectives import OBJECTIVES
+
+        if name not in OBJECTIVES:
+            raise ValueError(f"input should be {one_of(OBJECTIVES)} "
+                             "(the objectives in vaetune.objectives)")
+        return name
+
+    @field_validator("beta_schedule", mode="before")
+    @classmethod
+    def _capacity_is_an_objective(cls, name: Any) -> Any:
+        # beta_schedule: capacity switched the loss before train.objective existed; translating it
+        # silently would keep a searched {choice: [linear, capacity]} mixing schedules and losses
+        if name == "capacity":
+            raise ValueError("capacity is an objective, not a schedule of the KL weight: set "
+                             "train.objective: capacity (β schedules: constant, linear, cyclical)")
+        return name
+
+
+class SearchConfig(_Section):
+    metric: str | None = None  # None: eval/fid_sample when train.fid_every > 0, else val/elbo
+    mode: Literal["min", "max"] | None = None  # None: the metric's own better direction
+    sampler: Literal["tpe", "random", "cmaes", "nsga2", "grid"] = "tpe"
+    metrics: list[str] = Field(default_factory=list)  # nsga2: the objectives
+    modes: list[Literal["min", "max"]] = Field(default_factory=list)  # nsga2: one mode per objective
+    num_samples: int = Field(8, ge=1)
+    max_concurrent: int = Field(2, ge=1)
+    seed: int = 0
+    scheduler: Literal["asha", "fifo"] = "asha"
+    grace_period: int = Field(1, ge=1)  # ASHA, in epochs
+    reduction_factor: float = Field(3.0, gt=1)  # ASHA
+    max_t: int | None = Field(None, ge=1)  # ASHA, in epochs; None: train.epochs
+    points_to_evaluate: list[dict[str, Any]] = Field(default_factory=list)  # dotted key -> value
+    max_failures: int = Field(2, ge=0)  # retries of a trial that crashed or lost its node, from its last checkpoint
+    storage: str = "results"  # local path, shared path or s3:// URI for checkpoints and results
+    keep_checkpoints: int = Field(2, ge=1)  # best N checkpoints kept per trial
+
+
+class ResourcesConfig(_Section):
+    cpu: float = Field(1.0, gt=0)
+    gpu: float = Field(0.0, ge=0)  # fractional values share a GPU between trials
+
+
+class TrackingConfig(_Section):
+    uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else sqlite:///mlruns/mlflow.db
+    experiment: str | None = None  # None: the search name
+
+
+class Config(_Section):
+    name: str = Field("search", pattern=r"^[A-Za-z0-9_.-]+$")
+    data: DataConfig = Field(default_factory=DataConfig)
+    # the registered architecture's config, dumped with its own options (SerializeAsAny)
+    model: SerializeAsAny[ModelConfig] = Field(default_factory=dict, validate_default=True)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    search: SearchConfig = Field(default_factory=SearchConfig)
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+
+    @field_validator("model", mode="wrap")
+    @classmethod
+    def _by_architecture(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> ModelConfig:
+        if isinstance(value, ModelConfig):
+            if type(value) is architecture_config({"arch": value.arch}):
+                return value
+            value = value.model_dump(exclude_unset=True)  # e.g. a plain ModelConfig: validate its keys
+        if not isinstance(value, dict):
+            return handler(value)  # pydantic's own message: a mapping is expected
+        return architecture_config(value).model_validate(value)
+
+    @model_validator(mode="after")
+    def _architecture_fits_image(self) -> Config:
+        size = self.data.image_size
+        try:
+            self.model.check_image_size(size)
+        except ValueError as exc:
+            raise CrossFieldError("data.image_size", size, str(exc)) from None
+        self._resolve_metrics()
+        if self.search.sampler == "nsga2" and len(self.search.metrics) < 2:
+            raise CrossFieldError("search.metrics", self.search.metrics, "nsga2 needs at least two metrics")
+        if len(self.search.modes) not in (0, len(self.search.metrics)):
+            raise CrossFieldError("search.modes", self.search.modes, "give one mode per entry of search.metrics")
+        return self
+
+    def _resolve_metrics(self) -> None:
+        """The search metric(s) must be ones a trial of this config reports; unset ones get defaults
+        (the metric: sample FID when FID is on, else val/elbo; the mode: the metric's own)."""
+        from vaetune.metrics import registry
+
+        s, fid_on = self.search, bool(self.train.fid_every)
+        if s.metric is None:
+            s.metric = "eval/fid_sample" if fid_on else "val/elbo"
+        reported = registry.rankable(fid_on)
+        for key, metric in [("search.metric", s.metric), *(("search.metrics", m) for m in s.metrics)]:
+            if metric in reported:
+                continue
+            if metric in registry.rankable(True):
+                raise CrossFieldError(key, metric, "an eval/ metric (FID, KID) needs train.fid_every > 0")
+            raise CrossFieldError(key, metric, f"a trial reports: {', '.join(reported)}")
+        if s.mode is None:
+            s.mode = registry.mode_of(s.metric)
