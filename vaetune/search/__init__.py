@@ -16,12 +16,19 @@ study and search.json, which --resume, `vaetune export` and `vaetune report` rea
 
 from __future__ import annotations
 
-from vaetune.search._checks import asha_rungs, check_space, max_epochs, planned_trials, rungs_of
+from vaetune.search._checks import (
+    asha_rungs,
+    check_space,
+    kept_epochs,
+    max_epochs,
+    planned_trials,
+    rungs_of,
+)
 from vaetune.search._run import run_search, tune_environment
 from vaetune.search._state import read_state, space_raw, write_state
 from vaetune.search._summary import Outcome, summarise, trial_rows
 
 __all__ = [
-    "Outcome", "asha_rungs", "check_space", "max_epochs", "planned_trials", "read_state", "run_search",
+    "Outcome", "asha_rungs", "check_space", "kept_epochs", "max_epochs", "planned_trials", "read_state", "run_search",
     "rungs_of", "space_raw", "summarise", "trial_rows", "tune_environment", "write_state",
 ]
