@@ -47,6 +47,7 @@ PENDING_FILE = "mlflow_pending.jsonl"
 PENDING_DIR = "mlflow_pending"
 REPORT_DIR = "report"
 RESULT_FILE = "result.json"  # Ray Tune's per-trial metrics, one JSON object per report
+EPOCH = "epoch"  # result.json: the trainable's own epoch counter (the scheduler's clock, survives restores)
 CHECKPOINT_DIR = "checkpoint_dir_name"  # result.json: the report's checkpoint folder in the trial folder
 GRIDS_DIR = "grids"  # inside a checkpoint folder: that epoch's reconstruction and sample grids
 
@@ -203,9 +204,9 @@ def read_history(trial_path: str):
     if not records:
         return None
     frame = pd.DataFrame(records)
-    if "epoch" not in frame:
+    if EPOCH not in frame:
         return None
-    return frame.drop_duplicates("epoch", keep="last").sort_values("epoch").reset_index(drop=True)
+    return frame.drop_duplicates(EPOCH, keep="last").sort_values(EPOCH).reset_index(drop=True)
 
 
 def _is_number(v) -> bool:
@@ -275,11 +276,19 @@ def checkpoint_at(trial_path: str, history, epoch: int) -> str:
     reported none there or Tune has since deleted it."""
     if history is None or CHECKPOINT_DIR not in history or not trial_path or is_remote(trial_path):
         return ""
-    names = history.loc[history["epoch"] == epoch, CHECKPOINT_DIR].dropna()
+    names = history.loc[history[EPOCH] == epoch, CHECKPOINT_DIR].dropna()
     if names.empty:
         return ""
     folder = Path(trial_path) / str(names.iloc[-1])
     return str(folder) if checkpoint_file(folder).exists() else ""
+
+
+def latest_checkpoint_of(trial_path: str) -> str:
+    """A local trial folder's newest checkpoint folder (Tune never deletes a trial's latest), or ""."""
+    if not trial_path or is_remote(trial_path):
+        return ""
+    found = sorted(p.parent for p in Path(trial_path).glob(f"checkpoint_*/{CHECKPOINT_FILE}"))
+    return str(found[-1]) if found else ""
 
 
 def last_grids(checkpoint: str) -> dict[str, bytes]:
