@@ -136,8 +136,8 @@ def test_findings_name_the_betas_the_numbers_pick(report):
     md = (report / "report.md").read_text()
     best_q = table.loc[table["val/mse"].idxmin(), "beta_label"]
     best_c = table.loc[table["eval/fid_sample"].idxmin(), "beta_label"]
-    assert f"Best reconstruction quality at β={best_q}:" in md
-    assert f"Most coherent samples at β={best_c}:" in md
+    assert f"At epoch 3, the best reconstruction quality is at β={best_q}:" in md
+    assert f"At epoch 3, the best coherence of generated samples is at β={best_c}:" in md
     assert "trade-off" in md
 
 

@@ -140,8 +140,7 @@ def _table_section(results: SearchResults, tables: list[KLTable], figures, n_pic
     main = tables[0]
     measured = ("Every value of a row is measured at the table's epoch, from each trial's per-epoch history "
                 "(FID and KID measured at that epoch, never carried from an earlier one). ")
-    spread = (f"Each cell is mean ± standard deviation over seeds; two rows are called {SPREAD_RULE}. "
-              if main.sweep else "")
+    spread = f"Two rows are called {SPREAD_RULE}. " if main.sweep else ""
     parts: list = [("p", f"Rows: {main.how}. {measured}{spread}Best of each ranked column highlighted"
                          f"{' (with every row indistinguishable from it)' if main.sweep else ''}. Reconstruction "
                          "quality: val MSE, PSNR, SSIM; coherence of generated images: FID and KID of samples from "

@@ -142,7 +142,7 @@ def to_markdown(report: Report, figure_dir: str = "figures") -> str:
         out += ["", f"## {s.title}", ""]
         for kind, payload in s.parts:
             if kind == "p":
-                out += [payload, ""]
+                out += ["", payload, ""]  # a blank line first: a paragraph after a list stays a paragraph
             elif kind == "finding":
                 out.append(f"- {payload}")
             elif kind == "notes":

@@ -17,8 +17,8 @@ from vaetune.report._table import KLTable, Row, best_row, differs
 
 QUALITY = "val/mse"  # what "best quality" means in the sentences
 COHERENCE = ("eval/fid_sample", "eval/kid_sample")  # the first one recorded ranks coherence
-SPREAD_RULE = ("indistinguishable: the difference of their means is within the larger of their two standard "
-               "deviations over seeds")
+SPREAD_RULE = ("indistinguishable in a metric when the difference of their means is within the larger of their "
+               "two standard deviations over seeds")
 
 
 def coherence_metric(table: KLTable) -> str | None:
