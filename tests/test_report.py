@@ -391,3 +391,22 @@ def test_tables_compare_trials_at_one_epoch_and_never_use_a_carried_fid(tmp_path
     assert any("β=0.1 (trial b stopped at epoch 1)" in n and "β=1 (trial c completed at epoch 3)" in n
                for n in later.notes)
     assert any("vaetune sweep" in n for n in main.notes)
+
+
+def test_under_the_capacity_schedule_the_rows_are_the_capacity_target(tmp_path):
+    """β is not in the loss under capacity: rows over train.capacity_max, even though β was searched."""
+    space = space_from_dict({"train": {"epochs": 3, "beta_schedule": "capacity", "beta": {"loguniform": [0.1, 10]},
+                                       "capacity_max": {"choice": [5.0, 25.0]}}, "search": {"scheduler": "fifo"}})
+    summary = pd.DataFrame({"trial_id": ["a", "b", "c"], "train.beta": [0.2, 5.0, 1.0],
+                            "train.capacity_max": [5.0, 5.0, 25.0], "status": "completed", "epochs": 3,
+                            "final/val/mse": [0.02, 0.01, 0.03], "final/val/elbo": [90.0, 80.0, 70.0],
+                            "checkpoint": "", "trial_path": "", "mlflow_run_id": ""})
+    results = SearchResults(folder=tmp_path, state={"name": "x", "metric": "val/elbo", "mode": "min",
+                                                    "searched": ["train.beta", "train.capacity_max"], "max_epochs": 3},
+                            summary=summary, tracking={}, space=space)
+    table = kl_table(results)
+    assert table.key == "train.capacity_max" and table.header()[0] == "C_max"
+    assert [(r.label, r.trial_id, r.trials) for r in table.rows] == [("5", "b", 2), ("25", "c", 1)]
+    assert any("β is not in the loss" in n for n in table.notes)
+    assert "--key train.capacity_max" in table.notes[-1]
+    assert "C_max=5" in sentences(table)["quality"]

@@ -12,7 +12,8 @@ def register(commands) -> None:
         "sweep", help="equal-budget study of one key (β) around the best configuration, with seeds",
         description="Train one configuration at several values of one key, each with several seeds, every trial "
                     "to the full train.epochs (no early stopping): a table of means ± std that compares like "
-                    "with like. The configuration is a finished search's best trial, or a space file's default.")
+                    "with like. The configuration is a finished search's best trial, or a space file's default. "
+                    "Seeds change the initialisation, the batch order and the sampling, not the data split.")
     p.add_argument("source", metavar="RESULTS_OR_SPACE",
                    help="results/<name> of a finished search (its best trial), or a search-space YAML file")
     p.add_argument("--key", default=None, help="the dotted key to vary (default train.beta)")

@@ -151,8 +151,9 @@ def _table_section(results: SearchResults, tables: list[KLTable], figures, n_pic
     parts += [("finding", line) for line in sentences(main).values()]
     parts += _pictures_parts(main, figures, n_pictures)
     for t in tables[1:]:
-        parts.append(("p", f"At epoch {t.epoch}: {t.how.split(', the best')[0]}, over the {len(t.rows)} rows "
-                           f"with a trial measured there."))
+        rows = f"the {len(t.rows)} rows" if len(t.rows) != 1 else "the one row"
+        parts.append(("p", f"At epoch {t.epoch}: {t.how.split(', the best')[0]}, over {rows} with a trial measured "
+                           "there."))
         parts.append(("table", Table(t.header(), t.cells(), t.best_cells(), left=1 if t.sweep else 3)))
         parts.append(("notes", t.notes))
     title = "KL-weight quality/coherence table" if main.key_label == "β" else f"Quality/coherence over {main.key}"

@@ -38,8 +38,9 @@ from vaetune.results import (
 # the KL table's metric columns, in order (labels, formats and directions: the metric registry)
 TABLE_METRICS = ("val/mse", "val/psnr", "val/ssim", "eval/fid_sample", "eval/kid_sample", "eval/fid_recon",
                  "val/kl", "val/active_units")
-# what else a comparison reads: the rate-distortion plane and the Pareto front's fallback
-PLANE_METRICS = ("val/recon", "val/elbo")
+BETA_IN_EFFECT = "beta"  # the registry's metric: the KL weight in effect at the epoch's end
+# what else a row carries: the rate-distortion plane's axes, the Pareto front's fallback, β in effect
+EXTRA_METRICS = ("val/recon", "val/elbo", BETA_IN_EFFECT)
 
 
 def candidate_epochs(results: SearchResults) -> list[int]:

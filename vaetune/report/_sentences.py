@@ -90,7 +90,7 @@ def sentences(table: KLTable) -> dict[str, str]:
     if not _tested(table):
         out["spread"] = ("Each row rests on one trial (one seed), so the spread over seeds is unknown and no "
                          "difference above is tested against it" + ("" if table.sweep else
-                                                                    "; the note below gives the sweep that measures it")
+                                                                    "; the note above gives the sweep that measures it")
                          + ".")
     return out
 

@@ -17,7 +17,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vaetune.metrics.registry import get
-from vaetune.report._epochs import PLANE_METRICS, TABLE_METRICS, at_epoch, candidate_epochs
+from vaetune.report._epochs import (
+    BETA_IN_EFFECT,
+    EXTRA_METRICS,
+    TABLE_METRICS,
+    at_epoch,
+    candidate_epochs,
+)
 from vaetune.results import CHECKPOINT, EPOCH, EPOCHS, RUN_ID, STATUS, TRIAL_ID, SearchResults, rank
 from vaetune.search import BETA, SEED, default_values
 
@@ -106,7 +112,7 @@ class KLTable:
         import pandas as pd
 
         if self.sweep:
-            metrics = (*TABLE_METRICS, *PLANE_METRICS)
+            metrics = (*TABLE_METRICS, *EXTRA_METRICS)
             return pd.DataFrame([{"label": r.label, "value": r.value, "n": r.n, EPOCH: self.epoch,
                                   **{m: r.values.get(m) for m in metrics},
                                   **{f"{m}_std": r.spread.get(m) for m in metrics}} for r in self.rows])
@@ -204,7 +210,7 @@ def kl_tables(results: SearchResults) -> list[KLTable]:
     """The main table (first) and one further table per other epoch where trials can be compared."""
     key = table_key(results)
     groups, how = _groups(results, key)
-    metrics = tuple(dict.fromkeys((*TABLE_METRICS, *PLANE_METRICS, results.metric)))
+    metrics = tuple(dict.fromkeys((*TABLE_METRICS, *EXTRA_METRICS, results.metric)))
     frames = {e: at_epoch(results, e, metrics) for e in candidate_epochs(results)}
     reach = {e: sum(bool(ids & set(f[TRIAL_ID])) for _, _, ids in groups) for e, f in frames.items()}
     need = min(MIN_ROWS, len(groups))
@@ -250,7 +256,7 @@ def _values(record, metrics) -> dict[str, float | None]:
 def _best_row(results: SearchResults, value, label: str, members) -> Row:
     ranked = rank(members, results.metric, results.mode)
     best = (ranked if len(ranked) else members).iloc[0]
-    metrics = (*TABLE_METRICS, *PLANE_METRICS)
+    metrics = (*TABLE_METRICS, *EXTRA_METRICS)
     return Row(value=value, label=label, trial_id=str(best[TRIAL_ID]), status=str(best[STATUS]), trials=len(members), n=1,
                values=_values(best, metrics), spread=dict.fromkeys(metrics), checkpoint=str(best[CHECKPOINT]),
                mlflow_run_id=str(best[RUN_ID]), schedule=_schedule(results, members))
@@ -260,7 +266,7 @@ def _mean_row(results: SearchResults, value, label: str, members) -> Row:
     members = members.sort_values(SEED) if SEED in members else members
     shown = members.iloc[0]
     means, stds = {}, {}
-    for m in (*TABLE_METRICS, *PLANE_METRICS):
+    for m in (*TABLE_METRICS, *EXTRA_METRICS):
         vals = members[m].dropna() if m in members else members.iloc[0:0][TRIAL_ID]
         means[m] = float(vals.mean()) if len(vals) else None
         stds[m] = float(vals.std(ddof=1)) if len(vals) >= 2 else None
@@ -311,9 +317,16 @@ def _schedule_notes(results: SearchResults, table: KLTable) -> list[str]:
         return [f"{SCHEDULE} was searched; each row's schedule: {named}. Under capacity β is not in the loss, so "
                 "a capacity row's β had no effect on its training."]
     schedule = table.rows[0].schedule if table.rows else "constant"
-    if schedule != "constant" and table.key == BETA:
-        return [f"β follows the {schedule} schedule; the table's β is its target value."]
-    return []
+    if schedule == "constant" or table.key != BETA:
+        return []
+    target = dict(zip(table.trials[TRIAL_ID], table.trials[BETA], strict=True)) if BETA in table.trials else {}
+    below = [f"β={r.label} ({r.values[BETA_IN_EFFECT]:.3g})" for r in table.rows
+             if r.values.get(BETA_IN_EFFECT) is not None
+             and abs(r.values[BETA_IN_EFFECT] - target.get(r.trial_id, r.value)) > 1e-6 * abs(target.get(r.trial_id, r.value))]
+    note = f"β follows the {schedule} schedule; the table's β is its target value."
+    if below:
+        note += f" At epoch {table.epoch} the β in effect had not reached it for {', '.join(below)}."
+    return [note]
 
 
 def _main_notes(results: SearchResults, key: str, tables: list[KLTable], need: int) -> list[str]:
