@@ -1,8 +1,9 @@
-"""The KL-weight quality/coherence table of a finished search, with its three findings.
+"""The KL-weight quality/coherence tables of a finished search or sweep, with their findings.
 
     python analysis/kl_table.py results/<name> [--csv kl_table.csv]
 
-Prints the table as Markdown; the report (`vaetune report`) shows it with the picture table.
+Prints each table (each at one epoch; the main one first) as Markdown and the main table's
+findings; the report (`vaetune report`) shows them with the picture table.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import argparse
 import sys
 
 from vaetune.errors import UserError
-from vaetune.report import kl_table, load_results, sentences
+from vaetune.report import kl_tables, load_results, sentences
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,19 +21,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--csv", default=None, help="also write the table as CSV here")
     args = parser.parse_args(argv)
     try:
-        table = kl_table(load_results(args.results))
+        tables = kl_tables(load_results(args.results))
     except UserError as err:
         print(f"kl_table: error: {err}", file=sys.stderr)
         return 2
-    print(f"Rows: {table.how}.\n")
-    print(table.markdown())
-    for note in table.notes:
-        print(f"\nNote: {note}")
-    print()
-    for line in sentences(table).values():
-        print(line)
+    for i, table in enumerate(tables):
+        print(f"{'' if i == 0 else chr(10)}Rows: {table.how}.\n")
+        print(table.markdown())
+        for note in table.notes:
+            print(f"\nNote: {note}")
+        if i == 0:
+            print()
+            for line in sentences(table).values():
+                print(line)
     if args.csv:
-        table.frame().to_csv(args.csv, index=False)
+        import pandas as pd
+
+        pd.concat([t.frame(i + 1) for i, t in enumerate(tables)]).to_csv(args.csv, index=False)
         print(f"\nCSV: {args.csv}")
     return 0
 

@@ -1,8 +1,9 @@
-"""The rate-distortion plane of a finished search (Alemi et al. 2018) and its Pareto front.
+"""The rate-distortion plane of a finished search or sweep (Alemi et al. 2018) and its Pareto
+front, at the KL table's epoch.
 
     python analysis/rate_distortion.py results/<name> [--out rate_distortion.png]
 
-Writes the plot and prints the Pareto-front trials of (val MSE, sample FID — or val/elbo).
+Writes the plot and prints the Pareto-front points of (val MSE, sample FID — or val/elbo).
 """
 
 from __future__ import annotations
@@ -12,9 +13,8 @@ import sys
 from pathlib import Path
 
 from vaetune.errors import UserError
-from vaetune.report import load_results, pareto_front
+from vaetune.report import kl_table, load_results, pareto_front
 from vaetune.report._figures import rate_distortion
-from vaetune.report._table import BETA, fixed_beta
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,14 +23,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="rate_distortion.png")
     args = parser.parse_args(argv)
     try:
-        results = load_results(args.results)
+        table = kl_table(load_results(args.results))
     except UserError as err:
         print(f"rate_distortion: error: {err}", file=sys.stderr)
         return 2
-    front, (a, b) = pareto_front(results)
-    Path(args.out).write_bytes(rate_distortion(results.summary, front, (a, b), BETA, fixed_beta(results)))
-    cols = [c for c in ["trial_id", BETA, f"final/{a}", f"final/{b}", "final/val/kl"] if c in front]
-    print(f"Pareto front of ({a}, {b}), {len(front)} of {len(results.summary)} trials:")
+    front, (a, b) = pareto_front(table)
+    Path(args.out).write_bytes(rate_distortion(table.points(), front, (a, b), table.key_label, joined=table.sweep))
+    cols = [c for c in ["label", "value", a, b, "val/kl"] if c in front]
+    print(f"Pareto front of ({a}, {b}) at epoch {table.epoch}, {len(front)} of {len(table.points())} points:")
     print(front[cols].to_string(index=False))
     print(f"plot: {args.out}")
     return 0

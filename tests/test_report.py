@@ -28,14 +28,16 @@ from mlflow.tracking import MlflowClient
 
 from vaetune.cli import main as cli
 from vaetune.report import load_results, param_importance
-from vaetune.report._table import COLUMNS, BetaRow, KLTable, kl_table, knee, sentences
+from vaetune.report._epochs import TABLE_METRICS
+from vaetune.report._sentences import knee, sentences
+from vaetune.report._table import KLTable, Row, kl_table, kl_tables
 from vaetune.results import SearchResults
 from vaetune.spec import space_from_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 BETAS = [0.01, 0.1, 1.0]
 NAME = "betagrid"
-METRICS = [c.metric for c in COLUMNS if c.metric != "epochs"]
+METRICS = list(TABLE_METRICS)
 
 
 def search_space(cache: Path) -> dict:
@@ -106,9 +108,9 @@ def tracking(search: Path) -> dict:
 def test_kl_table_has_one_row_per_beta_with_every_column_filled(report):
     table = pd.read_csv(report / "kl_table.csv", dtype={"trial_id": str})
     assert sorted(table["beta"]) == BETAS
-    for metric in METRICS + ["epochs"]:
+    for metric in METRICS + ["epoch"]:
         assert table[metric].notna().all(), f"{metric} empty in {table.to_dict('records')}"
-    assert (table["epochs"] == 3).all()
+    assert (table["epoch"] == 3).all()
     assert (table["trials"] == 1).all()
 
 
@@ -134,8 +136,8 @@ def test_findings_name_the_betas_the_numbers_pick(report):
     md = (report / "report.md").read_text()
     best_q = table.loc[table["val/mse"].idxmin(), "beta_label"]
     best_c = table.loc[table["eval/fid_sample"].idxmin(), "beta_label"]
-    assert f"Best reconstruction quality at β={best_q}:" in md
-    assert f"Most coherent samples at β={best_c}:" in md
+    assert f"At epoch 3, the best reconstruction quality is at β={best_q}:" in md
+    assert f"At epoch 3, the best coherence of generated samples is at β={best_c}:" in md
     assert "trade-off" in md
 
 
@@ -221,8 +223,10 @@ def test_pareto_front_is_non_dominated(report, search):
     s = summary(search)
     a, b = "final/val/mse", "final/eval/fid_sample"
     assert len(front) >= 1
+    assert (front["epoch"] == 3).all()  # the table's epoch: the last, whose values summary.csv holds
     for _, f in front.iterrows():
-        beaten = s[(s[a] <= f[a]) & (s[b] <= f[b]) & ((s[a] < f[a]) | (s[b] < f[b]))]
+        fa, fb = f["val/mse"], f["eval/fid_sample"]
+        beaten = s[(s[a] <= fa) & (s[b] <= fb) & ((s[a] < fa) | (s[b] < fb))]
         assert beaten.empty
     best_mse = s.loc[s[a].idxmin(), "trial_id"]
     assert best_mse in set(front["trial_id"])
@@ -249,26 +253,57 @@ def test_report_of_a_folder_that_is_not_a_search(tmp_path, capsys):
 # pieces without a search
 
 
-def _row(beta: float, mse: float, fid: float | None) -> BetaRow:
-    values = {c.metric: None for c in COLUMNS}
-    values.update({"val/mse": mse, "eval/fid_sample": fid, "epochs": 3})
-    return BetaRow(beta, f"{beta:g}", f"t{beta:g}", "completed", 1, values, "", "")
+def _row(beta: float, mse: float, fid: float | None, mse_std: float | None = None,
+         fid_std: float | None = None, n: int = 1) -> Row:
+    values, spread = dict.fromkeys(METRICS), dict.fromkeys(METRICS)
+    values.update({"val/mse": mse, "eval/fid_sample": fid})
+    spread.update({"val/mse": mse_std, "eval/fid_sample": fid_std})
+    return Row(beta, f"{beta:g}", f"t{beta:g}", "completed", n, n, values, spread, "", "", "constant")
+
+
+def _table(rows: list[Row], sweep: bool = False) -> KLTable:
+    table = KLTable(epoch=3, key="train.beta", rows=rows, how="test", sweep=sweep)
+    table.missing = [m for m in METRICS if all(r.values[m] is None for r in rows)]
+    return table
 
 
 def test_sentences_locate_the_turn_from_the_numbers():
     rows = [_row(0.01, 0.010, 300), _row(0.1, 0.012, 150), _row(1.0, 0.030, 140), _row(10, 0.080, 139)]
-    table = KLTable(rows, "test")
-    table.missing = ["eval/kid_sample"]
-    said = sentences(table)
+    said = sentences(_table(rows))
     assert "β=0.01" in said["quality"] and "β=10" in said["coherence"]
     assert knee(rows, "val/mse", "eval/fid_sample") is rows[1]
     assert "turns at β=0.1" in said["tradeoff"]
+    assert "spread over seeds is unknown" in said["spread"]  # one trial per row: nothing is tested
+
+
+def test_a_difference_inside_the_seed_spread_is_reported_as_indistinguishable():
+    # means 0.0100 and 0.0110 differ by 0.0010, less than the larger std 0.0020: indistinguishable;
+    # 0.0300 is 0.0200 above the best, beyond max(0.0020, 0.0010)
+    rows = [_row(0.01, 0.0100, 300, 0.0020, 5, n=2), _row(0.1, 0.0110, 200, 0.0015, 5, n=2),
+            _row(1.0, 0.0300, 100, 0.0010, 5, n=2)]
+    said = sentences(_table(rows, sweep=True))
+    assert "best mean reconstruction quality is at β=0.01" in said["quality"]
+    assert "β=0.1 is indistinguishable from it" in said["quality"] and "β=1 " not in said["quality"]
+    assert "ahead of every other β by more than the seeds' spread" in said["coherence"]  # 100 vs 200: 100 > 5
+    assert "β=1" in said["coherence"]
+    assert "going from β=0.01 to β=1" in said["tradeoff"] and "beyond the seeds' spread" in said["tradeoff"]
+    assert "spread" not in said  # n = 2 everywhere: the differences are tested
+
+    # every difference of FID within the spread: no best is claimed, and no trade-off either
+    close = [_row(0.01, 0.0100, 150, 0.0001, 20, n=2), _row(0.1, 0.0200, 140, 0.0001, 20, n=2)]
+    said = sentences(_table(close, sweep=True))
+    assert "coherence of generated samples is indistinguishable across β=0.01, β=0.1" in said["coherence"]
+    assert "no trade-off shows within the seeds' spread: β=0.01 is among the best" in said["tradeoff"]
+
+    # a row with one seed: its difference is untested, never claimed
+    single = [_row(0.01, 0.0100, 150, 0.0001, 1, n=2), _row(0.1, 0.0200, 140, n=1)]
+    said = sentences(_table(single, sweep=True))
+    assert "against β=0.1 the difference is untested" in said["quality"]
+    assert "spread over seeds is unknown" in said["spread"]
 
 
 def test_sentences_without_fid_say_coherence_was_not_measured():
-    table = KLTable([_row(0.1, 0.02, None), _row(1.0, 0.05, None)], "test")
-    table.missing = [m for m in METRICS if m.startswith("eval/")]
-    said = sentences(table)
+    said = sentences(_table([_row(0.1, 0.02, None), _row(1.0, 0.05, None)]))
     assert "not measured" in said["coherence"]
     assert "cannot be located" in said["tradeoff"]
 
@@ -276,7 +311,7 @@ def test_sentences_without_fid_say_coherence_was_not_measured():
 def test_continuous_beta_is_binned_with_the_best_trial_per_bin(tmp_path):
     betas = [10 ** (-3 + 4 * i / 19) for i in range(20)]
     frame = pd.DataFrame({"trial_id": [f"t{i}" for i in range(20)], "train.beta": betas,
-                          "status": "completed", "epochs": 3, "best/val/elbo": [100 - i % 5 for i in range(20)],
+                          "status": "completed", "epochs": 3, "final/val/elbo": [100 - i % 5 for i in range(20)],
                           **{f"final/{m}": 1.0 for m in METRICS}, "checkpoint": "", "mlflow_run_id": ""})
     results = SearchResults(folder=tmp_path, state={"name": "x", "metric": "val/elbo", "mode": "min",
                                                     "searched": ["train.beta"], "max_epochs": 3},
@@ -288,8 +323,9 @@ def test_continuous_beta_is_binned_with_the_best_trial_per_bin(tmp_path):
     for r in table.rows:
         lo, hi = (float(x) for x in r.label.strip("[)]").split(","))
         members = frame[(frame["train.beta"] >= lo * 0.999) & (frame["train.beta"] <= hi * 1.001)]
-        assert frame.set_index("trial_id").loc[r.trial_id, "best/val/elbo"] == members["best/val/elbo"].min()
-        assert lo * 0.999 <= r.beta <= hi * 1.001
+        # the best of each bin by the search metric at the table's epoch (their last, 3, here)
+        assert frame.set_index("trial_id").loc[r.trial_id, "final/val/elbo"] == members["final/val/elbo"].min()
+        assert lo * 0.999 <= r.value <= hi * 1.001
 
 
 def test_importance_with_too_few_complete_trials_is_a_note(tmp_path):
@@ -317,7 +353,7 @@ def test_the_kl_table_says_what_beta_meant_in_the_loss(tmp_path):
         space = space_from_dict({"train": {"beta": {"choice": [0.1, 1.0]}, **train}})
         return kl_table(SearchResults(folder=tmp_path, state=state, summary=frame, tracking={}, space=space)).notes
 
-    assert any("β is not in the loss under the capacity objective" in n for n in notes({"objective": "capacity"}))
+    assert any("capacity objective" in n and "β is not in the loss" in n for n in notes({"objective": "capacity"}))
     assert any("β follows the linear schedule" in n for n in notes({"beta_schedule": "linear"}))
     assert not any("β" in n and "loss" in n for n in notes({}))
 
@@ -336,3 +372,55 @@ def test_metrics_a_search_never_recorded_are_dashes_with_a_note(tmp_path):
     fid_col = table.header().index("FID samples")
     assert [cells[fid_col] for cells in table.cells()] == ["—", "—"]
     assert [cells[table.header().index("val MSE")] for cells in table.cells()] == ["0.01", "0.02"]
+
+
+def test_tables_compare_trials_at_one_epoch_and_never_use_a_carried_fid(tmp_path):
+    """ASHA (rung 1, last epoch 3): a trial stopped at the rung, and one whose FID at epoch 3 was
+    carried from epoch 1. The main table is at epoch 1, which all three reached, from the
+    histories (not the last reports); the epoch-3 table holds only the trial measured there."""
+    space = space_from_dict({"train": {"epochs": 3, "fid_every": 3, "beta": {"choice": [0.01, 0.1, 1.0]}},
+                             "search": {"scheduler": "asha", "grace_period": 1, "reduction_factor": 3}})
+    mse = {"a": [0.02, 0.015, 0.012], "b": [0.03], "c": [0.05, 0.04, 0.035]}
+    fid = {"a": [300, 300, 250], "b": [200], "c": [100, 100, 100]}
+    measured = {"a": [1, 1, 3], "b": [1], "c": [1, 1, 1]}  # eval/epoch: c's epoch-3 FID was measured at 1
+    histories = {t: pd.DataFrame({"epoch": range(1, len(mse[t]) + 1), "val/mse": mse[t], "val/kl": 1.0,
+                                  "val/elbo": 100.0, "eval/fid_sample": fid[t], "eval/epoch": measured[t]})
+                 for t in mse}
+    summary = pd.DataFrame({"trial_id": list(mse), "train.beta": [0.01, 0.1, 1.0],
+                            "status": ["completed", "stopped", "completed"], "epochs": [3, 1, 3],
+                            "final/val/mse": [mse[t][-1] for t in mse], "final/eval/fid_sample": [fid[t][-1] for t in mse],
+                            "checkpoint": "", "trial_path": "", "mlflow_run_id": ""})
+    results = SearchResults(folder=tmp_path, state={"name": "x", "metric": "eval/fid_sample", "mode": "min",
+                                                    "searched": ["train.beta"], "max_epochs": 3},
+                            summary=summary, tracking={}, space=space, histories=histories)
+    main, later = kl_tables(results)
+    assert main.epoch == 1 and [r.trial_id for r in main.rows] == ["a", "b", "c"]
+    assert [r.values["val/mse"] for r in main.rows] == [0.02, 0.03, 0.05]  # epoch 1's, not the last
+    assert set(main.frame()["epoch"]) == {1}
+    said = sentences(main)
+    assert "At epoch 1, the best reconstruction quality is at β=0.01" in said["quality"]
+    assert "At epoch 1, the best coherence of generated samples is at β=1" in said["coherence"]
+    assert later.epoch == 3 and [r.trial_id for r in later.rows] == ["a"]  # c's FID there was carried
+    assert later.rows[0].values["eval/fid_sample"] == 250
+    assert any("β=0.1 (trial b stopped at epoch 1)" in n and "β=1 (trial c completed at epoch 3)" in n
+               for n in later.notes)
+    assert any("vaetune sweep" in n for n in main.notes)
+
+
+def test_under_the_capacity_objective_the_rows_are_the_capacity_target(tmp_path):
+    """β is not in the loss under capacity: rows over train.capacity_max, even though β was searched."""
+    space = space_from_dict({"train": {"epochs": 3, "objective": "capacity", "beta": {"loguniform": [0.1, 10]},
+                                       "capacity_max": {"choice": [5.0, 25.0]}}, "search": {"scheduler": "fifo"}})
+    summary = pd.DataFrame({"trial_id": ["a", "b", "c"], "train.beta": [0.2, 5.0, 1.0],
+                            "train.capacity_max": [5.0, 5.0, 25.0], "status": "completed", "epochs": 3,
+                            "final/val/mse": [0.02, 0.01, 0.03], "final/val/elbo": [90.0, 80.0, 70.0],
+                            "checkpoint": "", "trial_path": "", "mlflow_run_id": ""})
+    results = SearchResults(folder=tmp_path, state={"name": "x", "metric": "val/elbo", "mode": "min",
+                                                    "searched": ["train.beta", "train.capacity_max"], "max_epochs": 3},
+                            summary=summary, tracking={}, space=space)
+    table = kl_table(results)
+    assert table.key == "train.capacity_max" and table.header()[0] == "C_max"
+    assert [(r.label, r.trial_id, r.trials) for r in table.rows] == [("5", "b", 2), ("25", "c", 1)]
+    assert any("β is not in the loss" in n for n in table.notes)
+    assert "--key train.capacity_max" in table.notes[-1]
+    assert "C_max=5" in sentences(table)["quality"]

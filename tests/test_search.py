@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -197,6 +198,84 @@ def test_export_registers_an_mlflow_model_with_a_signature(finished_search):
         mlflow.set_tracking_uri(previous)  # None unsets it again
     assert list(info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"]) == [-1, 3, 16, 16]
     assert model(torch.rand(2, 3, 16, 16)).shape == (2, 3, 16, 16)  # image in, reconstruction out
+
+
+def _history(trial_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (trial_dir / "result.json").read_text().splitlines() if line.strip()]
+
+
+def test_every_trial_keeps_the_checkpoints_of_the_rungs_and_its_last_epoch(finished_search):
+    """keep_checkpoints 2 of three epochs' checkpoints: the rungs' (1, 2) and the last (3) stay,
+    whatever their val/elbo, so the report can show every trial at the epoch it compares."""
+    e, raw, proc = finished_search
+    for trial_dir in (e.tmp / "results" / "seq").glob("run_trial_*"):
+        reports = _history(trial_dir)
+        if not reports:
+            continue  # the diverging trial never reported
+        for rec in reports:
+            assert rec["checkpoint_dir_name"], rec["epoch"]  # checkpoint_every 1: each epoch has one
+            assert (trial_dir / rec["checkpoint_dir_name"] / "checkpoint.pt").exists(), (trial_dir.name, rec["epoch"])
+
+
+def test_report_of_an_asha_search_compares_each_table_at_one_epoch(finished_search):
+    e, raw, proc = finished_search
+    report = e.run("report", "results/seq")
+    assert report.returncode == 0, report.stdout[-3000:] + report.stderr[-3000:]
+    results = e.tmp / "results" / "seq"
+    summary = pd.read_csv(results / "summary.csv", dtype={"trial_id": str})
+    histories = {str(_history(d)[0]["trial_id"]): {r["epoch"]: r for r in _history(d)}
+                 for d in results.glob("run_trial_*") if _history(d)}
+    beta = dict(zip(summary["trial_id"], summary["train.beta"].round(12), strict=True))
+    # the deepest of the rungs (1, 2) and the last epoch (3) that three values of β reached
+    reached = {epoch: {beta[t] for t, h in histories.items() if epoch in h} for epoch in (1, 2, 3)}
+    expected = max(epoch for epoch, betas in reached.items() if len(betas) >= 3)
+    assert reached[1] != reached[3]  # trials stopped at different epochs: the case the tables must handle
+
+    tables = pd.read_csv(results / "report" / "kl_table.csv", dtype={"trial_id": str})
+    assert tables.groupby("table")["epoch"].nunique().eq(1).all()  # each table at one epoch
+    main = tables[tables["table"] == 1]
+    assert (main["epoch"] == expected).all() and len(main) == len(reached[expected])
+    assert set(tables["epoch"]) == {epoch for epoch, betas in reached.items() if betas}
+    for _, row in tables.iterrows():  # every value is the trial's own at the table's epoch
+        at = histories[row["trial_id"]][row["epoch"]]
+        assert row["val/mse"] == pytest.approx(at["val/mse"], rel=1e-9)
+        assert row["val/kl"] == pytest.approx(at["val/kl"], rel=1e-9)
+
+    md = (results / "report" / "report.md").read_text()
+    findings = [line for line in md.splitlines() if line.startswith("- ")]
+    assert findings and all(f"epoch {expected}" in line for line in findings if "β=" in line)
+    named = set(re.findall(r"trial ([0-9a-f]{8})", " ".join(findings)))
+    assert named and named <= set(main["trial_id"])  # no best trial set against another epoch's
+    pictures = next(line for line in md.splitlines() if line.startswith("| validation images |"))
+    assert pictures.count(f"(epoch {expected})") == len(main)  # a picture for every row, of its epoch
+    assert "vaetune sweep" in md and "not a study" in md
+
+
+def test_sweep_starts_from_the_best_trial_and_checks_its_arguments(finished_search, capsys):
+    from vaetune.cli import main as cli
+    from vaetune.search import plan_sweep
+
+    e, raw, proc = finished_search
+    results = e.tmp / "results" / "seq"
+    summary = pd.read_csv(results / "summary.csv", dtype={"trial_id": str})
+    best = summary.sort_values("best/val/elbo").iloc[0]
+    sweep = plan_sweep(results, values=[0.1, 1.0], seeds=2, overrides=["train.epochs=2"])
+    config = sweep.space.default_config()
+    assert sweep.trial_id == best["trial_id"]
+    assert config.train.lr == pytest.approx(best["train.lr"]) and config.model.latent_dim == best["model.latent_dim"]
+    assert {k: (d.kind, list(d.args)) for k, d in sweep.space.params.items()} == {
+        "train.beta": ("grid", [0.1, 1.0]), "train.seed": ("grid", [0, 1])}
+    s = config.search
+    assert (config.name, config.train.epochs, s.sampler, s.scheduler, s.num_samples) == ("seq-sweep-beta", 2, "grid",
+                                                                                        "fifo", 4)
+    for args, words in [(["--seeds", "0"], "--seeds: got 0"), (["--key", "train.nope"], "--key: got 'train.nope'"),
+                        (["--key", "model.arch", "--values", "1,2"], "not a number"),
+                        (["--values", "0.1,-1"], "--values: got -1 for train.beta"),
+                        (["--set", "train.objective=capacity"], "β is not in the loss")]:
+        assert cli(["sweep", str(results), *args]) == 2
+        err = capsys.readouterr().err
+        assert words in err and len(err.strip().splitlines()) == 1, err
+    assert cli(["sweep", str(e.tmp)]) == 2 and "not a vaetune search folder" in capsys.readouterr().err
 
 
 def test_eight_concurrent_trials_share_one_store_without_errors(env):

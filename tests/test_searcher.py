@@ -57,6 +57,21 @@ def test_grid_sampler_runs_out_without_error_under_ask_and_tell():
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in s._ot_study.trials)
 
 
+def test_grid_sampler_gives_a_failed_point_again_once_every_point_has_started():
+    """A resumed grid search replaces a trial its stopped driver lost (told FAIL) with a trial of
+    the same point: a sweep must run every (value, seed), none twice."""
+    s = searcher("grid", grid={"x": [1, 2, 3]})
+    for tid in "ab":
+        s.suggest(tid)
+    s.on_trial_complete("a", {"val/elbo": 1.0, "epoch": 4})
+    s.on_trial_complete("b", None, error=True)  # as fail_lost_trials tells a lost trial
+    s.suggest("c")  # the point no trial started comes first
+    s.suggest("d")  # then the failed one
+    x = {t.user_attrs["tune_trial_id"]: t.params["x"] for t in s._ot_study.trials}
+    assert x["c"] not in (x["a"], x["b"]) and x["d"] == x["b"]
+    assert sorted(x[t] for t in "acd") == [1, 2, 3]
+
+
 @pytest.mark.parametrize("name", ["tpe", "random", "cmaes", "nsga2"])
 def test_every_sampler_builds(name):
     assert isinstance(make_sampler(name, 0), optuna.samplers.BaseSampler)

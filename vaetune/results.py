@@ -47,6 +47,8 @@ PENDING_FILE = "mlflow_pending.jsonl"
 PENDING_DIR = "mlflow_pending"
 REPORT_DIR = "report"
 RESULT_FILE = "result.json"  # Ray Tune's per-trial metrics, one JSON object per report
+EPOCH = "epoch"  # result.json: the trainable's own epoch counter (the scheduler's clock, survives restores)
+CHECKPOINT_DIR = "checkpoint_dir_name"  # result.json: the report's checkpoint folder in the trial folder
 GRIDS_DIR = "grids"  # inside a checkpoint folder: that epoch's reconstruction and sample grids
 
 # summary.csv columns (besides one column per searched key, and best/ and final/ metric columns)
@@ -59,6 +61,12 @@ CHECKPOINT = "checkpoint"
 TRIAL_PATH = "trial_path"
 RUN_ID = "mlflow_run_id"
 TEXT_COLUMNS = (TRIAL_ID, STATUS, ERROR, CHECKPOINT, TRIAL_PATH, RUN_ID)
+
+# what a results folder holds (search.json "kind"): a search, or an equal-budget sweep of one key
+KIND = "kind"
+SEARCH = "search"
+SWEEP = "sweep"
+SWEEP_STATE = "sweep"  # search.json of a sweep: {key, values, seeds, source, trial_id}
 
 # a trial's status in summary.csv
 COMPLETED = "completed"  # ran every epoch
@@ -173,7 +181,8 @@ def load_search(folder: str | Path) -> tuple[dict, Any]:
 
 
 def read_history(trial_path: str):
-    """A trial's metrics per epoch from its Ray `result.json` (one JSON object per line).
+    """A trial's metrics per epoch from its Ray `result.json` (one JSON object per line), with the
+    folder name of the checkpoint reported at that epoch (CHECKPOINT_DIR, None without one).
 
     A restored trial may report an epoch twice; the later report wins. Remote trial folders
     (s3://...) and trials without results give None.
@@ -191,13 +200,13 @@ def read_history(trial_path: str):
             rec = json.loads(line)
         except json.JSONDecodeError:  # a line cut short by a crash
             continue
-        records.append({k: v for k, v in rec.items() if _is_number(v)})
+        records.append({k: v for k, v in rec.items() if _is_number(v) or (k == CHECKPOINT_DIR and v)})
     if not records:
         return None
     frame = pd.DataFrame(records)
-    if "epoch" not in frame:
+    if EPOCH not in frame:
         return None
-    return frame.drop_duplicates("epoch", keep="last").sort_values("epoch").reset_index(drop=True)
+    return frame.drop_duplicates(EPOCH, keep="last").sort_values(EPOCH).reset_index(drop=True)
 
 
 def _is_number(v) -> bool:
@@ -262,6 +271,26 @@ def checkpoint_file(folder: str | Path) -> Path:
     return Path(folder) / CHECKPOINT_FILE
 
 
+def checkpoint_at(trial_path: str, history, epoch: int) -> str:
+    """The local checkpoint folder a trial reported at `epoch` (from its history), or "" when it
+    reported none there or Tune has since deleted it."""
+    if history is None or CHECKPOINT_DIR not in history or not trial_path or is_remote(trial_path):
+        return ""
+    names = history.loc[history[EPOCH] == epoch, CHECKPOINT_DIR].dropna()
+    if names.empty:
+        return ""
+    folder = Path(trial_path) / str(names.iloc[-1])
+    return str(folder) if checkpoint_file(folder).exists() else ""
+
+
+def latest_checkpoint_of(trial_path: str) -> str:
+    """A local trial folder's newest checkpoint folder (Tune never deletes a trial's latest), or ""."""
+    if not trial_path or is_remote(trial_path):
+        return ""
+    found = sorted(p.parent for p in Path(trial_path).glob(f"checkpoint_*/{CHECKPOINT_FILE}"))
+    return str(found[-1]) if found else ""
+
+
 def last_grids(checkpoint: str) -> dict[str, bytes]:
     """The last reconstruction and sample grids training saved in a local checkpoint folder."""
     if not checkpoint or is_remote(checkpoint):
@@ -310,6 +339,11 @@ class SearchResults:
     @property
     def max_epochs(self) -> int:
         return int(self.state.get("max_epochs", 0))
+
+    @property
+    def sweep(self) -> dict | None:
+        """A sweep's record ({key, values, seeds, source, trial_id}); None for a search."""
+        return self.state.get(SWEEP_STATE) if self.state.get(KIND) == SWEEP else None
 
     def config(self):
         """The fixed configuration (each searched key at its default), or None without space.yaml."""

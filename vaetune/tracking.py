@@ -29,6 +29,7 @@ from vaetune.results import (
     checkpoint_file,
     write_tracking,
 )
+from vaetune.trainable import CHECKPOINT_SCORE
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,8 @@ def default_artifact_root(uri: str) -> str | None:
 
 def numeric_metrics(result: dict) -> dict[str, float]:
     """The finite numeric metrics of a Tune result that MLflow should record."""
-    skip = {"timestamp", "pid", "time_since_restore", "iterations_since_restore", "done"}
+    # Tune's bookkeeping, and the score Tune keeps checkpoints by
+    skip = {"timestamp", "pid", "time_since_restore", "iterations_since_restore", "done", CHECKPOINT_SCORE}
     out = {}
     for k, v in result.items():
         if k in skip or isinstance(v, bool) or not isinstance(v, (int, float)):

@@ -4,18 +4,20 @@ The trial's hyperparameters arrive as dotted keys ("train.beta") and are resolve
 search space's fixed values. The trial runs `vaetune.train.train` with the callbacks of
 `trial_callbacks`: FID at the rungs too, NaN placeholders for the scheduling metric before the
 first FID, checkpoints wherever ASHA may stop the trial, and `tune.report` of every epoch with
-its checkpoint (the epoch's grids inside it, so the driver can log them to MLflow). A restored
+its checkpoint (the epoch's grids inside it, so the driver can log them to MLflow) and that
+checkpoint's `CHECKPOINT_SCORE`, by which Tune decides which checkpoints to keep. A restored
 trial continues from `tune.get_checkpoint()` at its next epoch: the `epoch` metric, not Tune's
 `training_iteration`, is the scheduler's clock, and it survives restores.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,11 +39,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Tune keeps a trial's checkpoints with the highest score (search.keep_checkpoints plus one per
+# kept epoch) and always its latest: reported with each checkpoint, never logged as a metric
+CHECKPOINT_SCORE = "checkpoint_score"
+
 
 def run_trial(params: dict[str, Any], *, space_raw: dict, source: str, data=None, rungs=()) -> None:
     """Tune function trainable. `data` is the shared ImageData (object store) or None to load
     it from the on-disk cache (when the trial's data settings are themselves searched);
-    `rungs` are ASHA's rung epochs (FID there, and a checkpoint)."""
+    `rungs` are the epochs where trials are compared: ASHA's rungs and the last epoch
+    (`vaetune.search.kept_epochs`; FID there, and a checkpoint that is kept)."""
     from ray import tune
 
     from vaetune.spec import space_from_dict
@@ -68,12 +75,13 @@ def trial_callbacks(config: Config, folder: Path, rungs: Iterable[int],
     grid_every epochs and at the last; a checkpoint every checkpoint_every epochs, with every
     grid (the driver logs the grids from the checkpoint), at every evaluation and rung (ASHA may
     stop the trial right after a rung's report, and Tune restores or exports from its last
-    checkpoint) and at the last epoch; then `report`.
+    checkpoint) and at the last epoch, scored so that Tune keeps those of the rungs and the last
+    epoch (`checkpoint_score`); then `report`.
 
     Args:
         config: the trial's resolved `Config`.
         folder: where grids and checkpoints are written before `report` ships them.
-        rungs: ASHA's rung epochs (1-based); empty under FIFO.
+        rungs: the epochs (1-based) where trials are compared: ASHA's rungs, and the last epoch.
         report: the last callback, given each epoch's record (`tune.report` in a trial).
     """
     tc, rungs = config.train, tuple(rungs)
@@ -81,8 +89,27 @@ def trial_callbacks(config: Config, folder: Path, rungs: Iterable[int],
     grids = epochs_at(tc.grid_every, tc.epochs)
     checkpoints = epochs_at(tc.checkpoint_every, tc.epochs, rungs) | grids | fid
     evaluation = [GenerativeEval(fid), EachEpoch(_nan_until_measured)] if tc.fid_every else []
+    score = functools.partial(_score_checkpoint, kept=frozenset([*rungs, tc.epochs]),
+                              metric=config.search.metric, mode=config.search.mode)
     return [*evaluation, Grids(folder / GRIDS_DIR, grids), Checkpoints(folder, checkpoints),
-            EachEpoch(report)]
+            EachEpoch(score), EachEpoch(report)]
+
+
+def checkpoint_score(epoch: int, metrics: dict[str, float], kept: Collection[int], metric: str,
+                     mode: str) -> float:
+    """The score by which Tune keeps a checkpoint (higher is kept): +inf at the kept epochs, so
+    that every rung's and the last epoch's checkpoint survives for the report's equal-epoch
+    comparisons, else the search metric (negated when lower is better); NaN (not measured yet)
+    ranks below every number."""
+    if epoch in kept:
+        return math.inf
+    value = float(metrics.get(metric, math.nan))
+    return -value if mode == "min" else value
+
+
+def _score_checkpoint(end: EpochEnd, *, kept: Collection[int], metric: str, mode: str) -> None:
+    if end.checkpoint is not None:
+        end.metrics[CHECKPOINT_SCORE] = checkpoint_score(end.epoch, end.metrics, kept, metric, mode)
 
 
 def _nan_until_measured(end: EpochEnd) -> None:

@@ -37,6 +37,8 @@ class Metric:
         return missing if value is None else self.fmt.format(value)
 
 
+EVAL_EPOCH = "eval/epoch"  # when the carried eval/ values were measured: a time stamp, never a ranking
+
 _METRICS = (
     Metric("train/loss", "train loss", "min", "{:.4g}", "loop", "the training objective per image, batch mean"),
     Metric("train/recon", "train recon", "min", "{:.4g}", "loop", "reconstruction term per image (training batches)"),
@@ -62,6 +64,9 @@ _METRICS = (
     Metric("eval/kid_sample_std", "KID std", "min", "{:.4f}", "generative", "spread of KID over subsets",
            descriptive=True),
     Metric("eval/fid_n", "FID N", "max", "{:.0f}", "generative", "images per set behind FID/KID", descriptive=True),
+    Metric(EVAL_EPOCH, "FID epoch", "max", "{:.0f}", "generative",
+           "the epoch whose model the eval/ values measured (they are carried to the epochs between)",
+           descriptive=True),
     Metric("epoch", "epochs", "max", "{:.0f}", "schedule", "epochs completed", descriptive=True),
     Metric("beta", "β", "min", "{:.3g}", "schedule", "the KL weight in effect at the epoch's end", descriptive=True),
     Metric("lr", "lr", "min", "{:.3g}", "schedule", "the learning rate at the epoch's end", descriptive=True),
@@ -99,7 +104,7 @@ def produced_by(*producers: Producer) -> tuple[str, ...]:
 def rankable(fid_on: bool) -> tuple[str, ...]:
     """Metrics a trial reports that can rank trials: `eval/` ones only when FID is computed."""
     return tuple(name for name in produced_by(*RANKING_PRODUCERS)
-                 if fid_on or METRICS[name].producer != "generative")
+                 if name != EVAL_EPOCH and (fid_on or METRICS[name].producer != "generative"))
 
 
-GENERATIVE: tuple[str, ...] = produced_by("generative")  # what one generative evaluation returns
+GENERATIVE: tuple[str, ...] = produced_by("generative")  # what a generative evaluation reports

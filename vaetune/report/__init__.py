@@ -1,13 +1,19 @@
-"""`vaetune report`: a finished search turned into the KL-weight quality/coherence table, the
-rate-distortion plane, what mattered, and the best trial — as one self-contained HTML page,
+"""`vaetune report`: a finished search or sweep turned into the KL-weight quality/coherence table,
+the rate-distortion plane, what mattered, and the best trial — as one self-contained HTML page,
 Markdown with its figures, and CSV, logged to the search's MLflow parent run.
 
+Every comparison of trials is made at one epoch (vaetune.report._epochs): the KL table's rows,
+its sentences, the rate-distortion plane and the Pareto front. A search stopped early by ASHA
+gives one table per epoch where trials can be compared, the deepest that three rows reached
+first; a sweep (`vaetune sweep`) gives means ± std over seeds.
+
 Public API: :func:`build_report` (returns the paths it wrote and the findings), :func:`load_results`,
-:func:`kl_table`, :func:`sentences`, :func:`pareto_front`, :func:`param_importance`,
+:func:`kl_table`, :func:`kl_tables`, :func:`sentences`, :func:`pareto_front`, :func:`param_importance`,
 :func:`picture_table`. `analysis/*.py` are thin scripts over these.
 
 Layout of `--out` (default `RESULTS/report/`): `report.html`, `report.md`, `figures/*.png`
-(the Markdown's images, the same PNGs the HTML carries inline), `kl_table.csv`, `pareto.csv`.
+(the Markdown's images, the same PNGs the HTML carries inline), `kl_table.csv` (every table,
+with its `epoch`), `pareto.csv`.
 """
 
 from __future__ import annotations
@@ -19,17 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vaetune.report._importance import Importance, param_importance
+from vaetune.report._pareto import FALLBACK, pareto_front
 from vaetune.report._pictures import GRID_SEED, picture_table
 from vaetune.report._render import Report, Section, Table, to_html, to_markdown
-from vaetune.report._table import (
-    BETA,
-    COLUMNS,
-    KLTable,
-    fixed_beta,
-    kl_table,
-    pareto_front,
-    sentences,
-)
+from vaetune.report._sentences import SPREAD_RULE, sentences
+from vaetune.report._table import KLTable, Row, kl_table, kl_tables
 from vaetune.results import (
     EPOCHS,
     ERROR,
@@ -47,8 +47,8 @@ from vaetune.results import (
 )
 
 __all__ = [
-    "BuiltReport", "Importance", "KLTable", "SearchResults", "build_report", "kl_table", "load_results",
-    "log_to_mlflow", "param_importance", "pareto_front", "picture_table", "sentences",
+    "BuiltReport", "Importance", "KLTable", "Row", "SearchResults", "build_report", "kl_table", "kl_tables",
+    "load_results", "log_to_mlflow", "param_importance", "pareto_front", "picture_table", "sentences",
 ]
 
 log = logging.getLogger(__name__)
@@ -69,17 +69,20 @@ def build_report(results_dir: str | Path, out: str | Path | None = None, *, mlfl
     results = load_results(results_dir)
     out = Path(out) if out else results.folder / REPORT_DIR
     (out / "figures").mkdir(parents=True, exist_ok=True)
-    report, table, front = assemble(results, pictures=pictures)
+    import pandas as pd
+
+    report, tables, front = assemble(results, pictures=pictures)
     for name, png in report.figures.items():
         (out / "figures" / f"{name}.png").write_bytes(png)
     html_path, md_path = out / "report.html", out / "report.md"
     html_path.write_text(to_html(report), encoding="utf-8")
     md_path.write_text(to_markdown(report), encoding="utf-8")
-    table.frame().to_csv(out / "kl_table.csv", index=False)
+    pd.concat([t.frame(i + 1) for i, t in enumerate(tables)]).to_csv(out / "kl_table.csv", index=False)
     front.to_csv(out / "pareto.csv", index=False)
     paths = {"html": str(html_path), "markdown": str(md_path), "kl_table": str(out / "kl_table.csv"),
              "pareto": str(out / "pareto.csv")}
-    return BuiltReport(paths, list(sentences(table).values()), log_to_mlflow(results, out) if mlflow else None)
+    findings = list(sentences(tables[0]).values())
+    return BuiltReport(paths, findings, log_to_mlflow(results, out) if mlflow else None)
 
 
 def log_to_mlflow(results: SearchResults, folder: Path) -> str | None:
@@ -106,81 +109,96 @@ def log_to_mlflow(results: SearchResults, folder: Path) -> str | None:
 
 
 def assemble(results: SearchResults, *, pictures: int = 6):
-    """The report record, the KL table and the Pareto front."""
+    """The report record, the KL tables (the main one first) and the Pareto front at its epoch."""
     from vaetune.report import _figures
 
     figures: dict[str, bytes] = {}
     s = results.summary
     statuses = ", ".join(f"{n} {st}" for st, n in s[STATUS].value_counts().items()) if STATUS in s else ""
     meta = [f"{len(s)} trials ({statuses}); search metric {results.metric} ({results.mode}); "
-            f"up to {results.max_epochs} epochs; searched: {', '.join(results.searched) or 'nothing'}.",
-            f"Results folder {results.folder}; report generated {time.strftime('%Y-%m-%d %H:%M:%S')}."]
-    table = kl_table(results)
-    front, objectives = pareto_front(results)
+            f"up to {results.max_epochs} epochs; searched: {', '.join(results.searched) or 'nothing'}."]
+    if results.sweep:
+        sw = results.sweep
+        origin = f"trial {sw['trial_id']} of {sw['source']}" if sw.get("trial_id") else sw["source"]
+        meta.append(f"A sweep of {sw['key']} over {len(sw['values'])} values × {sw['seeds']} seeds around {origin}; "
+                    "every trial trained the full epochs (no early stopping).")
+    meta.append(f"Results folder {results.folder}; report generated {time.strftime('%Y-%m-%d %H:%M:%S')}.")
+    tables = kl_tables(results)
+    front, objectives = pareto_front(tables[0])
     sections = [
-        _table_section(results, table, figures, pictures),
-        _rd_section(results, front, objectives, figures, _figures),
-        _mattered_section(results, figures, _figures),
+        _table_section(results, tables, figures, pictures),
+        _rd_section(results, tables[0], front, objectives, figures, _figures),
+        _mattered_section(results, tables[0], figures, _figures),
         _best_section(results, figures),
         _trials_section(results),
     ]
-    return Report(f"vaetune report — {results.name}", meta, sections, figures), table, front
+    title = "KL-weight" if tables[0].key_label == "β" else tables[0].key_label
+    return Report(f"vaetune report — {results.name} ({title})", meta, sections, figures), tables, front
 
 
-def _table_section(results: SearchResults, table: KLTable, figures, n_pictures: int) -> Section:
-    cells = table.cells()
-    lead = 4  # β, trial, status, trials
-    best = set()
-    for c, col in enumerate(COLUMNS):
-        vals = [(r, row.values[col.metric]) for r, row in enumerate(table.rows) if row.values[col.metric] is not None]
-        if col.mode and len(vals) > 1:
-            pick = (min if col.mode == "min" else max)(vals, key=lambda rv: rv[1])
-            best.add((pick[0], lead + c))
-    parts: list = [("p", f"Rows: {table.how}. Metrics of each trial's last epoch; best of each column highlighted. "
-                         "Reconstruction quality: val MSE, PSNR, SSIM; coherence of generated images: FID and KID "
-                         "of samples from the prior; FID recon: FID of reconstructions; KL: the rate in nats per "
-                         "image; active units: latent dimensions the encoder uses.")]
-    parts.append(("table", Table(table.header(), cells, best, left=3)))
-    parts.append(("notes", table.notes))
-    parts += [("finding", line) for line in sentences(table).values()]
-    pics = picture_table(table.rows, n_pictures)
-    if pics is not None:
-        figures["pictures_originals"] = pics.originals
-        names_r, names_s = [], []
-        for i, (r, smp) in enumerate(zip(pics.recons, pics.samples, strict=True)):
-            figures[f"pictures_recon_{i}"], figures[f"pictures_samples_{i}"] = r, smp
-            names_r.append(f"pictures_recon_{i}")
-            names_s.append(f"pictures_samples_{i}")
-        parts.append(("p", "The same validation images reconstructed by each β's trial (its best checkpoint), and "
-                           f"samples decoded from the same fixed z (seed {GRID_SEED}); the column header gives the "
-                           "epoch of the checkpoint shown."))
-        parts.append(("pictures", {"labels": pics.labels, "epochs": pics.epochs, "originals": "pictures_originals",
-                                   "recons": names_r, "samples": names_s}))
-        parts.append(("notes", pics.notes))
-    else:
-        parts.append(("notes", ["No row has a checkpoint, so there is no picture table."]))
-    return Section("KL-weight quality/coherence table", parts)
+def _table_section(results: SearchResults, tables: list[KLTable], figures, n_pictures: int) -> Section:
+    main = tables[0]
+    measured = ("Every value of a row is measured at the table's epoch, from each trial's per-epoch history "
+                "(FID and KID measured at that epoch, never carried from an earlier one). ")
+    spread = f"Two rows are called {SPREAD_RULE}. " if main.sweep else ""
+    parts: list = [("p", f"Rows: {main.how}. {measured}{spread}Best of each ranked column highlighted"
+                         f"{' (with every row indistinguishable from it)' if main.sweep else ''}. Reconstruction "
+                         "quality: val MSE, PSNR, SSIM; coherence of generated images: FID and KID of samples from "
+                         "the prior; FID recon: FID of reconstructions; KL: the rate in nats per image; active "
+                         "units: latent dimensions the encoder uses.")]
+    parts.append(("table", Table(main.header(), main.cells(), main.best_cells(), left=1 if main.sweep else 3)))
+    parts.append(("notes", main.notes))
+    parts += [("finding", line) for line in sentences(main).values()]
+    parts += _pictures_parts(main, figures, n_pictures)
+    for t in tables[1:]:
+        rows = f"the {len(t.rows)} rows" if len(t.rows) != 1 else "the one row"
+        parts.append(("p", f"At epoch {t.epoch}: {t.how.split(', the best')[0]}, over {rows} with a trial measured "
+                           "there."))
+        parts.append(("table", Table(t.header(), t.cells(), t.best_cells(), left=1 if t.sweep else 3)))
+        parts.append(("notes", t.notes))
+    title = "KL-weight quality/coherence table" if main.key_label == "β" else f"Quality/coherence over {main.key}"
+    return Section(title, parts)
 
 
-def _beta_of(row, results: SearchResults) -> str:
-    return f"{float(row[BETA]):.3g}" if BETA in row and row[BETA] == row[BETA] else f"{fixed_beta(results):.3g}"
+def _pictures_parts(table: KLTable, figures, n_pictures: int) -> list:
+    pics = picture_table(table.rows, n_pictures, table.epoch, table.key_label)
+    if pics is None:
+        return [("notes", ["No row has a checkpoint, so there is no picture table."])]
+    figures["pictures_originals"] = pics.originals
+    names_r, names_s = [], []
+    for i, (r, smp) in enumerate(zip(pics.recons, pics.samples, strict=True)):
+        figures[f"pictures_recon_{i}"], figures[f"pictures_samples_{i}"] = r, smp
+        names_r.append(f"pictures_recon_{i}")
+        names_s.append(f"pictures_samples_{i}")
+    whose = "the trial of its first seed" if table.sweep else "its trial"
+    return [("p", f"The same validation images reconstructed by each row's model ({whose}, checkpoint of epoch "
+                  f"{table.epoch}), and samples decoded from the same fixed z (seed {GRID_SEED}); the column header "
+                  "gives the epoch of the checkpoint shown."),
+            ("pictures", {"labels": pics.labels, "epochs": pics.epochs, "originals": "pictures_originals",
+                          "recons": names_r, "samples": names_s}),
+            ("notes", pics.notes)]
 
 
-def _rd_section(results, front, objectives, figures, _figures) -> Section:
+def _rd_section(results: SearchResults, table: KLTable, front, objectives, figures, _figures) -> Section:
     a, b = objectives
-    figures["rate_distortion"] = _figures.rate_distortion(results.summary, front, objectives, BETA, fixed_beta(results))
-    parts: list = [("p", "Each trial as a point of the rate–distortion plane (Alemi et al. 2018): rate = KL of the "
-                         "posterior to the prior, distortion = the reconstruction loss; colour = β on a log scale. "
-                         f"The Pareto front is over ({a}, {b}), both lower-is-better: no other trial beats a front "
-                         "trial on both.")]
+    points = table.points()
+    figures["rate_distortion"] = _figures.rate_distortion(points, front, objectives, table.key_label,
+                                                          joined=table.sweep)
+    what = ("each value of the sweep as the mean over its seeds, with error bars of one standard deviation, joined "
+            f"in order of {table.key_label}" if table.sweep else "each trial measured there as a point")
+    parts: list = [("p", f"At epoch {table.epoch} (the KL table's), {what}, in the rate–distortion plane (Alemi et "
+                         "al. 2018): rate = KL of the posterior to the prior, distortion = the reconstruction loss; "
+                         f"colour = {table.key_label}. The Pareto front is over ({a}, {b}), both lower-is-better: no "
+                         "other point beats a front point on both.")]
     parts.append(("fig", ("rate_distortion", "rate-distortion plane and Pareto front")))
-    if b == "val/elbo":
-        parts.append(("notes", ["No sample FID in this search, so the front uses val/elbo as the second objective."]))
-    rows = [[str(r[TRIAL_ID]), _beta_of(r, results), *(_num(r, final_column(m)) for m in (a, b, "val/kl")),
-             *(_param(r[p]) for p in results.searched if p != BETA and p in r)] for _, r in front.iterrows()]
-    header = ["trial", "β", a, b, "val/kl"] + [p for p in results.searched if p != BETA and p in results.summary]
-    parts.append(("p", f"Pareto-front trials ({len(rows)} of {len(results.summary)}):"))
-    parts.append(("table", Table(header, rows, left=1)))
+    if b == FALLBACK:
+        parts.append(("notes", [f"No sample FID at this epoch, so the front uses {FALLBACK} as the second objective."]))
+    extra = [p for p in results.searched if p != table.key and p in front and not table.sweep]
+    lead = [table.key_label] if table.sweep else ["trial", table.key_label]
+    rows = [[*([str(r["label"])] if table.sweep else [str(r[TRIAL_ID]), _param(r.get("value"))]),
+             *(_num(r, m) for m in (a, b, "val/kl")), *(_param(r[p]) for p in extra)] for _, r in front.iterrows()]
+    parts.append(("p", f"Pareto-front points at epoch {table.epoch} ({len(rows)} of {len(points)}):"))
+    parts.append(("table", Table([*lead, a, b, "val/kl", *extra], rows, left=len(lead))))
     return Section("Rate-distortion plane", parts)
 
 
@@ -197,7 +215,7 @@ def _num(row, col: str) -> str:
     return "—" if v != v else f"{v:.4g}"
 
 
-def _mattered_section(results: SearchResults, figures, _figures) -> Section:
+def _mattered_section(results: SearchResults, table: KLTable, figures, _figures) -> Section:
     parts: list = []
     imp = param_importance(results)
     if imp.values:
@@ -208,16 +226,19 @@ def _mattered_section(results: SearchResults, figures, _figures) -> Section:
     parts.append(("notes", [imp.note]))
     figures["parallel"] = _figures.parallel_coordinates(results.summary, results.searched, results.metric, results.mode)
     parts.append(("fig", ("parallel", "parallel coordinates")))
+    if STATUS in results.summary and (results.summary[STATUS] == STOPPED).any():
+        parts.append(("notes", [f"The parallel coordinates colour each trial by its last {results.metric}: trials "
+                                "ASHA stopped were trained fewer epochs, so colours compare unequal training."]))
     if results.histories:
         rungs = _rungs(results)
         metrics = [results.metric] + [m for m in CURVE_METRICS if m != results.metric]
-        figures["learning_curves"] = _figures.learning_curves(results.histories, results.summary, metrics, BETA, rungs,
+        figures["learning_curves"] = _figures.learning_curves(results.histories, results.summary, metrics, table.key, rungs,
                                                                results.max_epochs)
         stopped = int((results.summary[STATUS] == STOPPED).sum()) if STATUS in results.summary else 0
         how = (f"{stopped} trials stopped early by ASHA, marked × (dotted lines: its rungs)" if rungs
                else "no early stopping (scheduler fifo)")
         parts.append(("p", f"Learning curves of all {len(results.histories)} trials (from each trial's result.json), "
-                           f"coloured by β; {how}."))
+                           f"coloured by {table.key_label}; {how}."))
         parts.append(("fig", ("learning_curves", "learning curves")))
     missing = len(results.summary) - len(results.histories)
     if missing:
@@ -243,7 +264,8 @@ def _best_section(results: SearchResults, figures) -> Section:
     best = ranked.iloc[0]
     parts: list = [("p", f"Trial {best['trial_id']} is best by {results.best_column()} = "
                          f"{float(best[results.best_column()]):.5g} ({results.mode}); status {best.get(STATUS, '')}, "
-                         f"{int(best.get('epochs', 0) or 0)} epochs.")]
+                         f"{int(best.get(EPOCHS, 0) or 0)} epochs. This is the trial `vaetune export` picks (each "
+                         "trial's best epoch, whatever epochs it trained); the KL table compares at one epoch.")]
     run = str(best.get("mlflow_run_id", "") or "")
     parts.append(("p", f"MLflow run id: {run or '— (not tracked)'}"
                        + (f"; experiment {results.tracking.get('experiment')}, store {results.tracking.get('uri')}"

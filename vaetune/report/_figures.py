@@ -1,7 +1,8 @@
 """The report's plots, drawn with matplotlib's object API (Agg, no pyplot state), as PNG bytes.
 
-- rate-distortion plane (Alemi et al. 2018): each trial at (KL, reconstruction error), coloured
-  by β on a log scale, beside the Pareto front of (val MSE, sample FID or val/elbo);
+- rate-distortion plane (Alemi et al. 2018) at the KL table's epoch: each trial (a sweep: each
+  value, with error bars over seeds) at (KL, reconstruction error), coloured by β on a log scale,
+  beside the Pareto front of (val MSE, sample FID or val/elbo);
 - hyperparameter importance bars; parallel coordinates of the searched keys and the metric;
 - learning curves of every trial with the points where ASHA stopped a trial marked.
 """
@@ -36,48 +37,59 @@ def _beta_norm(betas):
     return Normalize(vmin=min(betas, default=0), vmax=max(betas, default=1))
 
 
-def rate_distortion(summary, pareto, objectives: tuple[str, str], beta_key: str, fixed_beta: float) -> bytes:
-    """Left: rate (val/kl) against distortion (val/recon) per trial; right: the Pareto front."""
+def rate_distortion(points, front, objectives: tuple[str, str], key_label: str, *, joined: bool) -> bytes:
+    """Left: rate (val/kl) against distortion (val/recon); right: the Pareto front of `objectives`.
+
+    `points` (KLTable.points(): `label`, `value` of the key, the metrics, `<metric>_std` for a
+    sweep) are all measured at one epoch; `joined`: a sweep's rows, drawn with error bars of one
+    standard deviation over seeds and joined in the key's order.
+    """
     fig = _figure(11, 4.6)
     ax, ax2 = fig.subplots(1, 2)
-    betas = summary[beta_key].astype(float).tolist() if beta_key in summary else [fixed_beta] * len(summary)
-    norm = _beta_norm(betas)
-    front_ids = set(pareto["trial_id"]) if len(pareto) else set()
-    have = summary["final/val/kl"].notna() & summary["final/val/recon"].notna() if \
-        {"final/val/kl", "final/val/recon"} <= set(summary) else summary["trial_id"].isna()
-    pts = summary[have]
-    colours = [betas[i] for i in range(len(summary)) if bool(have.iloc[i])]
-    sc = ax.scatter(pts["final/val/kl"], pts["final/val/recon"], c=colours, cmap="viridis", norm=norm, s=60,
-                    edgecolors=["crimson" if t in front_ids else "black" for t in pts["trial_id"]],
-                    linewidths=[2.0 if t in front_ids else 0.5 for t in pts["trial_id"]], zorder=3)
-    for _, r in pts.iterrows():
-        ax.annotate(str(r["trial_id"])[:8], (r["final/val/kl"], r["final/val/recon"]), fontsize=7,
-                    xytext=(4, 3), textcoords="offset points", color="0.3")
+    values = [float(v) if _is_number(v) else math.nan for v in points["value"]] if len(points) else []
+    norm = _beta_norm(values)
+    front_labels = set(front["label"]) if len(front) else set()
+    sc = None
+    for axis, (x, y) in ((ax, ("val/kl", "val/recon")), (ax2, objectives)):
+        if x not in points or y not in points:
+            continue
+        have = points[points[x].notna() & points[y].notna()]
+        if have.empty:
+            continue
+        ordered = have.sort_values("value") if joined else have
+        colours = [float(v) if _is_number(v) else math.nan for v in ordered["value"]]
+        if joined:
+            axis.errorbar(ordered[x], ordered[y], xerr=ordered.get(f"{x}_std"), yerr=ordered.get(f"{y}_std"),
+                          fmt="-", color="0.5", lw=1, capsize=3, zorder=2)
+        rim = ["crimson" if lbl in front_labels else "black" for lbl in ordered["label"]]
+        sc = axis.scatter(ordered[x], ordered[y], c=colours, cmap="viridis", norm=norm, s=60, edgecolors=rim,
+                          linewidths=[2.0 if lbl in front_labels else 0.5 for lbl in ordered["label"]], zorder=3)
+        for _, r in ordered.iterrows():
+            axis.annotate(str(r["label"])[:8], (r[x], r[y]), fontsize=7, xytext=(4, 3), textcoords="offset points",
+                          color="0.3")
+    a, b = objectives
+    if len(front) and a in front and b in front:
+        ax2.plot(front[a], front[b], "o", color="crimson", mfc="none", ms=12, lw=1.5, label="Pareto front", zorder=2)
+        ax2.legend(loc="best", fontsize=8)
+    what = "mean ± std over seeds, joined in order of " + key_label if joined else "one point per trial"
     ax.set_xlabel("rate R = val/kl (nats per image)")
     ax.set_ylabel("distortion D = val/recon (per image)")
-    ax.set_title("Rate–distortion plane (red rim: Pareto front)")
-    ax.grid(alpha=0.3)
-    fig.colorbar(sc, ax=[ax, ax2], label="β (KL weight)")
-
-    a, b = objectives
-    ca, cb = f"final/{a}", f"final/{b}"
-    if ca in summary and cb in summary:
-        both = summary[summary[ca].notna() & summary[cb].notna()]
-        cols = [betas[i] for i in range(len(summary)) if summary.index[i] in both.index]
-        ax2.scatter(both[ca], both[cb], c=cols, cmap="viridis", norm=norm, s=60, edgecolors="black",
-                    linewidths=0.5, zorder=3)
-        if len(pareto):
-            ax2.plot(pareto[ca], pareto[cb], "-o", color="crimson", mfc="none", ms=12, lw=1.5,
-                     label="Pareto front", zorder=2)
-            ax2.legend(loc="best", fontsize=8)
-        for _, r in both.iterrows():
-            ax2.annotate(str(r["trial_id"])[:8], (r[ca], r[cb]), fontsize=7, xytext=(4, 3),
-                         textcoords="offset points", color="0.3")
+    ax.set_title(f"Rate–distortion plane ({what})", fontsize=10)
     ax2.set_xlabel(f"{a} (lower: better reconstructions)")
     ax2.set_ylabel(f"{b} (lower: {'more coherent samples' if 'fid' in b else 'better ELBO'})")
-    ax2.set_title("Quality vs " + ("coherence" if "fid" in b else "ELBO"))
-    ax2.grid(alpha=0.3)
+    ax2.set_title("Quality vs " + ("coherence" if "fid" in b else "ELBO") + " (red rim: Pareto front)", fontsize=10)
+    for axis in (ax, ax2):
+        axis.grid(alpha=0.3)
+    if sc is not None:
+        fig.colorbar(sc, ax=[ax, ax2], label=key_label)
     return png(fig)
+
+
+def _is_number(v) -> bool:
+    try:
+        return math.isfinite(float(v))
+    except (TypeError, ValueError):
+        return False
 
 
 def importance_bars(importances: dict[str, float], target: str) -> bytes:

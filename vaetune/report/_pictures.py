@@ -1,7 +1,7 @@
 """The picture table of the original Yu-Gi-Oh project: one column per β, the same validation
 images reconstructed by each row's trial, and samples decoded from the same fixed z.
 
-Each row's checkpoint (its trial's best, as summary.csv names it) is loaded with
+Each row's checkpoint (its trial's checkpoint at the KL table's epoch) is loaded with
 `vaetune.checkpoint.load_model`; the validation images are the first N of the split (the same
 ones the training grids show); z comes from a generator seeded with GRID_SEED, so every column
 decodes the same codes when the latent sizes agree. Conditional models reconstruct with the
@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class PictureTable:
-    labels: list[str]  # column headers (β)
+    labels: list[str]  # column headers ("β = 0.1")
     originals: bytes  # PNG: the N validation images, one column
     recons: list[bytes]  # per β: PNG column of reconstructions
     samples: list[bytes]  # per β: PNG column of samples from the fixed z
@@ -28,8 +28,15 @@ class PictureTable:
     notes: list[str] = field(default_factory=list)
 
 
-def picture_table(rows, n: int = 6) -> PictureTable | None:
-    """Build the picture table for the KL table's rows (BetaRow); None when no row has a checkpoint."""
+def picture_table(rows, n: int = 6, epoch: int | None = None, key_label: str = "β") -> PictureTable | None:
+    """Build the picture table for the KL table's rows (Row); None when no row has a checkpoint.
+
+    Args:
+        rows: the table's rows; each column shows `row.checkpoint`.
+        n: validation images (and samples) per column.
+        epoch: the table's epoch: a row without a checkpoint, or with one of another epoch, is noted.
+        key_label: the rows' key in the column headers and notes.
+    """
     import torch
 
     from vaetune.data import load_data
@@ -42,12 +49,13 @@ def picture_table(rows, n: int = 6) -> PictureTable | None:
     data_cache: dict[str, tuple] = {}
     labels, recons, samples, epochs, dims = [], [], [], [], set()
     originals = None
-    notes = []
+    notes = [f"{key_label}={r.label}: no checkpoint of epoch {epoch} is left (trial {r.trial_id}); column left out."
+             for r in rows if not r.checkpoint]
     for r in usable:
         try:
             model, config, state = load_model_at(r.checkpoint)
         except Exception as exc:  # a missing or unreadable checkpoint leaves out one column, not the report
-            notes.append(f"β={r.label}: checkpoint {r.checkpoint} could not be loaded ({exc}); column left out.")
+            notes.append(f"{key_label}={r.label}: checkpoint {r.checkpoint} could not be loaded ({exc}); column left out.")
             continue
         key = config.data.model_dump_json()
         if key not in data_cache:
@@ -64,13 +72,16 @@ def picture_table(rows, n: int = 6) -> PictureTable | None:
             sample = model.decode(z, zy)
         if originals is None:
             originals = grid_png(x, 1)
-        labels.append(r.label)
+        labels.append(f"{key_label} = {r.label}")
         recons.append(grid_png(recon, 1))
         samples.append(grid_png(sample, 1))
         epochs.append(int(state.get("epoch", 0)))
         dims.add(model.latent_dim)
     if originals is None:
         return None
+    other = [f"{lbl} (epoch {e})" for lbl, e in zip(labels, epochs, strict=True) if epoch is not None and e != epoch]
+    if other:
+        notes.append(f"Checkpoints of another epoch than the table's {epoch}: {', '.join(other)}.")
     if len(dims) > 1:
         notes.append(f"Latent sizes differ between columns ({sorted(dims)}): each column draws z from the same "
                      "seed, but codes of different sizes are not the same point.")

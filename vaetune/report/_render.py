@@ -80,10 +80,10 @@ def _table_html(t: Table, cls: str = "") -> str:
 
 
 def _pictures_html(p, figures: dict[str, bytes]) -> str:
-    heads = "".join(f"<th>β = {html.escape(lbl)}<br><small>epoch {e}</small></th>" for lbl, e in zip(p["labels"], p["epochs"], strict=True))
-    recon = "".join(f'<td><img alt="reconstructions, β={html.escape(lbl)}" src="{_uri(figures[name])}"></td>'
+    heads = "".join(f"<th>{html.escape(lbl)}<br><small>epoch {e}</small></th>" for lbl, e in zip(p["labels"], p["epochs"], strict=True))
+    recon = "".join(f'<td><img alt="reconstructions, {html.escape(lbl)}" src="{_uri(figures[name])}"></td>'
                     for lbl, name in zip(p["labels"], p["recons"], strict=True))
-    samp = "".join(f'<td><img alt="samples, β={html.escape(lbl)}" src="{_uri(figures[name])}"></td>'
+    samp = "".join(f'<td><img alt="samples, {html.escape(lbl)}" src="{_uri(figures[name])}"></td>'
                    for lbl, name in zip(p["labels"], p["samples"], strict=True))
     return (f'<table class="pictures"><thead><tr><th>validation images</th>{heads}</tr></thead><tbody>'
             f'<tr><td><img alt="validation images" src="{_uri(figures[p["originals"]])}"><br><small>reconstructed →</small></td>{recon}</tr>'
@@ -142,7 +142,7 @@ def to_markdown(report: Report, figure_dir: str = "figures") -> str:
         out += ["", f"## {s.title}", ""]
         for kind, payload in s.parts:
             if kind == "p":
-                out += [payload, ""]
+                out += ["", payload, ""]  # a blank line first: a paragraph after a list stays a paragraph
             elif kind == "finding":
                 out.append(f"- {payload}")
             elif kind == "notes":
@@ -155,7 +155,7 @@ def to_markdown(report: Report, figure_dir: str = "figures") -> str:
                 out += [" ".join(img(*g) for g in payload), ""]
             elif kind == "pictures":
                 p = payload
-                out += ["| validation images | " + " | ".join(f"β = {lbl} (epoch {e})" for lbl, e in zip(p["labels"], p["epochs"], strict=True)) + " |",
+                out += ["| validation images | " + " | ".join(f"{lbl} (epoch {e})" for lbl, e in zip(p["labels"], p["epochs"], strict=True)) + " |",
                         "|" + "---|" * (len(p["labels"]) + 1),
                         f"| {img(p['originals'], 'validation images')} | " + " | ".join(img(n, 'reconstructions') for n in p["recons"]) + " |",
                         "| samples from the same fixed z | " + " | ".join(img(n, 'samples') for n in p["samples"]) + " |", ""]

@@ -1,9 +1,13 @@
-"""The KL-weight quality/coherence table, its three sentences, and the Pareto front.
+"""The KL-weight quality/coherence table: one row per value of β, every value measured at one
+epoch that is the same for all rows of the table.
 
-Rows are values of β (`train.beta`): each value of a grid or choice list, or log-spaced bins of a
-continuous β search, each row showing the best trial of its value or bin by the search metric.
-Columns are the last epoch's metrics of that trial; a metric the search never recorded (FID
-when `train.fid_every` was 0) is shown as "—" with a note, never filled in.
+Rows: a sweep (`vaetune sweep`) gives one row per value, each metric the mean ± standard
+deviation over the value's seeds; a search gives one row per value of β (each value of a grid or
+choice list, or log-spaced bins of a continuous β), showing the best trial of each by the search
+metric at the table's epoch. The epoch (vaetune.report._epochs): the deepest one that at least
+three rows reached (all rows when there are fewer); each other rung epoch gives a further table.
+Under the capacity objective β is not in the loss, so the rows are the capacity target instead.
+Columns come from the metric registry; a metric the search never recorded is "—" with a note.
 """
 
 from __future__ import annotations
@@ -12,292 +16,336 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from vaetune.results import SearchResults, rank, value
-
-BETA = "train.beta"
-MAX_DISTINCT_ROWS = 8  # more distinct β values than this (a continuous search) are binned
-
-
-@dataclass(frozen=True)
-class Column:
-    label: str
-    metric: str  # summary column final/<metric> ("epochs" is the summary's own column)
-    fmt: str
-    mode: str | None = None  # "min"/"max": better direction; None: descriptive
-
-
-COLUMNS = (
-    Column("val MSE", "val/mse", "{:.4g}", "min"),
-    Column("PSNR (dB)", "val/psnr", "{:.2f}", "max"),
-    Column("SSIM", "val/ssim", "{:.3f}", "max"),
-    Column("FID samples", "eval/fid_sample", "{:.1f}", "min"),
-    Column("KID samples", "eval/kid_sample", "{:.4f}", "min"),
-    Column("FID recon", "eval/fid_recon", "{:.1f}", "min"),
-    Column("KL (nats)", "val/kl", "{:.2f}"),
-    Column("active units", "val/active_units", "{:.0f}"),
-    Column("epochs", "epochs", "{:.0f}"),
+from vaetune.metrics.registry import get
+from vaetune.report._epochs import (
+    BETA_IN_EFFECT,
+    EXTRA_METRICS,
+    TABLE_METRICS,
+    at_epoch,
+    candidate_epochs,
 )
-QUALITY = "val/mse"  # what "best quality" means in the sentences
-COHERENCE = ("eval/fid_sample", "eval/kid_sample")  # first recorded one ranks coherence
+from vaetune.results import CHECKPOINT, EPOCH, EPOCHS, RUN_ID, STATUS, TRIAL_ID, SearchResults, rank
+from vaetune.search import BETA, SEED, default_values
+
+MAX_DISTINCT_ROWS = 8  # more distinct values than this (a continuous search) are binned
+MIN_ROWS = 3  # a table's epoch is the deepest one that at least this many rows reached
+CAPACITY = "train.capacity_max"
+SCHEDULE = "train.beta_schedule"
+OBJECTIVE = "train.objective"
+KEY_LABELS = {BETA: "β", CAPACITY: "C_max"}
 DASH = "—"
 
 
 @dataclass
-class BetaRow:
-    beta: float  # the β of the trial shown
-    label: str  # the grid value, or the bin "[lo, hi)"
-    trial_id: str
+class Row:
+    value: Any  # the key's value (a bin's centre)
+    label: str  # the value, or the bin "[lo, hi)"
+    trial_id: str  # the trial shown: the best (search) or the first seed's (sweep)
     status: str
-    trials: int  # trials in this value or bin
-    values: dict[str, float | None]  # metric -> last-epoch value (None: not recorded)
-    checkpoint: str
+    trials: int  # trials of this value or bin measured at the table's epoch
+    n: int  # trials behind each number: 1 for a search row, the seeds for a sweep
+    values: dict[str, float | None]  # metric -> value at the epoch (sweep: mean over seeds)
+    spread: dict[str, float | None]  # metric -> standard deviation over seeds (None: n < 2)
+    checkpoint: str  # the shown trial's checkpoint at the table's epoch
     mlflow_run_id: str
+    schedule: str  # how β acts in the row's trials: its schedule, or the objective that ignores it
 
 
 @dataclass
 class KLTable:
-    rows: list[BetaRow]
+    epoch: int  # every value of every row was measured at this epoch
+    key: str  # the rows' key (train.beta)
+    rows: list[Row]
     how: str  # one line: where the rows come from
+    sweep: bool  # rows are means over seeds
     notes: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # metrics no row recorded
+    trials: Any = None  # DataFrame: every trial measured at the epoch (vaetune.report._epochs.at_epoch)
 
-    def columns(self) -> list[Column]:
-        return list(COLUMNS)
-
-    def cell(self, row: BetaRow, col: Column) -> str:
-        v = row.values.get(col.metric)
-        return DASH if v is None else col.fmt.format(v)
+    @property
+    def key_label(self) -> str:
+        return KEY_LABELS.get(self.key, self.key)
 
     def header(self) -> list[str]:
-        return ["β", "trial", "status", "trials"] + [c.label for c in COLUMNS]
+        lead = ["n"] if self.sweep else ["trial", "status", "trials"]
+        return [self.key_label, *lead, *(get(m).label for m in TABLE_METRICS), "epoch"]
+
+    def cell(self, row: Row, metric: str) -> str:
+        v, s = row.values.get(metric), row.spread.get(metric)
+        fmt = get(metric).fmt
+        return DASH if v is None else fmt.format(v) + (f" ± {fmt.format(s)}" if s is not None else "")
 
     def cells(self) -> list[list[str]]:
-        return [[row.label, row.trial_id, row.status, str(row.trials)] + [self.cell(row, c) for c in COLUMNS]
-                for row in self.rows]
+        lead = (lambda r: [str(r.n)]) if self.sweep else (lambda r: [r.trial_id, r.status, str(r.trials)])
+        return [[r.label, *lead(r), *(self.cell(r, m) for m in TABLE_METRICS), str(self.epoch)] for r in self.rows]
 
-    def frame(self):
-        """The table as numbers (CSV): one row per β, missing values empty."""
+    def best_cells(self) -> set[tuple[int, int]]:
+        """(row, column) of each ranked column's best value, and of every row indistinguishable from it."""
+        first = len(self.header()) - len(TABLE_METRICS) - 1
+        out = set()
+        for c, metric in enumerate(TABLE_METRICS):
+            best = best_row(self.rows, metric)
+            if best is None or get(metric).descriptive or len(self.rows) < 2:
+                continue
+            out |= {(i, first + c) for i, r in enumerate(self.rows) if r is best or differs(r, best, metric) is False}
+        return out
+
+    def frame(self, number: int = 1):
+        """The table as numbers (CSV): one row per value, `epoch` and the table's number in the file."""
         import pandas as pd
 
-        return pd.DataFrame([{"beta": r.beta, "beta_label": r.label, "trial_id": r.trial_id, "status": r.status,
-                              "trials": r.trials, **{c.metric: r.values.get(c.metric) for c in COLUMNS},
-                              "checkpoint": r.checkpoint, "mlflow_run_id": r.mlflow_run_id} for r in self.rows])
+        leaf = self.key.rsplit(".", 1)[-1]
+        return pd.DataFrame([{"table": number, EPOCH: self.epoch, leaf: r.value, f"{leaf}_label": r.label,
+                              TRIAL_ID: r.trial_id, STATUS: r.status, "trials": r.trials, "n": r.n,
+                              **{m: r.values.get(m) for m in TABLE_METRICS},
+                              **({f"{m}_std": r.spread.get(m) for m in TABLE_METRICS} if self.sweep else {}),
+                              "schedule": r.schedule, CHECKPOINT: r.checkpoint, RUN_ID: r.mlflow_run_id}
+                             for r in self.rows])
 
     def markdown(self) -> str:
         lines = ["| " + " | ".join(self.header()) + " |", "|" + "---|" * len(self.header())]
         lines += ["| " + " | ".join(cells) + " |" for cells in self.cells()]
         return "\n".join(lines)
 
+    def points(self):
+        """What the rate-distortion plane draws at this epoch: a sweep's rows (means, with `_std`
+        columns) or a search's trials; `label` names a point, `value` is its key's value."""
+        import pandas as pd
 
-def fixed_beta(results: SearchResults) -> float:
-    config = results.config()
-    return float(config.train.beta) if config is not None else 1.0
+        if self.sweep:
+            metrics = (*TABLE_METRICS, *EXTRA_METRICS)
+            return pd.DataFrame([{"label": r.label, "value": r.value, "n": r.n, EPOCH: self.epoch,
+                                  **{m: r.values.get(m) for m in metrics},
+                                  **{f"{m}_std": r.spread.get(m) for m in metrics}} for r in self.rows])
+        pts = self.trials.copy()
+        pts["label"] = pts[TRIAL_ID]
+        pts["value"] = pts[self.key] if self.key in pts else self.rows[0].value if self.rows else math.nan
+        return pts
 
 
-def _beta_kind(results: SearchResults) -> str | None:
-    if results.space is None or BETA not in results.space.params:
+def best_row(rows: list[Row], metric: str) -> Row | None:
+    """The row with the best value of `metric` in its registered direction (None: none recorded)."""
+    scored = [r for r in rows if r.values.get(metric) is not None]
+    if not scored:
         return None
-    return results.space.params[BETA].kind
+    return (min if get(metric).mode == "min" else max)(scored, key=lambda r: r.values[metric])
 
 
-def kl_table(results: SearchResults) -> KLTable:
-    """One row per β value (or bin), the best trial of each by the search metric."""
-    summary = results.summary.copy()
-    best_col = results.best_column()
-    notes: list[str] = []
-    if BETA not in summary:
-        beta = fixed_beta(results)
-        summary[BETA] = beta
-        notes.append(f"β was not searched (fixed at {beta:g}): one row, the best trial of the search.")
-    summary = summary[summary[BETA].notna()]
-    kind = _beta_kind(results)
-    distinct = sorted(summary[BETA].astype(float).unique())
-    if kind in ("grid", "choice") or len(distinct) <= MAX_DISTINCT_ROWS:
-        groups = [(float(b), _fmt_beta(b), summary[summary[BETA].astype(float) == b]) for b in distinct]
-        how = f"one row per β value ({kind or 'as sampled'}), the best trial of each by {best_col}"
-    else:
-        groups = _bins(summary, distinct)
-        how = (f"β searched continuously ({kind}): {len(groups)} log-spaced bins, "
-               f"the best trial of each bin by {best_col}")
-    rows = []
-    for beta, label, group in groups:
-        ranked = rank(group, best_col, results.mode)
-        best = ranked.iloc[0] if len(ranked) else group.iloc[0]
-        rows.append(BetaRow(
-            beta=float(best[BETA]) if BETA in best else beta, label=label, trial_id=str(best["trial_id"]),
-            status=str(best.get("status", "")), trials=len(group),
-            values={c.metric: value(best, c.metric) for c in COLUMNS},
-            checkpoint=str(best.get("checkpoint", "") or ""), mlflow_run_id=str(best.get("mlflow_run_id", "") or "")))
-    table = KLTable(rows=rows, how=how, notes=notes)
-    table.missing = [c.metric for c in COLUMNS if all(r.values[c.metric] is None for r in rows)]
-    table.notes += _missing_notes(results, table.missing)
-    table.notes += _objective_notes(results)
-    errored = [r for r in rows if r.status == "errored"]
-    if errored:
-        table.notes.append("Rows from errored trials show their last reported epoch: "
-                           + ", ".join(f"β={r.label} ({r.trial_id})" for r in errored) + ".")
-    return table
+def differs(a: Row, b: Row, metric: str) -> bool | None:
+    """Whether two rows differ in `metric` by more than their seeds' spread: the difference of
+    their means exceeds the larger of their two standard deviations over seeds. None when either
+    row has fewer than two seeds (the spread is unknown) or lacks the metric."""
+    va, vb, sa, sb = a.values.get(metric), b.values.get(metric), a.spread.get(metric), b.spread.get(metric)
+    if va is None or vb is None or sa is None or sb is None:
+        return None
+    return abs(va - vb) > max(sa, sb)
 
 
-def _objective_notes(results: SearchResults) -> list[str]:
-    """What β meant in the loss: nothing under an objective that does not read it (capacity)."""
-    from vaetune.objectives import OBJECTIVES
-
-    train = results.config().train if results.config() is not None else None
-    if train is None:
-        return []
-    if not OBJECTIVES[train.objective].uses_beta:
-        return [f"β is not in the loss under the {train.objective} objective; rows group trials by "
-                "their train.beta setting only."]
-    if train.beta_schedule != "constant":
-        return [f"β follows the {train.beta_schedule} schedule; the table's β is its target value."]
-    return []
+# ---------------------------------------------------------------------------------------------
+# Building the tables
 
 
-def _fmt_beta(b: float) -> str:
-    return f"{b:.3g}"
+def table_key(results: SearchResults) -> str:
+    """The rows' key: the sweep's key; the capacity target when β is not in the loss; else β."""
+    if results.sweep:
+        return results.sweep["key"]
+    config = results.config()
+    if config is not None and config.train.objective == "capacity" and OBJECTIVE not in results.searched:
+        return CAPACITY
+    return BETA
 
 
-def _bins(summary, distinct: list[float]) -> list[tuple[float, str, Any]]:
+def _config_value(results: SearchResults, key: str) -> Any:
+    from vaetune.spec import flatten
+
+    config = results.config()
+    return flatten(config).get(key) if config is not None else 1.0
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+def _groups(results: SearchResults, key: str) -> tuple[list[tuple[Any, str, set[str]]], str]:
+    """(value, label, trial ids) per row over every trial of the search, and how they were formed."""
+    s, label = results.summary, KEY_LABELS.get(key, key)
+    ids = s[TRIAL_ID].astype(str)
+    if key not in s:
+        fixed = _config_value(results, key)
+        return [(fixed, _fmt(fixed), set(ids))], f"{label} was not searched (fixed at {_fmt(fixed)}): one row"
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+    known = s[key].notna()
+    numeric = is_numeric_dtype(s[key]) and not is_bool_dtype(s[key])
+    distinct = sorted(s.loc[known, key].unique(), key=lambda v: float(v) if numeric else str(v))
+    kind = results.space.params[key].kind if results.space is not None and key in results.space.params else None
+    if not numeric or kind in ("grid", "choice") or len(distinct) <= MAX_DISTINCT_ROWS:
+        groups = [(_plain(v), _fmt(_plain(v)), set(ids[s[key] == v])) for v in distinct]
+        return groups, f"one row per {label} value ({kind or 'as sampled'})"
+    return _bins(s, key, [float(v) for v in distinct]), f"{label} searched continuously ({kind}): log-spaced bins"
+
+
+def _plain(v: Any) -> Any:
+    return v.item() if hasattr(v, "item") else v
+
+
+def _bins(summary, key: str, distinct: list[float]) -> list[tuple[Any, str, set[str]]]:
     import numpy as np
 
     n_bins = min(6, max(2, int(math.ceil(math.sqrt(len(distinct))))))
     lo, hi = distinct[0], distinct[-1]
     log = lo > 0
     edges = np.geomspace(lo, hi, n_bins + 1) if log else np.linspace(lo, hi, n_bins + 1)
-    betas = summary[BETA].astype(float).to_numpy()
-    which = np.clip(np.searchsorted(edges, betas, side="right") - 1, 0, n_bins - 1)
+    which = np.clip(np.searchsorted(edges, summary[key].astype(float).to_numpy(), side="right") - 1, 0, n_bins - 1)
     groups = []
     for i in range(n_bins):
-        group = summary[which == i]
-        if len(group):
+        members = set(summary[TRIAL_ID].astype(str)[(which == i) & summary[key].notna().to_numpy()])
+        if members:
             close = "]" if i == n_bins - 1 else ")"
-            groups.append((float(math.sqrt(edges[i] * edges[i + 1]) if log else (edges[i] + edges[i + 1]) / 2),
-                           f"[{edges[i]:.3g}, {edges[i + 1]:.3g}{close}", group))
+            centre = math.sqrt(edges[i] * edges[i + 1]) if log else (edges[i] + edges[i + 1]) / 2
+            groups.append((float(centre), f"[{edges[i]:.3g}, {edges[i + 1]:.3g}{close}", members))
     return groups
 
 
+def kl_tables(results: SearchResults) -> list[KLTable]:
+    """The main table (first) and one further table per other epoch where trials can be compared."""
+    key = table_key(results)
+    groups, how = _groups(results, key)
+    metrics = tuple(dict.fromkeys((*TABLE_METRICS, *EXTRA_METRICS, results.metric)))
+    frames = {e: at_epoch(results, e, metrics) for e in candidate_epochs(results)}
+    reach = {e: sum(bool(ids & set(f[TRIAL_ID])) for _, _, ids in groups) for e, f in frames.items()}
+    need = min(MIN_ROWS, len(groups))
+    deep = [e for e in frames if reach[e] >= need and reach[e]]
+    main = max(deep) if deep else max(frames, key=lambda e: (reach[e], e))
+    epochs = [main, *sorted(e for e in frames if e != main and reach[e])]
+    tables = [_table(results, key, groups, how, frames[e], e) for e in epochs]
+    tables[0].notes += _main_notes(results, key, tables, need)
+    return tables
+
+
+def kl_table(results: SearchResults) -> KLTable:
+    """The main table: the deepest epoch at least three rows reached."""
+    return kl_tables(results)[0]
+
+
+def _table(results: SearchResults, key: str, groups, how: str, frame, epoch: int) -> KLTable:
+    sweep = results.sweep is not None
+    rows, left_out = [], []
+    for value, label, ids in groups:
+        members = frame[frame[TRIAL_ID].isin(ids)]
+        if members.empty:
+            left_out.append(_left_out(results, f"{KEY_LABELS.get(key, key)}={label}", ids))
+        else:
+            rows.append((_mean_row if sweep else _best_row)(results, value, label, members))
+    if sweep:
+        how = (f"one row per value of {key} (the sweep's grid), each metric the mean ± standard deviation over "
+               f"its seeds (n), all at epoch {epoch}")
+    else:
+        how = f"{how}, the best trial of each by {results.metric} at epoch {epoch}"
+    table = KLTable(epoch=epoch, key=key, rows=rows, how=how, sweep=sweep, trials=frame)
+    table.missing = [m for m in TABLE_METRICS if all(r.values[m] is None for r in rows)]
+    table.notes += _missing_notes(results, table.missing) + _schedule_notes(results, table)
+    if left_out:
+        table.notes.append(f"Not in this table (no trial measured at epoch {epoch}): " + "; ".join(left_out) + ".")
+    return table
+
+
+def _values(record, metrics) -> dict[str, float | None]:
+    return {m: (float(record[m]) if m in record and record[m] == record[m] else None) for m in metrics}
+
+
+def _best_row(results: SearchResults, value, label: str, members) -> Row:
+    ranked = rank(members, results.metric, results.mode)
+    best = (ranked if len(ranked) else members).iloc[0]
+    metrics = (*TABLE_METRICS, *EXTRA_METRICS)
+    return Row(value=value, label=label, trial_id=str(best[TRIAL_ID]), status=str(best[STATUS]), trials=len(members), n=1,
+               values=_values(best, metrics), spread=dict.fromkeys(metrics), checkpoint=str(best[CHECKPOINT]),
+               mlflow_run_id=str(best[RUN_ID]), schedule=_schedule(results, members))
+
+
+def _mean_row(results: SearchResults, value, label: str, members) -> Row:
+    members = members.sort_values(SEED) if SEED in members else members
+    shown = members.iloc[0]
+    means, stds = {}, {}
+    for m in (*TABLE_METRICS, *EXTRA_METRICS):
+        vals = members[m].dropna() if m in members else members.iloc[0:0][TRIAL_ID]
+        means[m] = float(vals.mean()) if len(vals) else None
+        stds[m] = float(vals.std(ddof=1)) if len(vals) >= 2 else None
+    statuses = sorted(set(members[STATUS]))
+    return Row(value=value, label=label, trial_id=str(shown[TRIAL_ID]), status=", ".join(statuses),
+               trials=len(members), n=len(members), values=means, spread=stds, checkpoint=str(shown[CHECKPOINT]),
+               mlflow_run_id=str(shown[RUN_ID]), schedule=_schedule(results, members))
+
+
+def _schedule(results: SearchResults, members) -> str:
+    config = results.config()
+
+    def used(key: str, default: str) -> str:
+        return ", ".join(sorted(set(members[key].astype(str)))) if key in members else default
+
+    objective = used(OBJECTIVE, config.train.objective if config is not None else "elbo")
+    schedule = used(SCHEDULE, config.train.beta_schedule if config is not None else "constant")
+    return schedule if objective == "elbo" else f"{objective} objective"
+
+
+def _left_out(results: SearchResults, row: str, ids: set[str]) -> str:
+    s = results.summary[results.summary[TRIAL_ID].astype(str).isin(ids)]
+    how = ", ".join(f"trial {r[TRIAL_ID]} {r[STATUS]} at epoch {int(r[EPOCHS] or 0)}" for _, r in s.head(3).iterrows())
+    return f"{row} ({how}{', ...' if len(s) > 3 else ''})"
+
+
+# ---------------------------------------------------------------------------------------------
+# Notes
+
+
 def _missing_notes(results: SearchResults, missing: list[str]) -> list[str]:
-    labels = {c.metric: c.label for c in COLUMNS}
     notes = []
     evals = [m for m in missing if m.startswith("eval/")]
     if evals:
         config = results.config()
         why = ("the search ran with train.fid_every 0, so no FID/KID was computed"
                if config is not None and config.train.fid_every == 0 else "no trial reported them")
-        notes.append(f"{', '.join(labels[m] for m in evals)}: {DASH} because {why}.")
+        notes.append(f"{', '.join(get(m).label for m in evals)}: {DASH} because {why}.")
     others = [m for m in missing if not m.startswith("eval/")]
     if others:
-        notes.append(f"{', '.join(labels[m] for m in others)}: {DASH}, not recorded by this search's trials "
+        notes.append(f"{', '.join(get(m).label for m in others)}: {DASH}, not recorded by this search's trials "
                      "(an older vaetune version?).")
     return notes
 
 
-# ---------------------------------------------------------------------------------------------
-# The sentences
+def _schedule_notes(results: SearchResults, table: KLTable) -> list[str]:
+    if table.key == CAPACITY:
+        return ["Under the capacity objective (train.objective) β is not in the loss (γ·|KL − C|, Burgess et al. "
+                "2018): the rows are the capacity target C_max instead of β."]
+    if OBJECTIVE in results.searched or SCHEDULE in results.searched:
+        named = "; ".join(f"{table.key_label}={r.label}: {r.schedule}" for r in table.rows)
+        return [f"{OBJECTIVE if OBJECTIVE in results.searched else SCHEDULE} was searched; how β acted in each row: "
+                f"{named}. Under the capacity objective β is not in the loss, so a capacity row's β had no effect "
+                "on its training."]
+    schedule = table.rows[0].schedule if table.rows else "constant"
+    if schedule == "constant" or table.key != BETA:
+        return []
+    target = dict(zip(table.trials[TRIAL_ID], table.trials[BETA], strict=True)) if BETA in table.trials else {}
+    below = [f"β={r.label} ({r.values[BETA_IN_EFFECT]:.3g})" for r in table.rows
+             if r.values.get(BETA_IN_EFFECT) is not None
+             and abs(r.values[BETA_IN_EFFECT] - target.get(r.trial_id, r.value)) > 1e-6 * abs(target.get(r.trial_id, r.value))]
+    note = f"β follows the {schedule} schedule; the table's β is its target value."
+    if below:
+        note += f" At epoch {table.epoch} the β in effect had not reached it for {', '.join(below)}."
+    return [note]
 
 
-def _coherence_metric(table: KLTable) -> str | None:
-    return next((m for m in COHERENCE if m not in table.missing), None)
-
-
-def _best(rows: list[BetaRow], metric: str, mode: str) -> BetaRow | None:
-    scored = [r for r in rows if r.values.get(metric) is not None]
-    if not scored:
-        return None
-    return (min if mode == "min" else max)(scored, key=lambda r: r.values[metric])
-
-
-def sentences(table: KLTable) -> dict[str, str]:
-    """Which β gives the best quality, the best coherence, and where the trade-off turns."""
-    out = {}
-    q = _best(table.rows, QUALITY, "min")
-    if q is None:
-        out["quality"] = "Reconstruction quality: no trial reported val/mse."
-    else:
-        out["quality"] = (f"Best reconstruction quality at β={q.label}: val MSE {_f(q, 'val/mse', '{:.4g}')}, "
-                          f"PSNR {_f(q, 'val/psnr', '{:.2f}')} dB, SSIM {_f(q, 'val/ssim', '{:.3f}')} "
-                          f"(trial {q.trial_id}).")
-    cm = _coherence_metric(table)
-    c = _best(table.rows, cm, "min") if cm else None
-    if c is None:
-        out["coherence"] = ("Coherence of generated images was not measured: no trial reported sample FID or "
-                            "KID (set train.fid_every > 0 to measure it).")
-    else:
-        out["coherence"] = (f"Most coherent samples at β={c.label}: sample FID {_f(c, 'eval/fid_sample', '{:.1f}')}, "
-                            f"KID {_f(c, 'eval/kid_sample', '{:.4f}')} (trial {c.trial_id}).")
-    out["tradeoff"] = _tradeoff(table, q, c, cm)
-    return out
-
-
-def _f(row: BetaRow, metric: str, fmt: str) -> str:
-    v = row.values.get(metric)
-    return DASH if v is None else fmt.format(v)
-
-
-def _tradeoff(table: KLTable, q: BetaRow | None, c: BetaRow | None, cm: str | None) -> str:
-    if len(table.rows) < 2:
-        return "Only one β in this search, so there is no trade-off to read."
-    if q is None or c is None:
-        return "The trade-off cannot be located without both val MSE and a sample FID or KID."
-    if q is c:
-        return (f"No trade-off within these β values: β={q.label} gives both the best reconstructions and "
-                f"the most coherent samples.")
-    both = [r for r in table.rows if r.values.get(QUALITY) is not None and r.values.get(cm) is not None]
-    turn = knee(both, QUALITY, cm)
-    dq = _rise(turn.values[QUALITY], q.values[QUALITY])
-    dc = _rise(turn.values[cm], c.values[cm])
-    name = "FID" if cm == "eval/fid_sample" else "KID"
-    head = (f"Going from β={q.label} to β={c.label} raises val MSE by {_rise(c.values[QUALITY], q.values[QUALITY])} "
-            f"and lowers sample {name} by {_drop(q.values[cm], c.values[cm])}.")
-    if turn is q or turn is c:
-        return head + (f" The trade-off turns at β={turn.label}, the row closest to the best of both "
-                       f"(each column scaled to [0, 1]); no β in between balances them better.")
-    return head + (f" The trade-off turns at β={turn.label}: the row closest to the best of both (each column "
-                   f"scaled to [0, 1]), with val MSE {dq} above the best and sample {name} {dc} above the best.")
-
-
-def _rise(v: float, best: float) -> str:
-    return f"{100 * (v - best) / abs(best):.0f}%" if best else f"{v - best:.3g}"
-
-
-def _drop(before: float, after: float) -> str:
-    return f"{100 * (before - after) / abs(before):.0f}%" if before else f"{before - after:.3g}"
-
-
-def knee(rows: list[BetaRow], a: str, b: str) -> BetaRow:
-    """The row nearest the utopia point (best of both) after min-max scaling each metric."""
-    def scaled(metric: str, r: BetaRow) -> float:
-        vals = [x.values[metric] for x in rows]
-        lo, hi = min(vals), max(vals)
-        return 0.0 if hi == lo else (r.values[metric] - lo) / (hi - lo)
-
-    return min(rows, key=lambda r: math.hypot(scaled(a, r), scaled(b, r)))
-
-
-# ---------------------------------------------------------------------------------------------
-# Pareto front
-
-
-def pareto_objectives(results: SearchResults) -> tuple[str, str]:
-    """(reconstruction quality, coherence) metrics: val/mse against sample FID, or val/elbo without FID."""
-    s = results.summary
-    fid = "final/eval/fid_sample"
-    second = "eval/fid_sample" if fid in s and s[fid].notna().any() else "val/elbo"
-    return QUALITY, second
-
-
-def pareto_front(results: SearchResults):
-    """Trials that no other trial beats on both objectives (both minimised), sorted by the first."""
-    a, b = pareto_objectives(results)
-    s = results.summary
-    ca, cb = f"final/{a}", f"final/{b}"
-    if ca not in s or cb not in s:
-        return s.iloc[0:0], (a, b)
-    pts = s[s[ca].notna() & s[cb].notna()]
-    keep = []
-    for i, r in pts.iterrows():
-        dominated = ((pts[ca] <= r[ca]) & (pts[cb] <= r[cb]) & ((pts[ca] < r[ca]) | (pts[cb] < r[cb]))).any()
-        if not dominated:
-            keep.append(i)
-    return pts.loc[keep].sort_values(ca), (a, b)
+def _main_notes(results: SearchResults, key: str, tables: list[KLTable], need: int) -> list[str]:
+    main, notes = tables[0], []
+    if len(tables) > 1:
+        notes.append(f"Epoch {main.epoch} is the deepest epoch that at least {need} rows reached; the tables at "
+                     f"epoch {', '.join(str(t.epoch) for t in tables[1:])} follow, each over the rows that reached it.")
+    if results.sweep is None:
+        hint = f"vaetune sweep {results.folder} --seeds 3"
+        if key != BETA:
+            centre = main.rows[0].value if main.rows and isinstance(main.rows[0].value, (int, float)) else 1.0
+            hint += f" --key {key} --values {','.join(f'{v:g}' for v in default_values(centre or 1.0))}"
+        notes.append("This table comes from a search, not a study: each row is one trial (one seed) that the search "
+                     "metric picked, and the search trained its trials for different epochs (compared here at one "
+                     f"epoch only). For an equal-budget study with seeds around the best configuration: {hint}")
+    return notes

@@ -11,17 +11,27 @@ study and search.json, which --resume, `vaetune export` and `vaetune report` rea
 - `_tuner`: the Tuner's parts (param space, searcher, scheduler, callbacks, storage);
 - `_searcher`: the Optuna searcher and the driver's callbacks (need Ray at import);
 - `_run`: Ray start, the shared data, new or restored Tuner, fit;
-- `_summary`: summary.csv rows and the outcome.
+- `_summary`: summary.csv rows and the outcome;
+- `_sweep`: an equal-budget sweep of one key around a configuration, as a grid space.
 """
 
 from __future__ import annotations
 
-from vaetune.search._checks import asha_rungs, check_space, max_epochs, planned_trials, rungs_of
+from vaetune.search._checks import (
+    asha_rungs,
+    check_space,
+    kept_epochs,
+    max_epochs,
+    planned_trials,
+    rungs_of,
+)
 from vaetune.search._run import run_search, tune_environment
 from vaetune.search._state import read_state, space_raw, write_state
 from vaetune.search._summary import Outcome, summarise, trial_rows
+from vaetune.search._sweep import BETA, SEED, Sweep, check_resume, default_values, plan_sweep
 
 __all__ = [
-    "Outcome", "asha_rungs", "check_space", "max_epochs", "planned_trials", "read_state", "run_search",
-    "rungs_of", "space_raw", "summarise", "trial_rows", "tune_environment", "write_state",
+    "BETA", "SEED", "Outcome", "Sweep", "asha_rungs", "check_resume", "check_space", "default_values", "kept_epochs",
+    "max_epochs", "plan_sweep", "planned_trials", "read_state", "run_search", "rungs_of", "space_raw",
+    "summarise", "trial_rows", "tune_environment", "write_state",
 ]

@@ -58,6 +58,12 @@ def rungs_of(config: Config) -> list[int]:
     return asha_rungs(min(s.grace_period, top), s.reduction_factor, top)
 
 
+def kept_epochs(config: Config) -> list[int]:
+    """Epochs at which every trial measures FID/KID and keeps its checkpoint: ASHA's rungs (where
+    it may stop a trial) and the last epoch. Trials are compared at one of these epochs."""
+    return sorted({*rungs_of(config), max_epochs(config)})
+
+
 def data_is_searched(space: SearchSpace) -> bool:
     """Whether trials decode different data (then each loads its own, from the cache)."""
     return any(k.startswith("data.") and not k.startswith("data.augment.") for k in space.params)

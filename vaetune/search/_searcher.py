@@ -160,7 +160,20 @@ class _TuneGridSampler(optuna.samplers.GridSampler):
 
     Optuna's GridSampler calls `study.stop()` once the grid is exhausted, which is only allowed
     inside `study.optimize` and fails under ask/tell; vaetune caps num_samples at the grid size.
+    It also counts a failed trial's point as visited, so the point of a trial that a stopped
+    driver lost (told FAIL on --resume) would never run and another would run twice: here the
+    points no trial started come first, then the points whose every trial failed.
     """
 
     def after_trial(self, study, trial, state, values) -> None:
         return None
+
+    def _get_unvisited_grid_ids(self, study) -> list[int]:  # Optuna's hook, private in 5.x
+        started, held = set(), set()
+        for t in study.get_trials(deepcopy=False):
+            if "grid_id" in t.system_attrs and self._same_search_space(t.system_attrs["search_space"]):
+                started.add(t.system_attrs["grid_id"])
+                if t.state != TrialState.FAIL:
+                    held.add(t.system_attrs["grid_id"])
+        every = set(range(self._n_min_trials))
+        return sorted(every - started) or sorted(every - held)

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from vaetune.results import (
+    KIND,
+    SEARCH,
     SEARCH_FILE,
     SPACE_FILE,
     experiment_path,
@@ -46,7 +48,7 @@ def write_state(results: Path, space: SearchSpace, config: Config, *, space_file
     atomic_write_text(results / SPACE_FILE, yaml.safe_dump(space_raw(space, config), sort_keys=False))
     s = config.search
     state = {
-        "name": config.name, "kind": "search", "space_file": str(Path(space_file).resolve()),
+        "name": config.name, KIND: SEARCH, "space_file": str(Path(space_file).resolve()),
         "overrides": list(overrides), "storage": s.storage, "experiment_path": experiment_path(s.storage, config.name),
         "metric": s.metric, "mode": s.mode,
         "max_epochs": max_epochs(config), "searched": list(space.params),

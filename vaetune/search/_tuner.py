@@ -11,7 +11,7 @@ from typing import Any
 
 from vaetune.errors import UserError
 from vaetune.results import is_remote, optuna_url
-from vaetune.search._checks import max_epochs, planned_trials, rungs_of
+from vaetune.search._checks import kept_epochs, max_epochs, planned_trials
 from vaetune.spec import Config, SearchSpace, flatten
 
 
@@ -64,6 +64,7 @@ def run_config(space: SearchSpace, config: Config, results: Path, *, space_file:
 
     from vaetune.search._searcher import MLflowSearchCallback, TrialLedger
     from vaetune.tracking import resolve_uri
+    from vaetune.trainable import CHECKPOINT_SCORE
 
     s = config.search
     callback = MLflowSearchCallback(
@@ -80,18 +81,21 @@ def run_config(space: SearchSpace, config: Config, results: Path, *, space_file:
     return tune.RunConfig(
         name=config.name, storage_path=storage, callbacks=[TrialLedger(results), callback],
         progress_reporter=reporter, verbose=1, failure_config=tune.FailureConfig(max_failures=s.max_failures),
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=s.keep_checkpoints, checkpoint_score_attribute=s.metric,
-                                                checkpoint_score_order=s.mode),
+        # each kept epoch's checkpoint (scored +inf by the trial) plus the best keep_checkpoints by the metric
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=s.keep_checkpoints + len(kept_epochs(config)),
+                                                checkpoint_score_attribute=CHECKPOINT_SCORE,
+                                                checkpoint_score_order="max"),
     )
 
 
 def trainable(space: SearchSpace, config: Config, raw: dict[str, Any], data):
-    """The trainable with its fixed arguments (the space, the shared data, ASHA's rungs) and resources."""
+    """The trainable with its fixed arguments (the space, the shared data, the epochs where trials are
+    compared) and resources."""
     from ray import tune
 
     from vaetune.trainable import run_trial
 
-    fn = tune.with_parameters(run_trial, space_raw=raw, source=space.source, data=data, rungs=rungs_of(config))
+    fn = tune.with_parameters(run_trial, space_raw=raw, source=space.source, data=data, rungs=kept_epochs(config))
     return tune.with_resources(fn, {"cpu": config.resources.cpu, "gpu": config.resources.gpu})
 
 

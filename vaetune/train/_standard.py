@@ -11,7 +11,7 @@ from collections.abc import Container
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vaetune.metrics.registry import GENERATIVE
+from vaetune.metrics.registry import EVAL_EPOCH, GENERATIVE
 from vaetune.train._device import peak_memory
 from vaetune.train._grids import GRIDS_DIR, GridWriter
 from vaetune.train._state import prune_checkpoints, save_training_state
@@ -26,7 +26,9 @@ EVAL_KEYS = GENERATIVE
 
 class GenerativeEval(Callback):
     """FID/KID (vaetune.metrics) at the epochs `at`; the last values are carried into the metrics
-    of the epochs between (and across a resume). Before the first evaluation there are none."""
+    of the epochs between (and across a resume), with `eval/epoch` saying which epoch they
+    measured, so a comparison at one epoch can tell a measurement from a carried value. Before
+    the first evaluation there are none."""
 
     def __init__(self, at: Container[int]):
         self.at = at
@@ -43,6 +45,7 @@ class GenerativeEval(Callback):
             dc = end.config.data
             self.carried = evaluate_generative(end.model, end.data, end.config.train, end.device,
                                                cache_dir=dc.cache_dir, background=dc.background)
+            self.carried[EVAL_EPOCH] = end.epoch
             # an epoch's cost includes its evaluation (time, GPU memory): a trial's share of a GPU
             end.metrics["time/epoch_s"] += time.perf_counter() - t0
             end.metrics.update(peak_memory(end.device))

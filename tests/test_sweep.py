@@ -1,0 +1,134 @@
+"""`vaetune sweep`: an equal-budget study of β with seeds, run as a user runs it (real Ray, a real
+MLflow store, real checkpoints), killed mid-way and resumed, then reported, exported and sampled.
+
+One sweep of 3 values x 2 seeds (16 px sprites, 2 epochs) from a space file's default
+configuration; the sweep from a finished search's best trial is in tests/test_search.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import statistics
+import subprocess
+import time
+
+import pandas as pd
+import pytest
+from PIL import Image
+from test_search import Env, _epochs, _snapshot
+
+BETAS = [0.01, 0.1, 1.0]
+SEEDS = 2
+EPOCHS = 2
+NAME = "tinyspace-sweep-beta"
+
+
+def space() -> dict:
+    return {
+        "name": "tinyspace",
+        "data": {"source": "builtin:sprites", "image_size": 16, "count": 600},
+        "model": {"arch": "conv", "width": 8, "latent_dim": {"choice": [4, 2]}},
+        "train": {"epochs": 5, "batch_size": 32, "lr": 0.003, "beta": {"loguniform": [0.001, 10]},
+                  "num_threads": 1, "grid_size": 4},
+        "search": {"num_samples": 20, "max_concurrent": 2},
+    }
+
+
+def _persisted(exp_dir) -> dict[str, list[int]]:
+    """Trial id -> the epochs in its result.json, read while Ray may be writing it."""
+    out = {}
+    for result in exp_dir.glob("run_trial_*/result.json"):
+        records = []
+        for line in result.read_text().splitlines():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:  # a line being written
+                break
+        if records:
+            out[records[0]["trial_id"]] = [int(r["epoch"]) for r in records]
+    return out
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    """The sweep, SIGKILLed (driver and trials) once a trial has finished and before the last has,
+    then resumed. Yields (env, epochs per trial before the kill, finished trials, resumed run)."""
+    tmp = tmp_path_factory.mktemp("sweep")
+    e = Env(tmp)
+    raw = space()
+    raw["data"]["cache_dir"] = str(tmp / "cache")
+    path = e.write(raw)
+    args = ["sweep", str(path), "--values", ",".join(map(str, BETAS)), "--seeds", str(SEEDS),
+            "--set", f"train.epochs={EPOCHS}"]
+    exp_dir = tmp / "results" / NAME
+    t0 = time.perf_counter()
+    driver = subprocess.Popen(e.cmd(*args), cwd=tmp, env=e.env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 400
+    finished: set[str] = set()
+    while time.time() < deadline and driver.poll() is None:
+        # Ray copies a trial's result.json to the results folder some seconds after the trial
+        # ends: "finished" are the trials the snapshot and the copy both hold to the last epoch
+        done = {t for t, status in (_snapshot(exp_dir) or {}).items() if status == "TERMINATED"}
+        finished = {t for t, epochs in _persisted(exp_dir).items() if t in done and epochs[-1] == EPOCHS}
+        if finished and len(done) < len(BETAS) * SEEDS:
+            break
+        time.sleep(0.2)
+    assert driver.poll() is None, "the sweep ended before it could be killed"
+    os.killpg(driver.pid, signal.SIGKILL)
+    driver.wait()
+    e.cleanup()
+    before = _epochs(exp_dir)
+    resumed = e.run(*args, "--resume", timeout=500)
+    print(f"\nsweep, killed and resumed: {time.perf_counter() - t0:.0f}s")
+    yield e, before, finished, resumed
+    e.cleanup()
+
+
+def test_resumed_sweep_trains_every_value_and_seed_to_the_full_epochs_once(sweep):
+    e, before, finished, resumed = sweep
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert f"report:  vaetune report {e.tmp / 'results' / NAME}" in resumed.stdout
+    results = e.tmp / "results" / NAME
+    after = _epochs(results)
+    assert finished and all(after[t] == before[t] == list(range(1, EPOCHS + 1)) for t in finished)  # not run again
+    summary = pd.read_csv(results / "summary.csv", dtype={"trial_id": str})
+    assert len(summary) == len(BETAS) * SEEDS
+    assert (summary["status"] == "completed").all() and (summary["epochs"] == EPOCHS).all()
+    pairs = sorted(zip(summary["train.beta"], summary["train.seed"], strict=True))
+    assert pairs == sorted((b, s) for b in BETAS for s in range(SEEDS))  # every (β, seed) once
+    state = json.loads((results / "search.json").read_text())
+    assert state["kind"] == "sweep"
+    assert state["sweep"] == {"key": "train.beta", "values": BETAS, "seeds": SEEDS,
+                              "source": str((e.tmp / "tinyspace.yaml").resolve()), "trial_id": None}
+
+
+def test_report_of_the_sweep_gives_mean_and_std_over_seeds_at_the_last_epoch(sweep):
+    e, before, finished, resumed = sweep
+    report = e.run("report", f"results/{NAME}")
+    assert report.returncode == 0, report.stdout[-3000:] + report.stderr[-3000:]
+    results = e.tmp / "results" / NAME
+    table = pd.read_csv(results / "report" / "kl_table.csv")
+    assert sorted(table["beta"]) == BETAS
+    assert (table["epoch"] == EPOCHS).all() and (table["n"] == SEEDS).all() and (table["table"] == 1).all()
+    summary = pd.read_csv(results / "summary.csv")
+    for _, row in table.iterrows():  # mean and sample std of the seeds' own last-epoch values
+        seeds = summary[summary["train.beta"] == row["beta"]]["final/val/mse"].tolist()
+        assert row["val/mse"] == pytest.approx(statistics.mean(seeds), rel=1e-9)
+        assert row["val/mse_std"] == pytest.approx(statistics.stdev(seeds), rel=1e-9)
+    md = (results / "report" / "report.md").read_text()
+    assert " ± " in md and "not a study" not in md
+    pictures = next(line for line in md.splitlines() if line.startswith("| validation images |"))
+    assert pictures.count(f"(epoch {EPOCHS})") == len(BETAS)  # a picture for every β
+    assert "Each row rests on one trial" not in md  # n = 2: differences are tested against the spread
+
+
+def test_export_and_sample_from_the_sweep(sweep):
+    e, before, finished, resumed = sweep
+    exported = e.run("export", f"results/{NAME}", "--out", "best.pt")
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    sampled = e.run("sample", "best.pt", "--n", "4", "--out", "grid.png")
+    assert sampled.returncode == 0, sampled.stderr[-2000:]
+    assert Image.open(e.tmp / "grid.png").size == (2 * 17 + 1, 2 * 17 + 1)

@@ -1,0 +1,118 @@
+"""Trials measured at one epoch: the only ground on which the report compares them.
+
+ASHA stops most trials at its first rung, so a trial's last report is no basis for comparing it
+with another: every comparison is made at one epoch, from each trial's per-epoch history
+(result.json). FID/KID (`eval/`) are measured only at some epochs and carried in between; a
+value in the history counts at epoch E only when `eval/epoch` says it measured epoch E (for a
+search recorded before `eval/epoch` existed: when E is one of the configuration's FID epochs).
+A trial whose history is not on this machine (remote storage), or lacks its last epoch (a
+driver killed before Ray copied the history to the results folder), counts at its last epoch from
+summary.csv (where a completed or stopped trial always measured FID), with its newest checkpoint.
+
+The epochs that can hold a comparison are those where every trial is measured and keeps its
+checkpoint: ASHA's rungs and the last epoch (`vaetune.search.kept_epochs`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from vaetune.metrics.registry import EVAL_EPOCH, GENERATIVE
+from vaetune.results import (
+    CHECKPOINT,
+    COMPLETED,
+    EPOCH,
+    EPOCHS,
+    RUN_ID,
+    STATUS,
+    STOPPED,
+    TRIAL_ID,
+    TRIAL_PATH,
+    SearchResults,
+    checkpoint_at,
+    final_column,
+    latest_checkpoint_of,
+)
+
+# the KL table's metric columns, in order (labels, formats and directions: the metric registry)
+TABLE_METRICS = ("val/mse", "val/psnr", "val/ssim", "eval/fid_sample", "eval/kid_sample", "eval/fid_recon",
+                 "val/kl", "val/active_units")
+BETA_IN_EFFECT = "beta"  # the registry's metric: the KL weight in effect at the epoch's end
+# what else a row carries: the rate-distortion plane's axes, the Pareto front's fallback, β in effect
+EXTRA_METRICS = ("val/recon", "val/elbo", BETA_IN_EFFECT)
+
+
+def candidate_epochs(results: SearchResults) -> list[int]:
+    """Epochs where trials can be compared: ASHA's rungs and the last epoch."""
+    from vaetune.search import kept_epochs
+
+    config = results.config()
+    return kept_epochs(config) if config is not None else [results.max_epochs]
+
+
+def _fid_epochs(results: SearchResults) -> frozenset[int]:
+    """The FID epochs of a search recorded before eval/epoch existed, from its configuration."""
+    from vaetune.train import epochs_at
+
+    config = results.config()
+    if config is None or not config.train.fid_every:
+        return frozenset()
+    return epochs_at(config.train.fid_every, config.train.epochs, candidate_epochs(results))
+
+
+def _number(v: Any) -> float | None:
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def measured_at(results: SearchResults, row, epoch: int, metrics: tuple[str, ...]) -> dict[str, float | None] | None:
+    """A trial's metrics measured at `epoch` (None for one it did not record); None when the trial
+    did not reach `epoch`, or its eval/ values there were carried from an earlier epoch."""
+    history = results.histories.get(str(row[TRIAL_ID]))
+    at = history[history[EPOCH] == epoch] if history is not None else None
+    if at is not None and not at.empty:
+        record = at.iloc[-1]
+        if EVAL_EPOCH in record.index:
+            stamp = _number(record[EVAL_EPOCH])
+            measured_eval = stamp == epoch
+        else:
+            measured_eval = epoch in _fid_epochs(results)
+        values = {m: _number(record[m]) if m in record.index else None for m in metrics}
+    else:
+        if _number(row.get(EPOCHS)) != epoch:
+            return None
+        if final_column(EVAL_EPOCH) in row:
+            measured_eval = _number(row.get(final_column(EVAL_EPOCH))) == epoch
+        else:  # a trial measures FID where it ends, unless an error ended it
+            measured_eval = row.get(STATUS) in (COMPLETED, STOPPED)
+        values = {m: _number(row.get(final_column(m))) for m in metrics}
+    generative = [m for m in metrics if m in GENERATIVE]
+    if any(values[m] is not None for m in generative) and not measured_eval:
+        return None  # FID on, but what the history holds at this epoch was measured earlier
+    return values
+
+
+def at_epoch(results: SearchResults, epoch: int, metrics: tuple[str, ...]):
+    """One row per trial measured at `epoch`: trial id, searched values, status, the checkpoint
+    it reported at that epoch, MLflow run, `epoch` and each metric (NaN: not recorded)."""
+    import pandas as pd
+
+    rows = []
+    for _, trial in results.summary.iterrows():
+        values = measured_at(results, trial, epoch, metrics)
+        if values is None:
+            continue
+        path = str(trial.get(TRIAL_PATH, "") or "")
+        checkpoint = checkpoint_at(path, results.histories.get(str(trial[TRIAL_ID])), epoch)
+        if not checkpoint and _number(trial.get(EPOCHS)) == epoch:  # its last epoch, not in its history
+            checkpoint = latest_checkpoint_of(path) or str(trial.get(CHECKPOINT, "") or "")
+        rows.append({TRIAL_ID: str(trial[TRIAL_ID]), **{k: trial[k] for k in results.searched if k in trial},
+                     STATUS: str(trial.get(STATUS, "")), EPOCHS: trial.get(EPOCHS), CHECKPOINT: checkpoint,
+                     RUN_ID: str(trial.get(RUN_ID, "") or ""), EPOCH: epoch,
+                     **{m: math.nan if v is None else v for m, v in values.items()}})
+    columns = [TRIAL_ID, *results.searched, STATUS, EPOCHS, CHECKPOINT, RUN_ID, EPOCH, *metrics]
+    return pd.DataFrame(rows, columns=list(dict.fromkeys(columns)))
