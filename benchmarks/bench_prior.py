@@ -1,7 +1,7 @@
 """Fit time of the latent prior (vaetune.prior.fit_prior) for the candidate defaults.
 
     python benchmarks/bench_prior.py [--reps 3] [--sizes 1000,10000,50000] [--dims 8,32,128]
-                                     [--candidates diag:10:10000,full:10:2000,...]
+                                     [--candidates diag:10:10000,full:10:2000,...] [--quality]
 
 For every N (posterior means) x D (latent size) x candidate (covariance:components:max_points,
 max_points "all" for no subsampling), the seconds of one ``fit_prior`` call, the fastest and
@@ -12,7 +12,8 @@ need two or three) under a random linear map (correlated dimensions of different
 a quarter of the dimensions collapsed to near zero (inactive units). --threads sets torch's
 threads, which fit_prior passes on to scikit-learn's BLAS/OpenMP (1: a trial on a shared
 machine). Absolute seconds on this machine, not ratios: the question is whether a trial can
-afford the fit at its end.
+afford the fit at its end. --quality adds a second table: the mean log-likelihood (nats per
+code, higher is better) of 10,000 held-out codes under each candidate fitted on the largest N.
 """
 
 from __future__ import annotations
@@ -62,6 +63,34 @@ def time_fit(x: np.ndarray, cov: str, k: int, max_points: int | None, reps: int)
     return times
 
 
+def held_out_log_likelihood(prior, codes: np.ndarray) -> float:
+    """Mean log-density of codes (n, D) under a LatentMixture, via torch.distributions."""
+    import torch
+    from torch import distributions as dist
+
+    if prior.covariance in ("full", "tied"):
+        tril = prior.scale if prior.covariance == "full" else prior.scale.expand(prior.components, -1, -1)
+        comp = dist.MultivariateNormal(prior.means, scale_tril=tril)
+    else:
+        std = prior.scale if prior.covariance == "diag" else prior.scale[:, None].expand(-1, prior.dim)
+        comp = dist.Independent(dist.Normal(prior.means, std), 1)
+    mixture = dist.MixtureSameFamily(dist.Categorical(probs=prior.weights), comp)
+    return float(mixture.log_prob(torch.from_numpy(codes.astype(np.float64))).mean())
+
+
+def quality(n: int, dims: list[int], cands: list[tuple[str, int, int | None]]) -> None:
+    from vaetune.prior import fit_prior
+
+    print(f"# held-out mean log-likelihood (nats/code), fitted on N = {n}, 10,000 fresh codes")
+    print(" | ".join(f"{h:>18}" for h in ["D"] + [f"{c}:{k}:{'all' if m is None else m}" for c, k, m in cands]))
+    for d in dims:
+        codes = synthetic_means(n + 10_000, d)  # one draw: the held-out codes come from the same modes
+        train, held = codes[:n], codes[n:]
+        cells = [f"{held_out_log_likelihood(fit_prior(train, components=k, covariance=c, max_points=m), held):.3f}"
+                 for c, k, m in cands]
+        print(" | ".join(f"{v:>18}" for v in [str(d), *cells]), flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--reps", type=int, default=3)
@@ -69,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dims", default="8,32,128")
     p.add_argument("--candidates", default=CANDIDATES)
     p.add_argument("--threads", type=int, default=1, help="torch threads, passed on to scikit-learn")
+    p.add_argument("--quality", action="store_true", help="also the held-out log-likelihood table")
     args = p.parse_args(argv)
     import torch
 
@@ -82,14 +112,17 @@ def main(argv: list[str] | None = None) -> int:
     time_fit(synthetic_means(500, 8), "diag", 2, None, 1)  # imports scikit-learn outside the timings
     header = ["N", "D"] + [f"{c}:{k}:{'all' if m is None else m}" for c, k, m in cands]
     print(" | ".join(f"{h:>18}" for h in header))
-    for n in (int(s) for s in args.sizes.split(",")):
-        for d in (int(s) for s in args.dims.split(",")):
+    sizes, dims = [int(s) for s in args.sizes.split(",")], [int(s) for s in args.dims.split(",")]
+    for n in sizes:
+        for d in dims:
             x = synthetic_means(n, d)
             cells = []
             for cov, k, m in cands:
                 t = time_fit(x, cov, k, m, args.reps)
                 cells.append(f"{min(t):.3f} / {statistics.median(t):.3f}")
             print(" | ".join(f"{v:>18}" for v in [str(n), str(d), *cells]), flush=True)
+    if args.quality:
+        quality(max(sizes), dims, cands)
     print(f"# load average at the end: {os.getloadavg()[0]:.1f}")
     return 0
 

@@ -263,6 +263,9 @@ def test_evaluate_generative_with_a_fitted_prior(trained, tmp_path):
     assert len(z_gmm) == n and torch.equal(y_gmm, y_normal)
     torch.testing.assert_close(z_gmm, prior.sample(n, torch.Generator().manual_seed(config.train.seed)))
     assert not torch.equal(z_gmm, z_normal)
+    wrong = fit_prior(np.random.default_rng(0).normal(size=(50, 3)), components=2)
+    with pytest.raises(ValueError, match="latent prior has 3 dimensions, the model's latent 4"):
+        evaluate_generative(model, data, config.train, "cpu", cache_dir=tmp_path, prior=wrong)
 
 
 def test_latent_mixture_checks_its_shapes():

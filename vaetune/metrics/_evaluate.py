@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PR_KEYS = ("eval/precision", "eval/recall")  # of the prior samples, beside eval/fid_sample
+PR_KEYS = ("eval/precision", "eval/recall")  # of the N(0, I) samples, beside eval/fid_sample
 GMM_KEYS = ("eval/fid_sample_gmm", "eval/kid_sample_gmm", "eval/precision_gmm", "eval/recall_gmm")
 
 
@@ -112,6 +112,10 @@ def evaluate_generative(model: torch.nn.Module, data: Any, cfg: Any, device: str
         ``eval/precision_gmm`` and ``eval/recall_gmm``. Precision and recall are NaN (with a
         warning) when N <= pr_k, too few images for k-NN manifolds.
     """
+    if pr_k < 1:
+        raise ValueError(f"pr_k must be at least 1, got {pr_k}")
+    if prior is not None and prior.dim != model.latent_dim:
+        raise ValueError(f"the latent prior has {prior.dim} dimensions, the model's latent {model.latent_dim}")
     t0 = time.perf_counter()
     extractor = FeatureExtractor(device, batch_size=batch_size, background=background)
     images, labels, indices = _reference(data, cfg.fid_reference, cfg.fid_samples)
