@@ -274,3 +274,7 @@ def test_latent_mixture_checks_its_shapes():
     for cov in COVARIANCES:
         with pytest.raises(ValueError, match="needs scale of shape"):
             LatentMixture(torch.ones(2) / 2, torch.zeros(2, 3), torch.ones(5), cov)
+    with pytest.raises(ValueError, match="non-negative with a positive sum"):
+        LatentMixture(torch.tensor([1.5, -0.5]), torch.zeros(2, 3), torch.ones(2, 3), "diag")
+    built = LatentMixture(torch.ones(1, dtype=torch.float32), torch.zeros(1, 3), torch.ones(1, 3), "diag")
+    assert built.means.dtype == torch.float64 and built.sample(0).shape == (0, 3)

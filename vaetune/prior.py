@@ -10,11 +10,12 @@ here a scikit-learn ``GaussianMixture`` on the posterior means.
 ``torch.Generator`` and travels inside a checkpoint as a dict of tensors, strings and ints
 (``torch.load(weights_only=True)`` reads it back).
 
-Defaults (benchmarks/bench_prior.py, one thread, a 2-core machine under load): a diagonal
-mixture of 10 components on at most 5,000 means fits in 0.02-0.6 s for N = 1,000-50,000 and
-D = 8-256; a full one on 2,000 means took up to 1.6 s and, on held-out codes, fitted worse
-than the diagonal one (too many parameters for the points); on 10,000 means it fitted better
-(the synthetic codes have correlated dimensions by construction) but took ~3 s at D = 32.
+Defaults (benchmarks/bench_prior.py, one thread, a shared 2-core machine at load 9-25): a
+diagonal mixture of 10 components on at most 5,000 means fitted in 0.02-0.6 s at load ~10
+(up to 1.5 s at load ~25) for N = 1,000-50,000 and D = 8-256. On held-out synthetic codes (whose
+dimensions are correlated by construction, which favours shared covariances) a tied mixture
+fitted best but took 1.4-7 s at D >= 128; a full one on 2,000 means fitted worse than the
+diagonal one (too many parameters for the points) and on 10,000 means took 6-40 s at D >= 32.
 """
 
 from __future__ import annotations
@@ -38,9 +39,9 @@ REG_COVAR = 1e-6  # added to every variance (scikit-learn's default): collapsed 
 STATE_VERSION = 1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class LatentMixture:
-    """A Gaussian mixture over z, as plain CPU float64 tensors.
+    """A Gaussian mixture over z, as plain CPU float64 tensors (converted on construction).
 
     ``scale`` depends on ``covariance``: "full" (K, D, D) lower Cholesky factors of the
     components' covariances; "tied" (D, D) one lower Cholesky factor shared by all; "diag"
@@ -53,6 +54,8 @@ class LatentMixture:
     covariance: str
 
     def __post_init__(self) -> None:
+        for name in ("weights", "means", "scale"):  # frozen: set through object
+            object.__setattr__(self, name, torch.as_tensor(getattr(self, name)).detach().to("cpu", torch.float64))
         if self.covariance not in COVARIANCES:
             raise ValueError(f"covariance must be one of {', '.join(COVARIANCES)}, got {self.covariance!r}")
         if self.means.ndim != 2 or self.weights.shape != (len(self.means),):
@@ -63,6 +66,8 @@ class LatentMixture:
         if tuple(self.scale.shape) != expected:
             raise ValueError(f"a {self.covariance} mixture of {k} components in {d} dimensions needs scale of "
                              f"shape {expected}, got {tuple(self.scale.shape)}")
+        if k < 1 or not (self.weights >= 0).all() or not self.weights.sum() > 0:
+            raise ValueError(f"mixture weights must be non-negative with a positive sum, got {self.weights.tolist()}")
 
     @property
     def components(self) -> int:
@@ -74,6 +79,8 @@ class LatentMixture:
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n latent codes (n, D) float32 on the CPU; a seeded CPU generator gives the same codes."""
+        if n < 1:
+            return torch.empty(0, self.dim)
         comp = torch.multinomial(self.weights, n, replacement=True, generator=generator)  # (n,)
         eps = torch.randn(n, self.dim, generator=generator, dtype=self.means.dtype)  # (n, D)
         z = self.means[comp]  # (n, D)
@@ -96,16 +103,15 @@ class LatentMixture:
 
     @classmethod
     def from_state(cls, state: dict) -> LatentMixture:
-        """The mixture of :meth:`to_state`'s dict (checked, moved to the CPU as float64)."""
+        """The mixture of :meth:`to_state`'s dict (checked; tensors on the CPU as float64)."""
         if state.get("version") != STATE_VERSION:
             raise ValueError(f"latent prior state version {state.get('version')!r}; this vaetune reads "
                              f"version {STATE_VERSION}")
         missing = {"weights", "means", "scale", "covariance"} - set(state)
         if missing:
             raise ValueError(f"latent prior state lacks {', '.join(sorted(missing))}")
-        as64 = {name: torch.as_tensor(state[name]).detach().to("cpu", torch.float64)
-                for name in ("weights", "means", "scale")}
-        return cls(covariance=str(state["covariance"]), **as64)
+        return cls(weights=state["weights"], means=state["means"], scale=state["scale"],
+                   covariance=str(state["covariance"]))
 
 
 def encode_means(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor | None = None, *,
