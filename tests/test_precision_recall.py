@@ -17,6 +17,7 @@ from prdc import compute_prdc
 from test_fid import TinyVAE, _data, _shapes
 
 from vaetune.cli import main
+from vaetune.commands.fid import load_image_set
 from vaetune.metrics import (
     PR_K,
     evaluate_generative,
@@ -26,7 +27,6 @@ from vaetune.metrics import (
 )
 from vaetune.metrics import _precision_recall as pr_module
 from vaetune.metrics._features import quantize
-from vaetune.commands.fid import load_image_set
 from vaetune.spec import TrainConfig
 
 N_IMAGES = 6
