@@ -8,11 +8,12 @@ import pytest
 import torch
 from sklearn.mixture import GaussianMixture
 
+from vaetune.checkpoint import load_model
 from vaetune.data import load_data
 from vaetune.metrics import GMM_KEYS, PR_KEYS, evaluate_generative
 from vaetune.prior import COVARIANCES, REG_COVAR, LatentMixture, encode_means, fit_prior
 from vaetune.spec import space_from_dict
-from vaetune.train import latest_checkpoint, train
+from vaetune.train import latest_checkpoint, standard_callbacks, train
 
 SIGMAS = 5  # tolerance of every moment comparison, in standard errors
 
@@ -211,9 +212,7 @@ def trained(tmp_path_factory):
     }
     config = space_from_dict(raw).resolve()
     data = load_data(config.data)
-    train(config, None, root / "run", data=data)
-    from vaetune.checkpoint import load_model
-
+    train(config, standard_callbacks(config, root / "run"), data=data)
     model, _, _ = load_model(latest_checkpoint(root / "run"))
     return model, data, config
 
