@@ -253,7 +253,8 @@ def test_reference_statistics_are_computed_once_then_read_from_the_cache(tmp_pat
         assert sum(seen) == 2 * 8  # no Inception forward on the real images
     finally:
         hook.remove()
-    assert set(first) == {"eval/fid_sample", "eval/fid_recon", "eval/kid_sample", "eval/kid_sample_std", "eval/fid_n"}
+    assert set(first) == {"eval/fid_sample", "eval/fid_recon", "eval/kid_sample", "eval/kid_sample_std", "eval/fid_n",
+                          "eval/precision", "eval/recall"}
     assert first["eval/fid_n"] == 8
     assert first["eval/fid_sample"] > 0 and first["eval/fid_recon"] > 0
     assert second == pytest.approx(first)  # seeded samples; cached statistics equal computed ones

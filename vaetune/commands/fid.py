@@ -1,4 +1,4 @@
-"""`vaetune fid A B`: FID (and KID) between two image sets, offline.
+"""`vaetune fid A B`: FID (and KID, precision and recall) between two image sets, offline.
 
 Like ``python -m pytorch_fid`` (same network, preprocessing and Frechet distance) but without a
 download, and for folders, .zip files and cached datasets (.pt uint8 tensors), all read by
@@ -18,6 +18,7 @@ def register(commands) -> None:
     p.add_argument("path_a", help="image folder, .zip, or a cached dataset (.pt)")
     p.add_argument("path_b")
     p.add_argument("--kid", action="store_true", help="also report KID with its standard deviation")
+    p.add_argument("--pr", action="store_true", help="also report precision and recall of PATH_B's images against PATH_A's")
     p.add_argument("--n", type=int, default=None, help="use at most N images of each set")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--device", default="auto")
@@ -25,7 +26,8 @@ def register(commands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print FID (and KID +- std with --kid) between args.path_a and args.path_b."""
+    """Print FID (and KID +- std with --kid; with --pr, precision and recall of path_b's images
+    against path_a's, path_a playing the real images) between args.path_a and args.path_b."""
     import logging
     import time
 
@@ -33,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
 
     from vaetune.errors import UserError
     from vaetune.metrics._features import FeatureExtractor
+    from vaetune.metrics._precision_recall import PR_K, precision_recall
     from vaetune.metrics._stats import fid_from_features, kid
 
     if args.n is not None and args.n < 2:
@@ -44,6 +47,10 @@ def run(args: argparse.Namespace) -> int:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise UserError(f"--device: got {args.device!r}, but CUDA is not available here")
     images_a, images_b = load_image_set(args.path_a, args.n), load_image_set(args.path_b, args.n)  # bad paths fail fast
+    for path, images in ((args.path_a, images_a), (args.path_b, images_b)):
+        if args.pr and len(images) <= PR_K:
+            raise UserError(f"{path}: --pr needs at least {PR_K + 1} images (k={PR_K} neighbours), "
+                            f"found {len(images)}")
     t0 = time.perf_counter()
     extractor = FeatureExtractor(args.device, batch_size=args.batch_size)
     fa, fb = extractor.images(images_a), extractor.images(images_b)
@@ -51,6 +58,11 @@ def run(args: argparse.Namespace) -> int:
     if args.kid:
         mean, std = kid(fa, fb)
         print(f"KID: {mean:.6f} +- {std:.6f}")
+    if args.pr:
+        precision, recall = precision_recall(fa, fb, k=PR_K)
+        print(f"Precision: {precision:.6f}")
+        print(f"Recall: {recall:.6f}")
+        print(f"k: {PR_K}")
     print(f"N: {len(fa)} / {len(fb)}")
     logging.getLogger(__name__).info("%d images through Inception on %s in %.1fs", extractor.images_seen,
                                      extractor.device, time.perf_counter() - t0)

@@ -4,7 +4,10 @@ Public API:
 
 - :mod:`vaetune.metrics.registry` — every metric a trial reports (name, direction, format,
   producer); importing it loads nothing heavy.
-- :func:`evaluate_generative` — FID of samples and reconstructions, KID of samples, in a trial.
+- :func:`evaluate_generative` — FID of samples and reconstructions, KID, precision and recall of
+  samples (also of samples from a fitted latent prior), in a trial; its extra keys
+  :data:`PR_KEYS` and :data:`GMM_KEYS`.
+- :func:`precision_recall` — improved precision and recall (k-NN manifolds) of two feature sets.
 - :func:`image_features` / :class:`FeatureExtractor` — pool3 features of uint8 image tensors.
 - :func:`fid_from_features`, :func:`frechet_distance`, :func:`statistics`, :func:`kid`.
 - :func:`get_inception` — the per-process FID Inception; :func:`load_fid_state_dict` says where
@@ -21,6 +24,8 @@ from typing import Any
 
 _EXPORTS = {
     "evaluate_generative": "_evaluate",
+    "GMM_KEYS": "_evaluate",
+    "PR_KEYS": "_evaluate",
     "FeatureExtractor": "_features",
     "image_features": "_features",
     "to_float_rgb": "_features",
@@ -30,6 +35,8 @@ _EXPORTS = {
     "get_inception": "_inception",
     "hub_weights_path": "_inception",
     "load_fid_state_dict": "_inception",
+    "PR_K": "_precision_recall",
+    "precision_recall": "_precision_recall",
     "ReferenceStats": "_reference",
     "reference_key": "_reference",
     "reference_path": "_reference",

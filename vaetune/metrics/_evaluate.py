@@ -3,7 +3,9 @@
 Per evaluation: the reference statistics come from the on-disk cache (computed by the first
 trial that needs them); N samples are drawn in batches and N reference images are reconstructed
 in batches, each batch quantised to uint8 (as saving a PNG would) and fed straight to Inception;
-nothing generated is written to disk.
+nothing generated is written to disk. The samples' features also give precision and recall
+against the reference features; with a fitted latent prior (vaetune.prior), N more samples
+decoded from it get the same measures under the ``_gmm`` names.
 """
 
 from __future__ import annotations
@@ -12,12 +14,13 @@ import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from vaetune.metrics._features import FeatureExtractor, batches, quantize
+from vaetune.metrics._precision_recall import PR_K, precision_recall
 from vaetune.metrics._reference import ReferenceStats, reference_key, reference_stats
 from vaetune.metrics._stats import (
     FDMethod,
@@ -28,7 +31,13 @@ from vaetune.metrics._stats import (
     statistics,
 )
 
+if TYPE_CHECKING:
+    from vaetune.prior import LatentMixture
+
 log = logging.getLogger(__name__)
+
+PR_KEYS = ("eval/precision", "eval/recall")  # of the N(0, I) samples, beside eval/fid_sample
+GMM_KEYS = ("eval/fid_sample_gmm", "eval/kid_sample_gmm", "eval/precision_gmm", "eval/recall_gmm")
 
 
 def _reference(data: Any, split: str, n_max: int) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
@@ -52,12 +61,20 @@ def _sample_labels(model: torch.nn.Module, labels: torch.Tensor | None, n: int, 
     return labels[order][:n].to(torch.int64)
 
 
-def _samples(model, n: int, y: torch.Tensor | None, batch_size: int, seed: int) -> Iterator[torch.Tensor]:
+def _samples(model, n: int, y: torch.Tensor | None, batch_size: int, seed: int,
+             prior: LatentMixture | None = None) -> Iterator[torch.Tensor]:
+    """n samples in batches, z from N(0, I) (``model.sample``) or from ``prior``, quantised."""
     gen = torch.Generator().manual_seed(seed)  # CPU generator: the same samples on any device
+    device = next(model.parameters()).device
     for start in range(0, n, batch_size):
         b = min(batch_size, n - start)
         yb = None if y is None else y[start : start + b]
-        yield quantize(model.sample(b, y=yb, generator=gen))
+        if prior is None:
+            x = model.sample(b, y=yb, generator=gen)
+        else:
+            z = prior.sample(b, generator=gen).to(device)  # (b, D)
+            x = model.decode(z, None if yb is None else yb.to(device))
+        yield quantize(x)
 
 
 def _reconstructions(model, images: torch.Tensor, labels: torch.Tensor | None, device: torch.device,
@@ -70,8 +87,9 @@ def _reconstructions(model, images: torch.Tensor, labels: torch.Tensor | None, d
 
 def evaluate_generative(model: torch.nn.Module, data: Any, cfg: Any, device: str | torch.device, *,
                         cache_dir: str | Path, background: tuple[int, int, int] = (255, 255, 255),
-                        batch_size: int | None = None, method: FDMethod = "auto") -> dict[str, float | int]:
-    """FID of samples and of reconstructions, and KID of samples, against real images.
+                        batch_size: int | None = None, method: FDMethod = "auto", pr_k: int = PR_K,
+                        prior: LatentMixture | None = None) -> dict[str, float | int]:
+    """FID of samples and of reconstructions, KID, precision and recall of samples, against real images.
 
     Args:
         model: a VAE (``sample(n, y, generator)``, ``forward(x, y).recon``, ``num_classes``) on ``device``.
@@ -83,11 +101,21 @@ def evaluate_generative(model: torch.nn.Module, data: Any, cfg: Any, device: str
         background: RGB that RGBA images are composited on before Inception.
         batch_size: images per Inception batch; None: 200 on CUDA, 50 on CPU.
         method: Frechet distance computation, see :func:`vaetune.metrics.fid_from_features`.
+        pr_k: neighbourhood size of precision and recall (:func:`vaetune.metrics.precision_recall`).
+        prior: a fitted latent prior (:func:`vaetune.prior.fit_prior`); when given, N more
+            samples are decoded from z drawn from it (seeded, labelled as the N(0, I) samples are).
 
     Returns:
-        ``eval/fid_sample``, ``eval/fid_recon``, ``eval/kid_sample``, ``eval/kid_sample_std``
-        and ``eval/fid_n`` (the N of real and of generated images).
+        ``eval/fid_sample``, ``eval/fid_recon``, ``eval/kid_sample``, ``eval/kid_sample_std``,
+        ``eval/precision``, ``eval/recall`` and ``eval/fid_n`` (the N of real and of generated
+        images); with ``prior`` also ``eval/fid_sample_gmm``, ``eval/kid_sample_gmm``,
+        ``eval/precision_gmm`` and ``eval/recall_gmm``. Precision and recall are NaN (with a
+        warning) when N <= pr_k, too few images for k-NN manifolds.
     """
+    if pr_k < 1:
+        raise ValueError(f"pr_k must be at least 1, got {pr_k}")
+    if prior is not None and prior.dim != model.latent_dim:
+        raise ValueError(f"the latent prior has {prior.dim} dimensions, the model's latent {model.latent_dim}")
     t0 = time.perf_counter()
     extractor = FeatureExtractor(device, batch_size=batch_size, background=background)
     images, labels, indices = _reference(data, cfg.fid_reference, cfg.fid_samples)
@@ -101,12 +129,18 @@ def evaluate_generative(model: torch.nn.Module, data: Any, cfg: Any, device: str
         with torch.inference_mode():
             y = _sample_labels(model, labels, n, cfg.seed)
             f_sample = extractor.stream(_samples(model, n, y, extractor.batch_size, cfg.seed))
+            f_gmm = None if prior is None else extractor.stream(
+                _samples(model, n, y, extractor.batch_size, cfg.seed, prior))
             recon_labels = labels if getattr(model, "num_classes", 0) else None
             f_recon = extractor.stream(_reconstructions(model, images, recon_labels, extractor.device,
                                                         extractor.batch_size))
     finally:
         model.train(was_training)
-    out = _metrics(ref, f_sample, f_recon, method, cfg.seed)
+    out = _metrics(ref, f_sample, f_recon, method, cfg.seed, pr_k)
+    if f_gmm is not None:
+        kid_gmm, _ = kid(f_gmm, ref.features, seed=cfg.seed)
+        values = (_fid(f_gmm, ref, method), kid_gmm, *_precision_recall(ref, f_gmm, pr_k))
+        out.update(zip(GMM_KEYS, values, strict=True))
     log.info("FID/KID on %d images in %.1fs (reference %s): %s", n, time.perf_counter() - t0,
              "cached" if ref.cached else "computed", out)
     return out
@@ -118,13 +152,23 @@ def _fid(features: np.ndarray, ref: ReferenceStats, method: FDMethod) -> float:
     return frechet_distance(*statistics(features), ref.mu, ref.sigma)  # the cached statistics
 
 
+def _precision_recall(ref: ReferenceStats, sample: np.ndarray, k: int) -> tuple[float, float]:
+    """Precision and recall of samples against the reference; NaN when N is too small for k."""
+    if min(len(sample), ref.n) <= k:
+        log.warning("precision/recall need more than k=%d images per set, have %d; reported as NaN",
+                    k, min(len(sample), ref.n))
+        return float("nan"), float("nan")
+    return precision_recall(ref.features, sample, k=k)
+
+
 def _metrics(ref: ReferenceStats, sample: np.ndarray, recon: np.ndarray, method: FDMethod,
-             seed: int) -> dict[str, float | int]:
+             seed: int, pr_k: int) -> dict[str, float | int]:
     kid_mean, kid_std = kid(sample, ref.features, seed=seed)
     return {
         "eval/fid_sample": _fid(sample, ref, method),
         "eval/fid_recon": _fid(recon, ref, method),
         "eval/kid_sample": kid_mean,
         "eval/kid_sample_std": kid_std,
+        **dict(zip(PR_KEYS, _precision_recall(ref, sample, pr_k), strict=True)),
         "eval/fid_n": ref.n,
     }
