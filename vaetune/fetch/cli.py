@@ -18,6 +18,11 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         out = args.out or ("data/ygo_art" if art == "cropped" else "data/ygo")
         report = fetch_ygo(out, api=args.api or YGO_API, limit=args.limit, art=art,
                            concurrency=args.concurrency, rate=args.rate)
+    elif args.collection == "emoji":
+        from vaetune.fetch.emoji import NPM_REGISTRY, fetch_emoji
+
+        report = fetch_emoji(args.out or "data/emoji", emoji_set=args.emoji_set, size=args.size,
+                             labels=not args.no_labels, limit=args.limit, registry=args.registry or NPM_REGISTRY)
     else:
         from vaetune.fetch.pokemon import DEFAULT_POKEMON_DATASET, fetch_pokemon
 
