@@ -76,7 +76,7 @@ def mixed(tmp_path_factory):
 def mixed_space(mixed, tmp_path_factory):
     root, _ = mixed
     out = tmp_path_factory.mktemp("out") / "pets.yaml"
-    assert run_init(root, out) == 0
+    assert run_init(root, out, "--gpu", "0") == 0
     return out, out.read_text(), load_space(out)
 
 
@@ -199,15 +199,39 @@ def test_gpus_given_share_them_between_trials(mixed, tmp_path):
     run_init(root, tmp_path / "gpu.yaml", "--gpu", "2")
     cfg = load_space(tmp_path / "gpu.yaml").default_config()
     assert cfg.resources.gpu > 0
-    # every running trial has its GPU share, and no more trials run than the two GPUs hold
-    assert cfg.search.max_concurrent * cfg.resources.gpu <= 2 + 1e-9
-    assert cfg.search.max_concurrent >= 2  # at least one trial per GPU
-    assert cfg.train.num_threads * cfg.search.max_concurrent >= 1
+    # every running trial has its GPU share: no more trials run than the two GPUs hold
+    assert (
+        1 <= cfg.search.max_concurrent and cfg.search.max_concurrent * cfg.resources.gpu <= 2 + 1e-9
+    )
     assert "--gpu" in (tmp_path / "gpu.yaml").read_text()
 
     run_init(root, tmp_path / "cpu.yaml", "--gpu", "0")
     cpu = load_space(tmp_path / "cpu.yaml").default_config()
-    assert cpu.resources.gpu == 0 and cpu.search.max_concurrent * cpu.resources.cpu >= 1
+    assert cpu.resources.gpu == 0 and cpu.train.num_threads == cpu.resources.cpu == 1
+
+
+@pytest.mark.parametrize(
+    "cpus, gpus, concurrent, gpu, threads",
+    [
+        (16, 2, 8, 0.25, 2),  # four small trials per GPU, the 16 cores shared out between them
+        (2, 2, 2, 1.0, 1),  # two cores: two trials, so each has a whole GPU
+        (3, 1, 3, 0.33, 1),  # three trials on one GPU: shares that add up to at most one
+        (4, 0, 4, 0.0, 1),  # no GPU: one single-threaded trial per core
+    ],
+)
+def test_resources_from_cores_and_gpus(mixed, cpus, gpus, concurrent, gpu, threads):
+    from vaetune.init_space import Machine, inspect_source, suggest
+    from vaetune.spec import space_from_dict
+
+    machine = Machine(cpus=cpus, gpus=gpus, gpu_memory_gib=80.0 if gpus else None)
+    cfg = space_from_dict(suggest(inspect_source(mixed[0]), machine).space).default_config()
+    assert (cfg.search.max_concurrent, cfg.resources.gpu, cfg.train.num_threads) == (
+        concurrent,
+        gpu,
+        threads,
+    )
+    assert cfg.resources.cpu == threads
+    assert cfg.search.num_samples >= 2 * concurrent or not gpus
 
 
 def test_a_zip_reads_like_the_folder(mixed, mixed_space, tmp_path):
@@ -280,7 +304,7 @@ def test_the_written_space_runs_as_is(env):
         colour = (60 + 4 * i, 200 - 3 * i, 40 + 2 * i, 255)
         shape_image((16, 16), "RGBA", colour, (0, 0, 0, 0)).save(folder / f"s{i:02d}.png")
     out = env.tmp / "tiny.yaml"
-    assert run_init(folder, out) == 0
+    assert run_init(folder, out, "--gpu", "0") == 0  # a CPU search, whatever this machine has
     raw = yaml.safe_load(out.read_text())
     cfg = load_space(out).default_config()
     # init's own rules keep a tiny CPU search short: few trials, ASHA at a few rungs

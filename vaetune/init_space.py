@@ -683,19 +683,24 @@ def _resources(m: Machine, size: int) -> tuple[int, float, float, int, dict[str,
         )
         c["resources.gpu"] = "no GPU seen" + (" (--gpu 0)" if m.gpus_given else "")
         return concurrency, float(threads), 0.0, threads, c
-    per_gpu = TRIALS_PER_GPU_SMALL if size <= 64 else TRIALS_PER_GPU_LARGE
+    fit = TRIALS_PER_GPU_SMALL if size <= 64 else TRIALS_PER_GPU_LARGE
     if m.gpu_memory_gib is not None and m.gpu_memory_gib < SMALL_GPU_GIB:
-        per_gpu = max(1, per_gpu // 2)
-    concurrency = min(m.gpus * per_gpu, m.cpus)  # every trial needs a core to feed its GPU
+        fit = max(1, fit // 2)
+    concurrency = min(m.gpus * fit, m.cpus)  # every trial needs a core to feed its GPU
     per_gpu = math.ceil(concurrency / m.gpus)
     threads = max(1, min(MAX_THREADS, m.cpus // concurrency))
     gpu = math.floor(100 / per_gpu) / 100  # 0.33 for 3: the fractions must fit in one GPU
     memory = f"{m.gpu_memory_gib:.0f} GiB each" if m.gpu_memory_gib else "memory unknown"
     source = "--gpu" if m.gpus_given else (m.gpu_name or "torch")
     c["search.max_concurrent"] = (
-        f"{m.gpus} GPU(s) ({source}, {memory}) x {per_gpu} trials each, within {m.cpus} CPU cores"
+        f"{m.gpus} GPU(s) ({source}, {memory}) x {fit} {size} px trials each"
+        + (
+            f", but each trial needs one of the {m.cpus} CPU cores"
+            if concurrency < m.gpus * fit
+            else ""
+        )
     )
-    c["resources.gpu"] = f"{per_gpu} {size} px trials share a GPU" + (
+    c["resources.gpu"] = f"{per_gpu} trial(s) per GPU" + (
         "; --set resources.gpu=0 to run on CPU" if m.gpus_given else ""
     )
     c["train.num_threads"] = f"{m.cpus} cores over {concurrency} trials"
