@@ -289,6 +289,16 @@ def test_mistakes(mixed, tmp_path):
     assert not any((tmp_path / f"{c}.yaml").exists() for c in "abcde")
 
 
+def test_registers_as_a_vaetune_command(mixed, tmp_path):
+    parser = argparse.ArgumentParser(prog="vaetune")
+    init_cmd.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(
+        ["init", str(mixed[0]), "--out", str(tmp_path / "r.yaml"), "--gpu", "0"]
+    )
+    assert args.command == "init" and args.run(args) == 0
+    assert load_space(tmp_path / "r.yaml").default_config().name == "pets"
+
+
 @pytest.fixture
 def env(tmp_path):
     e = Env(tmp_path)

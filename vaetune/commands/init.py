@@ -28,6 +28,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", default=None, help="the search's name (default: the folder's name)")
 
 
+def register(commands: argparse._SubParsersAction) -> None:
+    """Add `vaetune init` to the `vaetune` parser's sub-commands, bound to :func:`run`."""
+    p = commands.add_parser(NAME, help=HELP, description=HELP)
+    add_arguments(p)
+    p.set_defaults(run=run)
+
+
 def run(args: argparse.Namespace) -> int:
     from vaetune.errors import UserError
     from vaetune.init_space import detect_machine, inspect_source, render, suggest
