@@ -20,12 +20,12 @@ import time
 import traceback
 from pathlib import Path
 
-from vaetune.commands import data, export, fid, pictures, report, search, sweep, train, ui
+from vaetune.commands import data, export, fid, init, pictures, report, search, sweep, train, ui
 from vaetune.errors import UserError
 
 log = logging.getLogger("vaetune")
 
-COMMANDS = (search, sweep, train, data, fid, export, ui, report, pictures)  # in the order --help lists them
+COMMANDS = (init, search, sweep, train, data, fid, export, ui, report, pictures)  # in the order --help lists them
 
 
 class Parser(argparse.ArgumentParser):

@@ -21,7 +21,7 @@ def register(commands) -> None:
     p.set_defaults(run=run_inspect)
 
     p = actions.add_parser("fetch", help="download a public image collection")
-    p.add_argument("collection", choices=["ygo", "pokemon"])
+    p.add_argument("collection", choices=["ygo", "pokemon", "emoji"])
     p.add_argument("--limit", type=int, default=None, help="at most this many images")
     p.add_argument("--out", default=None, help="destination folder (default data/<collection>)")
     p.add_argument("--api", default=None, help="ygo: card-list API URL (default: the public YGOPRODeck API)")
@@ -29,6 +29,10 @@ def register(commands) -> None:
     p.add_argument("--concurrency", type=int, default=4)
     p.add_argument("--rate", type=float, default=10.0, help="ygo: at most this many requests per second")
     p.add_argument("--art-crop", action="store_true", help="ygo: fetch the cropped card art instead of full cards")
+    p.add_argument("--emoji-set", default="twitter", help="emoji: twitter, google or apple")
+    p.add_argument("--size", type=int, default=64, help="emoji: 16, 20, 32 or 64 px")
+    p.add_argument("--no-labels", action="store_true", help="emoji: one folder, not one sub-folder per category")
+    p.add_argument("--registry", default=None, help="emoji: npm registry URL (default: the public registry)")
     p.set_defaults(run=run_fetch)
 
     p = actions.add_parser("prepare", help="turn a Kaggle download into a labelled image folder")
@@ -71,6 +75,11 @@ def run_fetch(args: argparse.Namespace) -> int:
         out = args.out or ("data/ygo_art" if art == "cropped" else "data/ygo")
         report = fetch_ygo(out, api=args.api or YGO_API, limit=args.limit, art=art,
                            concurrency=args.concurrency, rate=args.rate)
+    elif args.collection == "emoji":
+        from vaetune.fetch.emoji import NPM_REGISTRY, fetch_emoji
+
+        report = fetch_emoji(args.out or "data/emoji", emoji_set=args.emoji_set, size=args.size,
+                             labels=not args.no_labels, limit=args.limit, registry=args.registry or NPM_REGISTRY)
     else:
         from vaetune.fetch.pokemon import DEFAULT_POKEMON_DATASET, fetch_pokemon
 
