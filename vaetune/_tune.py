@@ -1,4 +1,4 @@
-"""Ray Tune pieces that need Ray at import time: the Optuna searcher and the MLflow callback.
+"""Ray Tune pieces that need Ray at import time: the Optuna searcher and the callbacks (MLflow, console).
 
 Only `vaetune.search` imports this module, inside the command, so `vaetune --help` stays fast.
 """
@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 
 import optuna
 from optuna.trial import TrialState
 from ray.tune import Callback
 from ray.tune.search.optuna import OptunaSearch
 
+from vaetune.console import _SearchConsole
 from vaetune.tracking import _SearchTracker
 
 log = logging.getLogger(__name__)
@@ -20,6 +22,10 @@ log = logging.getLogger(__name__)
 
 class MLflowSearchCallback(_SearchTracker, Callback):
     """Driver-side MLflow logging (see vaetune.tracking)."""
+
+
+class ConsoleCallback(_SearchConsole, Callback):
+    """The search's console: a live view on a terminal, event lines in a log (see vaetune.console)."""
 
 
 class TruthfulOptunaSearch(OptunaSearch):
@@ -38,6 +44,13 @@ class TruthfulOptunaSearch(OptunaSearch):
         self._max_epochs = max_epochs
         self._time_attr = time_attr
         self._reported_steps: dict[str, set[int]] = {}  # trial -> epochs already told to Optuna
+
+    def _setup_study(self, mode) -> None:
+        super()._setup_study(mode)
+        # the study's readers (Optuna Dashboard, `vaetune report`) name its values by the metric
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            self._ot_study.set_metric_names(self.metric if isinstance(self.metric, list) else [self.metric])
 
     def suggest(self, trial_id: str):
         suggestion = super().suggest(trial_id)

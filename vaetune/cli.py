@@ -14,6 +14,7 @@ import importlib
 import logging
 import sys
 
+from vaetune.commands import dashboard, ui
 from vaetune.errors import UserError
 
 log = logging.getLogger("vaetune")
@@ -41,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     _space_args(p)
     p.add_argument("--resume", action="store_true", help="continue an interrupted search of the same name")
     p.add_argument("--address", default=None, help="join a running Ray cluster: auto or HOST:PORT")
+    p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                   help="Ray Tune's own status tables instead of the compact console, and debug logging")
 
     p = _add(sub, "train", "vaetune.train:cmd_train", "train one configuration of a search space")
     _space_args(p)
@@ -99,9 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+")
     p.add_argument("--out", default="reconstructions")
 
-    p = _add(sub, "ui", "vaetune.tracking:cmd_ui", "start the MLflow UI on 127.0.0.1 for vaetune's store")
-    p.add_argument("--uri", default=None, help="tracking URI (default: the same store searches use)")
-    p.add_argument("--port", type=int, default=5000)
+    for command in (ui, dashboard):  # commands in the new shape: arguments beside the handler
+        command.add_arguments(_add(sub, command.NAME, f"{command.__name__}:run", command.HELP))
 
     p = _add(sub, "report", "vaetune.report:cmd_report", "KL-weight table, rate-distortion plot and HTML report")
     p.add_argument("results", help="results/<name> folder of a search")

@@ -90,6 +90,8 @@ def _data_is_searched(space: SearchSpace) -> bool:
 
 
 def cmd_search(args) -> int:
+    from vaetune.tracking import log_search_outcome
+
     space = load_space(args.space, args.overrides)
     _check_search(space)
     config = space.default_config()
@@ -104,8 +106,11 @@ def cmd_search(args) -> int:
     results.mkdir(parents=True, exist_ok=True)
     if not args.resume:
         _write_state(state_file, space, args, config)
-    result_grid = run_search(space, results, address=args.address, resume=args.resume)
-    return finish(space, results, result_grid)
+    result_grid = run_search(space, results, address=args.address, resume=args.resume,
+                             verbose=getattr(args, "verbose", False))
+    code = finish(space, results, result_grid)
+    log_search_outcome(results, config.search.metric, config.search.mode, list(space.params))
+    return code
 
 
 def _write_state(path: Path, space: SearchSpace, args, config) -> None:
@@ -146,8 +151,10 @@ def _max_epochs(config) -> int:
     return min(config.search.max_t or config.train.epochs, config.train.epochs)
 
 
-def run_search(space: SearchSpace, results: Path, *, address: str | None = None, resume: bool = False):
-    """Run (or resume) the Tuner; returns Ray's ResultGrid."""
+def run_search(space: SearchSpace, results: Path, *, address: str | None = None, resume: bool = False,
+               verbose: bool = False):
+    """Run (or resume) the Tuner; returns Ray's ResultGrid. `verbose`: Ray Tune's own status
+    tables instead of vaetune's console."""
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the classic table reporter, with our columns
     # snapshot the experiment often, so a killed driver loses at most a few seconds of trial progress
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
@@ -156,13 +163,21 @@ def run_search(space: SearchSpace, results: Path, *, address: str | None = None,
     import ray
     from ray import tune
 
-    from vaetune._tune import MLflowSearchCallback, TruthfulOptunaSearch, make_sampler
+    from vaetune._tune import (
+        ConsoleCallback,
+        MLflowSearchCallback,
+        TruthfulOptunaSearch,
+        make_sampler,
+    )
+    from vaetune.console import quiet_libraries
     from vaetune.tracking import resolve_uri
     from vaetune.trainable import run_trial
 
     config = space.default_config()
     s, res = config.search, config.resources
     max_epochs = _max_epochs(config)
+    if not verbose:
+        quiet_libraries()
     started_here = not ray.is_initialized()
     if started_here:
         ray.init(address=address, include_dashboard=False, configure_logging=False, log_to_driver=True,
@@ -176,6 +191,7 @@ def run_search(space: SearchSpace, results: Path, *, address: str | None = None,
             data = load_data(config.data)  # decoded (or read from cache) once, shared via the object store
             log.info("data: %d images %s from %s", len(data.images), tuple(data.images.shape[1:]), config.data.source)
         rungs = asha_rungs(s.grace_period, s.reduction_factor, max_epochs) if s.scheduler == "asha" else []
+        console = None if verbose else ConsoleCallback.for_space(space, max_epochs=max_epochs, rungs=rungs)
         trainable = tune.with_parameters(run_trial, space_raw=_space_raw(space), source=space.source, data=data,
                                          eval_epochs=rungs)
         trainable = tune.with_resources(trainable, {"cpu": res.cpu, "gpu": res.gpu})
@@ -188,7 +204,8 @@ def run_search(space: SearchSpace, results: Path, *, address: str | None = None,
                 _fail_lost_optuna_trials(results, config.name)
             tuner = tune.Tuner(trainable, param_space=_param_space(space),
                                tune_config=_tune_config(space, results, max_epochs, TruthfulOptunaSearch, make_sampler),
-                               run_config=_run_config(space, results, max_epochs, MLflowSearchCallback, resolve_uri))
+                               run_config=_run_config(space, results, max_epochs, MLflowSearchCallback, resolve_uri,
+                                                      console))
         return tuner.fit()
     finally:
         if started_here:
@@ -276,7 +293,7 @@ def _full_points(space: SearchSpace) -> list[dict[str, Any]]:
     return [{**defaults, **p} for p in space.default_config().search.points_to_evaluate]
 
 
-def _run_config(space: SearchSpace, results: Path, max_epochs: int, callback_cls, resolve_uri):
+def _run_config(space: SearchSpace, results: Path, max_epochs: int, callback_cls, resolve_uri, console=None):
     from ray import tune
 
     config = space.default_config()
@@ -285,7 +302,8 @@ def _run_config(space: SearchSpace, results: Path, max_epochs: int, callback_cls
     callback = callback_cls(
         uri=uri, experiment=config.tracking.experiment or config.name, search_name=config.name,
         results_dir=results, max_epochs=max_epochs, parent_params=_parent_params(space),
-        resolve_params=_Resolver(space), space_file=results / "space.yaml")
+        resolve_params=_Resolver(space), space_file=results / "space.yaml", metric=s.metric, mode=s.mode,
+        searched=list(space.params))
     metric_columns = {"epoch": "epoch", s.metric: s.metric}
     for extra in ("val/psnr", "val/kl"):
         metric_columns.setdefault(extra, extra)
@@ -294,7 +312,8 @@ def _run_config(space: SearchSpace, results: Path, max_epochs: int, callback_cls
                                 max_progress_rows=30, max_error_rows=10)
     storage = s.storage if is_remote(s.storage) else str(Path(s.storage).resolve())
     return tune.RunConfig(
-        name=config.name, storage_path=storage, callbacks=[callback], progress_reporter=reporter, verbose=1,
+        name=config.name, storage_path=storage, callbacks=[callback, *([console] if console else [])],
+        progress_reporter=reporter, verbose=0 if console else 1,
         failure_config=tune.FailureConfig(max_failures=s.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=s.keep_checkpoints, checkpoint_score_attribute=s.metric,
                                                 checkpoint_score_order=s.mode),

@@ -1,0 +1,45 @@
+"""`vaetune ui`: MLflow's UI on 127.0.0.1 for vaetune's store, opening on the last search's trials.
+
+A shortcut: `mlflow ui` in the same folder shows the same store (vaetune writes where MLflow
+looks by default). This one also prints the address of the last search's saved view (its trials
+by the search metric) and serves artifacts from where vaetune puts them.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "ui"
+HELP = "start the MLflow UI on 127.0.0.1, on the last search's trials"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--uri", default=None,
+                   help="tracking URI (default: $MLFLOW_TRACKING_URI, else MLflow's own default, ./mlflow.db)")
+    p.add_argument("--port", type=int, default=5000)
+
+
+def run(args: argparse.Namespace) -> int:
+    import subprocess
+    from pathlib import Path
+
+    from vaetune.commands._serve import check_port
+    from vaetune.errors import UserError
+    from vaetune.tracking import latest_search_view, resolve_uri, ui_command
+
+    check_port(args.port)
+    uri = resolve_uri(args.uri)
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists():
+        raise UserError(f"{uri}: no MLflow store there yet; run a search first or pass --uri")
+    base = f"http://127.0.0.1:{args.port}"
+    view = latest_search_view(uri)
+    print(f"MLflow UI for {uri}")
+    if view is not None:
+        experiment_id, search, key = view
+        print(f"  {base}/#/experiments/{experiment_id}/runs?viewStateShareKey={key}  (search {search}: its trials)")
+    print(f"  {base}  (all experiments)\n(Ctrl-C stops it)", flush=True)
+    try:
+        cmd, env = ui_command(uri, args.port)
+        return subprocess.call(cmd, env=env)
+    except KeyboardInterrupt:
+        return 0
