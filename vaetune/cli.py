@@ -42,8 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     _space_args(p)
     p.add_argument("--resume", action="store_true", help="continue an interrupted search of the same name")
     p.add_argument("--address", default=None, help="join a running Ray cluster: auto or HOST:PORT")
-    p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
-                   help="Ray Tune's own status tables instead of the compact console, and debug logging")
+    p.add_argument("--verbose", dest="tune_output", action="store_true",
+                   help="Ray Tune's own status tables and trial output instead of the compact console")
 
     p = _add(sub, "train", "vaetune.train:cmd_train", "train one configuration of a search space")
     _space_args(p)

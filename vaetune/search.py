@@ -107,9 +107,10 @@ def cmd_search(args) -> int:
     if not args.resume:
         _write_state(state_file, space, args, config)
     result_grid = run_search(space, results, address=args.address, resume=args.resume,
-                             verbose=getattr(args, "verbose", False))
+                             verbose=getattr(args, "tune_output", False) or getattr(args, "verbose", False))
     code = finish(space, results, result_grid)
-    log_search_outcome(results, config.search.metric, config.search.mode, list(space.params))
+    if code != 130:  # an interrupted search gets its outcome when it is resumed and ends
+        log_search_outcome(results, config.search.metric, config.search.mode, list(space.params))
     return code
 
 
@@ -180,7 +181,8 @@ def run_search(space: SearchSpace, results: Path, *, address: str | None = None,
         quiet_libraries()
     started_here = not ray.is_initialized()
     if started_here:
-        ray.init(address=address, include_dashboard=False, configure_logging=False, log_to_driver=True,
+        # without --verbose what trials print stays in Ray's worker logs (session_latest/logs), off the console
+        ray.init(address=address, include_dashboard=False, configure_logging=False, log_to_driver=verbose,
                  **({} if address else {"num_cpus": max(int(res.cpu * s.max_concurrent), os.cpu_count() or 1)}))
     try:
         _warn_unshared_storage(s.storage)
