@@ -50,14 +50,15 @@ def serving(cmd: list[str], cwd: Path, ready_url: str, log: Path, timeout: float
         proc = subprocess.Popen(cmd, cwd=cwd, env=user_env(), stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
     try:
-        deadline = time.time() + timeout  # a hang guard: MLflow's server starts in seconds to a minute
+        deadline = time.time() + timeout  # a hang guard: MLflow's server starts in up to a minute
         while True:
             try:
                 urllib.request.urlopen(ready_url, timeout=5).read()
                 break
             except OSError:
-                assert proc.poll() is None, f"{' '.join(cmd[2:])} exited {proc.returncode}:\n{log.read_text()[-3000:]}"
-                assert time.time() < deadline, f"{ready_url} did not answer:\n{log.read_text()[-3000:]}"
+                said = log.read_text()[-3000:]
+                assert proc.poll() is None, f"{' '.join(cmd[2:])} exited {proc.returncode}:\n{said}"
+                assert time.time() < deadline, f"{ready_url} did not answer:\n{said}"
                 time.sleep(0.5)
         yield proc
     finally:
@@ -75,12 +76,13 @@ def chromium_page(width: int = 1920, height: int = 1080):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         pytest.skip("chromium is not installed (apt-get install chromium; scripts/test.sh does it)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (the dev extra)")
+    sync_api = pytest.importorskip("playwright.sync_api",
+                                   reason="playwright is not installed (the dev extra)")
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": width, "height": height})
-            page.set_default_timeout(120_000)  # a hang guard for a loaded machine, not a speed claim
+            page.set_default_timeout(120_000)  # a hang guard on a loaded machine, not a speed claim
             yield page
         finally:
             browser.close()

@@ -20,7 +20,8 @@ def work(tmp_path_factory):
 
 
 def test_dashboard_shows_the_study_of_the_search(work, tmp_path):
-    study = optuna.load_study(study_name=NAME, storage=f"sqlite:///{work / 'results' / NAME / 'optuna.db'}")
+    storage = f"sqlite:///{work / 'results' / NAME / 'optuna.db'}"
+    study = optuna.load_study(study_name=NAME, storage=storage)
     assert study.metric_names == ["eval/fid_sample"]  # the dashboard names the objective by it
     port = free_port()
     log = tmp_path / "dashboard.log"
@@ -48,28 +49,30 @@ def test_dashboard_shows_the_study_of_the_search(work, tmp_path):
 
 
 def _dashboard(cwd, *args: str, pre: str = "") -> subprocess.CompletedProcess:
-    code = f"import sys; {pre}from vaetune.cli import main; sys.exit(main(['dashboard', *sys.argv[1:]]))"
-    return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, env=user_env(), capture_output=True,
-                          text=True, timeout=120)
+    code = (f"import sys; {pre}from vaetune.cli import main; "
+            "sys.exit(main(['dashboard', *sys.argv[1:]]))")
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, env=user_env(),
+                          capture_output=True, text=True, timeout=120)
 
 
 def test_dashboard_errors_are_one_line(work, tmp_path):
     results = f"results/{NAME}"
     not_search = _dashboard(tmp_path, str(tmp_path))
     assert not_search.returncode == 2
-    assert not_search.stderr.strip() == (f"vaetune dashboard: error: {tmp_path}: not a vaetune search folder "
-                                         "(no search.json); pass results/<name>")
+    assert not_search.stderr.strip() == (f"vaetune dashboard: error: {tmp_path}: not a vaetune "
+                                         "search folder (no search.json); pass results/<name>")
     # the extra not installed: Python refuses the import of a module set to None in sys.modules
     missing = _dashboard(work, results, pre="sys.modules['optuna_dashboard'] = None; ")
     assert missing.returncode == 2
-    assert missing.stderr.strip() == ("vaetune dashboard: error: vaetune dashboard needs Optuna Dashboard: "
-                                      "pip install 'vaetune[dashboard]'")
+    assert missing.stderr.strip() == ("vaetune dashboard: error: vaetune dashboard needs Optuna "
+                                      "Dashboard: pip install 'vaetune[dashboard]'")
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
         taken = _dashboard(work, results, "--port", str(port))
     assert taken.returncode == 2 and "Traceback" not in taken.stderr
-    assert f"--port: got {port}; 127.0.0.1:{port} cannot be used (Address already in use)" in taken.stderr
+    assert f"--port: got {port}; 127.0.0.1:{port} cannot be used (Address already in use)" in (
+        taken.stderr)
     bad = _dashboard(work, results, "--port", "70000")
     assert bad.returncode == 2 and "give a port number from 1 to 65535" in bad.stderr

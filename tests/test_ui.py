@@ -29,13 +29,14 @@ def test_mlflow_finds_the_search_where_it_looks_by_default(work):
     # plain MLflow in the search's folder, nothing set: MLflow 3's own default store
     code = (f"import json, mlflow; runs = mlflow.search_runs(experiment_names=[{NAME!r}]); "
             "print(json.dumps(sorted(runs['tags.mlflow.runName'])))")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=work, env=user_env(), capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=work, env=user_env(),
+                          capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == sorted([NAME, *NAMES.values()])
     client = MlflowClient(f"sqlite:///{work / 'mlflow.db'}")
     experiment = client.get_experiment_by_name(NAME)
-    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # the UI opens on runs
+    # marked as model training: MLflow's UI opens it on its runs
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
 
 
 def test_search_run_holds_the_best_trial_and_the_summary(work):
@@ -60,8 +61,8 @@ def test_ui_opens_on_the_trials_of_the_last_search(work, tmp_path):
         assert printed[0] == f"MLflow UI for sqlite:///{work / 'mlflow.db'}"
         view = next(line.split()[0] for line in printed if "viewStateShareKey" in line)
         assert view.startswith(f"http://127.0.0.1:{port}/#/experiments/")
-        body = urllib.request.urlopen(  # the server's own REST API answers with the store's search
-            f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/get-by-name?experiment_name={NAME}", timeout=30).read()
+        api = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/get-by-name?experiment_name={NAME}"
+        body = urllib.request.urlopen(api, timeout=30).read()  # the server's REST API: the search
         assert json.loads(body)["experiment"]["name"] == NAME
 
         with chromium_page() as page:
@@ -76,7 +77,8 @@ def test_ui_opens_on_the_trials_of_the_last_search(work, tmp_path):
                 value = row.locator(f'[col-id="metrics.`{METRIC}`"]')
                 value.wait_for()
                 assert name.inner_text().strip().endswith(NAMES[trial["train.beta"]])
-                assert float(value.inner_text()) == pytest.approx(trial[f"final/{METRIC}"], rel=1e-9)
+                fid = trial[f"final/{METRIC}"]
+                assert float(value.inner_text()) == pytest.approx(fid, rel=1e-9)
                 shown[trial["mlflow_run_id"]] = int(name.locator("xpath=ancestor::*[@row-index][1]")
                                                     .get_attribute("row-index"))
             page.screenshot(path=str(tmp_path / "mlflow_ui.png"))
@@ -89,9 +91,9 @@ def test_ui_opens_on_the_trials_of_the_last_search(work, tmp_path):
 
 
 def test_ui_without_a_store_says_so(tmp_path):
-    proc = subprocess.run(vaetune("ui", "--port", str(free_port())), cwd=tmp_path, env=user_env(),
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2 and "no MLflow store there yet" in proc.stderr and "Traceback" not in proc.stderr
+    proc = _ui(tmp_path, str(free_port()))
+    assert proc.returncode == 2 and "no MLflow store there yet" in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 def test_ui_on_a_busy_or_bad_port_exits_with_the_reason(tmp_path):
@@ -99,13 +101,18 @@ def test_ui_on_a_busy_or_bad_port_exits_with_the_reason(tmp_path):
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        proc = subprocess.run(vaetune("ui", "--port", str(port)), cwd=tmp_path, env=user_env(), capture_output=True,
-                              text=True, timeout=120)
+        proc = _ui(tmp_path, str(port))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert proc.stderr.strip() == (f"vaetune ui: error: --port: got {port}; 127.0.0.1:{port} cannot be used "
-                                   f"(Address already in use); pass a free port, e.g. --port {port + 1}")
+    assert proc.stderr.strip() == (f"vaetune ui: error: --port: got {port}; 127.0.0.1:{port} "
+                                   "cannot be used (Address already in use); pass a free port, "
+                                   f"e.g. --port {port + 1}")
     for bad in ("0", "70000"):
-        proc = subprocess.run(vaetune("ui", "--port", bad), cwd=tmp_path, env=user_env(), capture_output=True,
-                              text=True, timeout=120)
+        proc = _ui(tmp_path, bad)
         assert proc.returncode == 2
-        assert proc.stderr.strip() == f"vaetune ui: error: --port: got {bad}; give a port number from 1 to 65535"
+        assert proc.stderr.strip() == (f"vaetune ui: error: --port: got {bad}; give a port number "
+                                       "from 1 to 65535")
+
+
+def _ui(cwd, port: str) -> subprocess.CompletedProcess:
+    return subprocess.run(vaetune("ui", "--port", port), cwd=cwd, env=user_env(),
+                          capture_output=True, text=True, timeout=120)

@@ -22,7 +22,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 SUMMARY_EVERY_S = 300.0  # a log gets a summary line this often
 REDRAW_EVERY_S = 1.0  # the terminal view is redrawn at most this often
@@ -65,7 +65,12 @@ def trial_label(searched: dict[str, Any]) -> str:
     """What a trial tried, e.g. `β=0.0033 z=4 lr=2e-4`: β and z first, then the space's order."""
     names = short_keys(list(searched))
     first = list(SHORT_KEYS)[:2]  # beta, latent_dim: what a VAE search is about
-    order = sorted(searched, key=lambda k: first.index(k.rsplit(".", 1)[-1]) if k.rsplit(".", 1)[-1] in first else 2)
+
+    def rank(key: str) -> int:
+        last = key.rsplit(".", 1)[-1]
+        return first.index(last) if last in first else len(first)
+
+    order = sorted(searched, key=rank)  # stable: the others keep the space's order
     return " ".join(f"{names[k]}={short_value(searched[k])}" for k in order)
 
 
@@ -175,7 +180,13 @@ class SearchProgress:
         t.ended, t.status, t.pending_rung = now, status, None
         if error is None:
             return [self._event(now, number, status, t)]
-        return [self._event(now, number, f"{status}: {error}" + (f" (traceback: {traceback_at})" if traceback_at else ""))]
+        return [self.failed(number, status, error, traceback_at, now)]
+
+    def failed(self, number: int, what: str, error: str, traceback_at: str | None,
+               now: float) -> str:
+        """The one line of a failure: the trial, the error, where the full traceback is."""
+        where = f" (traceback: {traceback_at})" if traceback_at else ""
+        return self._event(now, number, f"{what}: {error}{where}")
 
     # -- what is shown ----------------------------------------------------------------------------
     def summary(self, now: float) -> str:
@@ -192,7 +203,8 @@ class SearchProgress:
                  f"{_clock(now - self.start)} · {self._eta(now)}", self._counts()]
         best = self.best()
         if best is not None:
-            lines.append(f"best  #{best.number} {best.label}  {self.metric} {best.best:.4g} at epoch {best.best_epoch}")
+            lines.append(f"best  #{best.number} {best.label}  {self.metric} {best.best:.4g} "
+                         f"at epoch {best.best_epoch}")
         running = self._running()
         for t in running[:RUNNING_ROWS]:
             value = f"  {self.metric} {t.value:.4g}" if t.value is not None else ""
@@ -234,7 +246,8 @@ class SearchProgress:
         waiting = max(0, self.planned - len(self.trials))
         if not waiting and not self._running():
             return "all trials ended"
-        left = waiting * per_trial + sum(max(0.0, per_trial - (now - t.started)) for t in self._running())
+        running = sum(max(0.0, per_trial - (now - t.started)) for t in self._running())
+        left = waiting * per_trial + running
         return f"~{_duration(left / max(1, self.peak_running))} left"
 
     def _event(self, now: float, number: int, what: str, t: _Trial | None = None) -> str:
@@ -257,69 +270,82 @@ class SearchProgress:
 class _SearchConsole:
     """Turns Tune's callback events into the console: lines in a log, a live view on a terminal."""
 
-    def __init__(self, progress: SearchProgress, *, searched: list[str], stream: TextIO | None = None,
-                 live: bool | None = None, summary_every_s: float = SUMMARY_EVERY_S):
+    def __init__(self, progress: SearchProgress, searched: list[str]):
         self.progress, self.searched = progress, list(searched)
-        self.stream = stream
-        self.live_wanted = live
-        self.summary_every_s = summary_every_s
         self.live = None
         self.last_summary = self.last_draw = 0.0
         self.swapped: list[tuple[logging.StreamHandler, Any]] = []
 
     @classmethod
-    def for_space(cls, space, *, max_epochs: int, rungs: list[int], **kwargs):
-        """The console of a search space's search (the planned number of trials is Tune's, told
-        at setup)."""
+    def for_space(cls, space, *, max_epochs: int, rungs: list[int]):
+        """The console of a search space's search (the number of trials is Tune's, told at setup).
+
+        Args:
+            space: the search space.
+            max_epochs: epochs of a trial that runs to the end.
+            rungs: ASHA's rung epochs (empty for FIFO).
+        """
         config = space.default_config()
         s = config.search
-        progress = SearchProgress(config.name, s.metric, s.mode, max_epochs, list(rungs), s.num_samples)
-        return cls(progress, searched=list(space.params), **kwargs)
+        progress = SearchProgress(config.name, s.metric, s.mode, max_epochs, list(rungs),
+                                  s.num_samples)
+        return cls(progress, list(space.params))
 
     # -- Tune callback hooks --------------------------------------------------------------------
     def setup(self, total_num_samples: int | None = None, **info):
-        out = self.stream or sys.stdout
+        p = self.progress
         if total_num_samples and total_num_samples < 2**31:
-            self.progress.planned = int(total_num_samples)
-        now = time.monotonic()
-        self.progress.start = self.last_summary = now
-        use_live = self.live_wanted if self.live_wanted is not None else out.isatty()
-        if use_live:
-            self._start_live(out)
-        else:
-            rungs = ", ".join(map(str, self.progress.rungs)) or "none"
-            self._write([f"search {self.progress.name}: {self.progress.planned} trials, ranked by "
-                         f"{self.progress.metric} ({self.progress.mode}); ASHA rungs at epochs {rungs} of "
-                         f"{self.progress.max_epochs}; a summary every {_duration(self.summary_every_s)}"])
+            p.planned = int(total_num_samples)
+        p.start = self.last_summary = time.monotonic()
+        if sys.stdout.isatty():
+            self._start_live()
+            return
+        rungs = f"; ASHA compares them at epochs {', '.join(map(str, p.rungs))}" if p.rungs else ""
+        every = _duration(SUMMARY_EVERY_S)
+        self._write([f"search {p.name}: {p.planned} trials of up to {p.max_epochs} epochs, ranked "
+                     f"by {p.metric} ({p.mode}){rungs}; a summary every {every}"])
 
     def on_trial_start(self, iteration, trials, trial, **info):
-        searched = {k: trial.config.get(k) for k in self.searched}
-        self._write(self.progress.started(trial_number(trial), trial_label(searched), time.monotonic()))
+        label = trial_label({k: trial.config.get(k) for k in self.searched})
+        self._write(self.progress.started(trial_number(trial), label, time.monotonic()))
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        metric = result.get(self.progress.metric)
-        value = float(metric) if isinstance(metric, (int, float)) and not isinstance(metric, bool) else None
-        self._write(self.progress.result(trial_number(trial), int(result.get("epoch", 0) or 0), value,
+        value = result.get(self.progress.metric)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            value = None
+        epoch = int(result.get("epoch", 0) or 0)
+        self._write(self.progress.result(trial_number(trial), epoch, value,
                                          result.get("time_this_iter_s"), time.monotonic()))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         epochs = int((trial.last_result or {}).get("epoch", 0) or 0)
-        self._write(self.progress.ended(trial_number(trial), end_status(epochs, self.progress.max_epochs),
-                                        time.monotonic()))
+        status = end_status(epochs, self.progress.max_epochs)
+        self._write(self.progress.ended(trial_number(trial), status, time.monotonic()))
 
     def on_trial_error(self, iteration, trials, trial, **info):
         from vaetune.tracking import error_summary
 
         error = error_summary(trial)
-        self._write(self.progress.ended(trial_number(trial), end_status(0, self.progress.max_epochs, error),
-                                        time.monotonic(), error=error, traceback_at=self._error_path(trial)))
+        status = end_status(0, self.progress.max_epochs, error)
+        self._write(self.progress.ended(trial_number(trial), status, time.monotonic(), error=error,
+                                        traceback_at=_traceback_path(trial)))
+
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        """A trial that failed and is retried from its last checkpoint (search.max_failures)."""
+        from vaetune.tracking import error_summary
+
+        number = trial_number(trial)
+        if number in self.progress.trials:
+            self._write([self.progress.failed(number, "failed, retried from its last checkpoint",
+                                              error_summary(trial), _traceback_path(trial),
+                                              time.monotonic())])
 
     def on_step_end(self, iteration, trials, **info):
         now = time.monotonic()
         if self.live is not None:
             if now - self.last_draw >= REDRAW_EVERY_S:
                 self._draw(now)
-        elif now - self.last_summary >= self.summary_every_s:
+        elif now - self.last_summary >= SUMMARY_EVERY_S:
             self.last_summary = now
             self._write([self.progress.summary(now)])
 
@@ -338,28 +364,26 @@ class _SearchConsole:
         if self.live is not None:  # on a terminal the view tells it
             self._draw(time.monotonic())
             return
-        out = self.stream or sys.stdout
-        out.write("".join(line + "\n" for line in lines))
-        out.flush()
+        sys.stdout.write("".join(line + "\n" for line in lines))
+        sys.stdout.flush()
 
     def _draw(self, now: float) -> None:
         from rich.text import Text
 
         self.last_draw = now
-        self.live.update(Text("\n".join(self.progress.view(now)), no_wrap=True, overflow="ellipsis"),
-                         refresh=True)
+        view = Text("\n".join(self.progress.view(now)), no_wrap=True, overflow="ellipsis")
+        self.live.update(view, refresh=True)
 
-    def _start_live(self, out: TextIO) -> None:
-        from rich.console import Console
+    def _start_live(self) -> None:
         from rich.live import Live
 
-        self.live = Live(console=Console(file=out), auto_refresh=False, redirect_stdout=True,
-                         redirect_stderr=True, transient=False)
+        self.live = Live(auto_refresh=False, redirect_stdout=True, redirect_stderr=True)
         self.live.start()
-        # log records would otherwise be written under the view and break it: send them through
-        # the stream Live prints above itself
+        # a log record written straight to the terminal would land under the view and break it:
+        # send it through the stream that Live prints above itself
         for handler in logging.getLogger().handlers:
-            if type(handler) is logging.StreamHandler and handler.stream in (sys.__stderr__, sys.__stdout__):
+            if type(handler) is logging.StreamHandler and handler.stream in (sys.__stderr__,
+                                                                                  sys.__stdout__):
                 self.swapped.append((handler, handler.setStream(sys.stderr)))
         self._draw(time.monotonic())
 
@@ -370,21 +394,18 @@ class _SearchConsole:
         self.live.stop()
         self.live = None
 
-    def _error_path(self, trial) -> str:
-        """Where the trial's full traceback is kept: error.txt in its trial folder."""
-        folder = getattr(trial, "path", None) or getattr(trial, "local_path", None)
-        if not folder:
-            return str(getattr(trial, "error_file", "") or "")
-        path = Path(folder) / "error.txt"
-        try:
-            return str(path.relative_to(Path.cwd()))
-        except ValueError:
-            return str(path)
-
     def __getstate__(self):  # the Tuner pickles its callbacks; a live view does not travel
-        state = dict(self.__dict__)
-        state.update(live=None, swapped=[])
-        return state
+        return {**self.__dict__, "live": None, "swapped": []}
+
+
+def _traceback_path(trial) -> str:
+    """Where a failed trial's full traceback is kept: error.txt in its trial folder (relative to
+    the working folder when inside it)."""
+    folder = getattr(trial, "path", None)
+    if not folder:
+        return str(getattr(trial, "error_file", "") or "")
+    path = Path(folder) / "error.txt"
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -409,5 +430,6 @@ def quiet_libraries() -> None:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.getLogger("mlflow").setLevel(logging.WARNING)
-    logging.getLogger("ray.tune.execution.tune_controller").addFilter(_DropMessages("Trial task failed"))
+    tune_controller = logging.getLogger("ray.tune.execution.tune_controller")
+    tune_controller.addFilter(_DropMessages("Trial task failed"))
     logging.getLogger("ray.tune.tune").addFilter(_DropMessages("Trials did not complete"))

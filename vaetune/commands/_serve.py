@@ -22,5 +22,6 @@ def check_port(port: int, flag: str = "--port") -> None:
         try:
             sock.bind(("127.0.0.1", port))
         except OSError as exc:
-            raise UserError(f"{flag}: got {port}; 127.0.0.1:{port} cannot be used ({exc.strerror}); "
-                            f"pass a free port, e.g. {flag} {port + 1 if port < 65535 else 8080}") from None
+            other = port + 1 if port < 65535 else 8080
+            raise UserError(f"{flag}: got {port}; 127.0.0.1:{port} cannot be used "
+                            f"({exc.strerror}); pass a free port, e.g. {flag} {other}") from None

@@ -37,15 +37,17 @@ def open_dashboard(results: Path, port: int):
     from vaetune.search import OPTUNA_FILE, SEARCH_FILE, optuna_url
 
     if not (results / SEARCH_FILE).exists():
-        raise UserError(f"{results}: not a vaetune search folder (no {SEARCH_FILE}); pass results/<name>")
+        raise UserError(f"{results}: not a vaetune search folder (no {SEARCH_FILE}); "
+                        "pass results/<name>")
     if not (results / OPTUNA_FILE).exists():
-        raise UserError(f"{results}: the search has no Optuna study ({OPTUNA_FILE}) yet; it is created "
-                        "when the search starts its first trial")
+        raise UserError(f"{results}: the search has no Optuna study ({OPTUNA_FILE}) yet; it is "
+                        "created when the search starts its first trial")
     try:
         import optuna
         import optuna_dashboard
     except ImportError:
-        raise UserError("vaetune dashboard needs Optuna Dashboard: pip install 'vaetune[dashboard]'") from None
+        raise UserError("vaetune dashboard needs Optuna Dashboard: "
+                        "pip install 'vaetune[dashboard]'") from None
     check_port(port)
     name = json.loads((results / SEARCH_FILE).read_text())["name"]
     storage = optuna.storages.RDBStorage(optuna_url(results))
@@ -64,14 +66,16 @@ def open_dashboard(results: Path, port: int):
     try:
         server = make_server("127.0.0.1", port, optuna_dashboard.wsgi(storage), server_class=Server,
                              handler_class=QuietHandler)
-    except OSError as exc:  # taken between the check and now
-        raise UserError(f"--port: got {port}; 127.0.0.1:{port} cannot be used ({exc.strerror})") from None
+    except OSError:  # taken between the check and now: the check says why
+        check_port(port)
+        raise
     return server, f"http://127.0.0.1:{port}/dashboard/studies/{study_id}"
 
 
 def run(args: argparse.Namespace) -> int:
     server, url = open_dashboard(Path(args.results), args.port)
-    print(f"Optuna Dashboard for {Path(args.results).resolve()}\n  {url}\n(Ctrl-C stops it)", flush=True)
+    print(f"Optuna Dashboard for {Path(args.results).resolve()}\n  {url}\n(Ctrl-C stops it)",
+          flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -14,8 +14,8 @@ HELP = "start the MLflow UI on 127.0.0.1, on the last search's trials"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--uri", default=None,
-                   help="tracking URI (default: $MLFLOW_TRACKING_URI, else MLflow's own default, ./mlflow.db)")
+    p.add_argument("--uri", default=None, help="tracking URI (default: $MLFLOW_TRACKING_URI, "
+                   "else MLflow's own default, ./mlflow.db)")
     p.add_argument("--port", type=int, default=5000)
 
 
@@ -36,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"MLflow UI for {uri}")
     if view is not None:
         experiment_id, search, key = view
-        print(f"  {base}/#/experiments/{experiment_id}/runs?viewStateShareKey={key}  (search {search}: its trials)")
+        print(f"  {base}/#/experiments/{experiment_id}/runs?viewStateShareKey={key}  "
+              f"(search {search}: its trials)")
     print(f"  {base}  (all experiments)\n(Ctrl-C stops it)", flush=True)
     try:
         cmd, env = ui_command(uri, args.port)
