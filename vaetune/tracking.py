@@ -432,9 +432,10 @@ def log_search_outcome(results: Path, metric: str, mode: str, searched: list[str
     import pandas as pd
 
     from vaetune.export import pick_best
+    from vaetune.search import SUMMARY_FILE
 
     results = Path(results)
-    state_file, summary_file = results / "tracking.json", results / "summary.csv"
+    state_file, summary_file = results / "tracking.json", results / SUMMARY_FILE
     if not state_file.exists() or not summary_file.exists():
         return None
     state = json.loads(state_file.read_text())
