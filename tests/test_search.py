@@ -231,7 +231,7 @@ def test_console_on_a_terminal_is_one_view_redrawn_in_place(env):
     assert out.count(b"vaetune search tty") >= 3  # the view was drawn again and again...
     assert [line for line in shown if line.startswith("vaetune search tty")] != []
     assert sum(line.startswith("vaetune search tty") for line in shown) == 1  # ...in the same place
-    assert b"trials 3: 2 running" in out  # a state that was shown, then replaced
+    assert re.search(rb"trials 3: [12] running", out)  # a state that was shown, then replaced
     assert "trials 3: 0 running · 0 stopped · 3 completed · 0 failed · 0 to start" in shown
     assert any(line.startswith("best  #") for line in shown) and any(line.startswith("best trial") for line in shown)
     assert not any(EVENT.fullmatch(line) for line in shown)  # no event lines: the view tells it

@@ -60,7 +60,9 @@ def test_ui_opens_on_the_trials_of_the_last_search(work, tmp_path):
         printed = log.read_text().splitlines()
         assert printed[0] == f"MLflow UI for sqlite:///{work / 'mlflow.db'}"
         view = next(line.split()[0] for line in printed if "viewStateShareKey" in line)
-        assert view.startswith(f"http://127.0.0.1:{port}/#/experiments/")
+        experiment_id = MlflowClient(f"sqlite:///{work / 'mlflow.db'}").get_experiment_by_name(
+            NAME).experiment_id
+        assert view.startswith(f"http://127.0.0.1:{port}/#/experiments/{experiment_id}/runs?")
         api = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/get-by-name?experiment_name={NAME}"
         body = urllib.request.urlopen(api, timeout=30).read()  # the server's REST API: the search
         assert json.loads(body)["experiment"]["name"] == NAME
@@ -69,7 +71,10 @@ def test_ui_opens_on_the_trials_of_the_last_search(work, tmp_path):
             page.goto(view)
             header = page.locator(f'[role="columnheader"][col-id="metrics.`{METRIC}`"]')
             header.wait_for()
-            page.get_by_text("Training runs").first.wait_for()  # not the GenAI overview
+            # the model-training side of MLflow's UI, on the runs: not the GenAI overview and its
+            # side bar (Judges, Sessions...)
+            assert f"/experiments/{experiment_id}/runs?workflowType=machine_learning" in page.url
+            assert page.get_by_text("Judges", exact=True).count() == 0
             shown = {}
             for _, trial in summary.iterrows():
                 row = page.locator(f'[role="row"][row-id="{trial["mlflow_run_id"]}"]')

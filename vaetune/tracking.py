@@ -81,6 +81,14 @@ def view_key(search_name: str) -> str:
     return f"vaetune-{search_name}"
 
 
+def view_url(base: str, experiment_id: str, search_name: str) -> str:
+    """The address of a search's saved view on an MLflow UI at `base`. MLflow 3.17's UI shows an
+    experiment as its GenAI/Model training switch says (GenAI until a browser is switched), not
+    by the experiment's kind: the address switches it to model training."""
+    return (f"{base}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+            f"&viewStateShareKey={view_key(search_name)}")
+
+
 def search_view(search_name: str, metric: str, mode: str, searched: list[str]) -> str:
     """The saved view of a search, as MLflow's UI stores one in an experiment tag: the search's
     trials (a filter, so they are listed flat rather than folded under the search's run), best
@@ -411,8 +419,8 @@ def ui_command(uri: str, port: int) -> tuple[list[str], dict[str, str]]:
     return cmd, {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ}
 
 
-def latest_search_view(uri: str) -> tuple[str, str, str] | None:
-    """(experiment id, search name, view key) of the search that started last in a store, or None."""
+def latest_search(uri: str) -> tuple[str, str] | None:
+    """(experiment id, search name) of the search that started last in a store, or None."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=uri)
@@ -421,8 +429,7 @@ def latest_search_view(uri: str) -> tuple[str, str, str] | None:
                               order_by=["attributes.start_time DESC"], max_results=1) if experiments else []
     if not runs:
         return None
-    name = runs[0].data.tags[TAG_SEARCH]
-    return runs[0].info.experiment_id, name, view_key(name)
+    return runs[0].info.experiment_id, runs[0].data.tags[TAG_SEARCH]
 
 
 def log_search_outcome(results: Path, metric: str, mode: str, searched: list[str]) -> str | None:

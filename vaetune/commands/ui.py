@@ -25,19 +25,18 @@ def run(args: argparse.Namespace) -> int:
 
     from vaetune.commands._serve import check_port
     from vaetune.errors import UserError
-    from vaetune.tracking import latest_search_view, resolve_uri, ui_command
+    from vaetune.tracking import latest_search, resolve_uri, ui_command, view_url
 
     check_port(args.port)
     uri = resolve_uri(args.uri)
     if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists():
         raise UserError(f"{uri}: no MLflow store there yet; run a search first or pass --uri")
     base = f"http://127.0.0.1:{args.port}"
-    view = latest_search_view(uri)
+    latest = latest_search(uri)
     print(f"MLflow UI for {uri}")
-    if view is not None:
-        experiment_id, search, key = view
-        print(f"  {base}/#/experiments/{experiment_id}/runs?viewStateShareKey={key}  "
-              f"(search {search}: its trials)")
+    if latest is not None:
+        experiment_id, search = latest
+        print(f"  {view_url(base, experiment_id, search)}  (search {search}: its trials)")
     print(f"  {base}  (all experiments)\n(Ctrl-C stops it)", flush=True)
     try:
         cmd, env = ui_command(uri, args.port)
