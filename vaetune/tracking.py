@@ -12,9 +12,9 @@ and `summary.csv`.
 The store is where MLflow itself looks when nothing is set (`sqlite:///mlflow.db` in the working
 folder for MLflow 3, artifacts in `mlruns/` beside it), or $MLFLOW_TRACKING_URI, so `mlflow ui`,
 `mlflow server` and `mlflow.search_runs()` find the runs without flags. The experiment is marked
-as one of model training, so MLflow's UI opens it on its runs, and carries a saved view of each
-search (its runs sorted by the search metric, with the searched parameters as columns), which
-`vaetune ui` opens.
+as one of model training (`mlflow.experimentKind`) and carries a saved view of each search (its
+trials listed flat, best first by the search metric, with the searched parameters as columns),
+which `vaetune ui` opens in the UI's model-training mode.
 
 If the tracking server is unreachable, nothing fails: events are queued and retried before each
 later event; whatever is still unsent at the end is written to `mlflow_pending.jsonl` in the
@@ -39,7 +39,7 @@ from vaetune.errors import UserError
 log = logging.getLogger(__name__)
 
 ARTIFACTS_DIR = "mlruns"  # beside a local sqlite store, as MLflow's own client puts them
-TAG_EXPERIMENT_KIND = "mlflow.experimentKind"  # MLflow's UI opens a training experiment on its runs
+TAG_EXPERIMENT_KIND = "mlflow.experimentKind"  # an experiment of model training, not of GenAI
 EXPERIMENT_KIND = "custom_model_development"
 VIEW_TAG_PREFIX = "mlflow.sharedViewState."  # MLflow's UI: a saved view, opened by ?viewStateShareKey=
 TAG_SEARCH = "vaetune.search"
