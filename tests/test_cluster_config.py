@@ -76,7 +76,7 @@ def test_every_node_installs_and_prepares_vaetune(prepared):
     head = "\n".join(prepared["head_setup_commands"])
     assert "MLFLOW_TRACKING_URI=http://127.0.0.1:5000" in head
     assert head.startswith(setup)  # Ray runs the common setup first on the head as well
-    for excluded in (".venv", "results", "mlruns", ".vaetune_cache"):
+    for excluded in (".venv", "results", "mlruns", "mlflow.db", ".vaetune_cache"):
         assert excluded in prepared["rsync_exclude"]
 
 

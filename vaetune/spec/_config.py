@@ -207,7 +207,7 @@ class ResourcesConfig(_Section):
 
 
 class TrackingConfig(_Section):
-    uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else sqlite:///mlruns/mlflow.db
+    uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else MLflow's own default (./mlflow.db)
     experiment: str | None = None  # None: the search name
 
 
