@@ -11,7 +11,7 @@ from typing import Any
 
 from vaetune.errors import UserError
 from vaetune.results import is_remote, optuna_url
-from vaetune.search._checks import kept_epochs, max_epochs, planned_trials
+from vaetune.search._checks import kept_epochs, max_epochs, planned_trials, rungs_of
 from vaetune.spec import Config, SearchSpace, flatten
 
 
