@@ -138,10 +138,14 @@ def assert_names_what_it_tried(name: str, row) -> None:
 EVENT = re.compile(r"\[(?:\d+:)?\d\d:\d\d\] #(\d+) (β=\S+ z=\d+ lr=\S+)  (.+)")
 
 
-def _history(trial_path: str) -> dict[int, float]:
-    """val/elbo at each epoch of a trial, from Tune's own record of its results."""
-    lines = [json.loads(line) for line in (Path(trial_path) / "result.json").read_text().splitlines() if line.strip()]
-    return {int(r["epoch"]): r["val/elbo"] for r in lines if "val/elbo" in r}
+def _history(trial_dir: str | Path) -> list[dict]:
+    """A trial's reports, from Tune's own record of its results (result.json)."""
+    return [json.loads(line) for line in (Path(trial_dir) / "result.json").read_text().splitlines() if line.strip()]
+
+
+def _elbo_by_epoch(trial_path: str) -> dict[int, float]:
+    """val/elbo at each epoch of a trial."""
+    return {int(r["epoch"]): r["val/elbo"] for r in _history(trial_path) if "val/elbo" in r}
 
 
 def test_console_in_a_log_is_one_line_per_trial_event(finished_search):
@@ -164,7 +168,7 @@ def test_console_in_a_log_is_one_line_per_trial_event(finished_search):
     for _, row in summary.iterrows():
         number = int(Path(row["trial_path"]).name.split("_")[3])  # Tune's run_trial_<id>_<number>_...
         assert_names_what_it_tried(labels[number], row)
-        history = _history(row["trial_path"])
+        history = _elbo_by_epoch(row["trial_path"])
         passed = [f"passed rung {r}  val/elbo {history[r]:.4g}" for r in rungs if r < row["epochs"]]
         final = f"val/elbo {row['final/val/elbo']:.4g}"
         if row["best/val/elbo"] < row["final/val/elbo"]:
@@ -261,7 +265,7 @@ def test_mlflow_has_a_parent_run_and_a_child_per_trial(finished_search):
             assert child.info.status == "FAILED" and "DivergedError" in child.data.tags["vaetune.error"]
             traceback = Path(client.download_artifacts(child.info.run_id, "error/error.txt", str(e.tmp / "dl")))
             frames = traceback.read_text()  # the whole traceback, down to where vaetune raised the error
-            assert 'train.py", line' in frames and "raise DivergedError" in frames
+            assert 'train/_loop.py", line' in frames and "raise DivergedError" in frames
             continue
         assert steps(client, child.info.run_id, "val/elbo") == list(range(1, int(row["epochs"]) + 1))
         assert child.data.metrics["val/elbo"] == pytest.approx(row["final/val/elbo"])
@@ -326,10 +330,6 @@ def test_export_registers_an_mlflow_model_with_a_signature(finished_search):
         mlflow.set_tracking_uri(previous)  # None unsets it again
     assert list(info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"]) == [-1, 3, 16, 16]
     assert model(torch.rand(2, 3, 16, 16)).shape == (2, 3, 16, 16)  # image in, reconstruction out
-
-
-def _history(trial_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (trial_dir / "result.json").read_text().splitlines() if line.strip()]
 
 
 def test_every_trial_keeps_the_checkpoints_of_the_rungs_and_its_last_epoch(finished_search):
