@@ -77,7 +77,8 @@ class DataConfig(_Section):
     background: tuple[int, int, int] = (255, 255, 255)  # RGB used to composite transparency
     # fit squeezes to a square, crop keeps the centre, pad letterboxes (docs/data.md, Resize modes)
     resize: Literal["fit", "crop", "pad"] = "fit"
-    labels: Literal["none", "folders", "auto"] = "auto"  # auto: folders if there are two or more
+    # auto: sub-folder names are the labels when there are two or more sub-folders
+    labels: Literal["none", "folders", "auto"] = "auto"
     hf_image_column: str = "image"  # column of a Hugging Face dataset holding the images
     hf_label_column: str | None = None  # optional column used as class label
     count: int = Field(20000, ge=1)  # builtin:sprites only: number of images generated
