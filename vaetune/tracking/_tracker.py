@@ -1,125 +1,41 @@
-"""MLflow tracking of a search, from the driver only.
-
-One writer avoids both of MLflow's concurrency traps on sqlite ("database is locked", and
-trial processes racing to create the experiment): the trials never talk to MLflow; a Tune
-callback in the driver logs for them. Each search is a parent run in an experiment named after
-the search; each trial a nested child run named by what it tried (`β=0.0033 z=4 lr=2e-4`), with
-its resolved hyperparameters, its metrics every epoch (step = epoch), its grids and final
-checkpoint, and a status tag (completed, stopped by ASHA at epoch N, diverged, errored). When the
-search ends, the parent run gets the best trial's metrics and parameters, a tag naming its run,
-and `summary.csv`.
-
-The store is where MLflow itself looks when nothing is set (`sqlite:///mlflow.db` in the working
-folder for MLflow 3, artifacts in `mlruns/` beside it), or $MLFLOW_TRACKING_URI, so `mlflow ui`,
-`mlflow server` and `mlflow.search_runs()` find the runs without flags. The experiment is marked
-as one of model training (`mlflow.experimentKind`) and carries a saved view of each search (its
-trials listed flat, best first by the search metric, with the searched parameters as columns),
-which `vaetune ui` opens in the UI's model-training mode.
-
-If the tracking server is unreachable, nothing fails: events are queued and retried before each
-later event; whatever is still unsent at the end is written to `mlflow_pending.jsonl` in the
-results folder, with a warning, and sent by `vaetune search SPACE --resume`.
-"""
+"""The driver-side MLflow writer of a search: every Tune event as a small, idempotent event,
+applied at once or queued while MLflow is unreachable (see vaetune.tracking)."""
 
 from __future__ import annotations
 
 import json
 import logging
 import math
-import os
 import shutil
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from vaetune.console import end_status, trial_label, trial_number
-from vaetune.errors import UserError
 from vaetune.results import (
-    EPOCHS,
     PENDING_DIR,
     PENDING_FILE,
-    RUN_ID,
-    SUMMARY_FILE,
     TRACKING_FILE,
-    TRIAL_ID,
     checkpoint_file,
-    final_column,
-    final_metrics,
-    read_summary,
-    read_tracking,
     write_tracking,
+)
+from vaetune.tracking._store import (
+    EXPERIMENT_KIND,
+    LOST_MESSAGE,
+    RETRY_AFTER_S,
+    TAG_ERROR,
+    TAG_EXPERIMENT_KIND,
+    TAG_SEARCH,
+    TAG_STATUS,
+    TAG_TRIAL,
+    VIEW_TAG_PREFIX,
+    default_artifact_root,
+    search_view,
+    view_key,
 )
 from vaetune.trainable import CHECKPOINT_SCORE
 
 log = logging.getLogger(__name__)
-
-ARTIFACTS_DIR = "mlruns"  # beside a local sqlite store, as MLflow's own client puts them
-TAG_EXPERIMENT_KIND = "mlflow.experimentKind"  # an experiment of model training, not of GenAI
-EXPERIMENT_KIND = "custom_model_development"
-VIEW_TAG_PREFIX = "mlflow.sharedViewState."  # MLflow's UI: a saved view, opened by ?viewStateShareKey=
-TAG_SEARCH = "vaetune.search"
-TAG_TRIAL = "vaetune.trial_id"
-TAG_STATUS = "vaetune.status"
-TAG_ERROR = "vaetune.error"
-TAG_BEST_RUN = "vaetune.best_run_id"  # on the parent run: the run of the best trial
-TAG_BEST_TRIAL = "vaetune.best_trial"  # on the parent run: the best trial's run name
-LOST_MESSAGE = ("started after the last experiment snapshot of a driver that was stopped; --resume could not "
-                "continue it, and the searcher suggested a new trial in its place")
-RETRY_AFTER_S = 15.0  # seconds between attempts to reach an MLflow that failed
-
-
-def resolve_uri(configured: str | None) -> str:
-    """tracking.uri, else $MLFLOW_TRACKING_URI, else MLflow's own default store (MLflow 3:
-    sqlite:///mlflow.db in the working folder), with a local path made absolute: the search's
-    files record it, and later commands may run elsewhere."""
-    import mlflow
-
-    uri = configured or mlflow.get_tracking_uri()  # $MLFLOW_TRACKING_URI, else MLflow's default
-    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        return f"sqlite:///{Path(uri[len('sqlite:///'):]).resolve()}"
-    if "://" not in uri:  # a file store: a folder
-        return str(Path(uri).resolve())
-    return uri
-
-
-def default_artifact_root(uri: str) -> str | None:
-    """Where a new experiment keeps artifacts: mlruns/ beside a local sqlite store (where MLflow's
-    own client puts those of its default store); a server decides itself."""
-    if uri.startswith("sqlite:///"):
-        return (Path(uri[len("sqlite:///"):]).parent / ARTIFACTS_DIR).resolve().as_uri()
-    return None
-
-
-def view_key(search_name: str) -> str:
-    """The id of a search's saved view in MLflow's UI (`?viewStateShareKey=` of its URL)."""
-    return f"vaetune-{search_name}"
-
-
-def view_url(base: str, experiment_id: str, search_name: str) -> str:
-    """The address of a search's saved view on an MLflow UI at `base`. MLflow 3.17's UI shows an
-    experiment as its GenAI/Model training switch says (GenAI until a browser is switched), not
-    by the experiment's kind: the address switches it to model training."""
-    return (f"{base}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
-            f"&viewStateShareKey={view_key(search_name)}")
-
-
-def search_view(search_name: str, metric: str, mode: str, searched: list[str]) -> str:
-    """The saved view of a search, as MLflow's UI stores one in an experiment tag: the search's
-    trials (a filter, so they are listed flat rather than folded under the search's run), best
-    first by the search metric, with the metric, the searched parameters and the status."""
-    def column(kind: str, key: str) -> str:
-        return f"{kind}.`{key}`"
-
-    state = {
-        "searchFilter": f"tags.`{TAG_SEARCH}` = '{search_name}' and tags.`{TAG_TRIAL}` != ''",
-        "orderByKey": column("metrics", metric), "orderByAsc": mode == "min",
-        "selectedColumns": [column("metrics", metric), *(column("params", k) for k in searched),
-                            column("tags", TAG_STATUS)],
-    }
-    now = int(time.time() * 1000)
-    return json.dumps({"name": f"vaetune: trials of {search_name} by {metric}", "createdAt": now,
-                       "updatedAt": now, "state": json.dumps(state)})
 
 
 def numeric_metrics(result: dict) -> dict[str, float]:
@@ -419,72 +335,3 @@ def error_summary(trial) -> str:
     return "error"
 
 
-def ui_command(uri: str, port: int) -> tuple[list[str], dict[str, str]]:
-    """The `mlflow server` command line serving a store's UI on 127.0.0.1, and its environment."""
-    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", "127.0.0.1",
-           "--port", str(port)]
-    root = default_artifact_root(uri)
-    if root:
-        cmd += ["--default-artifact-root", root]
-    # MLflow's server jobs (GenAI judges, prompt optimisation) are several processes vaetune's
-    # runs have no use for
-    return cmd, {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ}
-
-
-def latest_search(uri: str) -> tuple[str, str] | None:
-    """(experiment id, search name) of the search that started last in a store, or None."""
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=uri)
-    experiments = [e.experiment_id for e in client.search_experiments()]
-    runs = client.search_runs(experiments, filter_string=f"tags.`{TAG_SEARCH}` != ''",
-                              order_by=["attributes.start_time DESC"], max_results=1) if experiments else []
-    if not runs:
-        return None
-    return runs[0].info.experiment_id, runs[0].data.tags[TAG_SEARCH]
-
-
-def log_search_outcome(results: Path, metric: str, mode: str, searched: list[str]) -> str | None:
-    """The end of a search, on its MLflow parent run: the best trial's metrics (final values, and
-    `best/<metric>`) and searched parameters, a tag with its run id, and summary.csv as an
-    artifact. Returns the best trial's run id, or None. MLflow failing only warns."""
-    from vaetune.export import pick_best
-
-    results = Path(results)
-    summary_file = results / SUMMARY_FILE
-    state = read_tracking(results)
-    if not state or not summary_file.exists():
-        return None
-    parent = state.get("parent_run_id")
-    if not parent:
-        return None
-    from mlflow.entities import Metric, Param
-    from mlflow.tracking import MlflowClient
-
-    try:
-        client = MlflowClient(tracking_uri=state["uri"])
-        client.log_artifact(parent, str(summary_file))
-        try:
-            best, col = pick_best(read_summary(results), metric, mode)
-        except UserError:  # no trial scored: nothing to point at
-            return None
-        run_id = str(best.get(RUN_ID) or "")
-        now = int(time.time() * 1000)
-        values = {m: best[final_column(m)] for m in final_metrics(best.index)}
-        values[col] = best[col]
-        metrics = [Metric(k, float(v), now, int(best[EPOCHS])) for k, v in values.items()
-                   if isinstance(v, (int, float)) and math.isfinite(v)]
-        client.log_batch(parent, metrics=metrics)
-        if run_id:
-            client.set_tag(parent, TAG_BEST_RUN, run_id)
-            client.set_tag(parent, TAG_BEST_TRIAL, state.get("run_names", {}).get(best[TRIAL_ID], best[TRIAL_ID]))
-        try:  # the same keys as the trials' own parameters, so the search's row lines up with theirs
-            client.log_batch(parent, params=[Param(k, str(best[k])) for k in searched if k in best.index])
-        except Exception as exc:  # a resumed search that found a better trial: parameters are immutable
-            log.warning("the search's MLflow run keeps the parameters of its earlier best trial (%s); "
-                        "tag %s names the best run", str(exc).splitlines()[0][:200], TAG_BEST_RUN)
-        return run_id or None
-    except Exception as exc:  # the files are written; a tracking outage must not fail the search
-        log.warning("logging the outcome to MLflow run %s at %s failed (%s: %s)", parent, state["uri"],
-                    type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "")
-        return None
