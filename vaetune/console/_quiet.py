@@ -26,6 +26,9 @@ def quiet_libraries() -> None:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.getLogger("mlflow").setLevel(logging.WARNING)
+    # Tune's TensorBoard logger warns of every NaN it is given: the eval/ placeholders before a
+    # trial's first FID are NaN by design
+    logging.getLogger("tensorboardX.x2num").setLevel(logging.ERROR)
     tune_controller = logging.getLogger("ray.tune.execution.tune_controller")
     tune_controller.addFilter(_DropMessages("Trial task failed"))
     logging.getLogger("ray.tune.tune").addFilter(_DropMessages("Trials did not complete"))
