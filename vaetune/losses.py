@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from vaetune.errors import Failure
 from vaetune.models import VAEOutput
 from vaetune.spec import TrainConfig
 
@@ -90,7 +91,7 @@ def vae_loss(out: VAEOutput, x: torch.Tensor, cfg: TrainConfig, beta: float,
     return LossTerms(loss=loss, recon=recon, kl=kl)
 
 
-class DivergedError(RuntimeError):
+class DivergedError(Failure, RuntimeError):
     """The loss became NaN or infinite; the message says where and what to change."""
 
     def __init__(self, epoch: int, step: int, value: float = math.nan, **context: float):
