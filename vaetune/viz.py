@@ -79,14 +79,19 @@ def to_pil(image: torch.Tensor):
 
 def figure_png(fig) -> bytes:
     """A matplotlib figure as PNG bytes (also used by the report)."""
+    from vaetune.outputs import SOFTWARE
+
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=FIG_DPI)
+    fig.savefig(buf, format="png", dpi=FIG_DPI, metadata={"Software": SOFTWARE})
     return buf.getvalue()
 
 
 def grid_png(images: torch.Tensor, ncols: int) -> bytes:
+    """A grid of images (N, C, H, W) in [0, 1] as PNG bytes, marked as vaetune's (vaetune.outputs)."""
+    from vaetune.outputs import png_info
+
     buf = io.BytesIO()
-    to_pil(make_grid(images, ncols)).save(buf, format="PNG")
+    to_pil(make_grid(images, ncols)).save(buf, format="PNG", pnginfo=png_info())
     return buf.getvalue()
 
 
@@ -95,6 +100,15 @@ def save_grid(images: torch.Tensor, ncols: int, out: str | Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(grid_png(images, ncols))
     return out
+
+
+def check_picture_size(model, images: int, arg: str, what: str) -> None:
+    """Refuse a picture of `images` images of the model's shape that cannot fit in memory (as
+    float32, twice: the decoded images and their grid), before anything is decoded."""
+    from vaetune.machine import check_fits
+
+    c, h, w = model.image_shape
+    check_fits(2 * 4 * images * c * h * w, f"{arg}: {what} of {c}x{h}x{w}", f"give a smaller {arg}")
 
 
 def blank(like: torch.Tensor, n: int = 1) -> torch.Tensor:
@@ -215,10 +229,11 @@ def interpolation_picture(model, config, paths: list[str], *, grid: bool, mode: 
                         f"; got {len(paths)}")
     if steps < 2:
         raise UserError(f"--steps: got {steps}; give at least 2")
+    modes = _modes(mode)
+    check_picture_size(model, len(modes) * (steps**2 if grid else steps + 2), "--steps", f"{steps} steps")
     y = class_labels(model, 1, label)
     x = torch.cat([read_for_model(p, config) for p in paths])  # (k, C, H, W)
     codes = list(model.encode(x, None if y is None else y.expand(len(x)))[0])  # mu of each
-    modes = _modes(mode)
     if not grid:
         rows = [torch.cat([x[:1], interpolation_row(model, codes[0], codes[1], steps, m, y), x[1:]]) for m in modes]
         return torch.cat(rows), steps + 2, modes
@@ -265,6 +280,7 @@ def traversal_picture(model, x: torch.Tensor, y: torch.Tensor | None, *, steps: 
     """`vaetune traverse`: (images, dimension order by KL, KL per dimension) around the first image of x."""
     if steps < 2:
         raise UserError(f"--steps: got {steps}; give at least 2")
+    check_picture_size(model, model.latent_dim * steps, "--steps", f"{model.latent_dim} rows of {steps} steps")
     y = y if model.num_classes else None
     order, kl = kl_order(model, x, y)
     yb = None
@@ -362,6 +378,7 @@ def walk_frames(model, frames: int, anchors: int, seed: int, y: torch.Tensor | N
         raise UserError(f"--frames: got {frames}; give at least 2")
     if anchors < 2:
         raise UserError(f"--anchors: got {anchors}; give at least 2")
+    check_picture_size(model, frames * gif_scale(*model.image_shape[1:]) ** 2, "--frames", f"{frames} frames")
     g = torch.Generator().manual_seed(seed)
     points = torch.randn(anchors, model.latent_dim, generator=g)
     codes = []
@@ -376,6 +393,8 @@ def walk_frames(model, frames: int, anchors: int, seed: int, y: torch.Tensor | N
 def save_gif(frames: torch.Tensor, out: Path, scale: int, ms_per_frame: int = 80) -> Path:
     from PIL import Image
 
+    from vaetune.outputs import gif_comment
+
     pics = []
     for f in frames:
         if f.shape[0] == 4:  # composite on white: GIF has no partial transparency
@@ -383,7 +402,8 @@ def save_gif(frames: torch.Tensor, out: Path, scale: int, ms_per_frame: int = 80
         im = to_pil(f.clamp(0, 1))
         pics.append(im.resize((im.width * scale, im.height * scale), Image.NEAREST).convert("RGB"))
     out.parent.mkdir(parents=True, exist_ok=True)
-    pics[0].save(out, save_all=True, append_images=pics[1:], duration=ms_per_frame, loop=0, optimize=False)
+    pics[0].save(out, save_all=True, append_images=pics[1:], duration=ms_per_frame, loop=0, optimize=False,
+                 comment=gif_comment())
     return out
 
 
@@ -414,6 +434,8 @@ def progress_picture(trial_dir: str | Path, n: int) -> tuple[torch.Tensor, int, 
     (images row-major, columns, epochs)."""
     from vaetune.checkpoint import load_model
 
+    if n < 1:
+        raise UserError(f"--n: got {n}; give at least 1")
     checkpoints = trial_checkpoints(trial_dir)
     model, config, _ = load_model(checkpoints[0][1])
     _, x, y = load_val(config)
@@ -491,6 +513,10 @@ def neighbours(model, config, data, val_x: torch.Tensor, val_y: torch.Tensor | N
 
     if n < 1:
         raise UserError(f"--n: got {n}; give at least 1")
+    if pool is not None and pool < 1:
+        raise UserError(f"--pool: got {pool}; give at least 1 (or leave it out: all training images on a GPU, "
+                        "256 on a CPU)")
+    check_picture_size(model, 3 * n, "--n", f"{n} rows of 3 images")
     train_x, _ = data.subset("train")
     y = None
     if model.num_classes:  # validation labels in a seeded random order, as FID's samples get
