@@ -200,14 +200,37 @@ class TrackingConfig(_Section):
     experiment: str | None = None  # None: the search name
 
 
+NAME_MAX = 100  # a search's name is a folder name and an MLflow experiment name
+
+
 class Config(_Section):
-    name: str = Field("search", pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = "search"
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     search: SearchConfig = Field(default_factory=SearchConfig)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+
+    @field_validator("name")
+    @classmethod
+    def _folder_name(cls, v: str) -> str:
+        # it names results/<name>/ and runs/<name>/: nothing that leaves those folders or hides
+        if not re.fullmatch(rf"[A-Za-z0-9_][A-Za-z0-9_.-]{{0,{NAME_MAX - 1}}}", v):
+            raise ValueError(f"a name is 1-{NAME_MAX} letters, digits, '_', '-' or '.', not starting with "
+                             "'.' or '-' (it names the results folder and the MLflow experiment)")
+        return v
+
+    @model_validator(mode="after")
+    def _splits_hold_what_training_reads(self) -> Config:
+        split, tc = self.data.split, self.train
+        if split.val == 0:
+            raise _CrossFieldError("data.split.val", split.val, "every epoch validates: give the val split a share, "
+                                   "e.g. {train: 0.8, val: 0.1, test: 0.1}")
+        if tc.fid_every and getattr(split, tc.fid_reference) == 0:
+            raise _CrossFieldError(f"data.split.{tc.fid_reference}", 0, f"train.fid_reference is "
+                                   f"{tc.fid_reference!r} and FID is on: give that split a share, or pick another")
+        return self
 
     @model_validator(mode="after")
     def _architecture_fits_image(self) -> Config:
@@ -462,11 +485,14 @@ def load_space(path: str | Path, overrides: list[str] | None = None) -> SearchSp
     path = Path(path)
     source = str(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpecError(source, "<file>", source, "the file does not exist") from None
     except OSError as exc:
         raise SpecError(source, "<file>", source, f"cannot be read ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise SpecError(source, "<file>", source, f"not UTF-8 text (byte {exc.object[exc.start]:#04x} at "
+                        f"offset {exc.start}); save it as UTF-8") from None
     try:
         raw = yaml_load(text)
     except yaml.YAMLError as exc:

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from vaetune.results import (
+    DIVERGED,
+    DIVERGENCE,
     PENDING_DIR,
     PENDING_FILE,
     TRACKING_FILE,
@@ -47,9 +49,7 @@ def resolve_uri(configured: str | None) -> str:
     uri = configured or os.environ.get("MLFLOW_TRACKING_URI")
     if uri:
         return uri
-    root = Path(DEFAULT_STORE).resolve()
-    root.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{root / 'mlflow.db'}"
+    return f"sqlite:///{Path(DEFAULT_STORE).resolve() / 'mlflow.db'}"  # its folder is made when it is written
 
 
 def default_artifact_root(uri: str) -> str | None:
@@ -103,6 +103,8 @@ class _SearchTracker:
         logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
         from mlflow.tracking import MlflowClient
 
+        if self.uri.startswith("sqlite:///"):  # sqlite creates the database, not its folder
+            Path(self.uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
         self.client = MlflowClient(tracking_uri=self.uri)
         path = self.results_dir / TRACKING_FILE
         pending_file = self.results_dir / PENDING_FILE
@@ -129,6 +131,8 @@ class _SearchTracker:
                     "params": {k: str(v) for k, v in self.resolve_params(params).items()}})
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
+        if result.get(DIVERGENCE):  # no epoch of metrics: the run ends diverged in on_trial_complete
+            return
         step = int(result.get("epoch", result.get("training_iteration", 0)))
         self._emit({"kind": "metrics", "trial": trial.trial_id, "step": step,
                     "time": int(time.time() * 1000), "metrics": numeric_metrics(result)})
@@ -148,6 +152,11 @@ class _SearchTracker:
                 path = checkpoint_file(folder)
                 if path.exists():
                     self._emit({"kind": "artifact", "trial": trial.trial_id, "path": str(path), "dir": "checkpoint"})
+        diverged = (trial.last_result or {}).get(DIVERGENCE)
+        if diverged:
+            self._emit({"kind": "trial_end", "trial": trial.trial_id, "status": DIVERGED, "error": str(diverged)[:4000],
+                        "run_status": "FAILED"})
+            return
         status = "completed" if epochs >= self.max_epochs else "stopped by ASHA"
         self._emit({"kind": "trial_end", "trial": trial.trial_id, "status": status, "run_status": "FINISHED"})
 
