@@ -226,3 +226,18 @@ def test_driver_joins_running_cluster_and_resumes_after_being_killed(cluster, tm
     assert len(restarts) == 2 and restarts[1] >= 3, [(r["epoch"], r["iterations_since_restore"]) for r in history]
     assert len(cluster.global_state._live_node_ids()) == 3  # and so does a driver that finishes
     assert cluster.remaining_processes_alive()
+
+
+def test_a_trial_no_node_of_the_joined_cluster_can_run_is_refused_at_once(cluster, tmp_path):
+    """The cluster's nodes have one CPU and no GPU, and no autoscaler: a search asking a GPU per
+    trial would queue for ever; it is refused once joined, before any trial or file."""
+    space = _write_space(tmp_path, "gpu")
+    raw = yaml.safe_load(space.read_text())
+    raw["resources"] = {"cpu": 1, "gpu": 1}
+    space.write_text(yaml.safe_dump(raw))
+    proc = _start_search(tmp_path, str(space), "--address", cluster.address)
+    assert _wait(proc, 120) == 2, _log(tmp_path)
+    last = _log(tmp_path).strip().splitlines()[-1]
+    assert last.startswith("vaetune search: error: resources: a trial asks for 1 CPU and 1 GPU") and cluster.address in last
+    assert "Traceback" not in _log(tmp_path)
+    assert not (tmp_path / "results").exists()  # the search state is written only once a trial can run

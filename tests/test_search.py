@@ -97,13 +97,15 @@ def steps(client, run_id: str, key: str) -> list[int]:
 
 @pytest.fixture(scope="module")
 def finished_search(tmp_path_factory):
-    """One sequential search: a good point first, then a weak one ASHA must stop, then one that diverges."""
+    """One sequential search: a good point first, then a weak one ASHA must stop, then one that diverges.
+    Crashed trials are retried (max_failures 2): the diverged one must not be."""
     tmp = tmp_path_factory.mktemp("search")
     e = Env(tmp)
     good = {"train.lr": 0.004, "train.beta": 0.1, "model.latent_dim": 4}
     weak = {"train.lr": 1e-7, "train.beta": 1.0, "model.latent_dim": 2}  # learns nothing: stopped at rung 1
     diverging = {"train.lr": 1e8}  # an absurd lr: NaN at once
-    raw = space(tmp, "seq", num_samples=5, max_concurrent=1, points_to_evaluate=[good, weak, diverging])
+    raw = space(tmp, "seq", num_samples=3, max_concurrent=1, points_to_evaluate=[good, weak, diverging], max_failures=2)
+    raw["train"]["lr"] = {"loguniform": [1e-7, 1e8]}  # the points lie inside the space; only they are run
     proc = e.run("search", str(e.write(raw)))
     yield e, raw, proc
     e.cleanup()
@@ -114,13 +116,14 @@ def test_search_completes_and_reports_the_best_trial(finished_search):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "best trial" in proc.stdout
     summary = pd.read_csv(e.tmp / "results" / "seq" / "summary.csv")
-    assert len(summary) == 5
+    assert len(summary) == 3
     by_lr = {round(float(r["train.lr"]), 8): r for _, r in summary.iterrows()}
     assert by_lr[0.004]["status"] == "completed" and by_lr[0.004]["epochs"] == EPOCHS
     assert by_lr[1e-7]["status"] == "stopped" and by_lr[1e-7]["epochs"] == 1
-    errored = by_lr[1e8]
-    assert errored["status"] == "errored" and "DivergedError" in errored["error"] and "epoch 1" in errored["error"]
-    assert (summary["status"] != "errored").sum() == 4  # the others went on
+    diverged = by_lr[1e8]
+    assert diverged["status"] == "diverged" and diverged["epochs"] == 0
+    assert "loss became" in diverged["error"] and "epoch 1" in diverged["error"] and "lower train.lr" in diverged["error"]
+    assert (summary["status"] != "diverged").sum() == 2 and "errored" not in set(summary["status"])  # the others went on
     completed = summary[summary["status"] == "completed"]
     assert (completed["best/val/elbo"] <= completed["final/val/elbo"] + 1e-9).all()
     for col in ("wall_time_s", "checkpoint", "mlflow_run_id", "final/val/psnr", "final/val/active_units"):
@@ -154,7 +157,7 @@ def test_console_in_a_log_is_one_line_per_trial_event(finished_search):
     out = proc.stdout.splitlines()
     assert "== Status ==" not in proc.stdout  # Ray's tables are for --verbose
     assert "Traceback" not in proc.stdout + proc.stderr and "Trial task failed" not in proc.stderr
-    assert out[0] == ("search seq: 5 trials of up to 3 epochs, ranked by val/elbo (min); ASHA compares them "
+    assert out[0] == ("search seq: 3 trials of up to 3 epochs, ranked by val/elbo (min); ASHA compares them "
                       "at epochs 1, 2; a summary every 5m00s")
     events: dict[int, list[str]] = {}
     labels: dict[int, str] = {}
@@ -174,10 +177,9 @@ def test_console_in_a_log_is_one_line_per_trial_event(finished_search):
         if row["best/val/elbo"] < row["final/val/elbo"]:
             best = min(history, key=history.get)
             final += f" (best {history[best]:.4g} at epoch {best})"
-        if row["status"] == "errored":
-            traceback = next(p for p in Path(row["trial_path"]).glob("error.txt"))
-            assert "DivergedError" in traceback.read_text()
-            end = [f"diverged: {row['error']} (traceback: {traceback.relative_to(e.tmp)})"]
+        if row["status"] == "diverged":  # ended by the trial, not an error: no traceback to point at
+            assert "lower train.lr" in row["error"]
+            end = [f"diverged: {row['error']}"]
         elif row["status"] == "stopped":
             end = [f"stopped by ASHA at epoch {row['epochs']}  {final}"]
         else:
@@ -187,8 +189,8 @@ def test_console_in_a_log_is_one_line_per_trial_event(finished_search):
     assert labels[1] == "β=0.1 z=4 lr=0.004" and labels[2] == "β=1 z=2 lr=1e-7"  # the points to evaluate
     counts = summary["status"].value_counts()
     last = [line for line in out if line.startswith("[") and not EVENT.fullmatch(line)][-1]
-    assert (f"trials 5: 0 running · {counts.get('stopped', 0)} stopped · {counts.get('completed', 0)} completed · "
-            f"{counts.get('errored', 0)} failed · 0 to start · best #") in last
+    assert (f"trials {len(summary)}: 0 running · {counts.get('stopped', 0)} stopped · {counts.get('completed', 0)} completed · "
+            f"{counts.get('errored', 0) + counts.get('diverged', 0)} failed · 0 to start · best #") in last
     assert len(out) <= 1 + sum(map(len, expected.values())) + 1 + 8  # header, events, summary, outcome
 
 
@@ -244,28 +246,25 @@ def test_console_on_a_terminal_is_one_view_redrawn_in_place(env):
 def test_mlflow_has_a_parent_run_and_a_child_per_trial(finished_search):
     e, raw, proc = finished_search
     client, parents, children = mlflow_runs(e.tmp, "seq")
-    assert len(parents) == 1 and len(children) == 5
+    assert len(parents) == 1 and len(children) == 3
     parent = parents[0]
     assert parent.info.status == "FINISHED" and parent.data.params["train.epochs"] == str(EPOCHS)
     assert all(c.data.tags["mlflow.parentRunId"] == parent.info.run_id for c in children)
     summary = pd.read_csv(e.tmp / "results" / "seq" / "summary.csv").set_index("mlflow_run_id")
     names = {c.data.tags["mlflow.runName"] for c in children}
-    assert len(names) == 5  # unique within the search
+    assert len(names) == 3  # unique within the search
     assert {"β=0.1 z=4 lr=0.004", "β=1 z=2 lr=1e-7"} <= names  # the good and the weak point, by what they tried
     for child in children:
         row = summary.loc[child.info.run_id]
         statuses = {"completed": "completed", "stopped": f"stopped by ASHA at epoch {row['epochs']}",
-                    "errored": "diverged"}  # the only error of this search: DivergedError
+                    "diverged": "diverged"}
         assert child.data.tags["vaetune.status"] == statuses[row["status"]]
         assert child.data.tags["vaetune.trial_id"] == row["trial_id"]
         assert_names_what_it_tried(child.data.tags["mlflow.runName"], row)
         assert float(child.data.params["train.lr"]) == pytest.approx(row["train.lr"])
         assert child.data.params["model.arch"] == "conv"  # every resolved hyperparameter, not only searched
-        if row["status"] == "errored":
-            assert child.info.status == "FAILED" and "DivergedError" in child.data.tags["vaetune.error"]
-            traceback = Path(client.download_artifacts(child.info.run_id, "error/error.txt", str(e.tmp / "dl")))
-            frames = traceback.read_text()  # the whole traceback, down to where vaetune raised the error
-            assert 'train/_loop.py", line' in frames and "raise DivergedError" in frames
+        if row["status"] == "diverged":
+            assert child.info.status == "FAILED" and "lower train.lr" in child.data.tags["vaetune.error"]
             continue
         assert steps(client, child.info.run_id, "val/elbo") == list(range(1, int(row["epochs"]) + 1))
         assert child.data.metrics["val/elbo"] == pytest.approx(row["final/val/elbo"])
@@ -286,6 +285,20 @@ def test_optuna_learns_that_asha_stopped_trials_were_pruned(finished_search):
     assert good.state == optuna.trial.TrialState.COMPLETE
     assert list(good.intermediate_values) == list(range(1, EPOCHS + 1))
     assert good.value == pytest.approx(good.intermediate_values[EPOCHS])
+
+
+def test_a_diverged_trial_is_not_retried(finished_search):
+    """max_failures 2 retries crashes; a NaN loss is deterministic, so the trial starts once and
+    ends diverged, with no error for Tune to retry."""
+    e, raw, proc = finished_search
+    results = e.tmp / "results" / "seq"
+    summary = pd.read_csv(results / "summary.csv")
+    diverged = summary[summary["status"] == "diverged"]["trial_id"].tolist()
+    assert len(diverged) == 1
+    ledger = json.loads((results / "trials.json").read_text())
+    assert {t: r["starts"] for t, r in ledger.items()} == dict.fromkeys(summary["trial_id"], 1)
+    trial_dir = next(results.glob(f"run_trial_{diverged[0]}_*"))
+    assert not (trial_dir / "error.txt").exists()  # Tune saw no failure, so it had nothing to retry
 
 
 def test_rerun_refuses_and_export_sample_round_trip(finished_search):
@@ -413,8 +426,8 @@ def test_eight_concurrent_trials_share_one_store_without_errors(env):
     proc = env.run("search", str(env.write(raw)), "--verbose")  # Ray's own tables, which show the CPUs used
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "database is locked" not in proc.stdout + proc.stderr
-    assert "Logical resource usage: 2.0/2 CPUs" in proc.stdout  # eight quarter-CPU trials at once
-    assert "== Status ==" in proc.stdout and not EVENT.search(proc.stdout)  # instead of vaetune's console
+    # eight quarter-CPU trials at once, whatever the machine's core count
+    assert re.search(r"Logical resource usage: 2\.0/\d+(\.\d+)? CPUs", proc.stdout), proc.stdout[-3000:]
     client, parents, children = mlflow_runs(env.tmp, "eight")
     assert len(parents) == 1 and len(children) == 8
     for child in children:
@@ -613,3 +626,108 @@ def test_unreachable_tracking_server_never_stops_training_and_catches_up(env):
     finally:
         os.killpg(server.pid, signal.SIGKILL)
         server.wait()
+
+
+def test_resume_with_more_trials_runs_them_and_a_searched_relative_source_is_found(env):
+    """--resume with search.num_samples raised applies it and says so; a finished search resumed is
+    not "interrupted"; data.source searched over folders named relative to the working folder works
+    from the trials' own working folders."""
+    for name, base in (("reds", (200, 30, 30)), ("blues", (30, 30, 200))):
+        (env.tmp / name).mkdir()
+        for i in range(24):
+            Image.new("RGB", (16, 16), tuple(min(255, c + 5 * i) for c in base)).save(env.tmp / name / f"{i}.png")
+    raw = space(env.tmp, "grow", num_samples=2, max_concurrent=1, scheduler="fifo", sampler="random")
+    raw["data"] = {"source": {"choice": ["reds", "blues"]}, "image_size": 16, "cache_dir": str(env.tmp / "cache")}
+    raw["train"]["epochs"] = 1
+    path = env.write(raw)
+    first = env.run("search", str(path))
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    summary = pd.read_csv(env.tmp / "results" / "grow" / "summary.csv")
+    assert len(summary) == 2 and (summary["status"] == "completed").all()
+
+    more = env.run("search", str(path), "--resume", "--set", "search.num_samples=3")
+    assert more.returncode == 0, more.stdout[-3000:] + more.stderr[-3000:]
+    assert "--resume: search.num_samples: 2 -> 3: the search goes on to 3 trials (1 more)" in more.stdout
+    assert "interrupted" not in more.stdout
+    summary = pd.read_csv(env.tmp / "results" / "grow" / "summary.csv")
+    assert len(summary) == 3 and (summary["status"] == "completed").all()
+    assert set(summary["data.source"]) <= {"reds", "blues"}
+
+    again = env.run("search", str(path), "--resume", "--set", "search.num_samples=3")  # finished: nothing to do
+    assert again.returncode == 0 and "interrupted" not in again.stdout, again.stdout[-3000:] + again.stderr[-3000:]
+    assert len(pd.read_csv(env.tmp / "results" / "grow" / "summary.csv")) == 3
+
+
+def _mlflow_server(env, port: int) -> subprocess.Popen:
+    """`mlflow server` on 127.0.0.1:port over one store in env.tmp, answering when this returns."""
+    server = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+                               "--workers", "1", "--backend-store-uri", f"sqlite:///{env.tmp / 'server.db'}",
+                               "--default-artifact-root", str(env.tmp / "server-artifacts")],
+                              cwd=env.tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                              env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})  # starts faster
+    client = MlflowClient(f"http://127.0.0.1:{port}")
+    deadline = time.time() + 180
+    while True:
+        try:
+            client.search_experiments()
+            return server
+        except Exception:
+            assert time.time() < deadline and server.poll() is None, "MLflow server did not start"
+            time.sleep(0.5)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def test_tracking_server_that_goes_down_during_a_search_and_comes_back_loses_nothing(env):
+    port = _free_port()
+    epochs = 12  # the trials must outlast the server's restart (seconds): 36 epochs of 3000 images
+    raw = space(env.tmp, "flaky", num_samples=3, max_concurrent=1, scheduler="fifo")
+    raw["train"]["epochs"] = epochs
+    raw["data"]["count"] = 3000
+    raw["tracking"] = {"uri": f"http://127.0.0.1:{port}"}
+    path = env.write(raw)
+    server = _mlflow_server(env, port)
+    client = MlflowClient(f"http://127.0.0.1:{port}")
+    log_out, log_err = env.tmp / "driver.out", env.tmp / "driver.err"  # files: a full pipe would stall the driver
+    with log_out.open("w") as fo, log_err.open("w") as fe:
+        driver = subprocess.Popen(env.cmd("search", str(path)), cwd=env.tmp, env=env.env, stdout=fo, stderr=fe,
+                                  start_new_session=True)
+    try:
+        deadline = time.time() + 300
+        while True:  # the first trial has its run: its epochs are all still to come
+            exp = client.get_experiment_by_name("flaky")
+            runs = client.search_runs([exp.experiment_id]) if exp else []
+            if any("mlflow.parentRunId" in r.data.tags for r in runs):
+                break
+            assert time.time() < deadline and driver.poll() is None, "the search logged nothing"
+            time.sleep(0.2)
+        _stop(server)  # down mid-search ...
+        server = _mlflow_server(env, port)  # ... and back while it still runs
+        assert driver.poll() is None, "the search ended before the server came back: give it more work"
+        driver.wait(timeout=600)
+    finally:
+        if driver.poll() is None:
+            _stop(driver)
+        _stop(server)
+    out, err = log_out.read_text(), log_err.read_text()
+    assert driver.returncode == 0, out[-3000:] + err[-3000:]
+    assert "training goes on, tracking is queued" in err and "reachable again" in err
+    results = env.tmp / "results" / "flaky"
+    assert not (results / "mlflow_pending.jsonl").exists()  # everything was sent during the search
+    server = _mlflow_server(env, port)
+    try:
+        exp = client.get_experiment_by_name("flaky")
+        runs = client.search_runs([exp.experiment_id])
+        children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+        assert len(runs) == 4 and len(children) == 3
+        assert all(r.info.status == "FINISHED" for r in runs)
+        for child in children:
+            assert steps(client, child.info.run_id, "val/elbo") == list(range(1, epochs + 1))
+            grids = {a.path for a in client.list_artifacts(child.info.run_id, "grids")}
+            assert {f"grids/{k}_epoch{e:04d}.png" for k in ("recon", "samples") for e in range(1, epochs + 1)} <= grids
+            assert [a.path for a in client.list_artifacts(child.info.run_id, "checkpoint")] == ["checkpoint/checkpoint.pt"]
+    finally:
+        _stop(server)

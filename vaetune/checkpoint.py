@@ -36,7 +36,8 @@ def load_checkpoint(path: str | Path, map_location: str = "cpu") -> dict:
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # a corrupt or foreign file is the user's to fix, not a crash
-        raise UserError(f"{path}: not a readable vaetune checkpoint ({type(exc).__name__}: {exc})") from None
+        first = str(exc).strip().split("\n")[0].split(". ")[0][:160]
+        raise UserError(f"{path}: not a readable vaetune checkpoint ({type(exc).__name__}: {first})") from None
     if not isinstance(state, dict) or "model" not in state or "config" not in state:
         raise UserError(f"{path}: not a vaetune checkpoint (it lacks 'model' and 'config')")
     return state

@@ -5,9 +5,11 @@ together) and is registered here by import. The library is imported only when a 
 so `vaetune --help` answers without importing torch, Ray or MLflow.
 
 Errors: a user mistake (`UserError`, or a bad argument) is printed in one line naming what is
-wrong and what is accepted, exit code 2; Ctrl-C exits 130; anything else is a bug: one line says
-so and names a log file holding the full traceback, exit code 1. No traceback reaches the
-terminal.
+wrong and what is accepted, exit code 2; so is a file the operating system refuses (a folder
+where a file was expected, no permission, a full disk), naming the file; work that failed for a
+reason it explains (`Failure`: training diverged) is one line, exit code 1; Ctrl-C exits 130;
+anything else is a bug: one line says so and names a log file holding the full traceback, exit
+code 1. No traceback reaches the terminal.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from vaetune.commands import (
     train,
     ui,
 )
-from vaetune.errors import UserError
+from vaetune.errors import Failure, UserError
 
 log = logging.getLogger("vaetune")
 
@@ -71,21 +73,40 @@ def main(argv: list[str] | None = None) -> int:
     if run is None:
         parser.print_help()
         return 2
-    name = f"vaetune {args.command}"
+    name = " ".join(["vaetune", args.command, *([args.action] if getattr(args, "action", None) else [])])
     try:
         return int(run(args) or 0)
     except UserError as err:
-        print(f"{name}: error: {err}", file=sys.stderr)
+        print(f"{name}: error: {one_line(err)}", file=sys.stderr)
+        return 2
+    except Failure as err:
+        print(f"{name}: failed: {one_line(err)}", file=sys.stderr)
+        return 1
+    except OSError as err:
+        if not err.filename:  # not about a file the user named: treat it as a bug below
+            return _bug(name, argv)
+        print(f"{name}: error: {err.filename}: {err.strerror or err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{name}: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # a bug: one line here, the traceback in a file
-        path = crash_log(argv if argv is not None else sys.argv[1:])
-        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
-        print(f"{name}: internal error (a bug in vaetune): {type(exc).__name__}: {first}; "
-              f"the full traceback is in {path}", file=sys.stderr)
-        return 1
+    except Exception:
+        return _bug(name, argv)
+
+
+def one_line(err: BaseException) -> str:
+    """An error's message on one line (a library's message may span several)."""
+    return " ".join(str(err).split())
+
+
+def _bug(name: str, argv: list[str] | None) -> int:
+    """The exception being handled is a bug: one line here, the traceback in a file; exit code 1."""
+    exc = sys.exc_info()[1]
+    path = crash_log(argv if argv is not None else sys.argv[1:])
+    first = one_line(exc)[:300]
+    print(f"{name}: internal error (a bug in vaetune): {type(exc).__name__}: {first}; "
+          f"the full traceback is in {path}", file=sys.stderr)
+    return 1
 
 
 def crash_log(argv: list[str]) -> Path:

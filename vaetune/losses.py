@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from vaetune.errors import Failure
 from vaetune.models import VAEOutput
 
 __all__ = ["DivergedError", "LossTerms", "check_finite", "kl_per_dim", "recon_loss"]
@@ -62,7 +63,7 @@ def kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)  # (B, D)
 
 
-class DivergedError(RuntimeError):
+class DivergedError(Failure, RuntimeError):
     """The loss became NaN or infinite; the message says where and what to change."""
 
     def __init__(self, epoch: int, step: int, value: float = math.nan, **context: float):

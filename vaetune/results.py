@@ -72,8 +72,11 @@ SWEEP_STATE = "sweep"  # search.json of a sweep: {key, values, seeds, source, tr
 COMPLETED = "completed"  # ran every epoch
 STOPPED = "stopped"  # stopped early by the scheduler (ASHA)
 ERRORED = "errored"
-DIVERGED = "diverged"  # its loss became NaN or infinite: a deterministic failure, not retried
+DIVERGED = "diverged"  # the loss became NaN or infinite: deterministic, so the trial is not retried
 UNFINISHED = "unfinished"  # the search was interrupted while it ran or waited
+
+# in a trial's last report (result.json) when it diverged: why, epoch and step included
+DIVERGENCE = "divergence"
 
 
 def best_column(metric: str) -> str:
@@ -362,6 +365,12 @@ def load_results(folder: str | Path) -> SearchResults:
     state, summary = load_search(folder)
     if summary.empty:
         raise UserError(f"{folder / SUMMARY_FILE}: no trials recorded; nothing to report")
+    metric = state["metric"] if isinstance(state.get("metric"), str) else (state.get("metric") or ["?"])[0]
+    finals = summary.get(final_column(metric))
+    if finals is None or finals.isna().all():
+        statuses = ", ".join(f"{n} {s}" for s, n in summary[STATUS].value_counts().items()) if STATUS in summary else ""
+        raise UserError(f"{folder}: no trial of this search finished an epoch ({statuses or 'no statuses'}); nothing "
+                        f"to report; their errors are in {folder / SUMMARY_FILE}")
     results = SearchResults(folder=folder, state=state, summary=summary, tracking=read_tracking(folder),
                             space=_read_space(folder / SPACE_FILE))
     for _, row in summary.iterrows():

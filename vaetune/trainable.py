@@ -44,17 +44,25 @@ log = logging.getLogger(__name__)
 CHECKPOINT_SCORE = "checkpoint_score"
 
 
-def run_trial(params: dict[str, Any], *, space_raw: dict, source: str, data=None, rungs=()) -> None:
+def run_trial(params: dict[str, Any], *, space_raw: dict, source: str, data=None, rungs=(),
+              driver_cwd: str | None = None) -> None:
     """Tune function trainable. `data` is the shared ImageData (object store) or None to load
     it from the on-disk cache (when the trial's data settings are themselves searched);
     `rungs` are the epochs where trials are compared: ASHA's rungs and the last epoch
-    (`vaetune.search.kept_epochs`; FID there, and a checkpoint that is kept)."""
+    (`vaetune.search.kept_epochs`; FID there, and a checkpoint that is kept); `driver_cwd` is the
+    folder relative data paths were written against (a trial runs in its own folder).
+
+    A trial whose loss diverges ends here, with a last report saying so (`DIVERGENCE`), instead
+    of raising: the same configuration diverges again from the same checkpoint, so Tune must not
+    retry it the way it retries a crash or a lost node.
+    """
     from ray import tune
 
+    from vaetune.losses import DivergedError
     from vaetune.spec import space_from_dict
 
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # one "checkpoint created" line per epoch is noise
-    config = space_from_dict(space_raw, source).resolve(params)
+    config = _paths_from(space_from_dict(space_raw, source).resolve(params), driver_cwd)
     if data is None:
         data = _load_data_on_this_node(config.data)
     workdir = Path(tempfile.mkdtemp(prefix="vaetune-trial-"))
@@ -62,8 +70,31 @@ def run_trial(params: dict[str, Any], *, space_raw: dict, source: str, data=None
     try:
         callbacks = trial_callbacks(config, workdir / "run", rungs, _report_to_tune)
         train(config, callbacks, data=data, resume=resume)
+    except DivergedError as exc:
+        log.warning("trial diverged: %s", exc)
+        tune.report(diverged_report(exc))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def diverged_report(exc) -> dict[str, Any]:
+    """A diverged trial's last report: why, the epochs it completed (ASHA has seen them all), and
+    NaN for every metric (Tune wants the searched ones in every report; Optuna is told FAIL)."""
+    from vaetune.metrics.registry import rankable
+    from vaetune.results import DIVERGENCE
+
+    return {**dict.fromkeys(rankable(True), math.nan), "epoch": exc.epoch - 1, DIVERGENCE: str(exc)}
+
+
+def _paths_from(config: Config, driver_cwd: str | None) -> Config:
+    """The trial's data.source as the driver meant it: a relative local path (a searched one is
+    not made absolute when the search starts) is taken from the driver's working folder."""
+    if not driver_cwd or Path(config.data.source).is_absolute():
+        return config
+    there = Path(driver_cwd) / config.data.source
+    if not there.exists():  # builtin:..., hf:..., or a path that exists only where the trial runs
+        return config
+    return config.model_copy(update={"data": config.data.model_copy(update={"source": str(there)})})
 
 
 def trial_callbacks(config: Config, folder: Path, rungs: Iterable[int],

@@ -50,17 +50,25 @@ def register(commands) -> None:
 def run_inspect(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from pydantic import ValidationError
+
     from vaetune.data.inspect import save_preview, summary_lines
     from vaetune.data.load import load_data
+    from vaetune.errors import UserError
+    from vaetune.outputs import output_file
     from vaetune.spec import DataConfig, load_space
 
     if Path(args.source).suffix.lower() in (".yaml", ".yml"):
         cfg = load_space(args.source).default_config().data
     else:
-        cfg = DataConfig(source=args.source, image_size=args.image_size, channels=args.channels)
+        try:
+            cfg = DataConfig(source=args.source, image_size=args.image_size, channels=args.channels)
+        except ValidationError as exc:  # named by its option
+            e = exc.errors()[0]
+            raise UserError(f"--{str(e['loc'][0]).replace('_', '-')}: got {e['input']!r}; {e['msg'].lower()}") from None
+    out = output_file(args.out) if args.out else Path(cfg.cache_dir).expanduser() / "preview.png"
     data = load_data(cfg)
     print("\n".join(summary_lines(data, cfg)))
-    out = Path(args.out) if args.out else Path(cfg.cache_dir).expanduser() / "preview.png"
     save_preview(data, out)
     print(f"preview:  {out}")
     return 0

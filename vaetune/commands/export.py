@@ -28,15 +28,19 @@ def register(commands) -> None:
     p = commands.add_parser("reconstruct", help="encode and decode images with a checkpoint")
     p.add_argument("checkpoint")
     p.add_argument("images", nargs="+")
-    p.add_argument("--out", default="reconstructions")
+    p.add_argument("--out", default="reconstructions",
+                   help="folder of NAME_recon.png files (input | reconstruction); inputs of the same name are told "
+                        "apart by their folders (cats_im000_recon.png, dogs_im000_recon.png)")
     p.set_defaults(run=run_reconstruct)
 
 
 def run_export(args: argparse.Namespace) -> int:
     from vaetune.export import export_best, register_model
+    from vaetune.outputs import output_file
     from vaetune.results import load_search
 
-    exported = export_best(args.results, args.out, metric=args.metric, mode=args.mode)
+    out = output_file(args.out, suffixes=(".pt",))
+    exported = export_best(args.results, out, metric=args.metric, mode=args.mode)
     print(f"best trial {exported.trial_id} by {exported.selected_by} = {exported.value:.5g}; epoch {exported.epoch}")
     print(f"exported to {exported.path}")
     if args.register:
@@ -48,18 +52,18 @@ def run_export(args: argparse.Namespace) -> int:
 
 def run_sample(args: argparse.Namespace) -> int:
     import math
-    from pathlib import Path
-
-    from torchvision.utils import save_image
 
     from vaetune.checkpoint import load_model
     from vaetune.export import sample_images
+    from vaetune.outputs import output_file
+    from vaetune.viz import check_picture_size, save_grid
 
+    out = output_file(args.out)
     model, _, _ = load_model(args.checkpoint)
+    check_picture_size(model, args.n, "--n", f"{args.n} samples")
     images = sample_images(model, args.n, label=args.label, seed=args.seed)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    save_image(images, args.out, nrow=max(1, int(math.ceil(math.sqrt(args.n)))), padding=1)
-    print(f"{args.n} samples -> {args.out}")
+    save_grid(images, max(1, int(math.ceil(math.sqrt(args.n)))), out)
+    print(f"{args.n} samples -> {out}")
     return 0
 
 
@@ -67,17 +71,20 @@ def run_reconstruct(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     import torch
-    from torchvision.utils import save_image
 
     from vaetune.checkpoint import load_model
+    from vaetune.errors import UserError
     from vaetune.export import reconstruct
+    from vaetune.outputs import distinct_names, output_file
+    from vaetune.viz import save_grid
 
     model, config, _ = load_model(args.checkpoint)
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out: {out} is a file; give a folder for the reconstructions")
+    targets = [output_file(out / f"{name}_recon.png", what="--out") for name in distinct_names(args.images)]
     pairs = [(path, *reconstruct(model, config, path)) for path in args.images]  # every image read before writing
-    out.mkdir(parents=True, exist_ok=True)
-    for path, x, recon in pairs:
-        target = out / f"{Path(path).stem}_recon.png"
-        save_image(torch.cat([x, recon]), target, nrow=2, padding=1)  # input | reconstruction
+    for (path, x, recon), target in zip(pairs, targets, strict=True):
+        save_grid(torch.cat([x, recon]), 2, target)  # input | reconstruction
         print(f"{path} -> {target}")
     return 0

@@ -74,26 +74,30 @@ def _done(out, what: str) -> None:
 def run_interpolate(args: argparse.Namespace) -> int:
     from vaetune.checkpoint import load_model
     from vaetune.errors import UserError
+    from vaetune.outputs import output_file
     from vaetune.viz import interpolation_picture, save_grid
 
     if args.grid and args.images:
         raise UserError("give either IMG_A IMG_B or --grid A B C D, not both")
+    out = output_file(args.out)
     model, config, _ = load_model(args.checkpoint)
     images, ncols, modes = interpolation_picture(model, config, args.grid or args.images, grid=bool(args.grid),
                                                  mode=args.mode, steps=args.steps, label=args.label)
-    _done(save_grid(images, ncols, args.out), f"{' and '.join(modes)} interpolation")
+    _done(save_grid(images, ncols, out), f"{' and '.join(modes)} interpolation")
     return 0
 
 
 def run_traverse(args: argparse.Namespace) -> int:
     from vaetune.checkpoint import load_model
+    from vaetune.outputs import output_file
     from vaetune.viz import check_shape, load_val, save_grid, traversal_picture
 
+    out = output_file(args.out)
     model, config, _ = load_model(args.checkpoint)
     _, x, y = load_val(config, args.data)
     check_shape(model, x, args.data or args.checkpoint)
     images, order, kl = traversal_picture(model, x, y, steps=args.steps, span=args.range, label=args.label)
-    out = save_grid(images, args.steps, args.out)
+    save_grid(images, args.steps, out)
     for row, d in enumerate(order):
         print(f"row {row + 1}: z[{d}]  KL {kl[d]:.3f} nats")
     _done(out, f"traversal of {model.latent_dim} dimensions")
@@ -101,9 +105,8 @@ def run_traverse(args: argparse.Namespace) -> int:
 
 
 def run_manifold(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from vaetune.checkpoint import load_model
+    from vaetune.outputs import output_file
     from vaetune.viz import (
         check_shape,
         class_labels,
@@ -113,40 +116,44 @@ def run_manifold(args: argparse.Namespace) -> int:
         save_grid,
     )
 
+    out = output_file(args.out)
     model, config, _ = load_model(args.checkpoint)
+    plane = output_file(out.with_name(f"{out.stem}_grid.png"), what="--out (its _grid.png)") \
+        if model.latent_dim <= 2 else None
     data, x, y = load_val(config, args.data)
     check_shape(model, x, args.data)
     png = manifold_picture(model, data, x, y, label=args.label)
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(png)
     _done(out, "manifold")
-    if model.latent_dim <= 2:
+    if plane is not None:
         cond = class_labels(model, 1, args.cond_label) if model.num_classes else None
         images, cols = latent_plane(model, args.grid_steps, cond)
-        _done(save_grid(images, cols, out.with_name(f"{out.stem}_grid.png")), "decoded latent plane")
+        _done(save_grid(images, cols, plane), "decoded latent plane")
     return 0
 
 
 def run_walk(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from vaetune.checkpoint import load_model
+    from vaetune.outputs import output_file
     from vaetune.viz import class_labels, gif_scale, save_gif, walk_frames
 
+    out = output_file(args.out, suffixes=(".gif",))
     model, _, _ = load_model(args.checkpoint)
     frames = walk_frames(model, args.frames, args.anchors, args.seed, class_labels(model, 1, args.label))
     _, h, w = model.image_shape
-    out = save_gif(frames, Path(args.out), gif_scale(h, w))
+    save_gif(frames, out, gif_scale(h, w))
     print(f"{args.frames} frames through {args.anchors} anchors -> {out}")
     return 0
 
 
 def run_progress(args: argparse.Namespace) -> int:
+    from vaetune.outputs import output_file
     from vaetune.viz import progress_picture, save_grid
 
+    out = output_file(args.out)
     images, ncols, epochs = progress_picture(args.trial_dir, args.n)
-    out = save_grid(images, ncols, args.out)
+    save_grid(images, ncols, out)
     print("columns: original, then epochs " + ", ".join(str(e) for e in epochs))
     _done(out, f"{len(images) // ncols} images at {len(epochs)} checkpoints")
     return 0
@@ -154,8 +161,11 @@ def run_progress(args: argparse.Namespace) -> int:
 
 def run_neighbours(args: argparse.Namespace) -> int:
     from vaetune.checkpoint import load_model
+    from vaetune.outputs import output_file
     from vaetune.viz import check_shape, load_val, neighbours, save_grid
 
+    out = output_file(args.out)
+    hist = output_file(out.with_name(f"{out.stem}_hist.png"), what="--out (its _hist.png)")
     model, config, _ = load_model(args.checkpoint)
     data, val_x, val_y = load_val(config, args.data)
     check_shape(model, val_x, args.data)
@@ -163,8 +173,7 @@ def run_neighbours(args: argparse.Namespace) -> int:
                        seed=args.seed)
     if found.pool is not None:
         print(f"Inception distances searched the first {found.pool} of {len(data.subset('train')[0])} training images")
-    out = save_grid(found.images, found.columns, args.out)
-    hist = out.with_name(f"{out.stem}_hist.png")
+    save_grid(found.images, found.columns, out)
     hist.write_bytes(found.histogram)
     print(f"median RMS pixel distance to the nearest training image: samples {found.pixel_samples:.4f}, "
           f"validation images {found.pixel_validation:.4f} (ratio {found.ratio:.2f})")

@@ -18,8 +18,11 @@ def register(commands) -> None:
 def run(args: argparse.Namespace) -> int:
     import time
 
-    from vaetune.report import REPORT_ARTIFACT_DIR, build_report
+    from vaetune.outputs import output_folder
+    from vaetune.report import REPORT_ARTIFACT_DIR, build_report, is_report
 
+    if args.out:  # the default, RESULTS/report/, is inside the search's own folder
+        output_folder(args.out, what="--out", ours=is_report)
     t0 = time.perf_counter()
     built = build_report(args.results, args.out, mlflow=not args.no_mlflow)
     for line in built.findings:

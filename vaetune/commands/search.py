@@ -25,10 +25,23 @@ def run(args: argparse.Namespace) -> int:
 
 def run_space(space, *, space_file: str, overrides: list[str], resume: bool, address: str | None,
               command: str, verbose: bool = False, state_extra: dict | None = None) -> int:
-    """Check, record, run and summarise a search; shared by `vaetune search` and `vaetune sweep`."""
+    """Check, record, run and summarise a search; shared by `vaetune search` and `vaetune sweep`.
+
+    Everything that can be checked is checked before Ray starts or a file is written; the
+    search's state is written once Ray is up (and a joined cluster can run a trial), so a start
+    that fails leaves nothing that changes the next run.
+    """
     from vaetune.errors import UserError
     from vaetune.results import SEARCH_FILE, results_dir_for
-    from vaetune.search import check_space, run_search, summarise, write_state
+    from vaetune.search import (
+        check_space,
+        grow_state,
+        preflight,
+        resume_changes,
+        run_search,
+        summarise,
+        write_state,
+    )
     from vaetune.tracking import log_search_outcome
 
     config = space.default_config()
@@ -40,9 +53,24 @@ def run_space(space, *, space_file: str, overrides: list[str], resume: bool, add
                         f"or change `name:` (or --set name=...) to start a new one")
     if resume and not started:
         raise UserError(f"{results}: --resume given but no search named {config.name!r} was started there")
-    if not resume:
-        write_state(results, space, config, space_file=space_file, overrides=overrides, extra=state_extra)
-    grid = run_search(space, config, results, address=address, resume=resume, verbose=verbose)
+    changes = resume_changes(results, space, config) if resume else []
+    refused = [c for c in changes if not c.applicable]
+    if refused:
+        raise UserError(f"--resume: {results} was started with another space: {'; '.join(map(str, refused))}; a "
+                        "resumed search runs the space it started with (only search.num_samples may grow): undo "
+                        "the change, or start a new search with --set name=...")
+    data = preflight(space, config, results, address=address, resume=resume)
+
+    def record() -> None:  # once Ray is up: the search exists from here on
+        if not resume:
+            write_state(results, space, config, space_file=space_file, overrides=overrides, extra=state_extra)
+        elif changes:
+            before = grow_state(results, space, config)
+            print(f"--resume: {changes[0]}: the search goes on to {config.search.num_samples} trials "
+                  f"({config.search.num_samples - before} more)", flush=True)
+
+    grid = run_search(space, config, results, address=address, resume=resume, verbose=verbose, data=data,
+                      before_fit=record)
     outcome = summarise(grid, space, config, results)
     if not outcome.unfinished:  # an interrupted search gets its outcome when it is resumed and ends
         log_search_outcome(results, config.search.metric, config.search.mode, list(space.params))

@@ -23,16 +23,23 @@ def register(commands) -> None:
     p.set_defaults(run=run)
 
 
+CONFIG_FILE = "config.yaml"  # the run's resolved configuration, in its --out folder
+CONFIG_HEADER = "# vaetune train: the resolved configuration of this run\n"  # marks the folder as a run's
+
+
 def run(args: argparse.Namespace) -> int:
     import yaml
 
+    from vaetune.data import load_data
     from vaetune.errors import UserError
+    from vaetune.outputs import output_folder
     from vaetune.spec import load_space
     from vaetune.train import EachEpoch, ProgressBar, latest_checkpoint, standard_callbacks, train
 
     space = load_space(args.space, args.overrides)
     config = space.default_config()
     out = Path(args.out or Path("runs") / config.name)
+    output_folder(out, what="--out" if args.out else f"--out (default runs/{config.name})", ours=_is_run)
     resume = latest_checkpoint(out)
     if args.resume and resume is None:
         raise UserError(f"{out}: --resume given but there is no checkpoint_epoch*/ folder to "
@@ -40,22 +47,40 @@ def run(args: argparse.Namespace) -> int:
     if not args.resume and resume is not None:
         raise UserError(f"{out}: holds checkpoints of an earlier run; use --resume to continue it "
                         "or --out for a new folder")
+    data = load_data(config.data)  # before anything is written: a bad source leaves no folder behind
     out.mkdir(parents=True, exist_ok=True)
     resolved = yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
-    (out / "config.yaml").write_text(resolved)
+    (out / CONFIG_FILE).write_text(CONFIG_HEADER + resolved)
     searched = {k: _config_value(config, k) for k in space.params}
     if searched:
         shown = ", ".join(_show(k, v) for k, v in searched.items())
         print(f"searched keys, at their defaults: {shown}")
 
-    callbacks = [*standard_callbacks(config, out), ProgressBar(),
+    bar = ProgressBar()
+    callbacks = [*standard_callbacks(config, out), bar,
                  EachEpoch(lambda end: print(_epoch_line(end.metrics), flush=True))]
-    final = train(config, callbacks, resume=resume)
+    try:
+        final = train(config, callbacks, data=data, resume=resume)
+    finally:
+        bar.close()
     print(f"\nfinished {config.name}: {final['epoch']:.0f} epochs, "
           f"val/psnr {final['val/psnr']:.2f} dB, val/elbo {final['val/elbo']:.4g}, "
           f"active units {final['val/active_units']:.0f}/{config.model.latent_dim}")
     print(f"checkpoint: {latest_checkpoint(out)}\ngrids:      {out / 'grids'}")
     return 0
+
+
+def _is_run(folder: Path) -> bool:
+    """A folder `vaetune train` filled: its config.yaml carries the header, or it has checkpoints."""
+    from vaetune.train import latest_checkpoint
+
+    config = folder / CONFIG_FILE
+    try:
+        if config.is_file() and config.read_text(errors="replace").startswith(CONFIG_HEADER):
+            return True
+    except OSError:
+        return False
+    return latest_checkpoint(folder) is not None
 
 
 def _config_value(config, dotted: str):

@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from vaetune.commands._serve import check_port
-    from vaetune.errors import UserError
+    from vaetune.errors import Failure, UserError
     from vaetune.tracking import latest_search, resolve_uri, ui_command, view_url
 
     check_port(args.port)
@@ -40,6 +40,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"  {base}  (all experiments)\n(Ctrl-C stops it)", flush=True)
     try:
         cmd, env = ui_command(uri, args.port)
-        return subprocess.call(cmd, env=env)
+        code = subprocess.call(cmd, env=env)
     except KeyboardInterrupt:
         return 0
+    if code not in (0, -2, 130):  # not a Ctrl-C (mlflow printed its reason above)
+        raise Failure(f"the MLflow UI exited with code {code}")
+    return 0

@@ -10,6 +10,7 @@ from typing import Any
 
 from vaetune.console._names import _duration, end_status, trial_label, trial_number
 from vaetune.console._progress import SUMMARY_EVERY_S, SearchProgress
+from vaetune.results import DIVERGED, DIVERGENCE
 
 REDRAW_EVERY_S = 1.0  # the terminal view is redrawn at most this often
 
@@ -61,6 +62,8 @@ class _SearchConsole:
         self._write(self.progress.started(trial_number(trial), label, time.monotonic()))
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
+        if result.get(DIVERGENCE):  # not an epoch: the trial's last word, told when it completes
+            return
         value = result.get(self.progress.metric)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             value = None
@@ -69,7 +72,12 @@ class _SearchConsole:
                                          result.get("time_this_iter_s"), time.monotonic()))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        epochs = int((trial.last_result or {}).get("epoch", 0) or 0)
+        last = trial.last_result or {}
+        if last.get(DIVERGENCE):  # ended by the trial itself, not retried: one line with the fix
+            self._write(self.progress.ended(trial_number(trial), DIVERGED, time.monotonic(),
+                                            error=str(last[DIVERGENCE])))
+            return
+        epochs = int(last.get("epoch", 0) or 0)
         status = end_status(epochs, self.progress.max_epochs)
         self._write(self.progress.ended(trial_number(trial), status, time.monotonic()))
 

@@ -39,9 +39,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
+# Pillow formats that only identify a file and need another library to give pixels (HDF5, GRIB,
+# BUFR, WMF stubs) or give none at all (MPEG): such files are not taken for images
+_NO_PIXELS = ("MPEG",)
+
+
+def _readable_suffixes() -> tuple[str, ...]:
+    """The file extensions of every format Pillow reads pixels from (PNG, JPEG, WebP, TIFF, BMP,
+    GIF, AVIF, ...), as Pillow registers them."""
+    Image.init()
+    readable = {fmt for fmt, (factory, _accept) in Image.OPEN.items()
+                if fmt not in _NO_PIXELS and not (isinstance(factory, type)
+                                                  and issubclass(factory, ImageFile.StubImageFile))}
+    return tuple(sorted(ext for ext, fmt in Image.registered_extensions().items() if fmt in readable))
+
+
+IMAGE_SUFFIXES = _readable_suffixes()
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 _RESAMPLE = Image.Resampling.BICUBIC

@@ -44,10 +44,14 @@ def summary_lines(data: ImageData, cfg: DataConfig) -> list[str]:
 
 def save_preview(data: ImageData, out: Path) -> None:
     """A grid of up to 64 evenly spaced images (the whole collection, not only its first folder)."""
-    from torchvision.utils import save_image
+    from torchvision.utils import make_grid
+
+    from vaetune.outputs import png_info
+    from vaetune.viz import to_pil
 
     if len(data) == 0:
         return
     index = torch.linspace(0, len(data) - 1, min(_PREVIEW, len(data))).round().long().unique()
     out.parent.mkdir(parents=True, exist_ok=True)
-    save_image(data.images[index].float() / 255, out, nrow=8, padding=2, pad_value=0.5)
+    grid = make_grid(data.images[index].float() / 255, nrow=8, padding=2, pad_value=0.5)  # (C, H', W')
+    to_pil(grid).save(out, format="PNG", pnginfo=png_info())

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from vaetune.data.cache import Decoded, cache_key, cache_path, load_cached, save_cached
-from vaetune.data.decode import DecodeSettings, InvalidImage, decode_image
+from vaetune.data.decode import IMAGE_SUFFIXES, DecodeSettings, InvalidImage, decode_image
 from vaetune.data.imagedata import ImageData
 from vaetune.data.sources import open_source, source_scheme
 from vaetune.data.splits import split_indices
@@ -21,6 +21,8 @@ from vaetune.errors import UserError
 from vaetune.spec import DataConfig
 
 log = logging.getLogger(__name__)
+
+_COMMON_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")  # named in messages
 
 
 def decode_settings(cfg: DataConfig) -> DecodeSettings:
@@ -40,6 +42,7 @@ def load_data(cfg: DataConfig) -> ImageData:
         UserError: unknown or missing source, or fewer than ``cfg.min_images`` usable images.
     """
     source = open_source(cfg.source, cfg)
+    check_fits_in_memory(cfg, source.count())
     key = cache_key(source.fingerprint(), preprocessing_key(cfg))
     path = cache_path(cfg.cache_dir, key)
     start = time.perf_counter()
@@ -51,7 +54,7 @@ def load_data(cfg: DataConfig) -> ImageData:
         data = source.decode(decode_settings(cfg))
         save_cached(path, data, cfg.source)
         log.info("cached %d images of %s in %s", len(data.images), cfg.source, path)
-    _check_enough(cfg, data, path)
+    _check_enough(cfg, data, path, source.other_files())
     return ImageData(
         images=data.images, labels=data.labels, label_names=data.label_names,
         splits=split_indices(len(data.images), cfg.split, cfg.split_seed), skipped=data.skipped,
@@ -59,7 +62,19 @@ def load_data(cfg: DataConfig) -> ImageData:
     )
 
 
-def _check_enough(cfg: DataConfig, data: Decoded, path: Path) -> None:
+def check_fits_in_memory(cfg: DataConfig, count: int | None) -> None:
+    """Refuse a source whose decoded images cannot fit in this machine's memory, before decoding:
+    the uint8 tensor (N, C, S, S), twice while it is stacked."""
+    from vaetune.machine import check_fits
+
+    if count:
+        check_fits(2 * count * cfg.channels * cfg.image_size**2,
+                   f"data: decoding {count} images of {cfg.channels}x{cfg.image_size}x{cfg.image_size} (as uint8, "
+                   "twice while they are stacked)",
+                   "lower data.image_size, or use fewer images (data.count for builtin:sprites)")
+
+
+def _check_enough(cfg: DataConfig, data: Decoded, path: Path, others: Counter) -> None:
     usable = len(data.images)
     if data.skipped:
         log.warning("%s: skipped %d invalid images (%s); list in %s", cfg.source, len(data.skipped),
@@ -68,6 +83,10 @@ def _check_enough(cfg: DataConfig, data: Decoded, path: Path) -> None:
         return
     skipped = (f"{len(data.skipped)} files skipped ({skip_summary(data.skipped)}), listed in "
                f"{path.with_name(path.stem + '.skipped.tsv')}") if data.skipped else "no files skipped"
+    if not usable and not data.skipped:
+        found = ", ".join(f"{n} {ext}" for ext, n in others.most_common(8)) or "no files at all"
+        raise UserError(f"data source {cfg.source!r}: no image files there (found {found}); accepted: the formats "
+                        f"Pillow reads: {', '.join(_COMMON_SUFFIXES)} and {len(IMAGE_SUFFIXES) - len(_COMMON_SUFFIXES)} more")
     raise UserError(f"data source {cfg.source!r}: only {usable} usable images, fewer than "
                     f"data.min_images={cfg.min_images}; {skipped}")
 

@@ -2,8 +2,9 @@
 
 ``data.source`` accepts:
 
-* a folder of images, searched recursively: ``.png .jpg .jpeg .webp .bmp .gif`` (first frame);
-  other files and hidden files/folders are ignored;
+* a folder of images, searched recursively: every format Pillow reads (``.png .jpg .webp .bmp
+  .tif .gif`` (first frame) and the rest of ``IMAGE_SUFFIXES``); other files and hidden
+  files/folders are ignored;
 * a ``.zip`` of images, read in place (``__MACOSX/`` and hidden entries ignored);
 * ``hf:NAME`` -- a Hugging Face dataset, ``datasets.load_dataset(NAME)``;
 * a folder written by ``datasets``' ``save_to_disk`` (a Dataset or a DatasetDict);
@@ -34,6 +35,7 @@ import threading
 import time
 import zipfile
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -81,6 +83,14 @@ class Source(ABC):
     @abstractmethod
     def decode(self, settings: DecodeSettings, limit: int | None = None) -> Decoded:
         """Every usable image (at most ``limit``), with labels and the skipped files."""
+
+    def count(self) -> int | None:
+        """How many images the source lists, known before decoding (None: not known yet)."""
+        return None
+
+    def other_files(self) -> Counter:
+        """Files the source holds that are not images it reads: extension -> count."""
+        return Counter()
 
 
 class ItemSource(Source):
@@ -194,7 +204,14 @@ class FolderSource(ItemSource):
     def __init__(self, spec: str, cfg: DataConfig):
         super().__init__(spec, cfg)
         self.root = Path(spec).expanduser()
-        self.files = sorted(_walk(self.root))  # relative POSIX paths
+        self._others: Counter = Counter()
+        self.files = sorted(_walk(self.root, self._others))  # relative POSIX paths
+
+    def count(self) -> int:
+        return len(self.files)
+
+    def other_files(self) -> Counter:
+        return self._others
 
     def fingerprint(self) -> str:
         lines = []
@@ -208,13 +225,22 @@ class FolderSource(ItemSource):
         return [Item(rel, (self.root / rel).read_bytes, c) for rel, c in zip(self.files, classes, strict=True)]
 
 
-def _walk(root: Path) -> list[str]:
+def _walk(root: Path, others: Counter) -> list[str]:
+    """Image files below root (relative POSIX paths); the extensions of the other files go to `others`."""
     out = []
     for folder, dirs, files in os.walk(root):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
         rel_folder = Path(folder).relative_to(root)
-        out.extend((rel_folder / f).as_posix() for f in files if _is_image_name(f))
+        for f in files:
+            if _is_image_name(f):
+                out.append((rel_folder / f).as_posix())
+            elif not f.startswith("."):
+                others[_suffix(f)] += 1
     return out
+
+
+def _suffix(name: str) -> str:
+    return PurePosixPath(name).suffix.lower() or "(no extension)"
 
 
 class ZipSource(ItemSource):
@@ -224,9 +250,17 @@ class ZipSource(ItemSource):
             self.zip = zipfile.ZipFile(Path(spec).expanduser())
         except (zipfile.BadZipFile, OSError) as exc:
             raise UserError(f"{spec}: not a readable zip file ({exc})") from None
-        infos = [i for i in self.zip.infolist() if not i.is_dir() and _is_image_name(i.filename)]
-        self.infos = sorted(infos, key=lambda i: i.filename)
+        files = [i for i in self.zip.infolist() if not i.is_dir()]
+        self.infos = sorted((i for i in files if _is_image_name(i.filename)), key=lambda i: i.filename)
+        self._others = Counter(_suffix(i.filename) for i in files
+                               if not _is_image_name(i.filename) and not PurePosixPath(i.filename).name.startswith("."))
         self._lock = threading.Lock()
+
+    def count(self) -> int:
+        return len(self.infos)
+
+    def other_files(self) -> Counter:
+        return self._others
 
     def fingerprint(self) -> str:
         return "zip:" + _digest([f"{i.filename}\t{i.file_size}\t{i.CRC}" for i in self.infos])
@@ -364,6 +398,9 @@ class SpritesSource(Source):
 
     def fingerprint(self) -> str:
         return f"builtin:sprites:v{SPRITES_VERSION}:seed={self.seed}:count={self.cfg.count}"
+
+    def count(self) -> int:
+        return self.cfg.count
 
     def decode(self, settings: DecodeSettings, limit: int | None = None) -> Decoded:
         count = self.cfg.count if limit is None else min(limit, self.cfg.count)

@@ -27,7 +27,7 @@ from pathlib import Path
 from vaetune.report._importance import Importance, param_importance
 from vaetune.report._pareto import FALLBACK, pareto_front
 from vaetune.report._pictures import GRID_SEED, picture_table
-from vaetune.report._render import Report, Section, Table, to_html, to_markdown
+from vaetune.report._render import GENERATOR, Report, Section, Table, to_html, to_markdown
 from vaetune.report._sentences import SPREAD_RULE, sentences
 from vaetune.report._table import KLTable, Row, kl_table, kl_tables
 from vaetune.results import (
@@ -47,13 +47,14 @@ from vaetune.results import (
 )
 
 __all__ = [
-    "BuiltReport", "Importance", "KLTable", "Row", "SearchResults", "build_report", "kl_table", "kl_tables",
-    "load_results", "log_to_mlflow", "param_importance", "pareto_front", "picture_table", "sentences",
+    "BuiltReport", "Importance", "KLTable", "Row", "SearchResults", "build_report", "is_report", "kl_table",
+    "kl_tables", "load_results", "log_to_mlflow", "param_importance", "pareto_front", "picture_table", "sentences",
 ]
 
 log = logging.getLogger(__name__)
 REPORT_ARTIFACT_DIR = REPORT_DIR  # the report's folder in the parent run's artifacts
 CURVE_METRICS = ("val/psnr", "val/kl", "eval/fid_sample")  # shown beside the search metric
+HTML_FILE, MARKDOWN_FILE = "report.html", "report.md"
 
 
 @dataclass
@@ -74,7 +75,7 @@ def build_report(results_dir: str | Path, out: str | Path | None = None, *, mlfl
     report, tables, front = assemble(results, pictures=pictures)
     for name, png in report.figures.items():
         (out / "figures" / f"{name}.png").write_bytes(png)
-    html_path, md_path = out / "report.html", out / "report.md"
+    html_path, md_path = out / HTML_FILE, out / MARKDOWN_FILE
     html_path.write_text(to_html(report), encoding="utf-8")
     md_path.write_text(to_markdown(report), encoding="utf-8")
     pd.concat([t.frame(i + 1) for i, t in enumerate(tables)]).to_csv(out / "kl_table.csv", index=False)
@@ -83,6 +84,15 @@ def build_report(results_dir: str | Path, out: str | Path | None = None, *, mlfl
              "pareto": str(out / "pareto.csv")}
     findings = list(sentences(tables[0]).values())
     return BuiltReport(paths, findings, log_to_mlflow(results, out) if mlflow else None)
+
+
+def is_report(folder: Path) -> bool:
+    """Whether a folder holds a report vaetune wrote (its report.html carries the generator mark)."""
+    try:
+        with (Path(folder) / HTML_FILE).open(encoding="utf-8", errors="replace") as f:
+            return GENERATOR in f.read(4096)
+    except OSError:
+        return False
 
 
 def log_to_mlflow(results: SearchResults, folder: Path) -> str | None:
@@ -96,7 +106,7 @@ def log_to_mlflow(results: SearchResults, folder: Path) -> str | None:
     try:
         client = MlflowClient(tracking_uri=uri)
         client.log_artifacts(run_id, str(folder), artifact_path=REPORT_ARTIFACT_DIR)
-        client.set_tag(run_id, "vaetune.report", f"{REPORT_ARTIFACT_DIR}/report.html")
+        client.set_tag(run_id, "vaetune.report", f"{REPORT_ARTIFACT_DIR}/{HTML_FILE}")
     except Exception as exc:  # the files are written; a tracking outage must not lose them
         log.warning("logging the report to MLflow run %s at %s failed (%s: %s); the files are in %s",
                     run_id, uri, type(exc).__name__, str(exc).splitlines()[0][:200], folder)

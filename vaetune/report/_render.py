@@ -90,8 +90,12 @@ def _pictures_html(p, figures: dict[str, bytes]) -> str:
             f'<tr><td class="l"><small>samples from<br>the same fixed z →</small></td>{samp}</tr></tbody></table>')
 
 
+GENERATOR = '<meta name="generator" content="vaetune report">'  # marks a page (and its folder) as ours
+
+
 def to_html(report: Report) -> str:
-    out = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(report.title)}</title>",
+    out = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">{GENERATOR}"
+           f"<title>{html.escape(report.title)}</title>",
            f"<style>{_CSS}</style><script>{_READY_SCRIPT}</script></head><body>",
            f"<h1>{html.escape(report.title)}</h1>"]
     out += [f'<p class="meta">{html.escape(m)}</p>' for m in report.meta]

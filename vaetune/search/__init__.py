@@ -7,6 +7,8 @@ study and search.json, which --resume, `vaetune export` and `vaetune report` rea
 
 - `_checks`: what must hold before anything starts, and the sizes derived from a config
   (epochs, ASHA rungs, planned trials);
+- `_preflight`: what is checked before Ray starts beyond the space (resources, cluster, folders,
+  tracking store, data) and what changed for --resume;
 - `_state`: search.json and space.yaml;
 - `_tuner`: the Tuner's parts (param space, searcher, scheduler, callbacks, storage);
 - `_searcher`: the Optuna searcher and the driver's callbacks (need Ray at import);
@@ -25,13 +27,15 @@ from vaetune.search._checks import (
     planned_trials,
     rungs_of,
 )
+from vaetune.search._preflight import Change, preflight, resume_changes
 from vaetune.search._run import run_search, tune_environment
-from vaetune.search._state import read_state, space_raw, write_state
+from vaetune.search._state import grow_state, read_state, space_raw, write_state
 from vaetune.search._summary import Outcome, summarise, trial_rows
 from vaetune.search._sweep import BETA, SEED, Sweep, check_resume, default_values, plan_sweep
 
 __all__ = [
-    "BETA", "SEED", "Outcome", "Sweep", "asha_rungs", "check_resume", "check_space", "default_values", "kept_epochs",
-    "max_epochs", "plan_sweep", "planned_trials", "read_state", "run_search", "rungs_of", "space_raw",
-    "summarise", "trial_rows", "tune_environment", "write_state",
+    "BETA", "SEED", "Change", "Outcome", "Sweep", "asha_rungs", "check_resume", "check_space", "default_values",
+    "grow_state", "kept_epochs", "max_epochs", "plan_sweep", "planned_trials", "preflight", "read_state",
+    "resume_changes", "run_search", "rungs_of", "space_raw", "summarise", "trial_rows", "tune_environment",
+    "write_state",
 ]

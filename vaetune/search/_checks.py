@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from vaetune.errors import UserError
-from vaetune.spec import Config, SearchSpace
+from vaetune.spec import Config, Distribution, SearchSpace, SpecError
 
 
 def check_space(space: SearchSpace, config: Config) -> None:
@@ -23,6 +24,32 @@ def check_space(space: SearchSpace, config: Config) -> None:
     if not space.params:
         raise UserError(f"{space.source}: nothing to search; give at least one key a distribution "
                         "(e.g. train.beta: {loguniform: [0.001, 10]}) or use vaetune train")
+    if config.train.device == "cuda" and not config.resources.gpu:
+        raise SpecError(space.source, "train.device", "cuda", "resources.gpu is 0, so trials see no GPU; set "
+                        "resources.gpu (e.g. 1, or 0.5 to share one) or train.device: auto")
+    for i, point in enumerate(s.points_to_evaluate):
+        for key, value in point.items():
+            if not inside(space.params[key], value):
+                dist = space.params[key]
+                raise SpecError(space.source, f"search.points_to_evaluate[{i}].{key}", value,
+                                f"outside the space {dist.kind} {list(dist.args)}; a point to evaluate first is one "
+                                "the search could sample")
+
+
+def inside(dist: Distribution, value: Any) -> bool:
+    """Whether the sampler could draw `value` from `dist` (bounds inclusive, randint's high excluded,
+    quniform on its grid of q)."""
+    a = dist.args
+    if dist.kind in ("choice", "grid"):
+        return any(value == v and isinstance(value, bool) == isinstance(v, bool) for v in a)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    if dist.kind == "randint":
+        return isinstance(value, int) and a[0] <= value < a[1]
+    if dist.kind == "quniform":
+        steps = (value - a[0]) / a[2]
+        return a[0] <= value <= a[1] and math.isclose(steps, round(steps), abs_tol=1e-9)
+    return a[0] <= value <= a[1]
 
 
 def grid_size(space: SearchSpace) -> int:

@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
+from vaetune.errors import UserError
 from vaetune.results import OPTUNA_FILE, SPACE_FILE, experiment_path, is_remote, optuna_url
 from vaetune.search import _tuner
 from vaetune.search._checks import data_is_searched
@@ -39,14 +41,28 @@ def tune_environment() -> None:
 
 
 def run_search(space: SearchSpace, config: Config, results: Path, *, address: str | None = None,
-               resume: bool = False, verbose: bool = False):
+               resume: bool = False, verbose: bool = False, data=None,
+               before_fit: Callable[[], None] | None = None):
     """Run (or resume) the search whose state is in `results`; returns Ray's ResultGrid.
-    `verbose`: Ray Tune's own status tables and trial output instead of vaetune's console."""
+
+    Args:
+        space, config: the search space and its fixed configuration.
+        results: the search's results folder.
+        address: a Ray cluster to join (auto or HOST:PORT); None starts Ray on this machine.
+        resume: continue the search recorded in `results`.
+        verbose: Ray Tune's own status tables and trial output instead of vaetune's console.
+        data: the data every trial shares, already loaded (vaetune.search.preflight); None loads
+            it here unless data.* keys are searched (then each trial loads its own).
+        before_fit: called once Ray is up and the joined cluster can run a trial, before any
+            trial starts (the command writes the search's state there, so a start refused
+            earlier leaves nothing behind).
+    """
     tune_environment()
     import ray
     from ray import tune
 
     from vaetune.console import quiet_libraries
+    from vaetune.search._preflight import check_cluster_resources
 
     s, res = config.search, config.resources
     if not verbose:
@@ -54,16 +70,24 @@ def run_search(space: SearchSpace, config: Config, results: Path, *, address: st
     started_here = not ray.is_initialized()
     if started_here:
         # without --verbose what trials print stays in Ray's worker logs (session_latest/logs), off the console
-        ray.init(address=address, include_dashboard=False, configure_logging=False, log_to_driver=verbose,
-                 **({} if address else {"num_cpus": max(int(res.cpu * s.max_concurrent), os.cpu_count() or 1)}))
+        try:
+            ray.init(address=address, include_dashboard=False, configure_logging=False, log_to_driver=verbose,
+                     **({} if address else {"num_cpus": max(int(res.cpu * s.max_concurrent), os.cpu_count() or 1)}))
+        except ConnectionError as exc:  # --address auto with no cluster running here
+            raise UserError(f"--address: got {address!r}, but no Ray cluster answers ({' '.join(str(exc).split())[:200]})"
+                            "; start one (ray start --head) or give HOST:PORT") from None
     try:
+        if address:
+            check_cluster_resources(config, address)
         _warn_unshared_storage(s.storage)
-        data = None
-        if not data_is_searched(space):
+        if data is None and not data_is_searched(space):
             from vaetune.data import load_data
 
             data = load_data(config.data)  # decoded (or read from cache) once, shared via the object store
+        if data is not None:
             log.info("data: %d images %s from %s", len(data.images), tuple(data.images.shape[1:]), config.data.source)
+        if before_fit is not None:
+            before_fit()
         trainable = _tuner.trainable(space, config, space_raw(space, config), data)
         exp_path = experiment_path(s.storage, config.name)
         if resume and _tuner_exists(exp_path):

@@ -15,10 +15,11 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 from ray.tune import Callback
+from ray.tune.search import SearchGenerator
 from ray.tune.search.optuna import OptunaSearch
 
 from vaetune.console import _SearchConsole
-from vaetune.results import TRIALS_FILE, read_json, write_json
+from vaetune.results import SEARCH_FILE, TRIALS_FILE, read_json, write_json
 from vaetune.tracking import _SearchTracker
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,8 @@ class TrialLedger(Callback):
         self.trials = read_json(self.path)
 
     def on_trial_start(self, iteration, trials, trial, **info):
-        self._record(trial.trial_id, config=dict(trial.config), state="running")
+        starts = self.trials.get(trial.trial_id, {}).get("starts", 0) + 1  # retries and restores count too
+        self._record(trial.trial_id, config=dict(trial.config), state="running", starts=starts)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._record(trial.trial_id, state="terminated")
@@ -56,6 +58,26 @@ class TrialLedger(Callback):
     def _record(self, trial_id: str, **fields) -> None:
         self.trials.setdefault(trial_id, {}).update(fields)
         write_json(self.path, self.trials)
+
+
+class PlannedSearch(SearchGenerator):
+    """Tune's search algorithm over a searcher, whose number of trials a resumed search may raise.
+
+    Tune restores the number a search started with and ignores a new one; the number planned now
+    is in the results folder's search.json (`vaetune search --resume` with more trials writes it
+    there), so a restored search takes it from there and goes on suggesting trials up to it.
+    """
+
+    def __init__(self, searcher, results: str | Path):
+        super().__init__(searcher)
+        self._results = str(results)
+
+    def restore_from_dir(self, dirpath: str) -> None:
+        super().restore_from_dir(dirpath)
+        planned = read_json(Path(self._results) / SEARCH_FILE).get("trials")
+        if isinstance(planned, int) and planned > self._total_samples:
+            log.info("trials planned: %d -> %d", self._total_samples, planned)
+            self._total_samples, self._finished = planned, False
 
 
 class TruthfulOptunaSearch(OptunaSearch):

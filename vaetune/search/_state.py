@@ -18,7 +18,7 @@ from vaetune.results import (
     read_json,
     write_json,
 )
-from vaetune.search._checks import max_epochs
+from vaetune.search._checks import max_epochs, planned_trials
 from vaetune.spec import Config, SearchSpace, set_dotted
 
 
@@ -51,7 +51,7 @@ def write_state(results: Path, space: SearchSpace, config: Config, *, space_file
         "name": config.name, KIND: SEARCH, "space_file": str(Path(space_file).resolve()),
         "overrides": list(overrides), "storage": s.storage, "experiment_path": experiment_path(s.storage, config.name),
         "metric": s.metric, "mode": s.mode,
-        "max_epochs": max_epochs(config), "searched": list(space.params),
+        "max_epochs": max_epochs(config), "searched": list(space.params), "trials": planned_trials(space, config),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "vaetune_version": __version__, **(extra or {}),
     }
     write_json(results / SEARCH_FILE, state)
@@ -60,3 +60,17 @@ def write_state(results: Path, space: SearchSpace, config: Config, *, space_file
 
 def read_state(results: Path) -> dict[str, Any]:
     return read_json(results / SEARCH_FILE)
+
+
+def grow_state(results: Path, space: SearchSpace, config: Config) -> int:
+    """A resumed search given more trials: space.yaml and search.json say so (the searcher reads
+    the number back when Tune restores it); returns the trials planned before."""
+    import yaml
+
+    from vaetune.fileio import atomic_write_text
+
+    state = read_state(results)
+    before = state.get("trials", 0)
+    atomic_write_text(results / SPACE_FILE, yaml.safe_dump(space_raw(space, config), sort_keys=False))
+    write_json(results / SEARCH_FILE, {**state, "trials": planned_trials(space, config)})
+    return before

@@ -9,6 +9,8 @@ from typing import Any
 from vaetune.results import (
     CHECKPOINT,
     COMPLETED,
+    DIVERGED,
+    DIVERGENCE,
     EPOCHS,
     ERROR,
     ERRORED,
@@ -88,13 +90,15 @@ def trial_rows(result_grid, space: SearchSpace, config: Config, results: Path) -
         ended = bool(last.get("done")) or recorded.get("state") == "terminated"
         if r.error is not None:
             status = ERRORED
+        elif last.get(DIVERGENCE):
+            status = DIVERGED
         elif not ended:
             status = UNFINISHED
         else:
             status = COMPLETED if epochs >= top else STOPPED
         row: dict[str, Any] = {TRIAL_ID: trial_id, **{k: config_of.get(k) for k in space.params}}
         row.update({STATUS: status, EPOCHS: epochs, WALL_TIME: round(float(last.get("time_total_s", 0.0)), 2),
-                    ERROR: _first_line(r.error) if r.error is not None else ""})
+                    ERROR: _first_line(r.error) if r.error is not None else str(last.get(DIVERGENCE) or "")})
         for key in sorted(k for k in last if "/" in k and isinstance(last[k], (int, float))):
             row[final_column(key)] = last[key]
         row[best_column(metric)] = _best_value(r.metrics_dataframe, metric, mode)

@@ -30,7 +30,7 @@ def tune_config(space: SearchSpace, config: Config, results: Path):
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search import ConcurrencyLimiter
 
-    from vaetune.search._searcher import TruthfulOptunaSearch, make_sampler
+    from vaetune.search._searcher import PlannedSearch, TruthfulOptunaSearch, make_sampler
 
     s = config.search
     top = max_epochs(config)
@@ -42,7 +42,7 @@ def tune_config(space: SearchSpace, config: Config, results: Path):
         metric=metric, mode=mode, sampler=make_sampler(s.sampler, s.seed, grid),
         points_to_evaluate=full_points(space, config) or None, storage=optuna.storages.RDBStorage(optuna_url(results)),
         study_name=config.name, max_epochs=top)
-    searcher = ConcurrencyLimiter(searcher, max_concurrent=s.max_concurrent)
+    searcher = PlannedSearch(ConcurrencyLimiter(searcher, max_concurrent=s.max_concurrent), results)
     if s.scheduler == "asha":
         scheduler = ASHAScheduler(time_attr="epoch", metric=s.metric, mode=s.mode, max_t=top,
                                   grace_period=min(s.grace_period, top), reduction_factor=s.reduction_factor)
@@ -100,7 +100,8 @@ def trainable(space: SearchSpace, config: Config, raw: dict[str, Any], data):
 
     from vaetune.trainable import run_trial
 
-    fn = tune.with_parameters(run_trial, space_raw=raw, source=space.source, data=data, rungs=kept_epochs(config))
+    fn = tune.with_parameters(run_trial, space_raw=raw, source=space.source, data=data, rungs=kept_epochs(config),
+                              driver_cwd=str(Path.cwd()))
     return tune.with_resources(fn, {"cpu": config.resources.cpu, "gpu": config.resources.gpu})
 
 

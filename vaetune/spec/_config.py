@@ -9,6 +9,7 @@ imports torch; `vaetune --help` never gets here.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal, get_args, get_origin
 
 from pydantic import (
@@ -200,7 +201,8 @@ class SearchConfig(_Section):
     max_t: int | None = Field(None, ge=1)  # ASHA, in epochs; None: train.epochs
     # configurations tried first, as dotted keys: [{train.beta: 1.0, model.latent_dim: 16}]
     points_to_evaluate: list[dict[str, Any]] = Field(default_factory=list)
-    max_failures: int = Field(2, ge=0)  # retries of a trial that crashed or lost its node, from its last checkpoint
+    # retries of a trial that crashed or lost its node, from its last checkpoint (not of a diverged one)
+    max_failures: int = Field(2, ge=0)
     storage: str = "results"  # local path, shared path or s3:// URI for checkpoints and results
     # best N checkpoints kept per trial by the search metric, besides those of ASHA's rungs and
     # of the last epoch (always kept, for the report)
@@ -217,9 +219,12 @@ class TrackingConfig(_Section):
     experiment: str | None = None  # None: the search name
 
 
+NAME_MAX = 100  # a search's name is a folder name and an MLflow experiment name
+
+
 class Config(_Section):
     # the search's name: its folder results/<name>/ and its MLflow experiment
-    name: str = Field("search", pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = "search"
     data: DataConfig = Field(default_factory=DataConfig)
     # the registered architecture's config, dumped with its own options (SerializeAsAny)
     model: SerializeAsAny[ModelConfig] = Field(default_factory=dict, validate_default=True)
@@ -227,6 +232,26 @@ class Config(_Section):
     search: SearchConfig = Field(default_factory=SearchConfig)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+
+    @field_validator("name")
+    @classmethod
+    def _folder_name(cls, v: str) -> str:
+        # it names results/<name>/ and runs/<name>/: nothing that leaves those folders or hides
+        if not re.fullmatch(rf"[A-Za-z0-9_][A-Za-z0-9_.-]{{0,{NAME_MAX - 1}}}", v):
+            raise ValueError(f"a name is 1-{NAME_MAX} letters, digits, '_', '-' or '.', not starting with "
+                             "'.' or '-' (it names the results folder and the MLflow experiment)")
+        return v
+
+    @model_validator(mode="after")
+    def _splits_hold_what_training_reads(self) -> Config:
+        split, tc = self.data.split, self.train
+        if split.val == 0:
+            raise CrossFieldError("data.split.val", split.val, "every epoch validates: give the val split a share, "
+                                  "e.g. {train: 0.8, val: 0.1, test: 0.1}")
+        if tc.fid_every and getattr(split, tc.fid_reference) == 0:
+            raise CrossFieldError(f"data.split.{tc.fid_reference}", 0, f"train.fid_reference is "
+                                  f"{tc.fid_reference!r} and FID is on: give that split a share, or pick another")
+        return self
 
     @field_validator("model", mode="wrap")
     @classmethod

@@ -102,11 +102,14 @@ def load_space(path: str | Path, overrides: list[str] | None = None) -> SearchSp
     path = Path(path)
     source = str(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpecError(source, "<file>", source, "the file does not exist") from None
     except OSError as exc:
         raise SpecError(source, "<file>", source, f"cannot be read ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise SpecError(source, "<file>", source, f"not UTF-8 text (byte {exc.object[exc.start]:#04x} at "
+                        f"offset {exc.start}); save it as UTF-8") from None
     try:
         raw = yaml_load(text)
     except yaml.YAMLError as exc:

@@ -13,6 +13,8 @@ from typing import Any
 
 from vaetune.console import end_status, trial_label, trial_number
 from vaetune.results import (
+    DIVERGED,
+    DIVERGENCE,
     PENDING_DIR,
     PENDING_FILE,
     TRACKING_FILE,
@@ -93,6 +95,8 @@ class _SearchTracker:
             if self.state["uri"] != self.uri:  # e.g. started before the default store moved
                 log.info("resuming in the MLflow store the search started in: %s", self.state["uri"])
                 self.uri = self.state["uri"]
+        if self.uri.startswith("sqlite:///"):  # sqlite creates the database, not its folder
+            Path(self.uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
         self.client = MlflowClient(tracking_uri=self.uri)
         if pending_file.exists():  # events a previous run could not send
             self.pending = [json.loads(line) for line in pending_file.read_text().splitlines() if line.strip()]
@@ -116,6 +120,8 @@ class _SearchTracker:
                     "params": {k: str(v) for k, v in self.resolve_params(params).items()}})
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
+        if result.get(DIVERGENCE):  # no epoch of metrics: the run ends diverged in on_trial_complete
+            return
         step = int(result.get("epoch", result.get("training_iteration", 0)))
         self._emit({"kind": "metrics", "trial": trial.trial_id, "step": step,
                     "time": int(time.time() * 1000), "metrics": numeric_metrics(result)})
@@ -135,6 +141,11 @@ class _SearchTracker:
                 path = checkpoint_file(folder)
                 if path.exists():
                     self._emit({"kind": "artifact", "trial": trial.trial_id, "path": str(path), "dir": "checkpoint"})
+        diverged = (trial.last_result or {}).get(DIVERGENCE)
+        if diverged:
+            self._emit({"kind": "trial_end", "trial": trial.trial_id, "status": DIVERGED, "error": str(diverged)[:4000],
+                        "run_status": "FAILED"})
+            return
         self._emit({"kind": "trial_end", "trial": trial.trial_id, "status": end_status(epochs, self.max_epochs),
                     "run_status": "FINISHED"})
 

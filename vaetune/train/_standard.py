@@ -104,6 +104,12 @@ class ProgressBar(Callback):
         if self.bar is not None:
             m = end.metrics
             self.bar.set_postfix(loss=f"{m['train/loss']:.4g}", val_psnr=f"{m['val/psnr']:.2f}")
+        self.close()
+
+    def close(self) -> None:
+        """End the bar of an epoch that did not finish (training stopped), so it prints before
+        whatever says why."""
+        if self.bar is not None:
             self.bar.close()
             self.bar = None
 

@@ -39,6 +39,7 @@ from vaetune.viz._grids import (
     FIG_DPI,
     PAD,
     blank,
+    check_picture_size,
     figure_png,
     gif_scale,
     grid_pixels,
@@ -75,7 +76,7 @@ from vaetune.viz._neighbours import (
 from vaetune.viz._progress import progress_picture, trial_checkpoints
 
 __all__ = [
-    "FIG_DPI", "INTERPOLATORS", "PAD", "Neighbours", "blank", "check_shape", "class_labels", "encode_all",
+    "FIG_DPI", "INTERPOLATORS", "PAD", "Neighbours", "blank", "check_picture_size", "check_shape", "class_labels", "encode_all",
     "figure_png", "gif_scale", "grid_pixels", "grid_png", "interpolation_grid", "interpolation_picture",
     "interpolation_row", "kl_order", "latent_plane", "lerp", "load_val", "make_grid", "manifold_figure",
     "manifold_picture", "nearest_features", "nearest_pixel", "neighbours", "neighbours_hist", "progress_picture",

@@ -35,14 +35,19 @@ def to_pil(image: torch.Tensor):
 
 def figure_png(fig) -> bytes:
     """A matplotlib figure as PNG bytes (also used by the report)."""
+    from vaetune.outputs import SOFTWARE
+
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=FIG_DPI)
+    fig.savefig(buf, format="png", dpi=FIG_DPI, metadata={"Software": SOFTWARE})
     return buf.getvalue()
 
 
 def grid_png(images: torch.Tensor, ncols: int) -> bytes:
+    """A grid of images (N, C, H, W) in [0, 1] as PNG bytes, marked as vaetune's (vaetune.outputs)."""
+    from vaetune.outputs import png_info
+
     buf = io.BytesIO()
-    to_pil(make_grid(images, ncols)).save(buf, format="PNG")
+    to_pil(make_grid(images, ncols)).save(buf, format="PNG", pnginfo=png_info())
     return buf.getvalue()
 
 
@@ -51,6 +56,15 @@ def save_grid(images: torch.Tensor, ncols: int, out: str | Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(grid_png(images, ncols))
     return out
+
+
+def check_picture_size(model, images: int, arg: str, what: str) -> None:
+    """Refuse a picture of `images` images of the model's shape that cannot fit in memory (as
+    float32, twice: the decoded images and their grid), before anything is decoded."""
+    from vaetune.machine import check_fits
+
+    c, h, w = model.image_shape
+    check_fits(2 * 4 * images * c * h * w, f"{arg}: {what} of {c}x{h}x{w}", f"give a smaller {arg}")
 
 
 def blank(like: torch.Tensor, n: int = 1) -> torch.Tensor:
@@ -66,6 +80,8 @@ def gif_scale(h: int, w: int, target: int = 128) -> int:
 def save_gif(frames: torch.Tensor, out: Path, scale: int, ms_per_frame: int = 80) -> Path:
     from PIL import Image
 
+    from vaetune.outputs import gif_comment
+
     pics = []
     for f in frames:
         if f.shape[0] == 4:  # composite on white: GIF has no partial transparency
@@ -73,5 +89,6 @@ def save_gif(frames: torch.Tensor, out: Path, scale: int, ms_per_frame: int = 80
         im = to_pil(f.clamp(0, 1))
         pics.append(im.resize((im.width * scale, im.height * scale), Image.NEAREST).convert("RGB"))
     out.parent.mkdir(parents=True, exist_ok=True)
-    pics[0].save(out, save_all=True, append_images=pics[1:], duration=ms_per_frame, loop=0, optimize=False)
+    pics[0].save(out, save_all=True, append_images=pics[1:], duration=ms_per_frame, loop=0, optimize=False,
+                 comment=gif_comment())
     return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from vaetune.errors import UserError
-from vaetune.viz._grids import blank
+from vaetune.viz._grids import blank, check_picture_size, gif_scale
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
@@ -110,10 +110,11 @@ def interpolation_picture(model, config, paths: list[str], *, grid: bool, mode: 
                         f"; got {len(paths)}")
     if steps < 2:
         raise UserError(f"--steps: got {steps}; give at least 2")
+    modes = _modes(mode)
+    check_picture_size(model, len(modes) * (steps**2 if grid else steps + 2), "--steps", f"{steps} steps")
     y = class_labels(model, 1, label)
     x = torch.cat([read_for_model(p, config) for p in paths])  # (k, C, H, W)
     codes = list(model.encode(x, None if y is None else y.expand(len(x)))[0])  # mu of each
-    modes = _modes(mode)
     if not grid:
         rows = [torch.cat([x[:1], interpolation_row(model, codes[0], codes[1], steps, m, y), x[1:]]) for m in modes]
         return torch.cat(rows), steps + 2, modes
@@ -157,6 +158,7 @@ def traversal_picture(model, x: torch.Tensor, y: torch.Tensor | None, *, steps: 
     """`vaetune traverse`: (images, dimension order by KL, KL per dimension) around the first image of x."""
     if steps < 2:
         raise UserError(f"--steps: got {steps}; give at least 2")
+    check_picture_size(model, model.latent_dim * steps, "--steps", f"{model.latent_dim} rows of {steps} steps")
     y = y if model.num_classes else None
     order, kl = kl_order(model, x, y)
     yb = None
@@ -174,6 +176,7 @@ def walk_frames(model, frames: int, anchors: int, seed: int, y: torch.Tensor | N
         raise UserError(f"--frames: got {frames}; give at least 2")
     if anchors < 2:
         raise UserError(f"--anchors: got {anchors}; give at least 2")
+    check_picture_size(model, frames * gif_scale(*model.image_shape[1:]) ** 2, "--frames", f"{frames} frames")
     g = torch.Generator().manual_seed(seed)
     points = torch.randn(anchors, model.latent_dim, generator=g)
     codes = []

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from vaetune.errors import UserError
-from vaetune.viz._grids import FIG_DPI, figure_png
+from vaetune.viz._grids import FIG_DPI, check_picture_size, figure_png
 
 
 def nearest_pixel(queries: torch.Tensor, bank: torch.Tensor, chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
@@ -72,6 +72,10 @@ def neighbours(model, config, data, val_x: torch.Tensor, val_y: torch.Tensor | N
 
     if n < 1:
         raise UserError(f"--n: got {n}; give at least 1")
+    if pool is not None and pool < 1:
+        raise UserError(f"--pool: got {pool}; give at least 1 (or leave it out: all training images on a GPU, "
+                        "256 on a CPU)")
+    check_picture_size(model, 3 * n, "--n", f"{n} rows of 3 images")
     train_x, _ = data.subset("train")
     y = None
     if model.num_classes:  # validation labels in a seeded random order, as FID's samples get

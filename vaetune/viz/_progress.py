@@ -33,6 +33,8 @@ def progress_picture(trial_dir: str | Path, n: int) -> tuple[torch.Tensor, int, 
     (images row-major, columns, epochs)."""
     from vaetune.checkpoint import load_model
 
+    if n < 1:
+        raise UserError(f"--n: got {n}; give at least 1")
     checkpoints = trial_checkpoints(trial_dir)
     model, config, _ = load_model(checkpoints[0][1])
     _, x, y = load_val(config)

@@ -1,0 +1,64 @@
+"""What this machine has (memory, CPUs, GPUs), for the checks made before work starts.
+
+A request that cannot be met here (a trial asking for a GPU on a machine without one, images
+that cannot fit in memory) is refused at once with the figures, instead of waiting for ever or
+dying mid-way.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from vaetune.errors import UserError
+
+_CGROUP_LIMITS = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+
+
+def memory_bytes() -> int:
+    """Physical memory, or the container's memory limit when that is lower."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not POSIX: no figure to check against
+        return 2**63
+    for path in _CGROUP_LIMITS:
+        try:
+            text = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            total = min(total, int(text))
+    return total
+
+
+def cpu_count() -> int:
+    return os.cpu_count() or 1
+
+
+def gpu_count() -> int:
+    """CUDA devices visible to this process."""
+    import torch
+
+    return torch.cuda.device_count()
+
+
+def size(nbytes: float) -> str:
+    """A byte count for a person: 1.5 GiB, 29.3 TiB."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if nbytes < 1024 or unit == "TiB":
+            return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.1f} {unit}"
+        nbytes /= 1024
+    return f"{nbytes:.1f} PiB"  # unreachable; keeps type checkers calm
+
+
+def check_fits(nbytes: float, what: str, fix: str) -> None:
+    """Refuse work whose memory alone exceeds this machine's.
+
+    Args:
+        nbytes: the memory the work needs at least.
+        what: what needs it, starting with the argument or key, e.g. "--n: 10000000 samples of 3x64x64".
+        fix: what the user can change.
+    """
+    have = memory_bytes()
+    if nbytes > have:
+        raise UserError(f"{what} need {size(nbytes)} of memory; this machine has {size(have)}; {fix}")

@@ -1,0 +1,236 @@
+"""Checks a search makes before Ray starts or a file is written, beyond the space itself.
+
+The machine's resources (a GPU asked for where there is none), the Ray cluster an --address
+names (and, once joined, whether any of its nodes can run a trial), the folders the search
+writes, the MLflow store, the data (loaded here, once, for every trial), and for --resume what
+changed since the search started. Each failure is a `UserError` naming the key or argument,
+the bad value and the fix, so a mistake costs seconds and leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from vaetune.errors import UserError
+from vaetune.machine import cpu_count, gpu_count
+from vaetune.outputs import check_writable, output_folder
+from vaetune.results import SEARCH_FILE, SPACE_FILE, is_remote
+from vaetune.search._checks import data_is_searched
+from vaetune.spec import Config, SearchSpace
+
+log = logging.getLogger(__name__)
+
+_ADDRESS = re.compile(r"(?:ray://)?(?P<host>[^:/\s]+):(?P<port>\d{1,5})")
+_CONNECT_TIMEOUT_S = 5.0
+GROWABLE = "search.num_samples"  # the one setting a resumed search may change (upwards)
+
+
+def preflight(space: SearchSpace, config: Config, results: Path, *, address: str | None, resume: bool):
+    """Everything that can be checked before Ray starts; returns the data every trial shares
+    (None when the trials load their own because data.* keys are searched)."""
+    check_address(address)
+    if address is None:
+        check_local_resources(config)
+    check_folders(config, results, resume=resume)
+    check_tracking(config.tracking.uri)
+    return load_shared_data(space, config)
+
+
+# ---------------------------------------------------------------------------------------------
+# Ray: the address, and the resources a trial asks for
+
+
+def check_address(address: str | None) -> None:
+    """--address is auto, HOST:PORT or ray://HOST:PORT, and something answers there."""
+    if address is None or address == "auto":
+        return
+    m = _ADDRESS.fullmatch(address)
+    if m is None or not 0 < int(m["port"]) < 65536:
+        raise UserError(f"--address: got {address!r}; accepted: auto, HOST:PORT (e.g. 10.0.0.5:6379) or "
+                        "ray://HOST:PORT")
+    try:
+        socket.create_connection((m["host"], int(m["port"])), timeout=_CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise UserError(f"--address: nothing answers at {m['host']}:{m['port']} ({exc.strerror or exc}); start the "
+                        "cluster (ray start --head, or ray up cluster.yaml) or check the address") from None
+
+
+def check_local_resources(config: Config) -> None:
+    """A trial's resources.cpu/gpu and train.device exist on this machine (the Ray Tune starts here)."""
+    r, device = config.resources, config.train.device
+    cpus = cpu_count()
+    if r.cpu > cpus:
+        raise UserError(f"resources.cpu: got {r.cpu:g} per trial, but this machine has {cpus} CPUs; ask for at "
+                        f"most {cpus}, or join a larger cluster with --address")
+    if not r.gpu and device != "cuda":
+        return
+    gpus = gpu_count()
+    if gpus == 0 and r.gpu:
+        raise UserError(f"resources.gpu: got {r.gpu:g} per trial, but this machine has no GPU; set resources.gpu: 0 "
+                        "(trials train on the CPU), or join a cluster with GPUs with --address")
+    if gpus == 0:
+        raise UserError("train.device: got 'cuda', but this machine has no CUDA device; use auto or cpu")
+    if r.gpu > gpus:
+        raise UserError(f"resources.gpu: got {r.gpu:g} per trial, but this machine has {gpus} GPU(s); ask for at "
+                        f"most {gpus} (0.5 lets two trials share one)")
+
+
+def check_cluster_resources(config: Config, address: str) -> None:
+    """Once joined: some node of the cluster, or a node type its autoscaler can add, fits one trial.
+
+    Ray would otherwise queue the trials for ever, printing that no node type can fulfil them."""
+    import ray
+
+    r = config.resources
+    need = {"CPU": r.cpu, "GPU": r.gpu}
+    shapes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")] + autoscaler_node_types()
+    if any(all(shape.get(k, 0) >= v for k, v in need.items() if v) for shape in shapes):
+        return
+    biggest = max(shapes, key=lambda s: (s.get("GPU", 0), s.get("CPU", 0)), default={})
+    raise UserError(f"resources: a trial asks for {r.cpu:g} CPU and {r.gpu:g} GPU, but no node of the cluster at "
+                    f"{address} has that, nor a node type its autoscaler can add (the largest has "
+                    f"{biggest.get('CPU', 0):g} CPU, {biggest.get('GPU', 0):g} GPU); lower resources.cpu/"
+                    "resources.gpu, or add such nodes to the cluster")
+
+
+def autoscaler_node_types() -> list[dict[str, float]]:
+    """Resources of the node types the cluster's autoscaler may start: from the cluster config
+    Ray keeps in its GCS, else from the launcher's bootstrap file on the head node."""
+    shapes: list[dict[str, float]] = []
+    try:
+        from ray._private.state import state  # private, but what Ray Train itself reads
+
+        cluster = state.get_cluster_config()
+        if cluster is not None:
+            shapes += [dict(g.resources) for g in cluster.node_group_configs if g.max_count != 0]
+    except Exception as exc:  # an older or newer Ray: fall back to the file
+        log.debug("no autoscaler config from Ray's GCS: %s", exc)
+    bootstrap = Path("~/ray_bootstrap_config.yaml").expanduser()
+    if bootstrap.is_file():
+        import yaml
+
+        try:
+            types = (yaml.safe_load(bootstrap.read_text()) or {}).get("available_node_types", {})
+        except (OSError, yaml.YAMLError):
+            types = {}
+        shapes += [dict(t.get("resources") or {}) for t in types.values()
+                   if isinstance(t, dict) and t.get("max_workers", 1) != 0]
+    return shapes
+
+
+# ---------------------------------------------------------------------------------------------
+# Files: the folders written, the tracking store, the data read
+
+
+def check_folders(config: Config, results: Path, *, resume: bool) -> None:
+    """The results folder is new, empty or this search's; storage and cache can be written."""
+    s, d = config.search, config.data
+    if not is_remote(s.storage):
+        check_writable(s.storage, "search.storage")
+    if not resume:
+        output_folder(results, what=f"the results folder of {config.name!r}",
+                      ours=lambda folder: (folder / SEARCH_FILE).exists())
+    if not is_remote(d.cache_dir):
+        check_writable(d.cache_dir, "data.cache_dir")
+
+
+def check_tracking(configured: str | None) -> None:
+    """MLflow can use the tracking URI. A server that is down is not a mistake (tracking is
+    queued and retried); a URI MLflow cannot use at all, or a sqlite store in a folder that
+    cannot be written, is."""
+    what = "tracking.uri" if configured else "$MLFLOW_TRACKING_URI"
+    uri = configured or os.environ.get("MLFLOW_TRACKING_URI")
+    if not uri:
+        check_writable("mlruns", "tracking.uri (null: a sqlite store in ./mlruns)")
+        return
+    if urlparse(uri).scheme == "sqlite":
+        check_writable(Path(uri[len("sqlite:///"):] or ".").parent, what)
+        return
+    from mlflow.tracking import MlflowClient
+
+    try:
+        MlflowClient(tracking_uri=uri)  # builds the store for the URI's scheme; contacts no server
+    except Exception as exc:
+        first = " ".join(str(exc).split())[:200]
+        raise UserError(f"{what}: got {uri!r}, which MLflow cannot use ({type(exc).__name__}: {first}); accepted: "
+                        "http(s)://HOST:PORT of an MLflow server, sqlite:///PATH, or a database URI") from None
+
+
+def load_shared_data(space: SearchSpace, config: Config):
+    """The data every trial trains on, decoded (or read from the cache) once, here, so that a bad
+    source fails before Ray starts; None when data.* keys are searched and each trial loads its
+    own: then every source a trial may read is opened and listed here."""
+    from vaetune.data import load_data, open_source
+    from vaetune.data.load import check_fits_in_memory
+
+    if not data_is_searched(space):
+        return load_data(config.data)
+    biggest = max(_candidates(space, "data.image_size", config.data.image_size))
+    for source in _candidates(space, "data.source", config.data.source):
+        cfg = config.data.model_copy(update={"source": source, "image_size": biggest})
+        opened = open_source(source, cfg)
+        opened.fingerprint()  # lists (or loads) the source: a missing or unreadable one fails here
+        if opened.count() == 0:
+            raise UserError(f"data.source: {source!r} holds no image files")
+        check_fits_in_memory(cfg, opened.count())
+    return None
+
+
+def _candidates(space: SearchSpace, key: str, fixed: Any) -> list[Any]:
+    if key not in space.params:
+        return [fixed]
+    return space.params[key].candidates()
+
+
+# ---------------------------------------------------------------------------------------------
+# --resume: what changed since the search started
+
+
+@dataclass(frozen=True)
+class Change:
+    key: str
+    before: Any
+    after: Any
+
+    def __str__(self) -> str:
+        return f"{self.key}: {_shown(self.before)} -> {_shown(self.after)}"
+
+    @property
+    def applicable(self) -> bool:
+        """More trials: the one change a resumed search applies."""
+        return (self.key == GROWABLE and isinstance(self.before, int) and isinstance(self.after, int)
+                and self.after > self.before)
+
+
+def resume_changes(results: Path, space: SearchSpace, config: Config) -> list[Change]:
+    """What differs between the space a search started with (its space.yaml) and the one given
+    to --resume (file and --set): every fixed value and each searched key's distribution."""
+    from vaetune.search._state import space_raw
+    from vaetune.search._tuner import parent_params
+    from vaetune.spec import load_space, space_from_dict
+
+    stored_file = results / SPACE_FILE
+    if not stored_file.exists():  # a search started before space.yaml was kept: nothing to compare
+        return []
+    stored = load_space(stored_file)
+    given = space_from_dict(space_raw(space, config), space.source)
+    before = _described(parent_params(stored, stored.default_config()))
+    after = _described(parent_params(given, given.default_config()))
+    return [Change(k, before.get(k), after.get(k)) for k in sorted(before.keys() | after.keys())
+            if before.get(k) != after.get(k)]
+
+
+def _described(params: dict[str, Any]) -> dict[str, Any]:
+    prefix = "search_space."
+    return {k[len(prefix):] if k.startswith(prefix) else k: v for k, v in params.items()}
+
+
+def _shown(value: Any) -> str:
+    return "(not set)" if value is None else str(value)
