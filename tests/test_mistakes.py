@@ -355,8 +355,8 @@ CASES = [
     Case("report --out the user's folder", lambda c: ["report", "results/done", "--out", "mydir", "--no-mlflow"],
          ("--out", "mydir", "did not write")),
     # ---- other commands
-    Case("ui --port out of range", lambda c: ["ui", "--port", "99999"], ("--port", "99999", "1-65535")),
-    Case("ui --port in use", _ui_on_busy_port, ("--port", "not free")),
+    Case("ui --port out of range", lambda c: ["ui", "--port", "99999"], ("--port", "99999", "1 to 65535")),
+    Case("ui --port in use", _ui_on_busy_port, ("--port", "cannot be used")),
     Case("ui without a store", lambda c: ["ui", "--uri", f"sqlite:///{c.inputs / 'none' / 'mlflow.db'}"], ("no MLflow store",)),
     Case("fid of a missing folder", lambda c: ["fid", "nope_a", str(c.work / "cats")], ("nope_a", "does not exist")),
     Case("fid --n 1", lambda c: ["fid", "cats", "dogs", "--n", "1"], ("--n", "1")),
