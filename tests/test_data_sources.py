@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-import vaetune.data.sources as sources
+import vaetune.data._items as items
 from vaetune.data import load_data, read_images
 from vaetune.data.cache import cache_path, skipped_path
 from vaetune.errors import UserError
@@ -201,7 +201,7 @@ def test_cache_hit_does_not_decode(labelled_folder, tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("decoded although the cache holds this data")
 
-    monkeypatch.setattr(sources, "decode_image", boom)
+    monkeypatch.setattr(items, "decode_image", boom)
     # Split and augmentation settings are not part of the key: still a cache hit.
     again = load_data(cfg.model_copy(update={"split_seed": 7, "augment": cfg.augment.model_copy(update={"hflip": 0.5})}))
     assert again.fingerprint == first.fingerprint

@@ -1,0 +1,100 @@
+"""Images in a folder (searched recursively) or in a .zip, read in place; folder labels."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import zipfile
+from collections import Counter
+from functools import partial
+from pathlib import Path, PurePosixPath
+
+from vaetune.data._items import Item, ItemSource, _digest, _is_image_name, folder_classes
+from vaetune.errors import UserError
+from vaetune.spec import DataConfig
+
+log = logging.getLogger(__name__)
+
+# --------------------------------------------------------------------------------------------
+# Folders and zips
+
+
+class FolderSource(ItemSource):
+    def __init__(self, spec: str, cfg: DataConfig):
+        super().__init__(spec, cfg)
+        self.root = Path(spec).expanduser()
+        self._others: Counter = Counter()
+        self.files = sorted(_walk(self.root, self._others))  # relative POSIX paths
+
+    def count(self) -> int:
+        return len(self.files)
+
+    def other_files(self) -> Counter:
+        return self._others
+
+    def fingerprint(self) -> str:
+        lines = []
+        for rel in self.files:
+            st = (self.root / rel).stat()
+            lines.append(f"{rel}\t{st.st_size}\t{st.st_mtime_ns}")
+        return "folder:" + _digest(lines)
+
+    def items(self) -> list[Item]:
+        classes = folder_classes(self.files, self.cfg.labels, self.root.resolve().name)
+        return [Item(rel, (self.root / rel).read_bytes, c) for rel, c in zip(self.files, classes, strict=True)]
+
+
+def _walk(root: Path, others: Counter) -> list[str]:
+    """Image files below root (relative POSIX paths); the extensions of the other files go to `others`."""
+    out = []
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        rel_folder = Path(folder).relative_to(root)
+        for f in files:
+            if _is_image_name(f):
+                out.append((rel_folder / f).as_posix())
+            elif not f.startswith("."):
+                others[_suffix(f)] += 1
+    return out
+
+
+def _suffix(name: str) -> str:
+    return PurePosixPath(name).suffix.lower() or "(no extension)"
+
+
+class ZipSource(ItemSource):
+    def __init__(self, spec: str, cfg: DataConfig):
+        super().__init__(spec, cfg)
+        try:
+            self.zip = zipfile.ZipFile(Path(spec).expanduser())
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise UserError(f"{spec}: not a readable zip file ({exc})") from None
+        files = [i for i in self.zip.infolist() if not i.is_dir()]
+        self.infos = sorted((i for i in files if _is_image_name(i.filename)), key=lambda i: i.filename)
+        self._others = Counter(_suffix(i.filename) for i in files
+                               if not _is_image_name(i.filename) and not PurePosixPath(i.filename).name.startswith("."))
+        self._lock = threading.Lock()
+
+    def count(self) -> int:
+        return len(self.infos)
+
+    def other_files(self) -> Counter:
+        return self._others
+
+    def fingerprint(self) -> str:
+        return "zip:" + _digest([f"{i.filename}\t{i.file_size}\t{i.CRC}" for i in self.infos])
+
+    def items(self) -> list[Item]:
+        names = [i.filename for i in self.infos]
+        classes = folder_classes(names, self.cfg.labels, Path(self.spec).stem)
+        return [Item(n, partial(self._read, n), c) for n, c in zip(names, classes, strict=True)]
+
+    def _read(self, name: str) -> bytes:
+        with self._lock:
+            try:
+                return self.zip.read(name)
+            except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as exc:
+                raise OSError(f"bad zip entry: {exc}") from None
+
+
