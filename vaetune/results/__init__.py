@@ -1,0 +1,147 @@
+"""The results folder of a search: the one package that knows its layout.
+
+`results/<name>/` (the search's summary folder; beside the Ray experiment for a local or shared
+`search.storage`, under ./results for remote storage) holds:
+
+    search.json            what ran: name, metric, mode, epochs, searched keys, kind (search/sweep)
+    space.yaml             the search space as it ran (fixed values and distributions)
+    summary.csv            one row per trial (the columns below)
+    optuna.db              the Optuna study (sqlite), named after the search
+    tracking.json          MLflow: store URI, experiment, parent run, trial id -> run id
+    trials.json            trial id -> its searched values and whether it ran, ended or errored
+    mlflow_pending.jsonl   tracking events MLflow could not take yet, sent on --resume
+    mlflow_pending/        copies of the artifacts those events name
+    report/                what `vaetune report` writes
+
+The Ray experiment (`experiment_path`) holds one folder per trial: `result.json` (one line per
+epoch) and `checkpoint_*/checkpoint.pt` with that epoch's `grids/`. Checkpoints may live in remote
+storage (s3://...); `open_checkpoint` fetches them. Everything else in vaetune names these files,
+columns and statuses through this module.
+"""
+
+from __future__ import annotations
+
+from vaetune.results._files import (
+    checkpoint_at,
+    checkpoint_file,
+    last_grids,
+    latest_checkpoint_of,
+    load_checkpoint_at,
+    load_model_at,
+    load_search,
+    open_checkpoint,
+    rank,
+    read_history,
+    read_json,
+    read_summary,
+    read_tracking,
+    value,
+    write_json,
+    write_summary,
+    write_tracking,
+)
+from vaetune.results._layout import (
+    CHECKPOINT,
+    CHECKPOINT_DIR,
+    COMPLETED,
+    DIVERGED,
+    DIVERGENCE,
+    EPOCH,
+    EPOCHS,
+    ERROR,
+    ERRORED,
+    GRIDS_DIR,
+    KIND,
+    OPTUNA_FILE,
+    PENDING_DIR,
+    PENDING_FILE,
+    REPORT_DIR,
+    RESULT_FILE,
+    RUN_ID,
+    SEARCH,
+    SEARCH_FILE,
+    SPACE_FILE,
+    STATUS,
+    STOPPED,
+    SUMMARY_FILE,
+    SWEEP,
+    SWEEP_STATE,
+    TEXT_COLUMNS,
+    TRACKING_FILE,
+    TRIAL_ID,
+    TRIAL_PATH,
+    TRIALS_FILE,
+    UNFINISHED,
+    WALL_TIME,
+    best_column,
+    experiment_path,
+    final_column,
+    final_metrics,
+    is_remote,
+    optuna_url,
+    results_dir_for,
+    storage_uri,
+)
+from vaetune.results._search import SearchResults, load_results
+
+__all__ = [
+    "CHECKPOINT",
+    "CHECKPOINT_DIR",
+    "COMPLETED",
+    "DIVERGED",
+    "DIVERGENCE",
+    "EPOCH",
+    "EPOCHS",
+    "ERROR",
+    "ERRORED",
+    "GRIDS_DIR",
+    "KIND",
+    "OPTUNA_FILE",
+    "PENDING_DIR",
+    "PENDING_FILE",
+    "REPORT_DIR",
+    "RESULT_FILE",
+    "RUN_ID",
+    "SEARCH",
+    "SEARCH_FILE",
+    "SPACE_FILE",
+    "STATUS",
+    "STOPPED",
+    "SUMMARY_FILE",
+    "SWEEP",
+    "SWEEP_STATE",
+    "SearchResults",
+    "TEXT_COLUMNS",
+    "TRACKING_FILE",
+    "TRIALS_FILE",
+    "TRIAL_ID",
+    "TRIAL_PATH",
+    "UNFINISHED",
+    "WALL_TIME",
+    "best_column",
+    "checkpoint_at",
+    "checkpoint_file",
+    "experiment_path",
+    "final_column",
+    "final_metrics",
+    "is_remote",
+    "last_grids",
+    "latest_checkpoint_of",
+    "load_checkpoint_at",
+    "load_model_at",
+    "load_results",
+    "load_search",
+    "open_checkpoint",
+    "optuna_url",
+    "rank",
+    "read_history",
+    "read_json",
+    "read_summary",
+    "read_tracking",
+    "results_dir_for",
+    "storage_uri",
+    "value",
+    "write_json",
+    "write_summary",
+    "write_tracking",
+]

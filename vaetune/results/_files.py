@@ -1,0 +1,211 @@
+"""Reading and writing the results folder's files, and trial checkpoints local or remote."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from vaetune.checkpoint import CHECKPOINT_FILE
+from vaetune.errors import UserError
+from vaetune.fileio import atomic_write_text
+from vaetune.results._layout import (
+    CHECKPOINT_DIR,
+    EPOCH,
+    EPOCHS,
+    GRIDS_DIR,
+    RESULT_FILE,
+    SEARCH_FILE,
+    SUMMARY_FILE,
+    TEXT_COLUMNS,
+    TRACKING_FILE,
+    final_column,
+    is_remote,
+)
+
+log = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading and writing the folder's files
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def write_json(path: Path, data: dict) -> None:
+    atomic_write_text(path, json.dumps(data, indent=1, default=str))
+
+
+def read_tracking(folder: str | Path) -> dict:
+    """tracking.json ({} when the search logged nothing to MLflow)."""
+    return read_json(Path(folder) / TRACKING_FILE)
+
+
+def write_tracking(folder: str | Path, state: dict) -> None:
+    write_json(Path(folder) / TRACKING_FILE, state)
+
+
+def write_summary(folder: str | Path, rows: list[dict[str, Any]]) -> Path | None:
+    """summary.csv from one dict per trial; None (and nothing written) when there are no rows."""
+    import pandas as pd
+
+    if not rows:
+        return None
+    path = Path(folder) / SUMMARY_FILE
+    atomic_write_text(path, pd.DataFrame(rows).to_csv(index=False))
+    return path
+
+
+def read_summary(folder: str | Path):
+    """summary.csv as a DataFrame: text columns as strings ("" when empty)."""
+    import pandas as pd
+
+    frame = pd.read_csv(Path(folder) / SUMMARY_FILE, dtype={c: str for c in TEXT_COLUMNS})
+    for col in TEXT_COLUMNS:
+        if col in frame:
+            frame[col] = frame[col].fillna("")
+    return frame
+
+
+def load_search(folder: str | Path) -> tuple[dict, Any]:
+    """search.json and summary.csv of a search folder; a UserError naming what is missing."""
+    folder = Path(folder)
+    if not (folder / SEARCH_FILE).exists():
+        raise UserError(f"{folder}: not a vaetune search folder (no {SEARCH_FILE}); pass results/<name>")
+    if not (folder / SUMMARY_FILE).exists():
+        raise UserError(f"{folder}: the search has no {SUMMARY_FILE} yet; finish it with vaetune search --resume")
+    return read_json(folder / SEARCH_FILE), read_summary(folder)
+
+
+def read_history(trial_path: str):
+    """A trial's metrics per epoch from its Ray `result.json` (one JSON object per line), with the
+    folder name of the checkpoint reported at that epoch (CHECKPOINT_DIR, None without one).
+
+    A restored trial may report an epoch twice; the later report wins. Remote trial folders
+    (s3://...) and trials without results give None.
+    """
+    import pandas as pd
+
+    if not trial_path or is_remote(trial_path):
+        return None
+    path = Path(trial_path) / RESULT_FILE
+    if not path.exists():
+        return None
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:  # a line cut short by a crash
+            continue
+        records.append({k: v for k, v in rec.items() if _is_number(v) or (k == CHECKPOINT_DIR and v)})
+    if not records:
+        return None
+    frame = pd.DataFrame(records)
+    if EPOCH not in frame:
+        return None
+    return frame.drop_duplicates(EPOCH, keep="last").sort_values(EPOCH).reset_index(drop=True)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def value(row, metric: str) -> float | None:
+    """The last-epoch value of `metric` (`epochs` itself for "epochs") in a summary row, or None."""
+    col = metric if metric == EPOCHS else final_column(metric)
+    v = row.get(col) if hasattr(row, "get") else None
+    if v is None:
+        return None
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def rank(frame, column: str, mode: str):
+    """Rows with a value in `column`, best first."""
+    scored = frame[frame[column].notna()] if column in frame else frame.iloc[0:0]
+    return scored.sort_values(column, ascending=(mode == "min"), kind="stable")
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoints, local or remote
+
+
+@contextlib.contextmanager
+def open_checkpoint(path: str) -> Iterator[Path]:
+    """A trial checkpoint folder (or file) as a local path; remote ones are fetched through Ray's
+    Checkpoint into a temporary folder that is removed afterwards."""
+    if not is_remote(path):
+        yield Path(path)
+        return
+    from ray import tune
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tune.Checkpoint(path).to_directory(tmp)
+        yield Path(tmp)
+
+
+def load_checkpoint_at(path: str) -> dict:
+    """`vaetune.checkpoint.load_checkpoint` of a local or remote checkpoint."""
+    from vaetune.checkpoint import load_checkpoint
+
+    with open_checkpoint(path) as local:
+        return load_checkpoint(local)
+
+
+def load_model_at(path: str):
+    """`vaetune.checkpoint.load_model` of a local or remote checkpoint: (model, Config, dict)."""
+    from vaetune.checkpoint import load_model
+
+    with open_checkpoint(path) as local:
+        return load_model(local)
+
+
+def checkpoint_file(folder: str | Path) -> Path:
+    """The checkpoint file inside a trial checkpoint folder."""
+    return Path(folder) / CHECKPOINT_FILE
+
+
+def checkpoint_at(trial_path: str, history, epoch: int) -> str:
+    """The local checkpoint folder a trial reported at `epoch` (from its history), or "" when it
+    reported none there or Tune has since deleted it."""
+    if history is None or CHECKPOINT_DIR not in history or not trial_path or is_remote(trial_path):
+        return ""
+    names = history.loc[history[EPOCH] == epoch, CHECKPOINT_DIR].dropna()
+    if names.empty:
+        return ""
+    folder = Path(trial_path) / str(names.iloc[-1])
+    return str(folder) if checkpoint_file(folder).exists() else ""
+
+
+def latest_checkpoint_of(trial_path: str) -> str:
+    """A local trial folder's newest checkpoint folder (Tune never deletes a trial's latest), or ""."""
+    if not trial_path or is_remote(trial_path):
+        return ""
+    found = sorted(p.parent for p in Path(trial_path).glob(f"checkpoint_*/{CHECKPOINT_FILE}"))
+    return str(found[-1]) if found else ""
+
+
+def last_grids(checkpoint: str) -> dict[str, bytes]:
+    """The last reconstruction and sample grids training saved in a local checkpoint folder."""
+    if not checkpoint or is_remote(checkpoint):
+        return {}
+    folder = Path(checkpoint)
+    folder = folder.parent if folder.is_file() else folder
+    out = {}
+    for kind in ("recon", "samples"):
+        found = sorted((folder / GRIDS_DIR).glob(f"{kind}_epoch*.png"))
+        if found:
+            out[kind] = found[-1].read_bytes()
+    return out
+
+

@@ -1,0 +1,103 @@
+"""The results folder's names: files, summary columns, statuses, and where storage puts things."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+SEARCH_FILE = "search.json"
+SPACE_FILE = "space.yaml"
+SUMMARY_FILE = "summary.csv"
+OPTUNA_FILE = "optuna.db"
+TRACKING_FILE = "tracking.json"
+TRIALS_FILE = "trials.json"  # the driver's record: trial id -> searched values, running/terminated/error
+PENDING_FILE = "mlflow_pending.jsonl"
+PENDING_DIR = "mlflow_pending"
+REPORT_DIR = "report"
+RESULT_FILE = "result.json"  # Ray Tune's per-trial metrics, one JSON object per report
+EPOCH = "epoch"  # result.json: the trainable's own epoch counter (the scheduler's clock, survives restores)
+CHECKPOINT_DIR = "checkpoint_dir_name"  # result.json: the report's checkpoint folder in the trial folder
+GRIDS_DIR = "grids"  # inside a checkpoint folder: that epoch's reconstruction and sample grids
+
+# summary.csv columns (besides one column per searched key, and best/ and final/ metric columns)
+TRIAL_ID = "trial_id"
+STATUS = "status"
+EPOCHS = "epochs"
+WALL_TIME = "wall_time_s"
+ERROR = "error"
+CHECKPOINT = "checkpoint"
+TRIAL_PATH = "trial_path"
+RUN_ID = "mlflow_run_id"
+TEXT_COLUMNS = (TRIAL_ID, STATUS, ERROR, CHECKPOINT, TRIAL_PATH, RUN_ID)
+
+# what a results folder holds (search.json "kind"): a search, or an equal-budget sweep of one key
+KIND = "kind"
+SEARCH = "search"
+SWEEP = "sweep"
+SWEEP_STATE = "sweep"  # search.json of a sweep: {key, values, seeds, source, trial_id}
+
+# a trial's status in summary.csv
+COMPLETED = "completed"  # ran every epoch
+STOPPED = "stopped"  # stopped early by the scheduler (ASHA)
+ERRORED = "errored"
+DIVERGED = "diverged"  # the loss became NaN or infinite: deterministic, so the trial is not retried
+UNFINISHED = "unfinished"  # the search was interrupted while it ran or waited
+
+# in a trial's last report (result.json) when it diverged: why, epoch and step included
+DIVERGENCE = "divergence"
+
+
+def best_column(metric: str) -> str:
+    """The summary column holding a metric's best value over a trial's epochs."""
+    return f"best/{metric}"
+
+
+def final_column(metric: str) -> str:
+    """The summary column holding a metric's value at a trial's last epoch."""
+    return f"final/{metric}"
+
+
+def final_metrics(columns) -> list[str]:
+    """The metrics that have a final/ column, in column order."""
+    prefix = final_column("")
+    return [c[len(prefix):] for c in columns if c.startswith(prefix)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Where things are: local, shared or remote storage
+
+
+def is_remote(path: str) -> bool:
+    """Remote storage (s3://bucket/..., gs://...) rather than a path on this machine."""
+    return "://" in str(path)
+
+
+def results_dir_for(storage: str, name: str) -> Path:
+    """Local folder of a search's summary files: beside the Ray experiment for a local or shared
+    path, under ./results for remote storage (s3://...)."""
+    base = Path("results") if is_remote(storage) else Path(storage)
+    return (base / name).resolve()
+
+
+def experiment_path(storage: str, name: str) -> str:
+    """Where Ray Tune keeps the experiment (trial folders, checkpoints)."""
+    return f"{storage.rstrip('/')}/{name}" if is_remote(storage) else str(Path(storage).resolve() / name)
+
+
+def storage_uri(storage: str, path: str | None) -> str:
+    """A path Ray returns inside the storage filesystem, as something `vaetune export` can open:
+    Ray drops the scheme of remote storage (s3://bucket/x comes back as bucket/x)."""
+    if not path:
+        return ""
+    if is_remote(storage) and not is_remote(path) and not storage.startswith("file://"):
+        return f"{storage.split('://', 1)[0]}://{path}"
+    return path
+
+
+def optuna_url(folder: str | Path) -> str:
+    """Where a search's Optuna study lives: sqlite in its results folder."""
+    return f"sqlite:///{Path(folder) / OPTUNA_FILE}"
+
+
