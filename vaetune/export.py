@@ -139,24 +139,13 @@ def sample_images(model, n: int, *, label: int | None = None, seed: int = 0):
         return model.sample(n, y, generator=torch.Generator().manual_seed(seed))
 
 
-def read_for_model(path: str, config) -> torch.Tensor:  # noqa: F821
+def read_for_model(path: str, config):
     """One image file decoded the way the model's data was: float (1, C, H, W) in [0, 1]."""
-    import torch
-
-    from vaetune.data.decode import DecodeSettings, InvalidImage, decode_image
+    from vaetune.data import load_image
 
     d = config.data
-    settings = DecodeSettings(image_size=d.image_size, channels=d.channels, background=tuple(d.background),
-                              resize=d.resize, min_side=1)
-    try:
-        raw = Path(path).read_bytes()
-    except OSError as exc:
-        raise UserError(f"{path}: cannot be read ({exc.strerror})") from None
-    try:
-        arr = decode_image(raw, settings)
-    except InvalidImage as exc:
-        raise UserError(f"{path}: not a usable image ({exc.reason})") from None
-    return torch.from_numpy(arr).float().div(255)[None]
+    return load_image(path, image_size=d.image_size, channels=d.channels, background=tuple(d.background),
+                      resize=d.resize).float().div(255)[None]
 
 
 def reconstruct(model, config, path: str):

@@ -173,7 +173,8 @@ def convert_channels(images: torch.Tensor, channels: int, background: tuple[int,
 
 
 def load_image(path: str | Path, *, image_size: int | None = None, channels: int = 3,
-               background: tuple[int, int, int] = (255, 255, 255), resize: str = "fit") -> torch.Tensor:
+               background: tuple[int, int, int] = (255, 255, 255), resize: str = "fit",
+               min_side: int = 1) -> torch.Tensor:
     """One image file as uint8 (C, H, W), decoded exactly as data sets are.
 
     Raises:
@@ -185,6 +186,7 @@ def load_image(path: str | Path, *, image_size: int | None = None, channels: int
     except OSError as exc:
         raise UserError(f"{path}: cannot read the image ({exc.strerror or exc})") from None
     try:
-        return torch.from_numpy(decode_image(data, DecodeSettings(image_size, channels, tuple(background), resize)))
+        return torch.from_numpy(decode_image(data, DecodeSettings(image_size, channels, tuple(background), resize,
+                                                                  min_side)))
     except InvalidImage as exc:
-        raise UserError(f"{path}: {exc.reason}") from None
+        raise UserError(f"{path}: not a usable image ({exc.reason})") from None

@@ -6,11 +6,8 @@ import io
 
 from PIL import Image
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")  # what vaetune.data reads
-
-
-class InvalidImage(ValueError):
-    """The bytes are not a usable image; the message is the reason, for a skipped/failed list."""
+# what vaetune.data reads, and its exception for an unusable image (the message is the reason)
+from vaetune.data.decode import IMAGE_SUFFIXES, InvalidImage  # noqa: F401  re-exported for the fetchers
 
 
 def check_image(data: bytes, *, min_side: int = 8) -> tuple[int, int]:
@@ -42,4 +39,4 @@ def check_image(data: bytes, *, min_side: int = 8) -> tuple[int, int]:
 
 def is_image_name(name: str) -> bool:
     """Whether a file name has an image extension (case-insensitive)."""
-    return name.lower().endswith(IMAGE_EXTENSIONS)
+    return name.lower().endswith(IMAGE_SUFFIXES)
