@@ -143,9 +143,13 @@ def _table_section(results: SearchResults, tables: list[KLTable], figures, n_pic
     spread = f"Two rows are called {SPREAD_RULE}. " if main.sweep else ""
     parts: list = [("p", f"Rows: {main.how}. {measured}{spread}Best of each ranked column highlighted"
                          f"{' (with every row indistinguishable from it)' if main.sweep else ''}. Reconstruction "
-                         "quality: val MSE, PSNR, SSIM; coherence of generated images: FID and KID of samples from "
-                         "the prior; FID recon: FID of reconstructions; KL: the rate in nats per image; active "
-                         "units: latent dimensions the encoder uses.")]
+                         "quality: val MSE, PSNR, SSIM; coherence of generated images: FID and KID of samples "
+                         "decoded from z ~ N(0, I), with their precision (fidelity: the share of samples inside "
+                         "the real images' manifold) and recall (coverage: the share of real images inside the "
+                         "samples' manifold); GMM: the same four of samples decoded from z drawn from the latent "
+                         "prior fitted to the training set's posterior means (a Gaussian mixture, train.prior); "
+                         "FID recon: FID of reconstructions; KL: the rate in nats per image; active units: latent "
+                         "dimensions the encoder uses.")]
     parts.append(("table", Table(main.header(), main.cells(), main.best_cells(), left=1 if main.sweep else 3)))
     parts.append(("notes", main.notes))
     parts += [("finding", line) for line in sentences(main).values()]
@@ -304,7 +308,8 @@ def _checkpoint_config(path: str) -> str:
 def _trials_section(results: SearchResults) -> Section:
     s = results.summary
     cols = [c for c in [TRIAL_ID, *results.searched, STATUS, EPOCHS, WALL_TIME, results.best_column(),
-                        *(final_column(m) for m in ("val/mse", "val/kl", "eval/fid_sample")), ERROR] if c in s]
+                        *(final_column(m) for m in ("val/mse", "val/kl", "eval/fid_sample", "eval/fid_sample_gmm")),
+                        ERROR] if c in s]
     ranked = rank(s, results.best_column(), results.mode)
     ordered = list(ranked.index) + [i for i in s.index if i not in set(ranked.index)]
     rows = []

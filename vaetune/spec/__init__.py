@@ -18,6 +18,7 @@ from vaetune.spec._config import (
     Config,
     DataConfig,
     ModelConfig,
+    PriorCovariance,
     ResourcesConfig,
     SearchConfig,
     SplitConfig,
@@ -41,8 +42,8 @@ from vaetune.spec._yaml import YamlLoader, yaml_load
 
 __all__ = [
     "DEFAULT_ARCH", "DISTRIBUTIONS", "SEARCHABLE_SECTIONS", "AugmentConfig", "Config", "DataConfig",
-    "Distribution", "ModelConfig", "ResourcesConfig", "SearchConfig", "SearchSpace", "SpecError",
-    "SplitConfig", "TrackingConfig", "TrainConfig", "YamlLoader", "architecture_config", "flatten",
+    "Distribution", "ModelConfig", "PriorCovariance", "ResourcesConfig", "SearchConfig", "SearchSpace",
+    "SpecError", "SplitConfig", "TrackingConfig", "TrainConfig", "YamlLoader", "architecture_config", "flatten",
     "load_space", "parse_override", "set_dotted", "space_from_dict", "stored_config",
     "validate_config", "yaml_load",
 ]
