@@ -131,9 +131,8 @@ def _fitted_prior(table: KLTable, cm: str) -> str:
             f"posterior means, against z ~ N(0, I)")
 
     def one(r: Row) -> str:
-        change = _rise(r.values[gm], r.values[cm])
-        return (f"{table.key_label}={r.label} ({_v(r, gm)} against {_v(r, cm)}, "
-                f"{change if change.startswith('-') else '+' + change})")
+        change = round(100 * (r.values[gm] - r.values[cm]) / abs(r.values[cm])) if r.values[cm] else 0
+        return f"{table.key_label}={r.label} ({_v(r, gm)} against {_v(r, cm)}, {change:+d}%)"
 
     groups: dict[str, list[Row]] = {"lower": [], "higher": [], "within": [], "untested": []}
     for r in rows:
