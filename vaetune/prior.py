@@ -8,9 +8,12 @@ here a scikit-learn ``GaussianMixture`` on the posterior means.
 
 :class:`LatentMixture` holds the fitted mixture as plain tensors, samples with a
 ``torch.Generator`` and travels inside a checkpoint as a dict of tensors, strings and ints
-(``torch.load(weights_only=True)`` reads it back).
+(``torch.load(weights_only=True)`` reads it back). :func:`fit_model_prior` fits one to a VAE,
+encoding only the images the fit uses; training does so at each FID evaluation and checkpoint
+(``train.prior``, vaetune.train.LatentPrior).
 
-Defaults (benchmarks/bench_prior.py, one thread, a shared 2-core machine at load 9-25): a
+Defaults (``train.prior_components`` and ``train.prior_covariance``, owned by the spec;
+benchmarks/bench_prior.py, one thread, a shared 2-core machine at load 9-25): a
 diagonal mixture of 10 components on at most 5,000 means fitted in 0.02-0.6 s at load ~10
 (up to 1.5 s at load ~25) for N = 1,000-50,000 and D = 8-256. On held-out synthetic codes (whose
 dimensions are correlated by construction, which favours shared covariances) a tied mixture
