@@ -27,8 +27,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from vaetune.devices import resolve_device
 from vaetune.metrics import FeatureExtractor, evaluate_generative, get_inception
-from vaetune.metrics._features import batches, resolve_device, to_float_rgb
+from vaetune.metrics._features import batches, to_float_rgb
 from vaetune.metrics._stats import frechet_distance, frechet_distance_lowrank, statistics
 
 log = logging.getLogger("bench_fid")
@@ -151,7 +152,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--csv", default="bench_fid.csv")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    device = resolve_device(args.device)
+    device = torch.device(resolve_device(args.device, what="--device"))
     rows = throughput(device, args.n, args.batch_size, args.repeats, args.image_size)
     cache_rows, metrics = reference_cache(device, args.n, args.batch_size, args.image_size)
     rows += cache_rows

@@ -41,7 +41,7 @@ def fid_rows(mode: str, device: str) -> list[dict]:
     import bench_fid
     import torch
 
-    dev = bench_fid.resolve_device(device)
+    dev = torch.device(bench_fid.resolve_device(device, what="--device"))
     n, repeats = (20, 2) if mode == "quick" else (50, 3)
     raw = {r["metric"]: r["value"] for r in bench_fid.throughput(dev, n, None, repeats, 32)}
     cache = {r["metric"]: r["value"] for r in bench_fid.reference_cache(dev, n, None, 32)[0]}

@@ -129,7 +129,7 @@ def _check_all_epochs(results: Path, n_trials: int, *, rewinds: int = 0) -> None
 def _mlflow_children(cwd: Path, experiment: str) -> list:
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri=f"sqlite:///{cwd / 'mlruns' / 'mlflow.db'}")
+    client = MlflowClient(tracking_uri=f"sqlite:///{cwd / 'mlflow.db'}")  # MLflow's own default store
     exp = client.get_experiment_by_name(experiment)
     runs = client.search_runs([exp.experiment_id])
     return [r for r in runs if r.data.tags.get("mlflow.parentRunId")]

@@ -2,7 +2,7 @@
 
 `ray up` fills the file out with the AWS provider's defaults (`prepare_config`) and validates
 the result against Ray's JSON schema (`validate_config`); only then does it talk to AWS.
-The remaining checks pin the promises the README makes about the file: nothing but SSH open to
+The remaining checks pin the promises docs/cluster.md makes about the file: nothing but SSH open to
 the internet, MLflow and the dashboard on 127.0.0.1, one GPU per worker, a spot worker type,
 and the same vaetune installed and prepared on every node.
 """
@@ -76,7 +76,7 @@ def test_every_node_installs_and_prepares_vaetune(prepared):
     head = "\n".join(prepared["head_setup_commands"])
     assert "MLFLOW_TRACKING_URI=http://127.0.0.1:5000" in head
     assert head.startswith(setup)  # Ray runs the common setup first on the head as well
-    for excluded in (".venv", "results", "mlruns", ".vaetune_cache"):
+    for excluded in (".venv", "results", "mlruns", "mlflow.db", ".vaetune_cache"):
         assert excluded in prepared["rsync_exclude"]
 
 

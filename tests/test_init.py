@@ -154,7 +154,7 @@ def write_set(
 
 
 def expected_resize(sizes: list[tuple[int, int]]) -> str:
-    """The rule README/init state: >= 90% square (within 10%) -> fit; one shape (p90/p10 of the
+    """The rule docs/search-spaces.md and init state: >= 90% square (within 10%) -> fit; one shape (p90/p10 of the
     aspect ratios <= 1.25) -> pad; mixed shapes -> crop."""
     aspects = sorted(w / h for w, h in sizes)
     if sum(1 / 1.1 <= a <= 1.1 for a in aspects) >= 0.9 * len(aspects):

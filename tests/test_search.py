@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import fcntl
 import glob
 import json
 import os
+import pty
 import re
+import select
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
+import termios
 import time
 from pathlib import Path
 
@@ -71,8 +76,13 @@ def env(tmp_path):
     e.cleanup()
 
 
+def store(tmp: Path) -> str:
+    """MLflow 3's own default store in the working folder, where vaetune writes when nothing is set."""
+    return f"sqlite:///{tmp / 'mlflow.db'}"
+
+
 def mlflow_runs(tmp: Path, experiment: str):
-    client = MlflowClient(f"sqlite:///{tmp / 'mlruns' / 'mlflow.db'}")
+    client = MlflowClient(store(tmp))
     exp = client.get_experiment_by_name(experiment)
     assert exp is not None, f"no MLflow experiment {experiment}"
     runs = client.search_runs([exp.experiment_id], max_results=1000)
@@ -102,7 +112,7 @@ def finished_search(tmp_path_factory):
 def test_search_completes_and_reports_the_best_trial(finished_search):
     e, raw, proc = finished_search
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "best trial" in proc.stdout and "Current best trial" in proc.stdout  # live table, then result
+    assert "best trial" in proc.stdout
     summary = pd.read_csv(e.tmp / "results" / "seq" / "summary.csv")
     assert len(summary) == 5
     by_lr = {round(float(r["train.lr"]), 8): r for _, r in summary.iterrows()}
@@ -117,6 +127,120 @@ def test_search_completes_and_reports_the_best_trial(finished_search):
         assert completed[col].notna().all(), col
 
 
+def assert_names_what_it_tried(name: str, row) -> None:
+    """`β=0.1 z=4 lr=0.004`: the trial's searched values, 2 significant digits."""
+    m = re.fullmatch(r"β=(\S+) z=(\d+) lr=(\S+)( #\d+)?", name)
+    assert m, name
+    assert float(m[1]) == pytest.approx(row["train.beta"], rel=0.05) and int(m[2]) == row["model.latent_dim"]
+    assert float(m[3]) == pytest.approx(row["train.lr"], rel=0.05)
+
+
+EVENT = re.compile(r"\[(?:\d+:)?\d\d:\d\d\] #(\d+) (β=\S+ z=\d+ lr=\S+)  (.+)")
+
+
+def _history(trial_dir: str | Path) -> list[dict]:
+    """A trial's reports, from Tune's own record of its results (result.json)."""
+    return [json.loads(line) for line in (Path(trial_dir) / "result.json").read_text().splitlines() if line.strip()]
+
+
+def _elbo_by_epoch(trial_path: str) -> dict[int, float]:
+    """val/elbo at each epoch of a trial."""
+    return {int(r["epoch"]): r["val/elbo"] for r in _history(trial_path) if "val/elbo" in r}
+
+
+def test_console_in_a_log_is_one_line_per_trial_event(finished_search):
+    e, raw, proc = finished_search
+    summary = pd.read_csv(e.tmp / "results" / "seq" / "summary.csv")
+    out = proc.stdout.splitlines()
+    assert "== Status ==" not in proc.stdout  # Ray's tables are for --verbose
+    assert "Traceback" not in proc.stdout + proc.stderr and "Trial task failed" not in proc.stderr
+    assert out[0] == ("search seq: 5 trials of up to 3 epochs, ranked by val/elbo (min); ASHA compares them "
+                      "at epochs 1, 2; a summary every 5m00s")
+    events: dict[int, list[str]] = {}
+    labels: dict[int, str] = {}
+    for line in out:
+        m = EVENT.fullmatch(line)
+        if m:
+            events.setdefault(int(m[1]), []).append(m[3])
+            assert labels.setdefault(int(m[1]), m[2]) == m[2]  # a trial keeps its name
+    rungs = [1, 2]  # ASHA: grace 1, reduction factor 2, 3 epochs
+    expected = {}
+    for _, row in summary.iterrows():
+        number = int(Path(row["trial_path"]).name.split("_")[3])  # Tune's run_trial_<id>_<number>_...
+        assert_names_what_it_tried(labels[number], row)
+        history = _elbo_by_epoch(row["trial_path"])
+        passed = [f"passed rung {r}  val/elbo {history[r]:.4g}" for r in rungs if r < row["epochs"]]
+        final = f"val/elbo {row['final/val/elbo']:.4g}"
+        if row["best/val/elbo"] < row["final/val/elbo"]:
+            best = min(history, key=history.get)
+            final += f" (best {history[best]:.4g} at epoch {best})"
+        if row["status"] == "errored":
+            traceback = next(p for p in Path(row["trial_path"]).glob("error.txt"))
+            assert "DivergedError" in traceback.read_text()
+            end = [f"diverged: {row['error']} (traceback: {traceback.relative_to(e.tmp)})"]
+        elif row["status"] == "stopped":
+            end = [f"stopped by ASHA at epoch {row['epochs']}  {final}"]
+        else:
+            end = [f"completed  {final}"]
+        expected[number] = ["started", *passed, *end]
+    assert events == expected
+    assert labels[1] == "β=0.1 z=4 lr=0.004" and labels[2] == "β=1 z=2 lr=1e-7"  # the points to evaluate
+    counts = summary["status"].value_counts()
+    last = [line for line in out if line.startswith("[") and not EVENT.fullmatch(line)][-1]
+    assert (f"trials 5: 0 running · {counts.get('stopped', 0)} stopped · {counts.get('completed', 0)} completed · "
+            f"{counts.get('errored', 0)} failed · 0 to start · best #") in last
+    assert len(out) <= 1 + sum(map(len, expected.values())) + 1 + 8  # header, events, summary, outcome
+
+
+def _run_on_a_terminal(env, args: list[str], rows: int, cols: int, timeout: float = 400) -> tuple[int, bytes]:
+    """Run `vaetune ARGS` with a pseudo-terminal of rows x cols as its stdin, stdout and stderr."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    proc = subprocess.Popen(env.cmd(*args), cwd=env.tmp, env={**env.env, "TERM": "xterm-256color"},
+                            stdin=slave, stdout=slave, stderr=slave)
+    os.close(slave)
+    out = bytearray()
+    deadline = time.time() + timeout  # a hang guard
+    try:
+        while time.time() < deadline:
+            ready, _, _ = select.select([master], [], [], 1.0)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: every process holding the terminal has closed it
+                break
+            if not chunk:
+                break
+            out += chunk
+        return proc.wait(timeout=60), bytes(out)
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_console_on_a_terminal_is_one_view_redrawn_in_place(env):
+    pyte = pytest.importorskip("pyte")
+    raw = space(env.tmp, "tty", num_samples=3, max_concurrent=2, scheduler="fifo")
+    raw["train"]["epochs"] = 2
+    rows, cols = 40, 120
+    code, out = _run_on_a_terminal(env, ["search", str(env.write(raw))], rows, cols)
+    screen = pyte.HistoryScreen(cols, rows, history=10_000)
+    pyte.ByteStream(screen).feed(out)
+    shown = [line.rstrip() for line in screen.display]
+    used = len(screen.history.top) + max(i + 1 for i, line in enumerate(shown) if line)
+    assert code == 0, "\n".join(shown)
+    assert used <= rows, "\n".join(shown)  # the whole search fits on one screen: nothing scrolled away
+    assert out.count(b"vaetune search tty") >= 3  # the view was drawn again and again...
+    assert [line for line in shown if line.startswith("vaetune search tty")] != []
+    assert sum(line.startswith("vaetune search tty") for line in shown) == 1  # ...in the same place
+    assert re.search(rb"trials 3: [12] running", out)  # a state that was shown, then replaced
+    assert "trials 3: 0 running · 0 stopped · 3 completed · 0 failed · 0 to start" in shown
+    assert any(line.startswith("best  #") for line in shown) and any(line.startswith("best trial") for line in shown)
+    assert not any(EVENT.fullmatch(line) for line in shown)  # no event lines: the view tells it
+
+
 def test_mlflow_has_a_parent_run_and_a_child_per_trial(finished_search):
     e, raw, proc = finished_search
     client, parents, children = mlflow_runs(e.tmp, "seq")
@@ -125,15 +249,23 @@ def test_mlflow_has_a_parent_run_and_a_child_per_trial(finished_search):
     assert parent.info.status == "FINISHED" and parent.data.params["train.epochs"] == str(EPOCHS)
     assert all(c.data.tags["mlflow.parentRunId"] == parent.info.run_id for c in children)
     summary = pd.read_csv(e.tmp / "results" / "seq" / "summary.csv").set_index("mlflow_run_id")
-    statuses = {"completed": "completed", "stopped": "stopped by ASHA", "errored": "errored"}
+    names = {c.data.tags["mlflow.runName"] for c in children}
+    assert len(names) == 5  # unique within the search
+    assert {"β=0.1 z=4 lr=0.004", "β=1 z=2 lr=1e-7"} <= names  # the good and the weak point, by what they tried
     for child in children:
         row = summary.loc[child.info.run_id]
+        statuses = {"completed": "completed", "stopped": f"stopped by ASHA at epoch {row['epochs']}",
+                    "errored": "diverged"}  # the only error of this search: DivergedError
         assert child.data.tags["vaetune.status"] == statuses[row["status"]]
         assert child.data.tags["vaetune.trial_id"] == row["trial_id"]
+        assert_names_what_it_tried(child.data.tags["mlflow.runName"], row)
         assert float(child.data.params["train.lr"]) == pytest.approx(row["train.lr"])
         assert child.data.params["model.arch"] == "conv"  # every resolved hyperparameter, not only searched
         if row["status"] == "errored":
             assert child.info.status == "FAILED" and "DivergedError" in child.data.tags["vaetune.error"]
+            traceback = Path(client.download_artifacts(child.info.run_id, "error/error.txt", str(e.tmp / "dl")))
+            frames = traceback.read_text()  # the whole traceback, down to where vaetune raised the error
+            assert 'train/_loop.py", line' in frames and "raise DivergedError" in frames
             continue
         assert steps(client, child.info.run_id, "val/elbo") == list(range(1, int(row["epochs"]) + 1))
         assert child.data.metrics["val/elbo"] == pytest.approx(row["final/val/elbo"])
@@ -183,7 +315,7 @@ def test_export_registers_an_mlflow_model_with_a_signature(finished_search):
     import mlflow.pytorch
     import torch
 
-    uri = f"sqlite:///{e.tmp / 'mlruns' / 'mlflow.db'}"
+    uri = store(e.tmp)
     client = MlflowClient(uri)
     version = client.search_model_versions("name = 'seq-vae'")[0]
     summary = pd.read_csv(e.tmp / "results" / "seq" / "summary.csv")
@@ -198,10 +330,6 @@ def test_export_registers_an_mlflow_model_with_a_signature(finished_search):
         mlflow.set_tracking_uri(previous)  # None unsets it again
     assert list(info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"]) == [-1, 3, 16, 16]
     assert model(torch.rand(2, 3, 16, 16)).shape == (2, 3, 16, 16)  # image in, reconstruction out
-
-
-def _history(trial_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (trial_dir / "result.json").read_text().splitlines() if line.strip()]
 
 
 def test_every_trial_keeps_the_checkpoints_of_the_rungs_and_its_last_epoch(finished_search):
@@ -282,10 +410,11 @@ def test_eight_concurrent_trials_share_one_store_without_errors(env):
     raw = space(env.tmp, "eight", num_samples=8, max_concurrent=8, scheduler="fifo", sampler="random")
     raw["resources"] = {"cpu": 0.25}
     raw["train"]["epochs"] = 2
-    proc = env.run("search", str(env.write(raw)))
+    proc = env.run("search", str(env.write(raw)), "--verbose")  # Ray's own tables, which show the CPUs used
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "database is locked" not in proc.stdout + proc.stderr
     assert "Logical resource usage: 2.0/2 CPUs" in proc.stdout  # eight quarter-CPU trials at once
+    assert "== Status ==" in proc.stdout and not EVENT.search(proc.stdout)  # instead of vaetune's console
     client, parents, children = mlflow_runs(env.tmp, "eight")
     assert len(parents) == 1 and len(children) == 8
     for child in children:

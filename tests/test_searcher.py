@@ -131,4 +131,5 @@ def test_the_private_parts_of_optunasearch_vaetune_builds_on_are_there():
     s.on_trial_complete("a", {"val/elbo": 1.0, "epoch": 4})
     assert isinstance(s._completed_trials, set) and "a" in s._completed_trials, \
         "OptunaSearch._completed_trials changed"
+    assert s._ot_study.metric_names == ["val/elbo"], "OptunaSearch._setup_study (the study's metric names) changed"
 

@@ -20,12 +20,24 @@ import time
 import traceback
 from pathlib import Path
 
-from vaetune.commands import data, export, fid, init, pictures, report, search, sweep, train, ui
+from vaetune.commands import (
+    dashboard,
+    data,
+    export,
+    fid,
+    init,
+    pictures,
+    report,
+    search,
+    sweep,
+    train,
+    ui,
+)
 from vaetune.errors import UserError
 
 log = logging.getLogger("vaetune")
 
-COMMANDS = (init, search, sweep, train, data, fid, export, ui, report, pictures)  # in the order --help lists them
+COMMANDS = (init, search, sweep, train, data, fid, export, ui, dashboard, report, pictures)  # in the order --help lists them
 
 
 class Parser(argparse.ArgumentParser):

@@ -58,7 +58,7 @@ UNIFORM_ASPECT_SPREAD = 1.25  # "pad" when p90/p10 of the aspect ratios is below
 SIZES = (16, 32, 48, 64, 96, 128, 192, 256)
 RESNET_FROM = 64  # the shipped spaces: conv for small images, residual VAE from 64 px (ygo)
 GPU_MAX_SIZE = 128  # a first search; the shipped spaces stop at 128 (impressionism)
-# CPU: about 0.9 Mpx/s of conv-VAE training per one-thread trial (README, Performance: 1795
+# CPU: about 0.9 Mpx/s of conv-VAE training per one-thread trial (benchmarks/README.md, 6: 1795
 # images/s at 32 px for two trials), so 4.5 Mpx per epoch is about 5 s per epoch.
 CPU_EPOCH_PIXELS = 4.5e6
 TARGET_STEPS = {"cpu": 1000, "gpu": 5000}  # optimiser steps of a trial that ASHA lets finish
@@ -701,7 +701,7 @@ def _resources(m: Machine, size: int) -> tuple[int, float, float, int, dict[str,
     """(max_concurrent, resources.cpu, resources.gpu, train.num_threads, comments)."""
     c: dict[str, str] = {}
     if not m.gpus:
-        # README Performance 6: two 1-thread trials train 1.1-1.4x the images/s of one
+        # benchmarks/README.md, 6: two 1-thread trials train 1.1-1.4x the images/s of one
         # 2-thread trial
         concurrency = max(1, m.cpus)
         threads = 1

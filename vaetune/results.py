@@ -72,6 +72,7 @@ SWEEP_STATE = "sweep"  # search.json of a sweep: {key, values, seeds, source, tr
 COMPLETED = "completed"  # ran every epoch
 STOPPED = "stopped"  # stopped early by the scheduler (ASHA)
 ERRORED = "errored"
+DIVERGED = "diverged"  # its loss became NaN or infinite: a deterministic failure, not retried
 UNFINISHED = "unfinished"  # the search was interrupted while it ran or waited
 
 

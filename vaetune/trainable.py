@@ -151,7 +151,7 @@ def _load_data_on_this_node(cfg):
         return load_data(cfg)
     except UserError as exc:
         raise UserError(f"{exc} (on node {socket.gethostname()}: on a cluster data.source must exist at the same "
-                        "path on every node, or data.cache_dir be shared; see README, Run on a cluster)") from None
+                        "path on every node, or data.cache_dir be shared; see docs/cluster.md, Data on every node)") from None
 
 
 def _restore(checkpoint, dest: Path) -> Path | None:

@@ -12,6 +12,14 @@ def add_space_arguments(p: argparse.ArgumentParser) -> None:
                    help="override a key of the file, e.g. --set train.epochs=3 (repeatable)")
 
 
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    """What every command that runs a search takes: --resume, --address, --verbose."""
+    p.add_argument("--resume", action="store_true", help="continue an interrupted search of the same name")
+    p.add_argument("--address", default=None, help="join a running Ray cluster: auto or HOST:PORT")
+    p.add_argument("--verbose", dest="tune_output", action="store_true",
+                   help="Ray Tune's own status tables and trial output instead of the compact console")
+
+
 def fmt(v) -> str:
     """A searched value for a one-line summary."""
     return f"{v:.4g}" if isinstance(v, float) else str(v)

@@ -31,8 +31,7 @@ def run(args: argparse.Namespace) -> int:
     import logging
     import time
 
-    import torch
-
+    from vaetune.devices import resolve_device
     from vaetune.errors import UserError
     from vaetune.metrics._features import FeatureExtractor
     from vaetune.metrics._precision_recall import PR_K, precision_recall
@@ -44,8 +43,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--batch-size: got {args.batch_size}; give a positive number")
     if args.device not in ("auto", "cpu") and not args.device.startswith("cuda"):
         raise UserError(f"--device: got {args.device!r}; accepted: auto, cpu, cuda, cuda:N")
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"--device: got {args.device!r}, but CUDA is not available here")
+    resolve_device(args.device, what="--device")  # CUDA asked for where there is none: the reason, not a crash
     images_a, images_b = load_image_set(args.path_a, args.n), load_image_set(args.path_b, args.n)  # bad paths fail fast
     for path, images in ((args.path_a, images_a), (args.path_b, images_b)):
         if args.pr and len(images) <= PR_K:

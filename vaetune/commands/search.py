@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from vaetune.commands._common import add_space_arguments, fmt
+from vaetune.commands._common import add_run_arguments, add_space_arguments, fmt
 
 
 def register(commands) -> None:
     p = commands.add_parser("search", help="run a hyperparameter search (Ray Tune + Optuna + ASHA)",
                             description="Run a hyperparameter search of a search-space file.")
     add_space_arguments(p)
-    p.add_argument("--resume", action="store_true", help="continue an interrupted search of the same name")
-    p.add_argument("--address", default=None, help="join a running Ray cluster: auto or HOST:PORT")
+    add_run_arguments(p)
     p.set_defaults(run=run)
 
 
@@ -21,15 +20,16 @@ def run(args: argparse.Namespace) -> int:
 
     space = load_space(args.space, args.overrides)
     return run_space(space, space_file=args.space, overrides=args.overrides, resume=args.resume,
-                     address=args.address, command=f"vaetune search {args.space}")
+                     address=args.address, verbose=args.tune_output, command=f"vaetune search {args.space}")
 
 
 def run_space(space, *, space_file: str, overrides: list[str], resume: bool, address: str | None,
-              command: str, state_extra: dict | None = None) -> int:
+              command: str, verbose: bool = False, state_extra: dict | None = None) -> int:
     """Check, record, run and summarise a search; shared by `vaetune search` and `vaetune sweep`."""
     from vaetune.errors import UserError
     from vaetune.results import SEARCH_FILE, results_dir_for
     from vaetune.search import check_space, run_search, summarise, write_state
+    from vaetune.tracking import log_search_outcome
 
     config = space.default_config()
     check_space(space, config)
@@ -42,7 +42,10 @@ def run_space(space, *, space_file: str, overrides: list[str], resume: bool, add
         raise UserError(f"{results}: --resume given but no search named {config.name!r} was started there")
     if not resume:
         write_state(results, space, config, space_file=space_file, overrides=overrides, extra=state_extra)
-    outcome = summarise(run_search(space, config, results, address=address, resume=resume), space, config, results)
+    grid = run_search(space, config, results, address=address, resume=resume, verbose=verbose)
+    outcome = summarise(grid, space, config, results)
+    if not outcome.unfinished:  # an interrupted search gets its outcome when it is resumed and ends
+        log_search_outcome(results, config.search.metric, config.search.mode, list(space.params))
     print_outcome(outcome, space, results, command)
     return outcome.exit_code
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import shlex
 
+from vaetune.commands._common import add_run_arguments
+
 
 def register(commands) -> None:
     p = commands.add_parser(
@@ -23,8 +25,7 @@ def register(commands) -> None:
     p.add_argument("--seeds", type=int, default=None, help="seeds per value: train.seed 0 .. N-1 (default 3)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="fix a key of the configuration, e.g. --set train.epochs=6 (repeatable)")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted sweep")
-    p.add_argument("--address", default=None, help="join a running Ray cluster: auto or HOST:PORT")
+    add_run_arguments(p)
     p.set_defaults(run=run)
 
 
@@ -58,6 +59,6 @@ def run(args: argparse.Namespace) -> int:
           f"{len(sweep.values) * sweep.seeds} trials of {config.train.epochs} epochs, none stopped early")
     print(f"results: {results}")
     code = run_space(sweep.space, space_file=args.source, overrides=args.overrides, resume=args.resume,
-                     address=args.address, command=command, state_extra=sweep.state())
+                     address=args.address, verbose=args.tune_output, command=command, state_extra=sweep.state())
     print(f"sweep:   {results}\nreport:  vaetune report {results}")
     return code

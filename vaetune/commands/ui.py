@@ -1,4 +1,9 @@
-"""`vaetune ui`: the MLflow UI on 127.0.0.1 for the store vaetune's searches write to."""
+"""`vaetune ui`: MLflow's UI on 127.0.0.1 for vaetune's store, opening on the last search's trials.
+
+A shortcut: `mlflow ui` in the same folder shows the same store (vaetune writes where MLflow
+looks by default). This one also prints the address of the last search's saved view (its trials
+by the search metric) and serves artifacts from where vaetune puts them.
+"""
 
 from __future__ import annotations
 
@@ -6,31 +11,35 @@ import argparse
 
 
 def register(commands) -> None:
-    p = commands.add_parser("ui", help="start the MLflow UI on 127.0.0.1 for vaetune's store",
-                            description="Serve the MLflow UI on 127.0.0.1 for the store vaetune's searches use.")
-    p.add_argument("--uri", default=None, help="tracking URI (default: the same store searches use)")
+    what = "start the MLflow UI on 127.0.0.1, on the last search's trials"
+    p = commands.add_parser("ui", help=what, description=what)
+    p.add_argument("--uri", default=None, help="tracking URI (default: $MLFLOW_TRACKING_URI, "
+                   "else MLflow's own default, ./mlflow.db)")
     p.add_argument("--port", type=int, default=5000)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     import subprocess
-    import sys
     from pathlib import Path
 
+    from vaetune.commands._serve import check_port
     from vaetune.errors import UserError
-    from vaetune.tracking import default_artifact_root, resolve_uri
+    from vaetune.tracking import latest_search, resolve_uri, ui_command, view_url
 
+    check_port(args.port)
     uri = resolve_uri(args.uri)
     if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists():
         raise UserError(f"{uri}: no MLflow store there yet; run a search first or pass --uri")
-    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1",
-           "--port", str(args.port)]
-    root = default_artifact_root(uri)
-    if root:
-        cmd += ["--default-artifact-root", root]
-    print(f"MLflow UI for {uri}\n  http://127.0.0.1:{args.port}\n(Ctrl-C stops it)", flush=True)
+    base = f"http://127.0.0.1:{args.port}"
+    latest = latest_search(uri)
+    print(f"MLflow UI for {uri}")
+    if latest is not None:
+        experiment_id, search = latest
+        print(f"  {view_url(base, experiment_id, search)}  (search {search}: its trials)")
+    print(f"  {base}  (all experiments)\n(Ctrl-C stops it)", flush=True)
     try:
-        return subprocess.call(cmd)
+        cmd, env = ui_command(uri, args.port)
+        return subprocess.call(cmd, env=env)
     except KeyboardInterrupt:
         return 0

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 import torch
 
+from vaetune.devices import resolve_device
 from vaetune.metrics._inception import get_inception
 
 log = logging.getLogger(__name__)
@@ -26,13 +27,6 @@ BATCH_CPU = 50  # larger CPU batches are no faster and cost memory
 def auto_batch_size(device: str | torch.device) -> int:
     """Default Inception batch: large on CUDA, moderate on CPU."""
     return BATCH_CUDA if torch.device(device).type == "cuda" else BATCH_CPU
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """'auto' or None -> CUDA when available, else CPU."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def to_float_rgb(batch: torch.Tensor, background: tuple[int, int, int] = (255, 255, 255)) -> torch.Tensor:
@@ -68,7 +62,7 @@ class FeatureExtractor:
 
     def __init__(self, device: str | torch.device | None = "auto", *, batch_size: int | None = None,
                  background: tuple[int, int, int] = (255, 255, 255), channels_last: bool = True):
-        self.device = resolve_device(device)
+        self.device = torch.device(resolve_device(device, what="device"))
         self.batch_size = batch_size or auto_batch_size(self.device)
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")

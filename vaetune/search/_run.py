@@ -39,16 +39,22 @@ def tune_environment() -> None:
 
 
 def run_search(space: SearchSpace, config: Config, results: Path, *, address: str | None = None,
-               resume: bool = False):
-    """Run (or resume) the search whose state is in `results`; returns Ray's ResultGrid."""
+               resume: bool = False, verbose: bool = False):
+    """Run (or resume) the search whose state is in `results`; returns Ray's ResultGrid.
+    `verbose`: Ray Tune's own status tables and trial output instead of vaetune's console."""
     tune_environment()
     import ray
     from ray import tune
 
+    from vaetune.console import quiet_libraries
+
     s, res = config.search, config.resources
+    if not verbose:
+        quiet_libraries()
     started_here = not ray.is_initialized()
     if started_here:
-        ray.init(address=address, include_dashboard=False, configure_logging=False, log_to_driver=True,
+        # without --verbose what trials print stays in Ray's worker logs (session_latest/logs), off the console
+        ray.init(address=address, include_dashboard=False, configure_logging=False, log_to_driver=verbose,
                  **({} if address else {"num_cpus": max(int(res.cpu * s.max_concurrent), os.cpu_count() or 1)}))
     try:
         _warn_unshared_storage(s.storage)
@@ -68,7 +74,8 @@ def run_search(space: SearchSpace, config: Config, results: Path, *, address: st
                 _fail_lost_optuna_trials(results, config.name)
             tuner = tune.Tuner(trainable, param_space=_tuner.param_space(space),
                                tune_config=_tuner.tune_config(space, config, results),
-                               run_config=_tuner.run_config(space, config, results, space_file=results / SPACE_FILE))
+                               run_config=_tuner.run_config(space, config, results, space_file=results / SPACE_FILE,
+                                                            console=not verbose))
         return tuner.fit()
     finally:
         if started_here:

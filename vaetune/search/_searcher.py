@@ -1,4 +1,5 @@
-"""Ray Tune pieces that need Ray at import time: the Optuna searcher and the driver's callbacks.
+"""Ray Tune pieces that need Ray at import time: the Optuna searcher and the driver's callbacks
+(the trial ledger, MLflow, the console).
 
 Only the search's Tuner assembly imports this module, when a search runs, so `vaetune --help`
 stays fast.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from pathlib import Path
 
 import optuna
@@ -15,6 +17,7 @@ from optuna.trial import TrialState
 from ray.tune import Callback
 from ray.tune.search.optuna import OptunaSearch
 
+from vaetune.console import _SearchConsole
 from vaetune.results import TRIALS_FILE, read_json, write_json
 from vaetune.tracking import _SearchTracker
 
@@ -23,6 +26,10 @@ log = logging.getLogger(__name__)
 
 class MLflowSearchCallback(_SearchTracker, Callback):
     """Driver-side MLflow logging (see vaetune.tracking)."""
+
+
+class ConsoleCallback(_SearchConsole, Callback):
+    """The search's console: a live view on a terminal, event lines in a log (see vaetune.console)."""
 
 
 class TrialLedger(Callback):
@@ -67,6 +74,13 @@ class TruthfulOptunaSearch(OptunaSearch):
         self._max_epochs = max_epochs
         self._time_attr = time_attr
         self._reported_steps: dict[str, set[int]] = {}  # trial -> epochs already told to Optuna
+
+    def _setup_study(self, mode) -> None:
+        super()._setup_study(mode)
+        # the study's readers (Optuna Dashboard, `vaetune report`) name its values by the metric
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            self._ot_study.set_metric_names(self.metric if isinstance(self.metric, list) else [self.metric])
 
     def suggest(self, trial_id: str):
         suggestion = super().suggest(trial_id)

@@ -11,7 +11,7 @@ from typing import Any
 
 from vaetune.errors import UserError
 from vaetune.results import is_remote, optuna_url
-from vaetune.search._checks import kept_epochs, max_epochs, planned_trials
+from vaetune.search._checks import kept_epochs, max_epochs, planned_trials, rungs_of
 from vaetune.spec import Config, SearchSpace, flatten
 
 
@@ -58,11 +58,12 @@ def full_points(space: SearchSpace, config: Config) -> list[dict[str, Any]]:
     return [{**defaults, **p} for p in config.search.points_to_evaluate]
 
 
-def run_config(space: SearchSpace, config: Config, results: Path, *, space_file: Path):
-    """Storage, checkpoints, failure retries, the MLflow callback and the progress reporter."""
+def run_config(space: SearchSpace, config: Config, results: Path, *, space_file: Path, console: bool = True):
+    """Storage, checkpoints, failure retries, the MLflow callback and the progress output: vaetune's
+    console (`console`), or Ray Tune's own status tables."""
     from ray import tune
 
-    from vaetune.search._searcher import MLflowSearchCallback, TrialLedger
+    from vaetune.search._searcher import ConsoleCallback, MLflowSearchCallback, TrialLedger
     from vaetune.tracking import resolve_uri
     from vaetune.trainable import CHECKPOINT_SCORE
 
@@ -70,7 +71,11 @@ def run_config(space: SearchSpace, config: Config, results: Path, *, space_file:
     callback = MLflowSearchCallback(
         uri=resolve_uri(config.tracking.uri), experiment=config.tracking.experiment or config.name,
         search_name=config.name, results_dir=results, max_epochs=max_epochs(config),
-        parent_params=parent_params(space, config), resolve_params=Resolver(space), space_file=space_file)
+        parent_params=parent_params(space, config), resolve_params=Resolver(space), space_file=space_file,
+        metric=s.metric, mode=s.mode, searched=list(space.params))
+    callbacks = [TrialLedger(results), callback]
+    if console:
+        callbacks.append(ConsoleCallback.for_space(space, max_epochs=max_epochs(config), rungs=rungs_of(config)))
     metric_columns = {"epoch": "epoch", s.metric: s.metric}
     for extra in ("val/psnr", "val/kl"):
         metric_columns.setdefault(extra, extra)
@@ -79,8 +84,8 @@ def run_config(space: SearchSpace, config: Config, results: Path, *, space_file:
                                 max_progress_rows=30, max_error_rows=10)
     storage = s.storage if is_remote(s.storage) else str(Path(s.storage).resolve())
     return tune.RunConfig(
-        name=config.name, storage_path=storage, callbacks=[TrialLedger(results), callback],
-        progress_reporter=reporter, verbose=1, failure_config=tune.FailureConfig(max_failures=s.max_failures),
+        name=config.name, storage_path=storage, callbacks=callbacks,
+        progress_reporter=reporter, verbose=0 if console else 1, failure_config=tune.FailureConfig(max_failures=s.max_failures),
         # each kept epoch's checkpoint (scored +inf by the trial) plus the best keep_checkpoints by the metric
         checkpoint_config=tune.CheckpointConfig(num_to_keep=s.keep_checkpoints + len(kept_epochs(config)),
                                                 checkpoint_score_attribute=CHECKPOINT_SCORE,

@@ -7,7 +7,8 @@ what is accepted; the CLI prints it without a traceback.
 
 Modules: `_yaml` (the loader), `_errors` (SpecError), `_config` (the sections and `Config`),
 `_validate` (dict -> Config, stored configs of earlier layouts), `_distributions`, `_space`
-(SearchSpace: load, override, split, validate, flatten).
+(SearchSpace: load, override, split, validate, flatten), `_reference` (the key reference of
+docs/search-spaces.md, generated from the sections).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from vaetune.spec._config import (
 )
 from vaetune.spec._distributions import DISTRIBUTIONS, Distribution
 from vaetune.spec._errors import SpecError
+from vaetune.spec._reference import embed_reference, reference_yaml
 from vaetune.spec._space import (
     SEARCHABLE_SECTIONS,
     SearchSpace,
@@ -43,7 +45,7 @@ from vaetune.spec._yaml import YamlLoader, yaml_load
 __all__ = [
     "DEFAULT_ARCH", "DISTRIBUTIONS", "SEARCHABLE_SECTIONS", "AugmentConfig", "Config", "DataConfig",
     "Distribution", "ModelConfig", "PriorCovariance", "ResourcesConfig", "SearchConfig", "SearchSpace",
-    "SpecError", "SplitConfig", "TrackingConfig", "TrainConfig", "YamlLoader", "architecture_config", "flatten",
-    "load_space", "parse_override", "set_dotted", "space_from_dict", "stored_config",
-    "validate_config", "yaml_load",
+    "SpecError", "SplitConfig", "TrackingConfig", "TrainConfig", "YamlLoader", "architecture_config",
+    "embed_reference", "flatten", "load_space", "parse_override", "reference_yaml", "set_dotted",
+    "space_from_dict", "stored_config", "validate_config", "yaml_load",
 ]

@@ -70,22 +70,24 @@ class SplitConfig(_Section):
 
 
 class DataConfig(_Section):
-    # A folder of images, a .zip, "hf:NAME" or a path saved with `datasets`, or "builtin:sprites".
+    # a folder of images, a .zip, hf:NAME or a folder saved by `datasets`, or builtin:sprites
     source: str = "builtin:sprites"
     image_size: int = Field(32, ge=8, le=1024)  # square side in pixels after resizing
     channels: Literal[1, 3, 4] = 3  # 4 keeps alpha; 1/3 composite alpha on `background`
     background: tuple[int, int, int] = (255, 255, 255)  # RGB used to composite transparency
-    resize: Literal["fit", "crop", "pad"] = "fit"  # see README "Resize modes"
-    labels: Literal["none", "folders", "auto"] = "auto"  # auto: folders if there are sub-folders
+    # fit squeezes to a square, crop keeps the centre, pad letterboxes (docs/data.md, Resize modes)
+    resize: Literal["fit", "crop", "pad"] = "fit"
+    # auto: sub-folder names are the labels when there are two or more sub-folders
+    labels: Literal["none", "folders", "auto"] = "auto"
     hf_image_column: str = "image"  # column of a Hugging Face dataset holding the images
     hf_label_column: str | None = None  # optional column used as class label
     count: int = Field(20000, ge=1)  # builtin:sprites only: number of images generated
     min_images: int = Field(16, ge=1)  # fewer usable images than this is an error
     min_side: int = Field(8, ge=1)  # images smaller than this (either side) are skipped
-    split: SplitConfig = Field(default_factory=SplitConfig)
+    split: SplitConfig = Field(default_factory=SplitConfig)  # fractions of the images, summing to 1
     split_seed: int = 0  # the split is a function of (this seed, N) only
     cache_dir: str = ".vaetune_cache"  # decoded uint8 tensors, keyed by source + settings
-    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)  # of batches, on the device
 
     @field_validator("background")
     @classmethod
@@ -100,8 +102,8 @@ class ModelConfig(_Section):
     subclasses this with its options and its image-size rule; `arch` picks which one validates the
     section, e.g. ``model: {arch: conv, latent_dim: 16, width: 32}``."""
 
-    arch: str = "conv"  # an architecture registered in vaetune.models: conv, mlp, resnet, ...
-    latent_dim: int = Field(16, ge=1, le=4096)
+    arch: str = "conv"  # an architecture registered in vaetune.models (one file each)
+    latent_dim: int = Field(16, ge=1, le=4096)  # dimensions of z
     conditional: bool = False  # condition encoder and decoder on the class label (CVAE)
     logvar_clamp: float = Field(10.0, gt=0)  # logvar is clamped to [-c, c] for stability
 
@@ -138,37 +140,38 @@ class TrainConfig(_Section):
     lr: float = Field(1e-3, gt=0)
     lr_schedule: Literal["constant", "cosine"] = "constant"  # cosine: linear warm-up then cosine decay
     lr_warmup_epochs: float = Field(0.0, ge=0)
-    weight_decay: float = Field(0.0, ge=0)
+    weight_decay: float = Field(0.0, ge=0)  # AdamW's (decoupled)
     grad_clip: float | None = Field(None, gt=0)  # max global gradient norm; None disables
     recon_loss: Literal["mse", "bce"] = "mse"
     recon_reduction: Literal["sum", "mean"] = "sum"  # sum over pixels per image, or mean over pixels
-    recon_weight: float = Field(1.0, gt=0)
+    recon_weight: float = Field(1.0, gt=0)  # elbo: loss = recon_weight * recon + beta * KL
     # the loss, from vaetune.objectives: elbo (recon + beta * KL) | capacity (recon + gamma * |KL - C|)
     objective: str = "elbo"
     beta: float = Field(1.0, ge=0)  # KL weight (elbo)
-    beta_schedule: Literal["constant", "linear", "cyclical"] = "constant"  # of the KL weight
+    beta_schedule: Literal["constant", "linear", "cyclical"] = "constant"  # how the KL weight moves
     warmup_epochs: float = Field(0.0, ge=0)  # linear: epochs for beta to ramp 0 -> beta
-    cycles: int = Field(4, ge=1)  # cyclical: number of cycles M over training
+    cycles: int = Field(4, ge=1)  # cyclical (Fu et al. 2019): number of cycles M over training
     cycle_ratio: float = Field(0.5, gt=0, le=1)  # cyclical: fraction R of a cycle spent ramping
-    capacity_max: float = Field(25.0, ge=0)  # capacity: C_max in nats
+    capacity_max: float = Field(25.0, ge=0)  # capacity (Burgess et al. 2018): C_max in nats
     capacity_epochs: float = Field(10.0, gt=0)  # capacity: epochs for C to reach C_max
     capacity_gamma: float = Field(100.0, gt=0)  # capacity: gamma in gamma * |KL - C|
     free_bits: float = Field(0.0, ge=0)  # elbo: nats per latent dimension not penalised
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: Literal["off", "bf16"] = "off"  # bf16: autocast on CUDA (ignored on CPU)
-    num_threads: int | None = Field(None, ge=1)  # torch CPU threads; None keeps torch's default
+    num_threads: int | None = Field(None, ge=1)  # torch CPU threads per trial; None: torch's
     checkpoint_every: int = Field(1, ge=1)  # epochs between checkpoints (and always at the end)
     grid_every: int = Field(1, ge=1)  # epochs between reconstruction/sample grid PNGs
     grid_size: int = Field(8, ge=1, le=32)  # images per grid row; grids are grid_size x grid_size
     fid_every: int = Field(0, ge=0)  # epochs between FID/KID evaluations; 0 disables
     fid_samples: int = Field(1000, ge=2)  # generated and real images used for FID/KID
     fid_reference: Literal["val", "train", "test"] = "val"  # split that the real statistics use
-    # gmm: a Gaussian mixture fitted to the training set's posterior means (Ghosh et al. 2020) at
-    # each FID evaluation and checkpoint; FID, KID, precision and recall of N more samples from it
-    # (eval/*_gmm), and the checkpoint keeps it for `vaetune sample`. none: z ~ N(0, I) only
+    # gmm: at each FID evaluation and checkpoint, a Gaussian mixture fitted to the training set's
+    # posterior means (Ghosh et al. 2020); eval/*_gmm measure N samples from it, the checkpoint
+    # keeps it and `vaetune sample` draws from it. none: z ~ N(0, I) only
     prior: Literal["gmm", "none"] = "gmm"
-    prior_components: int = Field(10, ge=1)  # mixture components (Ghosh et al.'s 10; vaetune/prior.py)
-    prior_covariance: PriorCovariance = "diag"  # diag fits in well under a second (vaetune/prior.py)
+    prior_components: int = Field(10, ge=1)  # the mixture's components (Ghosh et al. use 10)
+    # diag fits 5,000 means in well under a second on a CPU; full has D² parameters per component
+    prior_covariance: PriorCovariance = "diag"
     seed: int = 0
 
     @property
@@ -200,33 +203,38 @@ class TrainConfig(_Section):
 class SearchConfig(_Section):
     metric: str | None = None  # None: eval/fid_sample when train.fid_every > 0, else val/elbo
     mode: Literal["min", "max"] | None = None  # None: the metric's own better direction
-    sampler: Literal["tpe", "random", "cmaes", "nsga2", "grid"] = "tpe"
-    metrics: list[str] = Field(default_factory=list)  # nsga2: the objectives
+    sampler: Literal["tpe", "random", "cmaes", "nsga2", "grid"] = "tpe"  # Optuna's samplers
+    # nsga2: the objectives, e.g. [val/recon, eval/fid_sample]
+    metrics: list[str] = Field(default_factory=list)
     modes: list[Literal["min", "max"]] = Field(default_factory=list)  # nsga2: one mode per objective
-    num_samples: int = Field(8, ge=1)
-    max_concurrent: int = Field(2, ge=1)
+    num_samples: int = Field(8, ge=1)  # trials
+    max_concurrent: int = Field(2, ge=1)  # trials running at once
     seed: int = 0
     scheduler: Literal["asha", "fifo"] = "asha"
     grace_period: int = Field(1, ge=1)  # ASHA, in epochs
     reduction_factor: float = Field(3.0, gt=1)  # ASHA
     max_t: int | None = Field(None, ge=1)  # ASHA, in epochs; None: train.epochs
-    points_to_evaluate: list[dict[str, Any]] = Field(default_factory=list)  # dotted key -> value
+    # configurations tried first, as dotted keys: [{train.beta: 1.0, model.latent_dim: 16}]
+    points_to_evaluate: list[dict[str, Any]] = Field(default_factory=list)
     max_failures: int = Field(2, ge=0)  # retries of a trial that crashed or lost its node, from its last checkpoint
     storage: str = "results"  # local path, shared path or s3:// URI for checkpoints and results
-    keep_checkpoints: int = Field(2, ge=1)  # best N checkpoints kept per trial
+    # best N checkpoints kept per trial by the search metric, besides those of ASHA's rungs and
+    # of the last epoch (always kept, for the report)
+    keep_checkpoints: int = Field(2, ge=1)
 
 
 class ResourcesConfig(_Section):
-    cpu: float = Field(1.0, gt=0)
-    gpu: float = Field(0.0, ge=0)  # fractional values share a GPU between trials
+    cpu: float = Field(1.0, gt=0)  # per trial
+    gpu: float = Field(0.0, ge=0)  # per trial; 0.25 lets four trials share a GPU
 
 
 class TrackingConfig(_Section):
-    uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else sqlite:///mlruns/mlflow.db
+    uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else MLflow's own default (./mlflow.db)
     experiment: str | None = None  # None: the search name
 
 
 class Config(_Section):
+    # the search's name: its folder results/<name>/ and its MLflow experiment
     name: str = Field("search", pattern=r"^[A-Za-z0-9_.-]+$")
     data: DataConfig = Field(default_factory=DataConfig)
     # the registered architecture's config, dumped with its own options (SerializeAsAny)

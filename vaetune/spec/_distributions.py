@@ -21,7 +21,7 @@ class Distribution(BaseModel):
     args: tuple[Any, ...]
 
     def default(self) -> Any:
-        """The value `vaetune train` uses for this parameter (documented in the README)."""
+        """The value `vaetune train` uses for this parameter (documented in docs/search-spaces.md)."""
         a = self.args
         if self.kind in ("choice", "grid"):
             return a[0]

@@ -65,7 +65,7 @@ def _format_validation_error(source: str, err: ValidationError, raw: dict) -> Sp
     msg = e["msg"]
     if e["type"] == "extra_forbidden":
         parent = _model_at(loc[:-1], raw)
-        allowed = ", ".join(parent.model_fields) if parent else "see README"
+        allowed = ", ".join(parent.model_fields) if parent else "see docs/search-spaces.md"
         if parent is not None and issubclass(parent, ModelConfig):
             arch = parent.model_fields["arch"].default
             return SpecError(source, key, loc[-1],

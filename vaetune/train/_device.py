@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from vaetune.devices import resolve_device  # noqa: F401  re-exported: train.device
+
 log = logging.getLogger(__name__)
 
 # of the GPU's free memory the training images may take (trials share a GPU)
@@ -66,19 +68,6 @@ def place_batches(images, labels, batch_size: int, device: str) -> _Batches:
             pinned = None if labels is None else labels.pin_memory()
             return _Batches(images.pin_memory(), pinned, batch_size, copy_to=device)
     return _Batches(images.to(device), None if labels is None else labels.to(device), batch_size)
-
-
-def resolve_device(name: str) -> str:
-    """`train.device` as a torch device name: auto picks CUDA when one is visible."""
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        from vaetune.errors import UserError
-
-        raise UserError("train.device: got 'cuda' but no CUDA device is visible; use auto or cpu")
-    return name
 
 
 def peak_memory(device: str) -> dict[str, float]:

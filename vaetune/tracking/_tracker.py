@@ -1,27 +1,17 @@
-"""MLflow tracking of a search, from the driver only.
-
-One writer avoids both of MLflow's concurrency traps on sqlite ("database is locked", and
-trial processes racing to create the experiment): the trials never talk to MLflow; a Tune
-callback in the driver logs for them. Each search is a parent run in an experiment named after
-the search; each trial a nested child run with its resolved hyperparameters, its metrics every
-epoch (step = epoch), its grids and final checkpoint, and a status tag.
-
-If the tracking server is unreachable, nothing fails: events are queued and retried before each
-later event; whatever is still unsent at the end is written to `mlflow_pending.jsonl` in the
-results folder, with a warning, and sent by `vaetune search SPACE --resume`.
-"""
+"""The driver-side MLflow writer of a search: every Tune event as a small, idempotent event,
+applied at once or queued while MLflow is unreachable (see vaetune.tracking)."""
 
 from __future__ import annotations
 
 import json
 import logging
 import math
-import os
 import shutil
 import time
 from pathlib import Path
 from typing import Any
 
+from vaetune.console import end_status, trial_label, trial_number
 from vaetune.results import (
     PENDING_DIR,
     PENDING_FILE,
@@ -29,35 +19,23 @@ from vaetune.results import (
     checkpoint_file,
     write_tracking,
 )
+from vaetune.tracking._store import (
+    EXPERIMENT_KIND,
+    LOST_MESSAGE,
+    RETRY_AFTER_S,
+    TAG_ERROR,
+    TAG_EXPERIMENT_KIND,
+    TAG_SEARCH,
+    TAG_STATUS,
+    TAG_TRIAL,
+    VIEW_TAG_PREFIX,
+    default_artifact_root,
+    search_view,
+    view_key,
+)
 from vaetune.trainable import CHECKPOINT_SCORE
 
 log = logging.getLogger(__name__)
-
-DEFAULT_STORE = "mlruns"
-TAG_SEARCH = "vaetune.search"
-TAG_TRIAL = "vaetune.trial_id"
-TAG_STATUS = "vaetune.status"
-TAG_ERROR = "vaetune.error"
-LOST_MESSAGE = ("started after the last experiment snapshot of a driver that was stopped; --resume could not "
-                "continue it, and the searcher suggested a new trial in its place")
-RETRY_AFTER_S = 15.0  # seconds between attempts to reach an MLflow that failed
-
-
-def resolve_uri(configured: str | None) -> str:
-    """tracking.uri, else $MLFLOW_TRACKING_URI, else a sqlite store under ./mlruns (offline)."""
-    uri = configured or os.environ.get("MLFLOW_TRACKING_URI")
-    if uri:
-        return uri
-    root = Path(DEFAULT_STORE).resolve()
-    root.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{root / 'mlflow.db'}"
-
-
-def default_artifact_root(uri: str) -> str | None:
-    """Where a new experiment keeps artifacts: beside a local sqlite store; a server decides itself."""
-    if uri.startswith("sqlite:///"):
-        return (Path(uri[len("sqlite:///"):]).parent / "artifacts").resolve().as_uri()
-    return None
 
 
 def numeric_metrics(result: dict) -> dict[str, float]:
@@ -84,9 +62,11 @@ class _SearchTracker:
     """
 
     def __init__(self, *, uri: str, experiment: str, search_name: str, results_dir: Path, max_epochs: int,
-                 parent_params: dict[str, Any], resolve_params=dict, space_file: Path | None = None):
+                 parent_params: dict[str, Any], resolve_params=dict, space_file: Path | None = None,
+                 metric: str = "val/elbo", mode: str = "min", searched: list[str] | None = None):
         self.uri, self.experiment, self.search_name = uri, experiment, search_name
         self.results_dir, self.max_epochs = Path(results_dir), max_epochs
+        self.metric, self.mode, self.searched = metric, mode, list(searched or [])
         # resolve_params: a trial's searched values -> every resolved hyperparameter (dotted keys)
         self.parent_params, self.resolve_params, self.space_file = parent_params, resolve_params, space_file
         self.client = None
@@ -94,7 +74,7 @@ class _SearchTracker:
         self.warned = False
         self.retry_at = 0.0  # after a failure, queued events wait this long before the next try
         self.last_checkpoint: dict[str, Any] = {}
-        self.state = {"uri": uri, "experiment": experiment, "parent_run_id": None, "trial_runs": {}}
+        self.state = {"uri": uri, "experiment": experiment, "parent_run_id": None, "trial_runs": {}, "run_names": {}}
         self.resumed = False  # a previous driver of this search left tracking state behind
         self.lost_checked = False
 
@@ -105,12 +85,15 @@ class _SearchTracker:
         logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
         from mlflow.tracking import MlflowClient
 
-        self.client = MlflowClient(tracking_uri=self.uri)
         path = self.results_dir / TRACKING_FILE
         pending_file = self.results_dir / PENDING_FILE
         self.resumed = path.exists() or pending_file.exists()
         if path.exists():
             self.state.update(json.loads(path.read_text()))
+            if self.state["uri"] != self.uri:  # e.g. started before the default store moved
+                log.info("resuming in the MLflow store the search started in: %s", self.state["uri"])
+                self.uri = self.state["uri"]
+        self.client = MlflowClient(tracking_uri=self.uri)
         if pending_file.exists():  # events a previous run could not send
             self.pending = [json.loads(line) for line in pending_file.read_text().splitlines() if line.strip()]
             pending_file.unlink()
@@ -127,7 +110,9 @@ class _SearchTracker:
 
     def on_trial_start(self, iteration, trials, trial, **info):
         params = dict(trial.config)
+        searched = {k: params[k] for k in self.searched if k in params} or params
         self._emit({"kind": "trial_start", "trial": trial.trial_id, "searched": params,
+                    "name": trial_label(searched), "number": trial_number(trial),
                     "params": {k: str(v) for k, v in self.resolve_params(params).items()}})
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
@@ -150,12 +135,16 @@ class _SearchTracker:
                 path = checkpoint_file(folder)
                 if path.exists():
                     self._emit({"kind": "artifact", "trial": trial.trial_id, "path": str(path), "dir": "checkpoint"})
-        status = "completed" if epochs >= self.max_epochs else "stopped by ASHA"
-        self._emit({"kind": "trial_end", "trial": trial.trial_id, "status": status, "run_status": "FINISHED"})
+        self._emit({"kind": "trial_end", "trial": trial.trial_id, "status": end_status(epochs, self.max_epochs),
+                    "run_status": "FINISHED"})
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self._emit({"kind": "trial_end", "trial": trial.trial_id, "status": "errored",
-                    "error": error_summary(trial)[:4000], "run_status": "FAILED"})
+        error = error_summary(trial)
+        error_file = getattr(trial, "error_file", None)
+        if error_file and Path(error_file).exists():  # the full traceback
+            self._emit({"kind": "artifact", "trial": trial.trial_id, "path": str(error_file), "dir": "error"})
+        self._emit({"kind": "trial_end", "trial": trial.trial_id, "status": end_status(0, self.max_epochs, error),
+                    "error": error[:4000], "run_status": "FAILED"})
 
     def on_experiment_end(self, trials, **info):
         self._flush(force=True)
@@ -216,11 +205,14 @@ class _SearchTracker:
         getattr(self, "_apply_" + event["kind"])(event)
 
     def _apply_search_start(self, event: dict) -> None:
+        exp_id = self._experiment_id()
+        self.client.set_experiment_tag(exp_id, TAG_EXPERIMENT_KIND, EXPERIMENT_KIND)
+        self.client.set_experiment_tag(exp_id, VIEW_TAG_PREFIX + view_key(self.search_name),
+                                       search_view(self.search_name, self.metric, self.mode, self.searched))
         parent = self.state.get("parent_run_id")
         if parent:
             self.client.update_run(parent, status="RUNNING")
             return
-        exp_id = self._experiment_id()
         run = self.client.create_run(exp_id, run_name=self.search_name, tags={TAG_SEARCH: self.search_name})
         self.state["parent_run_id"] = run.info.run_id
         self._save_state()
@@ -245,7 +237,7 @@ class _SearchTracker:
             self.client.update_run(found[0].info.run_id, status="RUNNING")
             self._log_params(found[0].info.run_id, event["params"])  # same values again: allowed
             return
-        run = self.client.create_run(parent.info.experiment_id, run_name=event["trial"], tags={
+        run = self.client.create_run(parent.info.experiment_id, run_name=self._run_name(event), tags={
             "mlflow.parentRunId": parent.info.run_id, TAG_SEARCH: self.search_name, TAG_TRIAL: event["trial"],
             TAG_STATUS: "running", "vaetune.searched": json.dumps(event["searched"], default=str)})
         runs[event["trial"]] = run.info.run_id
@@ -299,6 +291,15 @@ class _SearchTracker:
         self.client.set_terminated(self.state["parent_run_id"], "FINISHED")
 
     # -- helpers ------------------------------------------------------------------------------
+    def _run_name(self, event: dict) -> str:
+        """What the trial tried; with its number where another trial of the search tried the same."""
+        names = self.state.setdefault("run_names", {})
+        name = event.get("name") or event["trial"]
+        if name in names.values():
+            name = f"{name} #{event.get('number') or len(names) + 1}"
+        names[event["trial"]] = name
+        return name
+
     def _experiment_id(self) -> str:
         exp = self.client.get_experiment_by_name(self.experiment)
         if exp is not None:
@@ -332,3 +333,5 @@ def error_summary(trial) -> str:
                 return line.strip()
         return lines[-1].strip() if lines else "error"
     return "error"
+
+

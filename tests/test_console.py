@@ -1,0 +1,68 @@
+"""The console's words and arithmetic, without a search: names of trials, event lines, the
+estimate of the time left, and a terminal view that stays a few lines however many trials run.
+(The console of a real search, in a log and on a terminal: tests/test_search.py.)"""
+
+from __future__ import annotations
+
+import pytest
+
+from vaetune.console import RUNNING_ROWS, SearchProgress, end_status, short_value, trial_label
+
+
+@pytest.mark.parametrize("value, shown", [
+    (0.0033, "0.0033"), (0.00333, "0.0033"), (2e-4, "2e-4"), (2.1e-4, "2.1e-4"), (1e8, "1e8"),
+    (12345, "1.2e4"), (1.7, "1.7"), (2.0, "2"), (128.0, "130"), (0.1, "0.1"), (16, "16"), (0, "0"),
+    (-0.25, "-0.25"), ("conv", "conv"), (True, "True"),
+])
+def test_values_are_shown_with_two_significant_digits(value, shown):
+    assert short_value(value) == shown
+
+
+def test_a_trial_is_named_by_what_it_tried_beta_and_latent_size_first():
+    searched = {"model.latent_dim": 4, "train.lr": 2e-4, "train.beta": 0.0033,
+                "train.warmup_epochs": 1.73}
+    assert trial_label(searched) == "β=0.0033 z=4 lr=2e-4 warmup=1.7"
+    # two searched keys ending alike keep their full names
+    assert trial_label({"model.width": 32, "data.width": 8}) == "model.width=32 data.width=8"
+
+
+def test_how_a_trial_ended():
+    assert end_status(6, 6) == "completed"
+    assert end_status(1, 6) == "stopped by ASHA at epoch 1"
+    assert end_status(0, 6, "vaetune.losses.DivergedError: loss became nan") == "diverged"
+    assert end_status(0, 6, "RuntimeError: CUDA out of memory") == "errored"
+
+
+def test_event_lines_and_the_estimate_of_the_time_left():
+    p = SearchProgress("demo", "eval/fid_sample", "min", max_epochs=3, rungs=[1], planned=3,
+                       start=0.0)
+    assert p.started(1, "β=0.1", now=5.0) == ["[00:05] #1 β=0.1  started"]
+    assert p.result(1, 1, 80.0, 10.0, now=15.0) == []  # a rung reached: told once the trial goes on
+    # before any trial ended: a trial is 3 epochs of 10 s; two to come, and 30 - 11 s of the first
+    assert p.summary(16.0).endswith("~1m19s left")
+    passed = "[00:25] #1 β=0.1  passed rung 1  eval/fid_sample 80"
+    assert p.result(1, 2, 70.0, 10.0, now=25.0) == [passed]
+    assert p.result(1, 3, 75.0, 10.0, now=35.0) == []
+    line = "[00:35] #1 β=0.1  completed  eval/fid_sample 75 (best 70 at epoch 2)"
+    assert p.ended(1, "completed", now=35.0) == [line]
+    # the other two trials are expected to take as long as the first (30 s), one at a time
+    assert p.summary(35.0) == ("[00:35] trials 3: 0 running · 0 stopped · 1 completed · 0 failed · "
+                               "2 to start · best #1 β=0.1 eval/fid_sample 70 · ~1m00s left")
+    p.started(2, "β=1", now=35.0)
+    failed = p.ended(2, "diverged", now=40.0, error="DivergedError: nan",
+                     traceback_at="results/x/error.txt")
+    assert failed == ["[00:40] #2 β=1  diverged: DivergedError: nan "
+                      "(traceback: results/x/error.txt)"]
+
+
+def test_the_terminal_view_stays_a_few_lines_however_many_trials_run():
+    p = SearchProgress("big", "val/elbo", "min", max_epochs=6, rungs=[1, 3], planned=200, start=0.0)
+    for n in range(1, 101):
+        p.started(n, f"β={n}", now=float(n))
+        p.result(n, 1, 100.0 - n / 10, 5.0, now=n + 5.0)
+    view = p.view(now=200.0)
+    assert len(view) <= RUNNING_ROWS + 6
+    assert view[1] == "trials 200: 100 running · 0 stopped · 0 completed · 0 failed · 100 to start"
+    assert view[2] == "best  #100 β=100  val/elbo 90 at epoch 1"
+    assert view[-1] == "last  #100 β=100  started"
+    assert f"  and {100 - RUNNING_ROWS} more running" in view

@@ -1,0 +1,177 @@
+"""The state of a search as the console tells it: trials, their events, lines and the view."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+from vaetune.console._names import _clock, _duration
+from vaetune.results import COMPLETED
+
+SUMMARY_EVERY_S = 300.0  # a log gets a summary line this often
+RUNNING_ROWS = 6  # the terminal view lists at most this many running trials
+
+
+# ---------------------------------------------------------------------------------------------
+# The state of a search, as the console tells it
+
+
+@dataclass
+class _Trial:
+    number: int
+    label: str
+    started: float
+    ended: float | None = None
+    status: str = "running"  # running, completed, stopped by ..., diverged, errored
+    epoch: int = 0
+    value: float | None = None  # the search metric at `epoch`
+    best: float | None = None  # the best value of the search metric so far
+    best_epoch: int = 0
+    pending_rung: int | None = None  # a rung reached, told once the trial goes on past it
+
+
+@dataclass
+class SearchProgress:
+    """What happened so far in a search, fed by Tune's events; it writes lines and the view.
+
+    Args:
+        name: the search name.
+        metric: the search metric, `mode` its direction.
+        max_epochs: epochs of a trial that runs to the end.
+        rungs: ASHA's rung epochs (empty for FIFO).
+        planned: trials the search will run.
+    """
+
+    name: str
+    metric: str
+    mode: str
+    max_epochs: int
+    rungs: list[int]
+    planned: int
+    start: float = field(default_factory=time.monotonic)
+    trials: dict[int, _Trial] = field(default_factory=dict)
+    epoch_seconds: list[float] = field(default_factory=list)
+    peak_running: int = 1
+    recent: list[str] = field(default_factory=list)  # the last events, for the terminal view
+
+    # -- events (each returns the lines a log gets) ---------------------------------------------
+    def started(self, number: int, label: str, now: float) -> list[str]:
+        known = self.trials.get(number)
+        if known is not None and known.ended is None:  # a restored trial starting again
+            return []
+        self.trials[number] = _Trial(number, label, now)
+        self.peak_running = max(self.peak_running, len(self._running()))
+        return [self._event(now, number, "started")]
+
+    def result(self, number: int, epoch: int, value: float | None, epoch_s: float | None,
+               now: float) -> list[str]:
+        t = self.trials.get(number)
+        if t is None:
+            return []
+        lines = []
+        if t.pending_rung is not None and epoch > t.pending_rung:  # it went on past that rung
+            lines.append(self._event(now, number, f"passed rung {t.pending_rung}", t))
+            t.pending_rung = None
+        t.epoch = epoch
+        if value is not None and math.isfinite(value):
+            t.value = value
+            if t.best is None or (value < t.best if self.mode == "min" else value > t.best):
+                t.best, t.best_epoch = value, epoch
+        if epoch in self.rungs:
+            t.pending_rung = epoch
+        if epoch_s:
+            self.epoch_seconds.append(float(epoch_s))
+        return lines
+
+    def ended(self, number: int, status: str, now: float, error: str | None = None,
+              traceback_at: str | None = None) -> list[str]:
+        t = self.trials.get(number)
+        if t is None:
+            return []
+        t.ended, t.status, t.pending_rung = now, status, None
+        if error is None:
+            return [self._event(now, number, status, t)]
+        return [self.failed(number, status, error, traceback_at, now)]
+
+    def failed(self, number: int, what: str, error: str, traceback_at: str | None,
+               now: float) -> str:
+        """The one line of a failure: the trial, the error, where the full traceback is."""
+        where = f" (traceback: {traceback_at})" if traceback_at else ""
+        return self._event(now, number, f"{what}: {error}{where}")
+
+    # -- what is shown ----------------------------------------------------------------------------
+    def summary(self, now: float) -> str:
+        """One line: counts, the best so far, elapsed time and the estimate of what is left."""
+        best = self.best()
+        parts = [self._counts(), self._eta(now)]
+        if best is not None:
+            parts.insert(1, f"best #{best.number} {best.label} {self.metric} {best.best:.4g}")
+        return f"[{_clock(now - self.start)}] " + " · ".join(parts)
+
+    def view(self, now: float) -> list[str]:
+        """The terminal view: a few lines, at most RUNNING_ROWS + 6 of them."""
+        lines = [f"vaetune search {self.name} · {self.metric} ({self.mode}) · elapsed "
+                 f"{_clock(now - self.start)} · {self._eta(now)}", self._counts()]
+        best = self.best()
+        if best is not None:
+            lines.append(f"best  #{best.number} {best.label}  {self.metric} {best.best:.4g} "
+                         f"at epoch {best.best_epoch}")
+        running = self._running()
+        for t in running[:RUNNING_ROWS]:
+            value = f"  {self.metric} {t.value:.4g}" if t.value is not None else ""
+            lines.append(f"  #{t.number} {t.label}  epoch {t.epoch}/{self.max_epochs}{value}")
+        if len(running) > RUNNING_ROWS:
+            lines.append(f"  and {len(running) - RUNNING_ROWS} more running")
+        lines += [f"last  {line}" for line in self.recent[-2:]]
+        return lines
+
+    def best(self) -> _Trial | None:
+        scored = [t for t in self.trials.values() if t.best is not None]
+        if not scored:
+            return None
+        return (min if self.mode == "min" else max)(scored, key=lambda t: t.best)
+
+    # -- helpers --------------------------------------------------------------------------------
+    def _running(self) -> list[_Trial]:
+        return sorted((t for t in self.trials.values() if t.ended is None), key=lambda t: t.number)
+
+    def _counts(self) -> str:
+        ended = [t for t in self.trials.values() if t.ended is not None]
+        stopped = sum(t.status.startswith("stopped") for t in ended)
+        completed = sum(t.status == COMPLETED for t in ended)
+        failed = len(ended) - stopped - completed
+        waiting = max(0, self.planned - len(self.trials))
+        return (f"trials {self.planned}: {len(self._running())} running · {stopped} stopped · "
+                f"{completed} completed · {failed} failed · {waiting} to start")
+
+    def _eta(self, now: float) -> str:
+        """Time left if the trials to come last as long as those that ended (epochs until one
+        has), run `peak_running` at a time."""
+        durations = [t.ended - t.started for t in self.trials.values() if t.ended is not None]
+        if durations:
+            per_trial = sum(durations) / len(durations)
+        elif self.epoch_seconds:
+            per_trial = sum(self.epoch_seconds) / len(self.epoch_seconds) * self.max_epochs
+        else:
+            return "time left: estimating"
+        waiting = max(0, self.planned - len(self.trials))
+        if not waiting and not self._running():
+            return "all trials ended"
+        running = sum(max(0.0, per_trial - (now - t.started)) for t in self._running())
+        left = waiting * per_trial + running
+        return f"~{_duration(left / max(1, self.peak_running))} left"
+
+    def _event(self, now: float, number: int, what: str, t: _Trial | None = None) -> str:
+        trial = self.trials[number]
+        value = ""
+        if t is not None and t.value is not None:
+            value = f"  {self.metric} {t.value:.4g}"
+            if t.best is not None and t.best_epoch != t.epoch:
+                value += f" (best {t.best:.4g} at epoch {t.best_epoch})"
+        line = f"#{trial.number} {trial.label}  {what}{value}"
+        self.recent.append(line)
+        del self.recent[:-5]
+        return f"[{_clock(now - self.start)}] {line}"
+
+

@@ -1,0 +1,161 @@
+"""The console's Tune callback body: lines in a log, a live view (rich) on a terminal."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from vaetune.console._names import _duration, end_status, trial_label, trial_number
+from vaetune.console._progress import SUMMARY_EVERY_S, SearchProgress
+
+REDRAW_EVERY_S = 1.0  # the terminal view is redrawn at most this often
+
+
+# ---------------------------------------------------------------------------------------------
+# The Tune callback's body (mixed into ray.tune.Callback in vaetune._tune)
+
+
+class _SearchConsole:
+    """Turns Tune's callback events into the console: lines in a log, a live view on a terminal."""
+
+    def __init__(self, progress: SearchProgress, searched: list[str]):
+        self.progress, self.searched = progress, list(searched)
+        self.live = None
+        self.last_summary = self.last_draw = 0.0
+        self.swapped: list[tuple[logging.StreamHandler, Any]] = []
+
+    @classmethod
+    def for_space(cls, space, *, max_epochs: int, rungs: list[int]):
+        """The console of a search space's search (the number of trials is Tune's, told at setup).
+
+        Args:
+            space: the search space.
+            max_epochs: epochs of a trial that runs to the end.
+            rungs: ASHA's rung epochs (empty for FIFO).
+        """
+        config = space.default_config()
+        s = config.search
+        progress = SearchProgress(config.name, s.metric, s.mode, max_epochs, list(rungs),
+                                  s.num_samples)
+        return cls(progress, list(space.params))
+
+    # -- Tune callback hooks --------------------------------------------------------------------
+    def setup(self, total_num_samples: int | None = None, **info):
+        p = self.progress
+        if total_num_samples and total_num_samples < 2**31:
+            p.planned = int(total_num_samples)
+        p.start = self.last_summary = time.monotonic()
+        if sys.stdout.isatty():
+            self._start_live()
+            return
+        rungs = f"; ASHA compares them at epochs {', '.join(map(str, p.rungs))}" if p.rungs else ""
+        every = _duration(SUMMARY_EVERY_S)
+        self._write([f"search {p.name}: {p.planned} trials of up to {p.max_epochs} epochs, ranked "
+                     f"by {p.metric} ({p.mode}){rungs}; a summary every {every}"])
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        label = trial_label({k: trial.config.get(k) for k in self.searched})
+        self._write(self.progress.started(trial_number(trial), label, time.monotonic()))
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        value = result.get(self.progress.metric)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            value = None
+        epoch = int(result.get("epoch", 0) or 0)
+        self._write(self.progress.result(trial_number(trial), epoch, value,
+                                         result.get("time_this_iter_s"), time.monotonic()))
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        epochs = int((trial.last_result or {}).get("epoch", 0) or 0)
+        status = end_status(epochs, self.progress.max_epochs)
+        self._write(self.progress.ended(trial_number(trial), status, time.monotonic()))
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        from vaetune.tracking import error_summary
+
+        error = error_summary(trial)
+        status = end_status(0, self.progress.max_epochs, error)
+        self._write(self.progress.ended(trial_number(trial), status, time.monotonic(), error=error,
+                                        traceback_at=_traceback_path(trial)))
+
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        """A trial that failed and is retried from its last checkpoint (search.max_failures)."""
+        from vaetune.tracking import error_summary
+
+        number = trial_number(trial)
+        if number in self.progress.trials:
+            self._write([self.progress.failed(number, "failed, retried from its last checkpoint",
+                                              error_summary(trial), _traceback_path(trial),
+                                              time.monotonic())])
+
+    def on_step_end(self, iteration, trials, **info):
+        now = time.monotonic()
+        if self.live is not None:
+            if now - self.last_draw >= REDRAW_EVERY_S:
+                self._draw(now)
+        elif now - self.last_summary >= SUMMARY_EVERY_S:
+            self.last_summary = now
+            self._write([self.progress.summary(now)])
+
+    def on_experiment_end(self, trials, **info):
+        now = time.monotonic()
+        if self.live is not None:
+            self._draw(now)
+            self._stop_live()
+        else:
+            self._write([self.progress.summary(now)])
+
+    # -- output ---------------------------------------------------------------------------------
+    def _write(self, lines: list[str]) -> None:
+        if not lines:
+            return
+        if self.live is not None:  # on a terminal the view tells it
+            self._draw(time.monotonic())
+            return
+        sys.stdout.write("".join(line + "\n" for line in lines))
+        sys.stdout.flush()
+
+    def _draw(self, now: float) -> None:
+        from rich.text import Text
+
+        self.last_draw = now
+        view = Text("\n".join(self.progress.view(now)), no_wrap=True, overflow="ellipsis")
+        self.live.update(view, refresh=True)
+
+    def _start_live(self) -> None:
+        from rich.live import Live
+
+        self.live = Live(auto_refresh=False, redirect_stdout=True, redirect_stderr=True)
+        self.live.start()
+        # a log record written straight to the terminal would land under the view and break it:
+        # send it through the stream that Live prints above itself
+        for handler in logging.getLogger().handlers:
+            if type(handler) is logging.StreamHandler and handler.stream in (sys.__stderr__,
+                                                                                  sys.__stdout__):
+                self.swapped.append((handler, handler.setStream(sys.stderr)))
+        self._draw(time.monotonic())
+
+    def _stop_live(self) -> None:
+        for handler, stream in self.swapped:
+            handler.setStream(stream)
+        self.swapped = []
+        self.live.stop()
+        self.live = None
+
+    def __getstate__(self):  # the Tuner pickles its callbacks; a live view does not travel
+        return {**self.__dict__, "live": None, "swapped": []}
+
+
+def _traceback_path(trial) -> str:
+    """Where a failed trial's full traceback is kept: error.txt in its trial folder (relative to
+    the working folder when inside it)."""
+    folder = getattr(trial, "path", None)
+    if not folder:
+        return str(getattr(trial, "error_file", "") or "")
+    path = Path(folder) / "error.txt"
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
+
+

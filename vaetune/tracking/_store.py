@@ -1,0 +1,107 @@
+"""Where MLflow keeps a search: the store's URI, artifact root, tags, the UI's saved view of a
+search, and the command that serves the UI."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+ARTIFACTS_DIR = "mlruns"  # beside a local sqlite store, as MLflow's own client puts them
+TAG_EXPERIMENT_KIND = "mlflow.experimentKind"  # an experiment of model training, not of GenAI
+EXPERIMENT_KIND = "custom_model_development"
+VIEW_TAG_PREFIX = "mlflow.sharedViewState."  # MLflow's UI: a saved view, opened by ?viewStateShareKey=
+TAG_SEARCH = "vaetune.search"
+TAG_TRIAL = "vaetune.trial_id"
+TAG_STATUS = "vaetune.status"
+TAG_ERROR = "vaetune.error"
+TAG_BEST_RUN = "vaetune.best_run_id"  # on the parent run: the run of the best trial
+TAG_BEST_TRIAL = "vaetune.best_trial"  # on the parent run: the best trial's run name
+LOST_MESSAGE = ("started after the last experiment snapshot of a driver that was stopped; --resume could not "
+                "continue it, and the searcher suggested a new trial in its place")
+RETRY_AFTER_S = 15.0  # seconds between attempts to reach an MLflow that failed
+
+
+def resolve_uri(configured: str | None) -> str:
+    """tracking.uri, else $MLFLOW_TRACKING_URI, else MLflow's own default store (MLflow 3:
+    sqlite:///mlflow.db in the working folder), with a local path made absolute: the search's
+    files record it, and later commands may run elsewhere."""
+    import mlflow
+
+    uri = configured or mlflow.get_tracking_uri()  # $MLFLOW_TRACKING_URI, else MLflow's default
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        return f"sqlite:///{Path(uri[len('sqlite:///'):]).resolve()}"
+    if "://" not in uri:  # a file store: a folder
+        return str(Path(uri).resolve())
+    return uri
+
+
+def default_artifact_root(uri: str) -> str | None:
+    """Where a new experiment keeps artifacts: mlruns/ beside a local sqlite store (where MLflow's
+    own client puts those of its default store); a server decides itself."""
+    if uri.startswith("sqlite:///"):
+        return (Path(uri[len("sqlite:///"):]).parent / ARTIFACTS_DIR).resolve().as_uri()
+    return None
+
+
+def view_key(search_name: str) -> str:
+    """The id of a search's saved view in MLflow's UI (`?viewStateShareKey=` of its URL)."""
+    return f"vaetune-{search_name}"
+
+
+def view_url(base: str, experiment_id: str, search_name: str) -> str:
+    """The address of a search's saved view on an MLflow UI at `base`. MLflow 3.17's UI shows an
+    experiment as its GenAI/Model training switch says (GenAI until a browser is switched), not
+    by the experiment's kind: the address switches it to model training."""
+    return (f"{base}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+            f"&viewStateShareKey={view_key(search_name)}")
+
+
+def search_view(search_name: str, metric: str, mode: str, searched: list[str]) -> str:
+    """The saved view of a search, as MLflow's UI stores one in an experiment tag: the search's
+    trials (a filter, so they are listed flat rather than folded under the search's run), best
+    first by the search metric, with the metric, the searched parameters and the status."""
+    def column(kind: str, key: str) -> str:
+        return f"{kind}.`{key}`"
+
+    state = {
+        "searchFilter": f"tags.`{TAG_SEARCH}` = '{search_name}' and tags.`{TAG_TRIAL}` != ''",
+        "orderByKey": column("metrics", metric), "orderByAsc": mode == "min",
+        "selectedColumns": [column("metrics", metric), *(column("params", k) for k in searched),
+                            column("tags", TAG_STATUS)],
+    }
+    now = int(time.time() * 1000)
+    return json.dumps({"name": f"vaetune: trials of {search_name} by {metric}", "createdAt": now,
+                       "updatedAt": now, "state": json.dumps(state)})
+
+
+def ui_command(uri: str, port: int) -> tuple[list[str], dict[str, str]]:
+    """The `mlflow server` command line serving a store's UI on 127.0.0.1, and its environment."""
+    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", "127.0.0.1",
+           "--port", str(port)]
+    root = default_artifact_root(uri)
+    if root:
+        cmd += ["--default-artifact-root", root]
+    # MLflow's server jobs (GenAI judges, prompt optimisation) are several processes vaetune's
+    # runs have no use for
+    return cmd, {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ}
+
+
+def latest_search(uri: str) -> tuple[str, str] | None:
+    """(experiment id, search name) of the search that started last in a store, or None."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    runs = client.search_runs(experiments, filter_string=f"tags.`{TAG_SEARCH}` != ''",
+                              order_by=["attributes.start_time DESC"], max_results=1) if experiments else []
+    if not runs:
+        return None
+    return runs[0].info.experiment_id, runs[0].data.tags[TAG_SEARCH]
+
+
