@@ -255,13 +255,16 @@ def test_a_models_prior_encodes_only_the_subset_it_fits(trained):
 
     model.encode = counting_encode
     try:
-        prior = fit_model_prior(model, images, labels, device="cpu", components=3, seed=5, max_points=50)
+        prior = fit_model_prior(model, images, labels, device="cpu", components=3, seed=5,
+                                max_points=50)
     finally:
         del model.encode
     assert sum(encoded) == 50 < len(images)
-    expected = fit_prior(encode_means(model, images, labels, device="cpu"), components=3, seed=5, max_points=50)
+    means = encode_means(model, images, labels, device="cpu")  # every image
+    expected = fit_prior(means, components=3, seed=5, max_points=50)
     for key in ("weights", "means", "scale"):
-        torch.testing.assert_close(getattr(prior, key), getattr(expected, key), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(getattr(prior, key), getattr(expected, key), rtol=1e-5,
+                                   atol=1e-6)
 
 
 def test_evaluate_generative_with_a_fitted_prior(trained, tmp_path):

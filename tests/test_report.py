@@ -147,12 +147,15 @@ def test_findings_name_the_betas_the_numbers_pick(report):
     assert "trade-off" in md
     best_p = table.loc[table["eval/precision"].idxmax(), "beta_label"]
     best_r = table.loc[table["eval/recall"].idxmax(), "beta_label"]
-    assert f"At epoch 3, the best fidelity of samples (precision: the share of samples inside" in md
+    assert "At epoch 3, the best fidelity of samples (precision: the share of samples inside" in md
     assert re.search(rf"the best fidelity of samples \(precision[^)]*\) is at β={best_p}:", md)
-    assert re.search(rf"the best coverage of the real images \(recall[^)]*\) is at β={best_r}:", md)
-    prior = next(line for line in md.splitlines() if "sample FID with z from the latent prior" in line)
+    assert re.search(rf"the best coverage of the real images \(recall[^)]*\) is at β={best_r}:",
+                     md)
+    prior = next(line for line in md.splitlines()
+                 if "sample FID with z from the latent prior" in line)
     for _, row in table.iterrows():  # each β with both FIDs, as the table shows them
-        assert f"β={row['beta_label']} ({row['eval/fid_sample_gmm']:.1f} against {row['eval/fid_sample']:.1f}" in prior
+        gmm, normal = row["eval/fid_sample_gmm"], row["eval/fid_sample"]
+        assert f"β={row['beta_label']} ({gmm:.1f} against {normal:.1f}" in prior
     assert "one seed per row" in prior or "untested" in prior
 
 
@@ -191,8 +194,8 @@ def test_a_trials_checkpoint_holds_the_prior_its_fid_measured(search):
     model, config, _ = load_model(path)
     prior = load_prior(state, path, model.latent_dim)
     assert isinstance(prior, LatentMixture) and prior.components == 10 and prior.dim == 4
-    out = evaluate_generative(model, load_data(config.data), config.train, "cpu", cache_dir=config.data.cache_dir,
-                              prior=prior)
+    out = evaluate_generative(model, load_data(config.data), config.train, "cpu",
+                              cache_dir=config.data.cache_dir, prior=prior)
     for key in GMM_KEYS:
         assert out[key] == pytest.approx(row[f"final/{key}"], rel=1e-4, abs=1e-6), key
 
@@ -212,9 +215,10 @@ def test_export_keeps_the_prior_and_sample_draws_from_it(search, tmp_path, capsy
     best = s.loc[s["best/eval/fid_sample_gmm"].idxmin()]
     best_pt = tmp_path / "best.pt"
     assert cli(["export", str(search / "results" / NAME), "--out", str(best_pt)]) == 0
-    assert f"best trial {best['trial_id']} by min best/eval/fid_sample_gmm" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert f"best trial {best['trial_id']} by min best/eval/fid_sample_gmm" in said
     exported = torch.load(best_pt, weights_only=True)
-    assert exported["epoch"] == 3  # the one epoch whose model the FID measured, not a NaN placeholder's
+    assert exported["epoch"] == 3  # the epoch whose model the FID measured, not a placeholder's
     trial = torch.load(Path(best["checkpoint"]) / "checkpoint.pt", weights_only=True)
     for key in ("weights", "means", "scale"):
         assert torch.equal(exported["prior"][key], trial["prior"][key]), key
@@ -224,7 +228,8 @@ def test_export_keeps_the_prior_and_sample_draws_from_it(search, tmp_path, capsy
         assert cli(["sample", str(ckpt), "--n", "16", "--seed", "3", "--out", str(out), *args]) == 0
         return _png(out)
 
-    gmm, default, normal = sample(best_pt, "--sampler", "gmm"), sample(best_pt), sample(best_pt, "--sampler", "prior")
+    gmm, default = sample(best_pt, "--sampler", "gmm"), sample(best_pt)
+    normal = sample(best_pt, "--sampler", "prior")
     assert np.array_equal(default, gmm) and not np.array_equal(gmm, normal)
     # the grid is the exported mixture's draw for the seed, decoded by the exported model
     model, _, _ = load_model(best_pt)
@@ -412,15 +417,19 @@ def test_the_fitted_prior_is_said_to_help_only_beyond_the_seeds_spread():
 
     # β=0.01: 150 vs 200, 50 apart, beyond max(6, 5); β=0.1: 175 vs 180 within max(8, 10);
     # β=1: 190 vs 170, worse beyond max(4, 3)
-    rows = [row(0.01, (200, 5), (150, 6)), row(0.1, (180, 10), (175, 8)), row(1.0, (170, 3), (190, 4))]
+    rows = [row(0.01, (200, 5), (150, 6)), row(0.1, (180, 10), (175, 8)),
+            row(1.0, (170, 3), (190, 4))]
     said = sentences(_table(rows, sweep=True))["prior"]
-    assert "lower beyond the seeds' spread at β=0.01 (150.0 ± 6.0 against 200.0 ± 5.0, -25%)" in said
-    assert "higher beyond the seeds' spread at β=1 (190.0 ± 4.0 against 170.0 ± 3.0, +12%)" in said
+    lower = "lower beyond the seeds' spread at β=0.01 (150.0 ± 6.0 against 200.0 ± 5.0, -25%)"
+    higher = "higher beyond the seeds' spread at β=1 (190.0 ± 4.0 against 170.0 ± 3.0, +12%)"
+    assert lower in said and higher in said
     assert "within the seeds' spread at β=0.1 (175.0 ± 8.0 against 180.0 ± 10.0, -3%)" in said
     assert said.endswith("the fitted prior helps at β=0.01.")
     close = [row(0.01, (200, 30), (180, 25)), row(0.1, (180, 10), (185, 8))]
-    assert sentences(_table(close, sweep=True))["prior"].endswith("the fitted prior helps at no value of this table.")
-    assert "prior" not in sentences(_table([_row(0.1, 0.01, 100), _row(1, 0.02, 90)]))  # no prior fitted
+    said = sentences(_table(close, sweep=True))["prior"]
+    assert said.endswith("the fitted prior helps at no value of this table.")
+    no_prior = [_row(0.1, 0.01, 100), _row(1, 0.02, 90)]
+    assert "prior" not in sentences(_table(no_prior))
 
 
 def test_sentences_without_fid_say_coherence_was_not_measured():

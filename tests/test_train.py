@@ -75,17 +75,18 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
     assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), key
-    # the latent prior (train.prior gmm, the default) is fitted at every checkpoint: the same mixture
+    # the latent prior (train.prior gmm, the default) is fitted at every checkpoint: the same
     for key in ("weights", "means", "scale"):
         assert torch.equal(straight["prior"][key], interrupted["prior"][key]), key
     # and fitting it draws from none of training's random streams: without it, the same weights
-    unfitted = config.model_copy(update={"train": config.train.model_copy(update={"prior": "none"})})
+    no_prior = config.train.model_copy(update={"prior": "none"})
+    unfitted = config.model_copy(update={"train": no_prior})
     train(unfitted, standard_callbacks(unfitted, tmp_path / "unfitted"), data=data)
     c = load_checkpoint(tmp_path / "unfitted" / "checkpoint_epoch0003")
     assert "prior" not in c and all(torch.equal(a[key], c["model"][key]) for key in a)
 
 
-def test_every_checkpoint_holds_the_prior_of_its_own_weights_and_a_trial_reports_its_metrics(tmp_path):
+def test_each_checkpoint_holds_the_prior_of_its_weights_and_a_trial_reports_its_metrics(tmp_path):
     """FID (8 images) at epoch 2 only; checkpoints at epochs 1 and 2: the prior is fitted at both,
     to the posterior means of the checkpoint's own model. In a trial the eval/ keys of the fitted
     prior are NaN placeholders at epoch 1 (the search metric may be one of them) and measured at 2;
@@ -105,7 +106,8 @@ def test_every_checkpoint_holds_the_prior_of_its_own_weights_and_a_trial_reports
         reports[end.epoch] = dict(end.metrics)
 
     train(config, trial_callbacks(config, tmp_path / "trial", [], report), data=data)
-    assert set(generative(True)) <= set(reports[1]) and all(math.isnan(reports[1][k]) for k in GMM_KEYS)
+    assert set(generative(True)) <= set(reports[1])
+    assert all(math.isnan(reports[1][k]) for k in GMM_KEYS)
     assert all(math.isfinite(reports[2][k]) for k in GMM_KEYS) and reports[2]["eval/epoch"] == 2
     images, _ = data.subset("train")
     for epoch in (1, 2):
@@ -113,11 +115,12 @@ def test_every_checkpoint_holds_the_prior_of_its_own_weights_and_a_trial_reports
         state = torch.load(path, weights_only=True)  # plain tensors, strings and ints
         model, _, _ = load_model(path)
         prior = LatentMixture.from_state(state["prior"])
-        expected = fit_prior(encode_means(model, images, device="cpu"), components=3, covariance="diag",
-                             seed=config.train.seed)  # the training split's means, fewer than max_points
+        means = encode_means(model, images, device="cpu")  # all: fewer than max_points
+        expected = fit_prior(means, components=3, covariance="diag", seed=config.train.seed)
         assert prior.components == 3 and prior.covariance == "diag"
         for key in ("weights", "means", "scale"):
-            torch.testing.assert_close(getattr(prior, key), getattr(expected, key), rtol=1e-4, atol=1e-5)
+            torch.testing.assert_close(getattr(prior, key), getattr(expected, key), rtol=1e-4,
+                                       atol=1e-5)
 
     raw["train"]["prior"], raw["search"] = "none", {}
     unfitted = space_from_dict(raw).resolve()

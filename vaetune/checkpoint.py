@@ -57,7 +57,7 @@ def load_model(path: str | Path, device: str = "cpu"):
 
 
 def load_prior(state: dict, path: str | Path, latent_dim: int):
-    """The fitted latent prior (vaetune.prior.LatentMixture) a checkpoint holds, None if it has none.
+    """The fitted latent prior (vaetune.prior.LatentMixture) a checkpoint holds; None: it has none.
 
     Args:
         state: the checkpoint's dict (`load_checkpoint`, `load_model`).
@@ -74,5 +74,6 @@ def load_prior(state: dict, path: str | Path, latent_dim: int):
     except (ValueError, TypeError, AttributeError) as exc:
         raise UserError(f"{path}: its latent prior cannot be read ({exc})") from None
     if prior.dim != latent_dim:
-        raise UserError(f"{path}: its latent prior has {prior.dim} dimensions, the model's latent {latent_dim}")
+        raise UserError(f"{path}: its latent prior has {prior.dim} dimensions, the model's latent "
+                        f"{latent_dim}")
     return prior

@@ -159,8 +159,9 @@ def pick_sampler(sampler: str | None, prior, path: str) -> str:
     if sampler not in SAMPLERS:
         raise UserError(f"--sampler: got {sampler!r}; accepted: {', '.join(SAMPLERS)}")
     if sampler == "gmm" and prior is None:
-        raise UserError(f"--sampler gmm: {path} holds no fitted latent prior (trained with train.prior: none, "
-                        "or by a vaetune without one); use --sampler prior for z ~ N(0, I)")
+        raise UserError(f"--sampler gmm: {path} holds no fitted latent prior (trained with "
+                        "train.prior: none, or by a vaetune without one); use --sampler prior for "
+                        "z ~ N(0, I)")
     return sampler
 
 

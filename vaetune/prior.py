@@ -37,9 +37,10 @@ log = logging.getLogger(__name__)
 
 Covariance = PriorCovariance
 COVARIANCES: tuple[str, ...] = get_args(PriorCovariance)
-_DEFAULTS = TrainConfig.model_fields  # train.prior_components and train.prior_covariance: the defaults
-PRIOR_COMPONENTS: int = _DEFAULTS["prior_components"].default  # Ghosh et al.'s 10: enough for a latent's few modes
-PRIOR_COVARIANCE: Covariance = _DEFAULTS["prior_covariance"].default  # full: O(D^2) per point and parameter; above
+# the spec owns the defaults (train.prior_components, train.prior_covariance); why these: above
+_DEFAULTS = TrainConfig.model_fields
+PRIOR_COMPONENTS: int = _DEFAULTS["prior_components"].default  # Ghosh et al.'s 10
+PRIOR_COVARIANCE: Covariance = _DEFAULTS["prior_covariance"].default  # full: O(D^2) per point
 PRIOR_MAX_POINTS = 5_000  # 10,000 fitted ~2x slower for +0.04-0.4 nats/point held out
 REG_COVAR = 1e-6  # added to every variance (scikit-learn's default): collapsed dimensions stay invertible
 STATE_VERSION = 1
@@ -191,16 +192,17 @@ def fit_prior(means: torch.Tensor | np.ndarray, *, components: int = PRIOR_COMPO
 
 
 def fitted_subset(n: int, max_points: int | None, seed: int) -> np.ndarray | None:
-    """Sorted indices of the seeded random subset of n codes that :func:`fit_prior` fits (None: all)."""
+    """Sorted indices of the seeded random subset of n codes :func:`fit_prior` fits (None: all)."""
     if max_points is None or n <= max_points:
         return None
     return np.sort(np.random.default_rng(seed).choice(n, max_points, replace=False))
 
 
-def fit_model_prior(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor | None = None, *,
-                    device: str | torch.device, components: int = PRIOR_COMPONENTS,
-                    covariance: Covariance = PRIOR_COVARIANCE, seed: int = 0,
-                    max_points: int | None = PRIOR_MAX_POINTS, batch_size: int = 256) -> LatentMixture:
+def fit_model_prior(model: torch.nn.Module, images: torch.Tensor,
+                    labels: torch.Tensor | None = None, *, device: str | torch.device,
+                    components: int = PRIOR_COMPONENTS, covariance: Covariance = PRIOR_COVARIANCE,
+                    seed: int = 0, max_points: int | None = PRIOR_MAX_POINTS,
+                    batch_size: int = 256) -> LatentMixture:
     """The prior of a VAE: ``fit_prior(encode_means(model, images, labels), ...)``, encoding only
     the images that fit uses (the same seeded subset), so its cost is bounded by ``max_points``
     whatever the data set's size.
@@ -218,7 +220,8 @@ def fit_model_prior(model: torch.nn.Module, images: torch.Tensor, labels: torch.
         index = torch.from_numpy(keep)
         images, labels = images[index], None if labels is None else labels[index]
     means = encode_means(model, images, labels, device=device, batch_size=batch_size)  # (n, D)
-    return fit_prior(means, components=components, covariance=covariance, seed=seed, max_points=None)
+    return fit_prior(means, components=components, covariance=covariance, seed=seed,
+                     max_points=None)
 
 
 def _check_fit_args(x: np.ndarray, components: int, covariance: str, max_points: int | None,

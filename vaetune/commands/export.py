@@ -22,8 +22,9 @@ def register(commands) -> None:
     p.add_argument("--n", type=int, default=64)
     p.add_argument("--label", type=int, default=None, help="class label for a conditional model")
     p.add_argument("--sampler", default=None,
-                   help="where z comes from: gmm (the latent prior fitted to the training set's encodings) or "
-                        "prior (N(0, I)); default gmm when the checkpoint holds one, else prior")
+                   help="where z comes from: gmm (the latent prior fitted to the training set's "
+                        "encodings) or prior (N(0, I)); default gmm when the checkpoint holds one, "
+                        "else prior")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="samples.png")
     p.set_defaults(run=run_sample)

@@ -169,5 +169,5 @@ def _sample_metrics(ref: ReferenceStats, sample: np.ndarray, method: FDMethod, s
 
 def _metrics(ref: ReferenceStats, sample: np.ndarray, recon: np.ndarray, method: FDMethod,
              seed: int, pr_k: int) -> dict[str, float | int]:
-    return {**_sample_metrics(ref, sample, method, seed, pr_k), "eval/fid_recon": _fid(recon, ref, method),
-            "eval/fid_n": ref.n}
+    return {**_sample_metrics(ref, sample, method, seed, pr_k),
+            "eval/fid_recon": _fid(recon, ref, method), "eval/fid_n": ref.n}

@@ -33,7 +33,7 @@ class Metric:
     producer: Producer
     doc: str  # meaning and units, for the docs and --help texts
     descriptive: bool = False  # a table shows it but never calls one value "best" (KL, active units)
-    prior: bool = False  # measured on samples from the fitted latent prior: reported only with train.prior gmm
+    prior: bool = False  # of samples from the fitted latent prior (train.prior gmm only)
 
     def format(self, value: float | None, missing: str = "—") -> str:
         return missing if value is None else self.fmt.format(value)
@@ -41,18 +41,18 @@ class Metric:
 
 EVAL_EPOCH = "eval/epoch"  # when the carried eval/ values were measured: a time stamp, never a ranking
 PR_KEYS = ("eval/precision", "eval/recall")  # of the N(0, I) samples, beside eval/fid_sample
-SAMPLE_KEYS = ("eval/fid_sample", "eval/kid_sample", *PR_KEYS)  # what is measured of a set of samples
+SAMPLE_KEYS = ("eval/fid_sample", "eval/kid_sample", *PR_KEYS)  # the measures of a set of samples
 GMM_SUFFIX = "_gmm"
 
 
 def of_fitted_prior(name: str) -> str:
-    """The name of a sample metric measured on samples from the fitted prior: eval/fid_sample_gmm."""
+    """A sample measure's name for samples from the fitted prior: eval/fid_sample_gmm."""
     return name + GMM_SUFFIX
 
 
-GMM_KEYS = tuple(of_fitted_prior(k) for k in SAMPLE_KEYS)  # the same measures, z from the fitted prior
+GMM_KEYS = tuple(of_fitted_prior(k) for k in SAMPLE_KEYS)  # the same, z from the fitted prior
 _PR_DOC = "manifolds of k nearest neighbours in Inception features (Kynkäänniemi et al. 2019)"
-_GMM_DOC = "z from the Gaussian mixture fitted to the training set's posterior means (train.prior: gmm)"
+_GMM_DOC = "z from the Gaussian mixture fitted to the training set's posterior means (train.prior)"
 
 _METRICS = (
     Metric("train/loss", "train loss", "min", "{:.4g}", "loop", "the training objective per image, batch mean"),
@@ -79,9 +79,9 @@ _METRICS = (
     Metric("eval/kid_sample_std", "KID std", "min", "{:.4f}", "generative", "spread of KID over subsets",
            descriptive=True),
     Metric("eval/precision", "precision", "max", "{:.3f}", "generative",
-           f"fidelity: the share of N(0, I) samples inside the real images' k-NN manifold; {_PR_DOC}"),
+           f"fidelity: the share of N(0, I) samples inside the real images' manifold; {_PR_DOC}"),
     Metric("eval/recall", "recall", "max", "{:.3f}", "generative",
-           f"coverage: the share of real images inside the N(0, I) samples' k-NN manifold; {_PR_DOC}"),
+           f"coverage: the share of real images inside the N(0, I) samples' manifold; {_PR_DOC}"),
     Metric("eval/fid_sample_gmm", "FID GMM", "min", "{:.1f}", "generative",
            f"FID of samples decoded from {_GMM_DOC}", prior=True),
     Metric("eval/kid_sample_gmm", "KID GMM", "min", "{:.4f}", "generative",
@@ -137,8 +137,8 @@ def rankable(fid_on: bool, prior_on: bool) -> tuple[str, ...]:
     """Metrics a trial reports that can rank trials: `eval/` ones only when FID is computed, those
     of the fitted prior only when it is fitted too."""
     reported = generative(prior_on) if fid_on else ()
-    return tuple(name for name in produced_by(*RANKING_PRODUCERS)
-                 if name != EVAL_EPOCH and (name in reported or METRICS[name].producer != "generative"))
+    return tuple(name for name in produced_by(*RANKING_PRODUCERS) if name != EVAL_EPOCH
+                 and (name in reported or METRICS[name].producer != "generative"))
 
 
 GENERATIVE: tuple[str, ...] = produced_by("generative")  # all a generative evaluation can report

@@ -37,8 +37,8 @@ from vaetune.results import (
 
 # the KL table's metric columns, in order (labels, formats and directions: the metric registry)
 # quality, then the samples from N(0, I) and from the fitted prior, each FID, KID, precision, recall
-TABLE_METRICS = ("val/mse", "val/psnr", "val/ssim", *SAMPLE_KEYS, *GMM_KEYS, "eval/fid_recon", "val/kl",
-                 "val/active_units")
+TABLE_METRICS = ("val/mse", "val/psnr", "val/ssim", *SAMPLE_KEYS, *GMM_KEYS, "eval/fid_recon",
+                 "val/kl", "val/active_units")
 BETA_IN_EFFECT = "beta"  # the registry's metric: the KL weight in effect at the epoch's end
 # what else a row carries: the rate-distortion plane's axes, the Pareto front's fallback, β in effect
 EXTRA_METRICS = ("val/recon", "val/elbo", BETA_IN_EFFECT)

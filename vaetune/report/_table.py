@@ -137,7 +137,8 @@ def differs(a: Row, b: Row, metric: str, metric_b: str | None = None) -> bool | 
     row has fewer than two seeds (the spread is unknown) or lacks the metric. With `metric_b`,
     `metric` of row a against `metric_b` of row b (two measures of one row: a and b the same)."""
     metric_b = metric_b or metric
-    va, vb, sa, sb = a.values.get(metric), b.values.get(metric_b), a.spread.get(metric), b.spread.get(metric_b)
+    va, sa = a.values.get(metric), a.spread.get(metric)
+    vb, sb = b.values.get(metric_b), b.spread.get(metric_b)
     if va is None or vb is None or sa is None or sb is None:
         return None
     return abs(va - vb) > max(sa, sb)
@@ -304,18 +305,22 @@ def _missing_notes(results: SearchResults, missing: list[str]) -> list[str]:
     notes = []
     config = results.config()
     evals = [m for m in missing if m.startswith("eval/")]
+    def labels(metrics: list[str]) -> str:
+        return ", ".join(get(m).label for m in metrics)
+
     if evals and config is not None and config.train.fid_every == 0:
-        notes.append(f"{', '.join(get(m).label for m in evals)}: {DASH} because the search ran with "
-                     "train.fid_every 0, so no FID/KID was computed.")
+        notes.append(f"{labels(evals)}: {DASH} because the search ran with train.fid_every 0, so "
+                     "no FID/KID was computed.")
         evals = []
-    unfitted = [m for m in evals if get(m).prior and config is not None and not config.train.fits_prior]
+    unfitted = [m for m in evals if get(m).prior and config is not None
+                and not config.train.fits_prior]
     if unfitted:
-        notes.append(f"{', '.join(get(m).label for m in unfitted)}: {DASH} because the search ran with "
-                     "train.prior none, so no latent prior was fitted.")
+        notes.append(f"{labels(unfitted)}: {DASH} because the search ran with train.prior none, so "
+                     "no latent prior was fitted.")
     evals = [m for m in evals if m not in unfitted]
     if evals:
-        notes.append(f"{', '.join(get(m).label for m in evals)}: {DASH} because no trial reported them "
-                     "(recorded by an older vaetune?).")
+        notes.append(f"{labels(evals)}: {DASH} because no trial reported them (recorded by an "
+                     "older vaetune?).")
     others = [m for m in missing if not m.startswith("eval/")]
     if others:
         notes.append(f"{', '.join(get(m).label for m in others)}: {DASH}, not recorded by this search's trials "

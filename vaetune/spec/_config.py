@@ -284,8 +284,8 @@ class Config(_Section):
             if metric in registry.rankable(True, prior_on):
                 raise CrossFieldError(key, metric, "an eval/ metric (FID, KID) needs train.fid_every > 0")
             if metric in registry.rankable(True, True):
-                raise CrossFieldError(key, metric, "a metric of the fitted prior needs train.prior: gmm "
-                                      "(and train.fid_every > 0)")
+                raise CrossFieldError(key, metric, "a metric of the fitted prior needs "
+                                      "train.prior: gmm (and train.fid_every > 0)")
             raise CrossFieldError(key, metric, f"a trial reports: {', '.join(reported)}")
         if s.mode is None:
             s.mode = registry.mode_of(s.metric)

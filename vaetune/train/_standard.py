@@ -41,10 +41,11 @@ class LatentPrior(Callback):
         t0 = time.perf_counter()
         tc = end.config.train
         images, labels = end.data.subset("train")
-        end.prior = fit_model_prior(end.model, images, labels if end.config.model.conditional else None,
-                                    device=end.device, components=tc.prior_components,
+        labels = labels if end.config.model.conditional else None
+        end.prior = fit_model_prior(end.model, images, labels, device=end.device,
+                                    components=tc.prior_components,
                                     covariance=tc.prior_covariance, seed=tc.seed)
-        end.metrics["time/epoch_s"] += time.perf_counter() - t0  # as an evaluation's, the epoch's cost
+        end.metrics["time/epoch_s"] += time.perf_counter() - t0  # the epoch's cost, as FID's
 
 
 class GenerativeEval(Callback):

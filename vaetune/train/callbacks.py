@@ -55,7 +55,7 @@ class EpochEnd:
     data: ImageData
     device: str
     artifacts: list[Path] = field(default_factory=list)  # files written this epoch (grids)
-    prior: LatentMixture | None = None  # the latent prior fitted to this epoch's model (LatentPrior)
+    prior: LatentMixture | None = None  # the latent prior fitted to this epoch's model
     checkpoint: Path | None = None  # the checkpoint folder written this epoch
 
 
