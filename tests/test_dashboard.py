@@ -11,7 +11,7 @@ import sys
 import optuna
 import pytest
 from browser import chromium_page, free_port, serving, user_env, vaetune
-from test_report import BETAS, NAME, finished_search
+from test_report import BETAS, NAME, SEARCH_METRIC, finished_search
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +22,7 @@ def work(tmp_path_factory):
 def test_dashboard_shows_the_study_of_the_search(work, tmp_path):
     storage = f"sqlite:///{work / 'results' / NAME / 'optuna.db'}"
     study = optuna.load_study(study_name=NAME, storage=storage)
-    assert study.metric_names == ["eval/fid_sample"]  # the dashboard names the objective by it
+    assert study.metric_names == [SEARCH_METRIC]  # the dashboard names the objective by it
     port = free_port()
     log = tmp_path / "dashboard.log"
     with serving(vaetune("dashboard", f"results/{NAME}", "--port", str(port)), work,
@@ -34,7 +34,7 @@ def test_dashboard_shows_the_study_of_the_search(work, tmp_path):
             page.get_by_text(f"{NAME} (id={study._study_id})").first.wait_for()
             for card in ("History", "Hyperparameter Importance", "Intermediate values"):
                 page.locator("h6", has_text=card).first.wait_for()
-            page.get_by_text("eval/fid_sample").first.wait_for()  # the objective, by its name
+            page.get_by_text(SEARCH_METRIC).first.wait_for()  # the objective, by its name
             page.screenshot(path=str(tmp_path / "dashboard_history.png"))
             page.goto(f"{url}/trials")  # the list of trials; the first one's details beside it
             page.get_by_text(f"{len(study.trials)} Trials", exact=True).wait_for()

@@ -11,7 +11,14 @@ from sklearn.mixture import GaussianMixture
 from vaetune.checkpoint import load_model
 from vaetune.data import load_data
 from vaetune.metrics import GMM_KEYS, PR_KEYS, evaluate_generative
-from vaetune.prior import COVARIANCES, REG_COVAR, LatentMixture, encode_means, fit_prior
+from vaetune.prior import (
+    COVARIANCES,
+    REG_COVAR,
+    LatentMixture,
+    encode_means,
+    fit_model_prior,
+    fit_prior,
+)
 from vaetune.spec import space_from_dict
 from vaetune.train import latest_checkpoint, standard_callbacks, train
 
@@ -232,6 +239,32 @@ def test_encode_means_equals_the_posterior_means_in_eval_mode(trained):
         encode_means(model, images, None, device="cpu")
     with pytest.raises(ValueError, match="must be uint8"):
         encode_means(model, images.float(), labels, device="cpu")
+
+
+def test_a_models_prior_encodes_only_the_subset_it_fits(trained):
+    """fit_model_prior = fit_prior(encode_means(all images)) with max_points: the same seeded
+    subset, but only those images go through the encoder."""
+    model, data, _ = trained
+    images, labels = data.subset("train")
+    encoded: list[int] = []
+    real_encode = model.encode
+
+    def counting_encode(x, y=None):
+        encoded.append(len(x))
+        return real_encode(x, y)
+
+    model.encode = counting_encode
+    try:
+        prior = fit_model_prior(model, images, labels, device="cpu", components=3, seed=5,
+                                max_points=50)
+    finally:
+        del model.encode
+    assert sum(encoded) == 50 < len(images)
+    means = encode_means(model, images, labels, device="cpu")  # every image
+    expected = fit_prior(means, components=3, seed=5, max_points=50)
+    for key in ("weights", "means", "scale"):
+        torch.testing.assert_close(getattr(prior, key), getattr(expected, key), rtol=1e-5,
+                                   atol=1e-6)
 
 
 def test_evaluate_generative_with_a_fitted_prior(trained, tmp_path):

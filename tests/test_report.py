@@ -1,9 +1,10 @@
 """`vaetune report` on one small real search: the KL table, its agreement with summary.csv and
-MLflow, the HTML page in headless Chromium, the MLflow artifacts, and the analysis scripts.
+MLflow, the HTML page in headless Chromium, the MLflow artifacts, and the analysis scripts; the
+fitted latent prior of every trial (its checkpoint, its metrics, export and `vaetune sample`).
 
 The search (sprites 16 px, a β grid of three values, 3 epochs, FID of 16 images at the last
-epoch) runs once per session through the CLI in a subprocess; `finished_search` reuses it for
-tests/test_viz.py.
+epoch, ranked by the FID of samples from the fitted prior) runs once per session through the CLI
+in a subprocess; `finished_search` reuses it for tests/test_viz.py.
 """
 
 from __future__ import annotations
@@ -20,13 +21,17 @@ import time
 from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pandas as pd
 import pytest
+import torch
 import yaml
 from mlflow.tracking import MlflowClient
+from PIL import Image
 
 from vaetune.cli import main as cli
+from vaetune.metrics import GMM_KEYS, PR_KEYS
 from vaetune.report import load_results, param_importance
 from vaetune.report._epochs import TABLE_METRICS
 from vaetune.report._sentences import knee, sentences
@@ -38,6 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BETAS = [0.01, 0.1, 1.0]
 NAME = "betagrid"
 METRICS = list(TABLE_METRICS)
+SEARCH_METRIC = "eval/fid_sample_gmm"  # the search ranks by the fitted prior's sample FID
 
 
 def search_space(cache: Path) -> dict:
@@ -47,7 +53,8 @@ def search_space(cache: Path) -> dict:
         "model": {"arch": "conv", "width": 8, "latent_dim": 4},
         "train": {"epochs": 3, "batch_size": 64, "lr": 0.003, "beta": {"grid": BETAS}, "num_threads": 1,
                   "grid_size": 4, "fid_every": 3, "fid_samples": 16},
-        "search": {"sampler": "grid", "num_samples": 3, "max_concurrent": 2, "scheduler": "fifo"},
+        "search": {"sampler": "grid", "num_samples": 3, "max_concurrent": 2, "scheduler": "fifo",
+                   "metric": SEARCH_METRIC},
     }
 
 
@@ -132,13 +139,116 @@ def test_table_agrees_with_summary_and_mlflow(report, search):
 
 
 def test_findings_name_the_betas_the_numbers_pick(report):
-    table = pd.read_csv(report / "kl_table.csv")
+    table = pd.read_csv(report / "kl_table.csv", dtype={"beta_label": str})
     md = (report / "report.md").read_text()
     best_q = table.loc[table["val/mse"].idxmin(), "beta_label"]
     best_c = table.loc[table["eval/fid_sample"].idxmin(), "beta_label"]
     assert f"At epoch 3, the best reconstruction quality is at β={best_q}:" in md
     assert f"At epoch 3, the best coherence of generated samples is at β={best_c}:" in md
     assert "trade-off" in md
+    best_p = table.loc[table["eval/precision"].idxmax(), "beta_label"]
+    best_r = table.loc[table["eval/recall"].idxmax(), "beta_label"]
+    assert "At epoch 3, the best fidelity of samples (precision: the share of samples inside" in md
+    assert re.search(rf"the best fidelity of samples \(precision[^)]*\) is at β={best_p}:", md)
+    assert re.search(rf"the best coverage of the real images \(recall[^)]*\) is at β={best_r}:",
+                     md)
+    prior = next(line for line in md.splitlines()
+                 if "sample FID with z from the latent prior" in line)
+    for _, row in table.iterrows():  # each β with both FIDs, as the table shows them
+        gmm, normal = row["eval/fid_sample_gmm"], row["eval/fid_sample"]
+        assert f"β={row['beta_label']} ({gmm:.1f} against {normal:.1f}" in prior
+    assert "one seed per row" in prior or "untested" in prior
+
+
+# ---------------------------------------------------------------------------------------------
+# the fitted latent prior of every trial
+
+
+def test_every_trial_reports_precision_recall_and_the_fitted_prior_fid(search):
+    s = summary(search)
+    assert len(s) == len(BETAS)
+    for key in (*PR_KEYS, *GMM_KEYS):
+        assert s[f"final/{key}"].notna().all(), key
+    for key in ("eval/precision", "eval/recall", "eval/precision_gmm", "eval/recall_gmm"):
+        assert s[f"final/{key}"].between(0, 1).all(), key
+    # ranked by it (search.metric: eval/fid_sample_gmm): the best over epochs is the one FID epoch's
+    assert (s["best/eval/fid_sample_gmm"] == s["final/eval/fid_sample_gmm"]).all()
+    client = MlflowClient(tracking(search)["uri"])
+    for _, row in s.iterrows():
+        logged = client.get_run(row["mlflow_run_id"]).data.metrics
+        for key in (*PR_KEYS, *GMM_KEYS):
+            assert logged[key] == pytest.approx(row[f"final/{key}"], rel=1e-6), key
+
+
+def test_a_trials_checkpoint_holds_the_prior_its_fid_measured(search):
+    """The mixture in the epoch-3 checkpoint loads with weights_only=True and, evaluated again
+    with the checkpoint's model, gives the FID, KID, precision and recall the trial reported."""
+    from vaetune.checkpoint import load_model, load_prior
+    from vaetune.data import load_data
+    from vaetune.metrics import evaluate_generative
+    from vaetune.prior import LatentMixture
+
+    row = summary(search).iloc[0]
+    path = Path(row["checkpoint"]) / "checkpoint.pt"  # the trial's best by eval/fid_sample_gmm
+    state = torch.load(path, weights_only=True)
+    assert state["epoch"] == 3 and state["prior"]["covariance"] == "diag"  # measured there only
+    model, config, _ = load_model(path)
+    prior = load_prior(state, path, model.latent_dim)
+    assert isinstance(prior, LatentMixture) and prior.components == 10 and prior.dim == 4
+    out = evaluate_generative(model, load_data(config.data), config.train, "cpu",
+                              cache_dir=config.data.cache_dir, prior=prior)
+    for key in GMM_KEYS:
+        assert out[key] == pytest.approx(row[f"final/{key}"], rel=1e-4, abs=1e-6), key
+
+
+def _png(path: Path) -> np.ndarray:
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def test_export_keeps_the_prior_and_sample_draws_from_it(search, tmp_path, capsys):
+    from torchvision.utils import save_image
+
+    from vaetune.checkpoint import load_model
+    from vaetune.prior import LatentMixture
+
+    s = summary(search)
+    best = s.loc[s["best/eval/fid_sample_gmm"].idxmin()]
+    best_pt = tmp_path / "best.pt"
+    assert cli(["export", str(search / "results" / NAME), "--out", str(best_pt)]) == 0
+    said = capsys.readouterr().out
+    assert f"best trial {best['trial_id']} by min best/eval/fid_sample_gmm" in said
+    exported = torch.load(best_pt, weights_only=True)
+    assert exported["epoch"] == 3  # the epoch whose model the FID measured, not a placeholder's
+    trial = torch.load(Path(best["checkpoint"]) / "checkpoint.pt", weights_only=True)
+    for key in ("weights", "means", "scale"):
+        assert torch.equal(exported["prior"][key], trial["prior"][key]), key
+
+    def sample(ckpt: Path, *args: str) -> np.ndarray:
+        out = tmp_path / f"{ckpt.stem}{'_'.join(args)}.png"
+        assert cli(["sample", str(ckpt), "--n", "16", "--seed", "3", "--out", str(out), *args]) == 0
+        return _png(out)
+
+    gmm, default = sample(best_pt, "--sampler", "gmm"), sample(best_pt)
+    normal = sample(best_pt, "--sampler", "prior")
+    assert np.array_equal(default, gmm) and not np.array_equal(gmm, normal)
+    # the grid is the exported mixture's draw for the seed, decoded by the exported model
+    model, _, _ = load_model(best_pt)
+    z = LatentMixture.from_state(exported["prior"]).sample(16, torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        save_image(model.decode(z), tmp_path / "expected.png", nrow=4, padding=1, pad_value=1.0)  # white between
+    # equal up to the rounding of a value exactly halfway between two 8-bit levels (torchvision adds
+    # 0.5 and truncates, vaetune rounds half to even)
+    assert np.abs(gmm.astype(int) - _png(tmp_path / "expected.png").astype(int)).max() <= 1
+
+    del exported["prior"]  # as trained with train.prior: none
+    bare = tmp_path / "bare.pt"
+    torch.save(exported, bare)
+    capsys.readouterr()
+    assert cli(["sample", str(bare), "--sampler", "gmm", "--out", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err
+    assert "holds no fitted latent prior" in err and len(err.strip().splitlines()) == 1
+    assert np.array_equal(sample(bare), normal)  # the default without a prior: N(0, I)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -302,6 +412,29 @@ def test_a_difference_inside_the_seed_spread_is_reported_as_indistinguishable():
     assert "spread over seeds is unknown" in said["spread"]
 
 
+def test_the_fitted_prior_is_said_to_help_only_beyond_the_seeds_spread():
+    def row(beta: float, fid: tuple[float, float], gmm: tuple[float, float]) -> Row:
+        r = _row(beta, 0.01, fid[0], 0.001, fid[1], n=2)
+        r.values["eval/fid_sample_gmm"], r.spread["eval/fid_sample_gmm"] = gmm
+        return r
+
+    # β=0.01: 150 vs 200, 50 apart, beyond max(6, 5); β=0.1: 175 vs 180 within max(8, 10);
+    # β=1: 190 vs 170, worse beyond max(4, 3)
+    rows = [row(0.01, (200, 5), (150, 6)), row(0.1, (180, 10), (175, 8)),
+            row(1.0, (170, 3), (190, 4))]
+    said = sentences(_table(rows, sweep=True))["prior"]
+    lower = "lower beyond the seeds' spread at β=0.01 (150.0 ± 6.0 against 200.0 ± 5.0, -25%)"
+    higher = "higher beyond the seeds' spread at β=1 (190.0 ± 4.0 against 170.0 ± 3.0, +12%)"
+    assert lower in said and higher in said
+    assert "within the seeds' spread at β=0.1 (175.0 ± 8.0 against 180.0 ± 10.0, -3%)" in said
+    assert said.endswith("the fitted prior helps at β=0.01.")
+    close = [row(0.01, (200, 30), (180, 25)), row(0.1, (180, 10), (185, 8))]
+    said = sentences(_table(close, sweep=True))["prior"]
+    assert said.endswith("the fitted prior helps at no value of this table.")
+    no_prior = [_row(0.1, 0.01, 100), _row(1, 0.02, 90)]
+    assert "prior" not in sentences(_table(no_prior))
+
+
 def test_sentences_without_fid_say_coherence_was_not_measured():
     said = sentences(_table([_row(0.1, 0.02, None), _row(1.0, 0.05, None)]))
     assert "not measured" in said["coherence"]
@@ -367,7 +500,7 @@ def test_metrics_a_search_never_recorded_are_dashes_with_a_note(tmp_path):
                                                     "searched": ["train.beta"], "max_epochs": 3},
                             summary=frame, tracking={}, space=None)
     table = kl_table(results)
-    assert set(table.missing) == {"eval/fid_sample", "eval/kid_sample", "eval/fid_recon"}
+    assert set(table.missing) == {m for m in METRICS if m.startswith("eval/")}
     assert any("FID samples" in n and "—" in n for n in table.notes)
     fid_col = table.header().index("FID samples")
     assert [cells[fid_col] for cells in table.cells()] == ["—", "—"]

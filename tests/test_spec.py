@@ -248,3 +248,42 @@ def test_search_mode_defaults_to_the_metrics_own_direction(tmp_path):
     config = load_space(write(tmp_path, GOOD), ["search.metric=val/psnr", "search.mode=min"]).default_config()
     assert config.search.mode == "min"
     assert load_space(write(tmp_path, GOOD)).default_config().search.mode == "min"  # val/elbo
+
+
+def test_a_metric_of_the_fitted_prior_needs_fid_and_the_prior(tmp_path):
+    fid_on = {**GOOD, "train": {**GOOD["train"], "fid_every": 1}}
+    for metric, mode in [("eval/fid_sample_gmm", "min"), ("eval/kid_sample_gmm", "min"),
+                         ("eval/recall_gmm", "max"), ("eval/precision", "max"),
+                         ("eval/recall", "max")]:
+        config = load_space(write(tmp_path, fid_on), [f"search.metric={metric}"]).default_config()
+        assert (config.search.metric, config.search.mode) == (metric, mode)
+    err = error_for(tmp_path, fid_on, ["search.metric=eval/fid_sample_gmm", "train.prior=none"])
+    assert (err.key, err.value) == ("search.metric", "eval/fid_sample_gmm")
+    assert "needs train.prior: gmm" in err.accepted
+    assert "eval/precision" in error_for(tmp_path, fid_on, ["search.metric=eval/nope"]).accepted
+    err = error_for(tmp_path, GOOD, ["search.metric=eval/fid_sample_gmm"])  # FID off
+    assert "train.fid_every > 0" in err.accepted
+    err = error_for(tmp_path, fid_on, ["train.prior_covariance=banded"])
+    assert err.key == "train.prior_covariance"
+    assert "'full', 'diag', 'spherical' or 'tied'" in err.accepted
+    assert error_for(tmp_path, fid_on, ["train.prior_components=0"]).key == "train.prior_components"
+    config = load_space(write(tmp_path, fid_on)).default_config()
+    t = config.train
+    assert (t.prior, t.prior_components, t.prior_covariance) == ("gmm", 10, "diag")
+
+
+def test_the_registry_owns_the_sample_measures():
+    from vaetune.metrics import GMM_KEYS, PR_KEYS
+    from vaetune.metrics.registry import GENERATIVE, METRICS, SAMPLE_KEYS, generative, rankable
+
+    assert PR_KEYS == ("eval/precision", "eval/recall")
+    assert GMM_KEYS == ("eval/fid_sample_gmm", "eval/kid_sample_gmm", "eval/precision_gmm",
+                        "eval/recall_gmm")
+    assert {m.name for m in METRICS.values() if m.prior} == set(GMM_KEYS)
+    assert set(SAMPLE_KEYS) | set(GMM_KEYS) <= set(GENERATIVE)
+    assert {k: METRICS[k].mode for k in (*PR_KEYS, *GMM_KEYS)} == {
+        "eval/precision": "max", "eval/recall": "max", "eval/fid_sample_gmm": "min",
+        "eval/kid_sample_gmm": "min", "eval/precision_gmm": "max", "eval/recall_gmm": "max"}
+    assert set(generative(True)) - set(generative(False)) == set(GMM_KEYS)
+    assert set(rankable(True, True)) - set(rankable(True, False)) == set(GMM_KEYS)
+    assert not set(rankable(False, True)) & set(GENERATIVE)

@@ -69,11 +69,66 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
     train(config, [*standard_callbacks(config, tmp_path / "interrupted"), record], data=data,
           resume=latest_checkpoint(tmp_path / "interrupted"))
     assert resumed == [3]  # continues at the next epoch
-    a = load_checkpoint(tmp_path / "straight" / "checkpoint_epoch0003")["model"]
-    b = load_checkpoint(tmp_path / "interrupted" / "checkpoint_epoch0003")["model"]
+    straight = load_checkpoint(tmp_path / "straight" / "checkpoint_epoch0003")
+    interrupted = load_checkpoint(tmp_path / "interrupted" / "checkpoint_epoch0003")
+    a, b = straight["model"], interrupted["model"]
     assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), key
+    # the latent prior (train.prior gmm, the default) is fitted at every checkpoint: the same
+    for key in ("weights", "means", "scale"):
+        assert torch.equal(straight["prior"][key], interrupted["prior"][key]), key
+    # and fitting it draws from none of training's random streams: without it, the same weights
+    no_prior = config.train.model_copy(update={"prior": "none"})
+    unfitted = config.model_copy(update={"train": no_prior})
+    train(unfitted, standard_callbacks(unfitted, tmp_path / "unfitted"), data=data)
+    c = load_checkpoint(tmp_path / "unfitted" / "checkpoint_epoch0003")
+    assert "prior" not in c and all(torch.equal(a[key], c["model"][key]) for key in a)
+
+
+def test_each_checkpoint_holds_the_prior_of_its_weights_and_a_trial_reports_its_metrics(tmp_path):
+    """FID (8 images) at epoch 2 only; checkpoints at epochs 1 and 2: the prior is fitted at both,
+    to the posterior means of the checkpoint's own model. In a trial the eval/ keys of the fitted
+    prior are NaN placeholders at epoch 1 (the search metric may be one of them) and measured at 2;
+    with train.prior none they are never reported and no checkpoint holds a prior."""
+    from vaetune.metrics import GMM_KEYS
+    from vaetune.metrics.registry import generative
+    from vaetune.prior import LatentMixture, encode_means, fit_prior
+    from vaetune.trainable import trial_callbacks
+
+    raw = tiny(tmp_path, epochs=2, fid_every=2, fid_samples=8, prior_components=3)
+    raw["search"] = {"metric": "eval/fid_sample_gmm"}
+    config = space_from_dict(raw).resolve()
+    data = load_data(config.data)
+    reports: dict[int, dict] = {}
+
+    def report(end):
+        reports[end.epoch] = dict(end.metrics)
+
+    train(config, trial_callbacks(config, tmp_path / "trial", [], report), data=data)
+    assert set(generative(True)) <= set(reports[1])
+    assert all(math.isnan(reports[1][k]) for k in GMM_KEYS)
+    assert all(math.isfinite(reports[2][k]) for k in GMM_KEYS) and reports[2]["eval/epoch"] == 2
+    images, _ = data.subset("train")
+    for epoch in (1, 2):
+        path = tmp_path / "trial" / f"checkpoint_epoch{epoch:04d}" / "checkpoint.pt"
+        state = torch.load(path, weights_only=True)  # plain tensors, strings and ints
+        model, _, _ = load_model(path)
+        prior = LatentMixture.from_state(state["prior"])
+        means = encode_means(model, images, device="cpu")  # all: fewer than max_points
+        expected = fit_prior(means, components=3, covariance="diag", seed=config.train.seed)
+        assert prior.components == 3 and prior.covariance == "diag"
+        for key in ("weights", "means", "scale"):
+            torch.testing.assert_close(getattr(prior, key), getattr(expected, key), rtol=1e-4,
+                                       atol=1e-5)
+
+    raw["train"]["prior"], raw["search"] = "none", {}
+    unfitted = space_from_dict(raw).resolve()
+    reports.clear()
+    train(unfitted, trial_callbacks(unfitted, tmp_path / "unfitted", [], report), data=data)
+    assert not set(GMM_KEYS) & (set(reports[1]) | set(reports[2]))
+    assert math.isfinite(reports[2]["eval/fid_sample"])
+    assert "prior" not in load_checkpoint(tmp_path / "unfitted" / "checkpoint_epoch0002")
 
 
 def test_divergence_raises_a_clear_error(tmp_path):

@@ -3,7 +3,8 @@
 A checkpoint is one dict saved with `torch.save` and read with `torch.load(weights_only=True)`,
 so an untrusted file cannot execute code on load. It carries everything needed to rebuild the
 model and continue training: weights, optimiser, epoch, RNG states, the resolved config, the
-data's shape and labels, the last metrics and the vaetune version.
+data's shape and labels, the last metrics and the vaetune version; unless `train.prior` was
+none, also the latent prior fitted to its weights ("prior": plain tensors, `load_prior`).
 """
 
 from __future__ import annotations
@@ -54,3 +55,26 @@ def load_model(path: str | Path, device: str = "cpu"):
     model = build_model(config.model, tuple(meta["image_shape"]), meta.get("num_classes", 0))
     model.load_state_dict(state["model"])
     return model.to(device).eval(), config, state
+
+
+def load_prior(state: dict, path: str | Path, latent_dim: int):
+    """The fitted latent prior (vaetune.prior.LatentMixture) a checkpoint holds; None: it has none.
+
+    Args:
+        state: the checkpoint's dict (`load_checkpoint`, `load_model`).
+        path: the checkpoint's file, for messages.
+        latent_dim: the model's latent size, which the prior must match.
+    """
+    raw = state.get("prior")
+    if raw is None:
+        return None
+    from vaetune.prior import LatentMixture
+
+    try:
+        prior = LatentMixture.from_state(raw)
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise UserError(f"{path}: its latent prior cannot be read ({exc})") from None
+    if prior.dim != latent_dim:
+        raise UserError(f"{path}: its latent prior has {prior.dim} dimensions, the model's latent "
+                        f"{latent_dim}")
+    return prior

@@ -3,7 +3,8 @@
 `vaetune export RESULTS_DIR` picks the best trial of `summary.csv` by a metric (the search's
 own by default), reads that trial's best checkpoint from the search's storage (local, shared or
 s3://) and writes one self-contained file: weights, resolved config, data shape and labels,
-metrics, vaetune version, and where it came from. The optimiser is left out. `--register NAME`
+metrics, the fitted latent prior (when the trial fitted one), vaetune version, and where it came
+from. The optimiser is left out. `--register NAME`
 also logs it to the trial's MLflow run as an MLflow PyTorch model (image in, reconstruction
 out) with a signature, registered under NAME.
 """
@@ -72,6 +73,8 @@ def export_best(results: str | Path, out: str | Path, *, metric: str | None = No
         "metrics": ckpt.get("metrics", {}), "version": __version__, "trained_with_version": ckpt.get("version"),
         "source": source,
     }
+    if ckpt.get("prior") is not None:
+        exported["prior"] = ckpt["prior"]
     path = atomic_save(exported, out)
     return Exported(path=path, trial_id=source["trial_id"], selected_by=source["selected_by"], value=float(row[col]),
                     epoch=int(ckpt["epoch"]), source=source)
@@ -126,8 +129,12 @@ def Reconstructor(vae):  # noqa: N802 - builds a module; torch is imported lazil
 # using a checkpoint
 
 
-def sample_images(model, n: int, *, label: int | None = None, seed: int = 0):
-    """n images (n, C, H, W) in [0, 1] from z ~ N(0, I); a conditional model decodes `label` (default 0)."""
+SAMPLERS = ("gmm", "prior")  # `vaetune sample --sampler`: the fitted latent prior, or N(0, I)
+
+
+def sample_images(model, n: int, *, label: int | None = None, seed: int = 0, prior=None):
+    """n images (n, C, H, W) in [0, 1] decoded from z ~ N(0, I), or from `prior` (a fitted
+    vaetune.prior.LatentMixture) when given; a conditional model decodes `label` (default 0)."""
     import torch
 
     from vaetune.viz import class_labels
@@ -135,8 +142,27 @@ def sample_images(model, n: int, *, label: int | None = None, seed: int = 0):
     if n < 1:
         raise UserError(f"--n: got {n}; give at least 1")
     y = class_labels(model, n, label)
+    generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        return model.sample(n, y, generator=torch.Generator().manual_seed(seed))
+        if prior is None:
+            return model.sample(n, y, generator=generator)
+        device = next(model.parameters()).device
+        z = prior.sample(n, generator=generator).to(device)  # (n, D)
+        return model.decode(z, None if y is None else y.to(device))  # (n, C, H, W)
+
+
+def pick_sampler(sampler: str | None, prior, path: str) -> str:
+    """The sampler `vaetune sample` uses: the one asked for, else gmm when the checkpoint has a
+    fitted prior and prior (N(0, I)) otherwise."""
+    if sampler is None:
+        return "gmm" if prior is not None else "prior"
+    if sampler not in SAMPLERS:
+        raise UserError(f"--sampler: got {sampler!r}; accepted: {', '.join(SAMPLERS)}")
+    if sampler == "gmm" and prior is None:
+        raise UserError(f"--sampler gmm: {path} holds no fitted latent prior (trained with "
+                        "train.prior: none, or by a vaetune without one); use --sampler prior for "
+                        "z ~ N(0, I)")
+    return sampler
 
 
 def read_for_model(path: str, config):

@@ -8,9 +8,12 @@ here a scikit-learn ``GaussianMixture`` on the posterior means.
 
 :class:`LatentMixture` holds the fitted mixture as plain tensors, samples with a
 ``torch.Generator`` and travels inside a checkpoint as a dict of tensors, strings and ints
-(``torch.load(weights_only=True)`` reads it back).
+(``torch.load(weights_only=True)`` reads it back). :func:`fit_model_prior` fits one to a VAE,
+encoding only the images the fit uses; training does so at each FID evaluation and checkpoint
+(``train.prior``, vaetune.train.LatentPrior).
 
-Defaults (benchmarks/bench_prior.py, one thread, a shared 2-core machine at load 9-25): a
+Defaults (``train.prior_components`` and ``train.prior_covariance``, owned by the spec;
+benchmarks/bench_prior.py, one thread, a shared 2-core machine at load 9-25): a
 diagonal mixture of 10 components on at most 5,000 means fitted in 0.02-0.6 s at load ~10
 (up to 1.5 s at load ~25) for N = 1,000-50,000 and D = 8-256. On held-out synthetic codes (whose
 dimensions are correlated by construction, which favours shared covariances) a tied mixture
@@ -23,17 +26,21 @@ from __future__ import annotations
 import logging
 import warnings
 from dataclasses import dataclass
-from typing import Literal
+from typing import get_args
 
 import numpy as np
 import torch
 
+from vaetune.spec import PriorCovariance, TrainConfig
+
 log = logging.getLogger(__name__)
 
-Covariance = Literal["full", "diag", "spherical", "tied"]
-COVARIANCES: tuple[str, ...] = ("full", "diag", "spherical", "tied")
-PRIOR_COMPONENTS = 10  # Ghosh et al.'s choice; enough for the few modes a VAE latent shows
-PRIOR_COVARIANCE: Covariance = "diag"  # full: O(D^2) per point and per parameter; see above
+Covariance = PriorCovariance
+COVARIANCES: tuple[str, ...] = get_args(PriorCovariance)
+# the spec owns the defaults (train.prior_components, train.prior_covariance); why these: above
+_DEFAULTS = TrainConfig.model_fields
+PRIOR_COMPONENTS: int = _DEFAULTS["prior_components"].default  # Ghosh et al.'s 10
+PRIOR_COVARIANCE: Covariance = _DEFAULTS["prior_covariance"].default  # full: O(D^2) per point
 PRIOR_MAX_POINTS = 5_000  # 10,000 fitted ~2x slower for +0.04-0.4 nats/point held out
 REG_COVAR = 1e-6  # added to every variance (scikit-learn's default): collapsed dimensions stay invertible
 STATE_VERSION = 1
@@ -171,9 +178,9 @@ def fit_prior(means: torch.Tensor | np.ndarray, *, components: int = PRIOR_COMPO
     x = (means.detach().cpu().double().numpy() if isinstance(means, torch.Tensor)
          else np.asarray(means, dtype=np.float64))
     _check_fit_args(x, components, covariance, max_points, reg_covar)
-    if max_points is not None and len(x) > max_points:
-        keep = np.random.default_rng(seed).choice(len(x), max_points, replace=False)
-        x = x[np.sort(keep)]  # (max_points, D)
+    keep = fitted_subset(len(x), max_points, seed)
+    if keep is not None:
+        x = x[keep]  # (max_points, D)
     k = min(components, len(x))
     try:
         mixture = _fit(x, k, covariance, seed, reg_covar)
@@ -182,6 +189,39 @@ def fit_prior(means: torch.Tensor | np.ndarray, *, components: int = PRIOR_COMPO
                     "using one diagonal Gaussian", covariance, k, len(x), exc)
         return _moment_matched(x, reg_covar)
     return mixture
+
+
+def fitted_subset(n: int, max_points: int | None, seed: int) -> np.ndarray | None:
+    """Sorted indices of the seeded random subset of n codes :func:`fit_prior` fits (None: all)."""
+    if max_points is None or n <= max_points:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(n, max_points, replace=False))
+
+
+def fit_model_prior(model: torch.nn.Module, images: torch.Tensor,
+                    labels: torch.Tensor | None = None, *, device: str | torch.device,
+                    components: int = PRIOR_COMPONENTS, covariance: Covariance = PRIOR_COVARIANCE,
+                    seed: int = 0, max_points: int | None = PRIOR_MAX_POINTS,
+                    batch_size: int = 256) -> LatentMixture:
+    """The prior of a VAE: ``fit_prior(encode_means(model, images, labels), ...)``, encoding only
+    the images that fit uses (the same seeded subset), so its cost is bounded by ``max_points``
+    whatever the data set's size.
+
+    Args:
+        model: a VAE on ``device`` (see :func:`encode_means`).
+        images: uint8 (N, C, H, W), e.g. the training split.
+        labels: int labels (N,), needed when the model is conditional.
+        device: where the model runs.
+        components, covariance, seed, max_points: as :func:`fit_prior`'s.
+        batch_size: images per forward pass.
+    """
+    keep = fitted_subset(len(images), max_points, seed)
+    if keep is not None:
+        index = torch.from_numpy(keep)
+        images, labels = images[index], None if labels is None else labels[index]
+    means = encode_means(model, images, labels, device=device, batch_size=batch_size)  # (n, D)
+    return fit_prior(means, components=components, covariance=covariance, seed=seed,
+                     max_points=None)
 
 
 def _check_fit_args(x: np.ndarray, components: int, covariance: str, max_points: int | None,

@@ -21,8 +21,8 @@ from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from vaetune.metrics.registry import generative
 from vaetune.train import (
-    EVAL_KEYS,
     GRIDS_DIR,
     Callback,
     Checkpoints,
@@ -30,6 +30,7 @@ from vaetune.train import (
     EpochEnd,
     GenerativeEval,
     Grids,
+    LatentPrior,
     epochs_at,
     train,
 )
@@ -83,7 +84,7 @@ def diverged_report(exc) -> dict[str, Any]:
     from vaetune.metrics.registry import rankable
     from vaetune.results import DIVERGENCE
 
-    return {**dict.fromkeys(rankable(True), math.nan), "epoch": exc.epoch - 1, DIVERGENCE: str(exc)}
+    return {**dict.fromkeys(rankable(True, True), math.nan), "epoch": exc.epoch - 1, DIVERGENCE: str(exc)}
 
 
 def _paths_from(config: Config, driver_cwd: str | None) -> Config:
@@ -101,6 +102,8 @@ def trial_callbacks(config: Config, folder: Path, rungs: Iterable[int],
                     report: Callable[[EpochEnd], None]) -> list[Callback]:
     """What a trial does at each epoch's end, in order (vaetune.train.callbacks).
 
+    The latent prior (unless `train.prior` is none) fitted at every checkpoint epoch, which
+    includes every evaluation, so every checkpoint holds the prior of its own weights;
     FID/KID (when `train.fid_every` > 0) every fid_every epochs, at each rung and at the last
     epoch, its values carried between evaluations and NaN before the first; grids every
     grid_every epochs and at the last; a checkpoint every checkpoint_every epochs, with every
@@ -119,10 +122,11 @@ def trial_callbacks(config: Config, folder: Path, rungs: Iterable[int],
     fid = epochs_at(tc.fid_every, tc.epochs, rungs) if tc.fid_every else frozenset()
     grids = epochs_at(tc.grid_every, tc.epochs)
     checkpoints = epochs_at(tc.checkpoint_every, tc.epochs, rungs) | grids | fid
+    prior = [LatentPrior(checkpoints)] if tc.fits_prior else []  # every evaluation has a checkpoint
     evaluation = [GenerativeEval(fid), EachEpoch(_nan_until_measured)] if tc.fid_every else []
     score = functools.partial(_score_checkpoint, kept=frozenset([*rungs, tc.epochs]),
                               metric=config.search.metric, mode=config.search.mode)
-    return [*evaluation, Grids(folder / GRIDS_DIR, grids), Checkpoints(folder, checkpoints),
+    return [*prior, *evaluation, Grids(folder / GRIDS_DIR, grids), Checkpoints(folder, checkpoints),
             EachEpoch(score), EachEpoch(report)]
 
 
@@ -145,8 +149,9 @@ def _score_checkpoint(end: EpochEnd, *, kept: Collection[int], metric: str, mode
 
 def _nan_until_measured(end: EpochEnd) -> None:
     """Tune requires the scheduling metric in every report: until the first evaluation the eval/
-    keys are NaN, present in each report but never logged or told to Optuna as a value."""
-    for key in EVAL_KEYS:
+    keys this trial's evaluations report (the search metric among them: the spec checks it) are
+    NaN, present in each report but never logged or told to Optuna as a value."""
+    for key in generative(end.config.train.fits_prior):
         end.metrics.setdefault(key, math.nan)
 
 

@@ -21,6 +21,10 @@ def register(commands) -> None:
     p.add_argument("checkpoint")
     p.add_argument("--n", type=int, default=64)
     p.add_argument("--label", type=int, default=None, help="class label for a conditional model")
+    p.add_argument("--sampler", default=None,
+                   help="where z comes from: gmm (the latent prior fitted to the training set's "
+                        "encodings) or prior (N(0, I)); default gmm when the checkpoint holds one, "
+                        "else prior")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="samples.png")
     p.set_defaults(run=run_sample)
@@ -53,17 +57,21 @@ def run_export(args: argparse.Namespace) -> int:
 def run_sample(args: argparse.Namespace) -> int:
     import math
 
-    from vaetune.checkpoint import load_model
-    from vaetune.export import sample_images
+    from vaetune.checkpoint import load_model, load_prior
+    from vaetune.export import pick_sampler, sample_images
     from vaetune.outputs import output_file
     from vaetune.viz import check_picture_size, save_grid
 
     out = output_file(args.out)
-    model, _, _ = load_model(args.checkpoint)
+    model, _, state = load_model(args.checkpoint)
     check_picture_size(model, args.n, "--n", f"{args.n} samples")
-    images = sample_images(model, args.n, label=args.label, seed=args.seed)
+    prior = load_prior(state, args.checkpoint, model.latent_dim)
+    sampler = pick_sampler(args.sampler, prior, args.checkpoint)
+    images = sample_images(model, args.n, label=args.label, seed=args.seed,
+                           prior=prior if sampler == "gmm" else None)
     save_grid(images, max(1, int(math.ceil(math.sqrt(args.n)))), out)
-    print(f"{args.n} samples -> {out}")
+    source = "the fitted latent prior" if sampler == "gmm" else "N(0, I)"
+    print(f"{args.n} samples (z from {source}) -> {out}")
     return 0
 
 

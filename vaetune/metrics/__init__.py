@@ -24,8 +24,8 @@ from typing import Any
 
 _EXPORTS = {
     "evaluate_generative": "_evaluate",
-    "GMM_KEYS": "_evaluate",
-    "PR_KEYS": "_evaluate",
+    "GMM_KEYS": "registry",
+    "PR_KEYS": "registry",
     "FeatureExtractor": "_features",
     "image_features": "_features",
     "to_float_rgb": "_features",

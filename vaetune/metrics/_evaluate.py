@@ -30,14 +30,12 @@ from vaetune.metrics._stats import (
     resolve_method,
     statistics,
 )
+from vaetune.metrics.registry import PR_KEYS, SAMPLE_KEYS, of_fitted_prior
 
 if TYPE_CHECKING:
     from vaetune.prior import LatentMixture
 
 log = logging.getLogger(__name__)
-
-PR_KEYS = ("eval/precision", "eval/recall")  # of the N(0, I) samples, beside eval/fid_sample
-GMM_KEYS = ("eval/fid_sample_gmm", "eval/kid_sample_gmm", "eval/precision_gmm", "eval/recall_gmm")
 
 
 def _reference(data: Any, split: str, n_max: int) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
@@ -138,9 +136,8 @@ def evaluate_generative(model: torch.nn.Module, data: Any, cfg: Any, device: str
         model.train(was_training)
     out = _metrics(ref, f_sample, f_recon, method, cfg.seed, pr_k)
     if f_gmm is not None:
-        kid_gmm, _ = kid(f_gmm, ref.features, seed=cfg.seed)
-        values = (_fid(f_gmm, ref, method), kid_gmm, *_precision_recall(ref, f_gmm, pr_k))
-        out.update(zip(GMM_KEYS, values, strict=True))
+        gmm = _sample_metrics(ref, f_gmm, method, cfg.seed, pr_k)
+        out.update({of_fitted_prior(k): gmm[k] for k in SAMPLE_KEYS})
     log.info("FID/KID on %d images in %.1fs (reference %s): %s", n, time.perf_counter() - t0,
              "cached" if ref.cached else "computed", out)
     return out
@@ -161,14 +158,16 @@ def _precision_recall(ref: ReferenceStats, sample: np.ndarray, k: int) -> tuple[
     return precision_recall(ref.features, sample, k=k)
 
 
+def _sample_metrics(ref: ReferenceStats, sample: np.ndarray, method: FDMethod, seed: int,
+                    pr_k: int) -> dict[str, float]:
+    """The measures of a set of samples (registry.SAMPLE_KEYS), with KID's spread over subsets."""
+    kid_mean, kid_std = kid(sample, ref.features, seed=seed)
+    return {"eval/fid_sample": _fid(sample, ref, method), "eval/kid_sample": kid_mean,
+            **dict(zip(PR_KEYS, _precision_recall(ref, sample, pr_k), strict=True)),
+            "eval/kid_sample_std": kid_std}
+
+
 def _metrics(ref: ReferenceStats, sample: np.ndarray, recon: np.ndarray, method: FDMethod,
              seed: int, pr_k: int) -> dict[str, float | int]:
-    kid_mean, kid_std = kid(sample, ref.features, seed=seed)
-    return {
-        "eval/fid_sample": _fid(sample, ref, method),
-        "eval/fid_recon": _fid(recon, ref, method),
-        "eval/kid_sample": kid_mean,
-        "eval/kid_sample_std": kid_std,
-        **dict(zip(PR_KEYS, _precision_recall(ref, sample, pr_k), strict=True)),
-        "eval/fid_n": ref.n,
-    }
+    return {**_sample_metrics(ref, sample, method, seed, pr_k),
+            "eval/fid_recon": _fid(recon, ref, method), "eval/fid_n": ref.n}

@@ -5,8 +5,9 @@ Tables (the KL-weight table, the report's trial list), `vaetune export --metric`
 scheduler and sampler modes, and the validation of `search.metric` all read this registry, so a
 metric is added or renamed here and nowhere else. The names follow CleanRL's prefixes:
 `train/` (the training loop, every epoch), `val/` (the validation split, every epoch), `eval/`
-(the generative evaluation: FID/KID from Inception features, only when `train.fid_every > 0`),
-and a few bare names for the schedule and the clock.
+(the generative evaluation: FID/KID, precision and recall from Inception features, only when
+`train.fid_every > 0`; the `_gmm` ones of samples from the fitted latent prior, only when
+`train.prior` is gmm too), and a few bare names for the schedule and the clock.
 
 This module imports nothing heavy: the spec validates against it before torch or Ray are loaded.
 """
@@ -32,12 +33,26 @@ class Metric:
     producer: Producer
     doc: str  # meaning and units, for the docs and --help texts
     descriptive: bool = False  # a table shows it but never calls one value "best" (KL, active units)
+    prior: bool = False  # of samples from the fitted latent prior (train.prior gmm only)
 
     def format(self, value: float | None, missing: str = "—") -> str:
         return missing if value is None else self.fmt.format(value)
 
 
 EVAL_EPOCH = "eval/epoch"  # when the carried eval/ values were measured: a time stamp, never a ranking
+PR_KEYS = ("eval/precision", "eval/recall")  # of the N(0, I) samples, beside eval/fid_sample
+SAMPLE_KEYS = ("eval/fid_sample", "eval/kid_sample", *PR_KEYS)  # the measures of a set of samples
+GMM_SUFFIX = "_gmm"
+
+
+def of_fitted_prior(name: str) -> str:
+    """A sample measure's name for samples from the fitted prior: eval/fid_sample_gmm."""
+    return name + GMM_SUFFIX
+
+
+GMM_KEYS = tuple(of_fitted_prior(k) for k in SAMPLE_KEYS)  # the same, z from the fitted prior
+_PR_DOC = "manifolds of k nearest neighbours in Inception features (Kynkäänniemi et al. 2019)"
+_GMM_DOC = "z from the Gaussian mixture fitted to the training set's posterior means (train.prior)"
 
 _METRICS = (
     Metric("train/loss", "train loss", "min", "{:.4g}", "loop", "the training objective per image, batch mean"),
@@ -63,6 +78,18 @@ _METRICS = (
            "unbiased KID of samples (mean over subsets)"),
     Metric("eval/kid_sample_std", "KID std", "min", "{:.4f}", "generative", "spread of KID over subsets",
            descriptive=True),
+    Metric("eval/precision", "precision", "max", "{:.3f}", "generative",
+           f"fidelity: the share of N(0, I) samples inside the real images' manifold; {_PR_DOC}"),
+    Metric("eval/recall", "recall", "max", "{:.3f}", "generative",
+           f"coverage: the share of real images inside the N(0, I) samples' manifold; {_PR_DOC}"),
+    Metric("eval/fid_sample_gmm", "FID GMM", "min", "{:.1f}", "generative",
+           f"FID of samples decoded from {_GMM_DOC}", prior=True),
+    Metric("eval/kid_sample_gmm", "KID GMM", "min", "{:.4f}", "generative",
+           f"unbiased KID of samples decoded from {_GMM_DOC}", prior=True),
+    Metric("eval/precision_gmm", "precision GMM", "max", "{:.3f}", "generative",
+           f"eval/precision of samples decoded from {_GMM_DOC}", prior=True),
+    Metric("eval/recall_gmm", "recall GMM", "max", "{:.3f}", "generative",
+           f"eval/recall of samples decoded from {_GMM_DOC}", prior=True),
     Metric("eval/fid_n", "FID N", "max", "{:.0f}", "generative", "images per set behind FID/KID", descriptive=True),
     Metric(EVAL_EPOCH, "FID epoch", "max", "{:.0f}", "generative",
            "the epoch whose model the eval/ values measured (they are carried to the epochs between)",
@@ -101,10 +128,17 @@ def produced_by(*producers: Producer) -> tuple[str, ...]:
     return tuple(m.name for m in _METRICS if m.producer in producers)
 
 
-def rankable(fid_on: bool) -> tuple[str, ...]:
-    """Metrics a trial reports that can rank trials: `eval/` ones only when FID is computed."""
-    return tuple(name for name in produced_by(*RANKING_PRODUCERS)
-                 if name != EVAL_EPOCH and (fid_on or METRICS[name].producer != "generative"))
+def generative(prior_on: bool) -> tuple[str, ...]:
+    """What a generative evaluation reports: the `_gmm` metrics only when a prior is fitted."""
+    return tuple(name for name in GENERATIVE if prior_on or not METRICS[name].prior)
 
 
-GENERATIVE: tuple[str, ...] = produced_by("generative")  # what a generative evaluation reports
+def rankable(fid_on: bool, prior_on: bool) -> tuple[str, ...]:
+    """Metrics a trial reports that can rank trials: `eval/` ones only when FID is computed, those
+    of the fitted prior only when it is fitted too."""
+    reported = generative(prior_on) if fid_on else ()
+    return tuple(name for name in produced_by(*RANKING_PRODUCERS) if name != EVAL_EPOCH
+                 and (name in reported or METRICS[name].producer != "generative"))
+
+
+GENERATIVE: tuple[str, ...] = produced_by("generative")  # all a generative evaluation can report

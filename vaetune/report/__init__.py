@@ -41,6 +41,7 @@ from vaetune.results import (
     SearchResults,
     final_column,
     final_metrics,
+    is_remote,
     last_grids,
     load_results,
     rank,
@@ -52,6 +53,14 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+# what the KL table's columns measure
+COLUMNS = ("Reconstruction quality: val MSE, PSNR, SSIM; coherence of generated images: FID and "
+           "KID of samples decoded from z ~ N(0, I), with their precision (fidelity: the share of "
+           "samples inside the real images' manifold) and recall (coverage: the share of real "
+           "images inside the samples' manifold); GMM: the same four of samples decoded from z "
+           "drawn from the latent prior fitted to the training set's posterior means (a Gaussian "
+           "mixture, train.prior); FID recon: FID of reconstructions; KL: the rate in nats per "
+           "image; active units: latent dimensions the encoder uses.")
 REPORT_ARTIFACT_DIR = REPORT_DIR  # the report's folder in the parent run's artifacts
 CURVE_METRICS = ("val/psnr", "val/kl", "eval/fid_sample")  # shown beside the search metric
 HTML_FILE, MARKDOWN_FILE = "report.html", "report.md"
@@ -152,10 +161,8 @@ def _table_section(results: SearchResults, tables: list[KLTable], figures, n_pic
                 "(FID and KID measured at that epoch, never carried from an earlier one). ")
     spread = f"Two rows are called {SPREAD_RULE}. " if main.sweep else ""
     parts: list = [("p", f"Rows: {main.how}. {measured}{spread}Best of each ranked column highlighted"
-                         f"{' (with every row indistinguishable from it)' if main.sweep else ''}. Reconstruction "
-                         "quality: val MSE, PSNR, SSIM; coherence of generated images: FID and KID of samples from "
-                         "the prior; FID recon: FID of reconstructions; KL: the rate in nats per image; active "
-                         "units: latent dimensions the encoder uses.")]
+                         f"{' (with every row indistinguishable from it)' if main.sweep else ''}. "
+                         f"{COLUMNS}")]
     parts.append(("table", Table(main.header(), main.cells(), main.best_cells(), left=1 if main.sweep else 3)))
     parts.append(("notes", main.notes))
     parts += [("finding", line) for line in sentences(main).values()]
@@ -301,7 +308,7 @@ def _best_section(results: SearchResults, figures) -> Section:
 
 
 def _checkpoint_config(path: str) -> str:
-    if not path or "://" in path:
+    if not path or is_remote(path):
         return ""
     try:
         from vaetune.checkpoint import load_checkpoint
@@ -314,7 +321,8 @@ def _checkpoint_config(path: str) -> str:
 def _trials_section(results: SearchResults) -> Section:
     s = results.summary
     cols = [c for c in [TRIAL_ID, *results.searched, STATUS, EPOCHS, WALL_TIME, results.best_column(),
-                        *(final_column(m) for m in ("val/mse", "val/kl", "eval/fid_sample")), ERROR] if c in s]
+                        *(final_column(m) for m in ("val/mse", "val/kl", "eval/fid_sample",
+                                                    "eval/fid_sample_gmm")), ERROR] if c in s]
     ranked = rank(s, results.best_column(), results.mode)
     ordered = list(ranked.index) + [i for i in s.index if i not in set(ranked.index)]
     rows = []

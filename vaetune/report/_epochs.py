@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from vaetune.metrics.registry import EVAL_EPOCH, GENERATIVE
+from vaetune.metrics.registry import EVAL_EPOCH, GENERATIVE, GMM_KEYS, SAMPLE_KEYS
 from vaetune.results import (
     CHECKPOINT,
     COMPLETED,
@@ -34,9 +34,18 @@ from vaetune.results import (
     final_column,
     latest_checkpoint_of,
 )
+from vaetune.search import BETA
+
+# the table's rows: β, or the capacity target when β is not in the loss (train.objective capacity)
+CAPACITY = "train.capacity_max"
+SCHEDULE = "train.beta_schedule"
+OBJECTIVE = "train.objective"
+KEY_LABELS = {BETA: "β", CAPACITY: "C_max"}
+DASH = "—"  # a value not measured
 
 # the KL table's metric columns, in order (labels, formats and directions: the metric registry)
-TABLE_METRICS = ("val/mse", "val/psnr", "val/ssim", "eval/fid_sample", "eval/kid_sample", "eval/fid_recon",
+# quality, then the samples from N(0, I) and from the fitted prior, each FID, KID, precision, recall
+TABLE_METRICS = ("val/mse", "val/psnr", "val/ssim", *SAMPLE_KEYS, *GMM_KEYS, "eval/fid_recon",
                  "val/kl", "val/active_units")
 BETA_IN_EFFECT = "beta"  # the registry's metric: the KL weight in effect at the epoch's end
 # what else a row carries: the rate-distortion plane's axes, the Pareto front's fallback, β in effect

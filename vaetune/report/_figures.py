@@ -124,7 +124,9 @@ def parallel_coordinates(summary, params: list[str], metric: str, mode: str) -> 
     import matplotlib
     import numpy as np
 
-    col = f"final/{metric}"
+    from vaetune.results import final_column
+
+    col = final_column(metric)
     axes_names = [p for p in params if p in summary] + [metric]
     data = summary[summary[col].notna()] if col in summary else summary.iloc[0:0]
     fig = _figure(max(7.0, 2.2 * len(axes_names)), 4.4)

@@ -1,5 +1,7 @@
 """What the KL table says, in sentences: which β gives the best reconstructions, which the most
-coherent samples, and whether (and where) they trade off, all at the table's one epoch.
+coherent samples, and whether (and where) they trade off; which gives the most faithful samples
+(precision) and which covers the data best (recall); and at which β samples from the fitted
+latent prior beat those from N(0, I). All at the table's one epoch.
 
 A difference is stated only when it is larger than the seeds' spread: two rows are
 *indistinguishable* in a metric when the difference of their means is not larger than the
@@ -12,11 +14,16 @@ from __future__ import annotations
 
 import math
 
-from vaetune.metrics.registry import get
+from vaetune.metrics.registry import get, of_fitted_prior
 from vaetune.report._table import KLTable, Row, best_row, differs
 
 QUALITY = "val/mse"  # what "best quality" means in the sentences
 COHERENCE = ("eval/fid_sample", "eval/kid_sample")  # the first one recorded ranks coherence
+FIDELITY, COVERAGE = "eval/precision", "eval/recall"
+FIDELITY_WHAT = ("fidelity of samples (precision: the share of samples inside the real images' "
+                 "manifold)")
+COVERAGE_WHAT = ("coverage of the real images (recall: the share of real images inside the "
+                 "samples' manifold)")
 SPREAD_RULE = ("indistinguishable in a metric when the difference of their means is within the larger of their "
                "two standard deviations over seeds")
 
@@ -87,6 +94,12 @@ def sentences(table: KLTable) -> dict[str, str]:
     else:
         out["coherence"] = _best_sentence_c(table, cm)
     out["tradeoff"] = _tradeoff(table, cm)
+    for key, metric, what in (("fidelity", FIDELITY, FIDELITY_WHAT),
+                              ("coverage", COVERAGE, COVERAGE_WHAT)):
+        if best_row(table.rows, metric) is not None:
+            out[key] = _best_sentence(table, metric, what, _pr(table, metric))
+    if cm is not None and any(r.values.get(of_fitted_prior(cm)) is not None for r in table.rows):
+        out["prior"] = _fitted_prior(table, cm)
     if not _tested(table):
         out["spread"] = ("Each row rests on one trial (one seed), so the spread over seeds is unknown and no "
                          "difference above is tested against it" + ("" if table.sweep else
@@ -105,6 +118,50 @@ def _best_sentence_c(table: KLTable, cm: str) -> str:
     best = best_row(table.rows, cm)
     details = f"sample FID {_v(best, 'eval/fid_sample')}, KID {_v(best, 'eval/kid_sample')}"
     return _best_sentence(table, cm, "coherence of generated samples", details)
+
+
+def _pr(table: KLTable, metric: str) -> str:
+    best = best_row(table.rows, metric)
+    return f"precision {_v(best, FIDELITY)}, recall {_v(best, COVERAGE)}"
+
+
+# how a row's fitted-prior FID compares with its N(0, I) FID, in _fitted_prior's words
+_VERDICTS = {"lower": "lower beyond the seeds' spread at ",
+             "higher": "higher beyond the seeds' spread at ",
+             "within": "within the seeds' spread at ",
+             "untested": "untested against the seeds' spread (one seed) at "}
+
+
+def _fitted_prior(table: KLTable, cm: str) -> str:
+    """Where samples decoded from the fitted latent prior beat those from N(0, I), row by row."""
+    gm, name = of_fitted_prior(cm), "FID" if cm == "eval/fid_sample" else "KID"
+    rows = [r for r in table.rows if r.values.get(cm) is not None and r.values.get(gm) is not None]
+    head = (f"At epoch {table.epoch}, sample {name} with z from the latent prior fitted to the "
+            "training set's posterior means, against z ~ N(0, I)")
+
+    def one(r: Row) -> str:
+        g, c = r.values[gm], r.values[cm]
+        change = round(100 * (g - c) / abs(c)) if c else 0
+        return f"{table.key_label}={r.label} ({_v(r, gm)} against {_v(r, cm)}, {change:+d}%)"
+
+    groups: dict[str, list[Row]] = {kind: [] for kind in _VERDICTS}
+    for r in rows:
+        beyond = differs(r, r, gm, cm) if table.sweep else None
+        if beyond is None:
+            groups["untested"].append(r)
+        elif not beyond:
+            groups["within"].append(r)
+        else:
+            groups["lower" if r.values[gm] < r.values[cm] else "higher"].append(r)
+    parts = [_VERDICTS[kind] + ", ".join(one(r) for r in members)
+             for kind, members in groups.items() if members]
+    if groups["lower"]:
+        verdict = f"the fitted prior helps at {_names(table, groups['lower'])}"
+    elif groups["untested"]:
+        verdict = "whether the fitted prior helps needs seeds (vaetune sweep)"
+    else:
+        verdict = "the fitted prior helps at no value of this table"
+    return f"{head}: {'; '.join(parts)}; {verdict}."
 
 
 def _contenders(table: KLTable, metric: str) -> list[Row]:

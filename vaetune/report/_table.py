@@ -18,22 +18,22 @@ from typing import Any
 
 from vaetune.metrics.registry import get
 from vaetune.report._epochs import (
-    BETA_IN_EFFECT,
+    CAPACITY,
+    DASH,
     EXTRA_METRICS,
+    KEY_LABELS,
+    OBJECTIVE,
+    SCHEDULE,
     TABLE_METRICS,
     at_epoch,
     candidate_epochs,
 )
+from vaetune.report._notes import main_notes, missing_notes, schedule_notes
 from vaetune.results import CHECKPOINT, EPOCH, EPOCHS, RUN_ID, STATUS, TRIAL_ID, SearchResults, rank
-from vaetune.search import BETA, SEED, default_values
+from vaetune.search import BETA, SEED
 
 MAX_DISTINCT_ROWS = 8  # more distinct values than this (a continuous search) are binned
 MIN_ROWS = 3  # a table's epoch is the deepest one that at least this many rows reached
-CAPACITY = "train.capacity_max"
-SCHEDULE = "train.beta_schedule"
-OBJECTIVE = "train.objective"
-KEY_LABELS = {BETA: "β", CAPACITY: "C_max"}
-DASH = "—"
 
 
 @dataclass
@@ -131,11 +131,14 @@ def best_row(rows: list[Row], metric: str) -> Row | None:
     return (min if get(metric).mode == "min" else max)(scored, key=lambda r: r.values[metric])
 
 
-def differs(a: Row, b: Row, metric: str) -> bool | None:
+def differs(a: Row, b: Row, metric: str, metric_b: str | None = None) -> bool | None:
     """Whether two rows differ in `metric` by more than their seeds' spread: the difference of
     their means exceeds the larger of their two standard deviations over seeds. None when either
-    row has fewer than two seeds (the spread is unknown) or lacks the metric."""
-    va, vb, sa, sb = a.values.get(metric), b.values.get(metric), a.spread.get(metric), b.spread.get(metric)
+    row has fewer than two seeds (the spread is unknown) or lacks the metric. With `metric_b`,
+    `metric` of row a against `metric_b` of row b (two measures of one row: a and b the same)."""
+    metric_b = metric_b or metric
+    va, sa = a.values.get(metric), a.spread.get(metric)
+    vb, sb = b.values.get(metric_b), b.spread.get(metric_b)
     if va is None or vb is None or sa is None or sb is None:
         return None
     return abs(va - vb) > max(sa, sb)
@@ -219,7 +222,7 @@ def kl_tables(results: SearchResults) -> list[KLTable]:
     main = max(deep) if deep else max(frames, key=lambda e: (reach[e], e))
     epochs = [main, *sorted(e for e in frames if e != main and reach[e])]
     tables = [_table(results, key, groups, how, frames[e], e) for e in epochs]
-    tables[0].notes += _main_notes(results, key, tables, need)
+    tables[0].notes += main_notes(results, key, tables, need)
     return tables
 
 
@@ -244,7 +247,7 @@ def _table(results: SearchResults, key: str, groups, how: str, frame, epoch: int
         how = f"{how}, the best trial of each by {results.metric} at epoch {epoch}"
     table = KLTable(epoch=epoch, key=key, rows=rows, how=how, sweep=sweep, trials=frame)
     table.missing = [m for m in TABLE_METRICS if all(r.values[m] is None for r in rows)]
-    table.notes += _missing_notes(results, table.missing) + _schedule_notes(results, table)
+    table.notes += missing_notes(results, table.missing) + schedule_notes(results, table)
     if left_out:
         table.notes.append(f"Not in this table (no trial measured at epoch {epoch}): " + "; ".join(left_out) + ".")
     return table
@@ -292,60 +295,3 @@ def _left_out(results: SearchResults, row: str, ids: set[str]) -> str:
     s = results.summary[results.summary[TRIAL_ID].astype(str).isin(ids)]
     how = ", ".join(f"trial {r[TRIAL_ID]} {r[STATUS]} at epoch {int(r[EPOCHS] or 0)}" for _, r in s.head(3).iterrows())
     return f"{row} ({how}{', ...' if len(s) > 3 else ''})"
-
-
-# ---------------------------------------------------------------------------------------------
-# Notes
-
-
-def _missing_notes(results: SearchResults, missing: list[str]) -> list[str]:
-    notes = []
-    evals = [m for m in missing if m.startswith("eval/")]
-    if evals:
-        config = results.config()
-        why = ("the search ran with train.fid_every 0, so no FID/KID was computed"
-               if config is not None and config.train.fid_every == 0 else "no trial reported them")
-        notes.append(f"{', '.join(get(m).label for m in evals)}: {DASH} because {why}.")
-    others = [m for m in missing if not m.startswith("eval/")]
-    if others:
-        notes.append(f"{', '.join(get(m).label for m in others)}: {DASH}, not recorded by this search's trials "
-                     "(an older vaetune version?).")
-    return notes
-
-
-def _schedule_notes(results: SearchResults, table: KLTable) -> list[str]:
-    if table.key == CAPACITY:
-        return ["Under the capacity objective (train.objective) β is not in the loss (γ·|KL − C|, Burgess et al. "
-                "2018): the rows are the capacity target C_max instead of β."]
-    if OBJECTIVE in results.searched or SCHEDULE in results.searched:
-        named = "; ".join(f"{table.key_label}={r.label}: {r.schedule}" for r in table.rows)
-        return [f"{OBJECTIVE if OBJECTIVE in results.searched else SCHEDULE} was searched; how β acted in each row: "
-                f"{named}. Under the capacity objective β is not in the loss, so a capacity row's β had no effect "
-                "on its training."]
-    schedule = table.rows[0].schedule if table.rows else "constant"
-    if schedule == "constant" or table.key != BETA:
-        return []
-    target = dict(zip(table.trials[TRIAL_ID], table.trials[BETA], strict=True)) if BETA in table.trials else {}
-    below = [f"β={r.label} ({r.values[BETA_IN_EFFECT]:.3g})" for r in table.rows
-             if r.values.get(BETA_IN_EFFECT) is not None
-             and abs(r.values[BETA_IN_EFFECT] - target.get(r.trial_id, r.value)) > 1e-6 * abs(target.get(r.trial_id, r.value))]
-    note = f"β follows the {schedule} schedule; the table's β is its target value."
-    if below:
-        note += f" At epoch {table.epoch} the β in effect had not reached it for {', '.join(below)}."
-    return [note]
-
-
-def _main_notes(results: SearchResults, key: str, tables: list[KLTable], need: int) -> list[str]:
-    main, notes = tables[0], []
-    if len(tables) > 1:
-        notes.append(f"Epoch {main.epoch} is the deepest epoch that at least {need} rows reached; the tables at "
-                     f"epoch {', '.join(str(t.epoch) for t in tables[1:])} follow, each over the rows that reached it.")
-    if results.sweep is None:
-        hint = f"vaetune sweep {results.folder} --seeds 3"
-        if key != BETA:
-            centre = main.rows[0].value if main.rows and isinstance(main.rows[0].value, (int, float)) else 1.0
-            hint += f" --key {key} --values {','.join(f'{v:g}' for v in default_values(centre or 1.0))}"
-        notes.append("This table comes from a search, not a study: each row is one trial (one seed) that the search "
-                     "metric picked, and the search trained its trials for different epochs (compared here at one "
-                     f"epoch only). For an equal-budget study with seeds around the best configuration: {hint}")
-    return notes

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vaetune.metrics.registry import EVAL_EPOCH, GENERATIVE
 from vaetune.results import (
     CHECKPOINT,
     COMPLETED,
     DIVERGED,
     DIVERGENCE,
+    EPOCH,
     EPOCHS,
     ERROR,
     ERRORED,
@@ -117,11 +120,36 @@ def _best_value(history, metric: str, mode: str) -> float | None:
 
 
 def _best_checkpoint(result, metric: str, mode: str) -> str | None:
-    try:
-        ckpt = result.get_best_checkpoint(metric, mode) if result.best_checkpoints else None
-        return ckpt.path if ckpt else None
-    except Exception:  # no checkpoint scored on this metric (e.g. errored before one)
-        return result.checkpoint.path if result.checkpoint else None
+    """The checkpoint whose model has the best value of `metric`; the latest when none has one.
+
+    Not Ray's `Result.get_best_checkpoint`: it also ranks the NaN placeholders of the epochs before
+    the first FID evaluation (`min`/`max` then keep the first checkpoint, never measured) and the
+    FID values carried to epochs between evaluations (measured on an earlier model). Here an eval/
+    value counts only at the epoch it measured (`eval/epoch`); ties go to the earliest epoch.
+    """
+    scored = []
+    for ckpt, metrics in result.best_checkpoints or []:
+        value, epoch = _lookup(metrics, metric), _lookup(metrics, EPOCH)
+        if not (isinstance(value, (int, float)) and math.isfinite(value)):
+            continue
+        if metric in GENERATIVE and _lookup(metrics, EVAL_EPOCH) != epoch:
+            continue  # carried from an earlier epoch's model
+        scored.append((float(value) if mode == "min" else -float(value), epoch or 0, ckpt))
+    if scored:
+        return min(scored, key=lambda s: s[:2])[2].path
+    return result.checkpoint.path if result.checkpoint else None
+
+
+def _lookup(metrics: dict, key: str) -> Any:
+    """A reported metric, under its flat name ("eval/fid_sample") or nested as Tune may keep it."""
+    if key in metrics:
+        return metrics[key]
+    node: Any = metrics
+    for part in key.split("/"):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
 
 
 def _trial_id_from_path(path: str | None) -> str:

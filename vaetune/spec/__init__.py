@@ -19,6 +19,7 @@ from vaetune.spec._config import (
     Config,
     DataConfig,
     ModelConfig,
+    PriorCovariance,
     ResourcesConfig,
     SearchConfig,
     SplitConfig,
@@ -43,8 +44,9 @@ from vaetune.spec._yaml import YamlLoader, yaml_load
 
 __all__ = [
     "DEFAULT_ARCH", "DISTRIBUTIONS", "SEARCHABLE_SECTIONS", "AugmentConfig", "Config", "DataConfig",
-    "Distribution", "ModelConfig", "ResourcesConfig", "SearchConfig", "SearchSpace", "SpecError",
-    "SplitConfig", "TrackingConfig", "TrainConfig", "YamlLoader", "architecture_config",
-    "embed_reference", "flatten", "load_space", "parse_override", "reference_yaml", "set_dotted",
-    "space_from_dict", "stored_config", "validate_config", "yaml_load",
+    "Distribution", "ModelConfig", "PriorCovariance", "ResourcesConfig", "SearchConfig",
+    "SearchSpace", "SpecError", "SplitConfig", "TrackingConfig", "TrainConfig", "YamlLoader",
+    "architecture_config", "embed_reference", "flatten", "load_space", "parse_override",
+    "reference_yaml", "set_dotted", "space_from_dict", "stored_config", "validate_config",
+    "yaml_load",
 ]

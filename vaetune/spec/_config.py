@@ -131,6 +131,10 @@ def architecture_config(raw: Any) -> type[ModelConfig]:
     return MODELS[arch].config_class
 
 
+# scikit-learn's covariance types of a Gaussian mixture (vaetune.prior)
+PriorCovariance = Literal["full", "diag", "spherical", "tied"]
+
+
 class TrainConfig(_Section):
     epochs: int = Field(10, ge=1)
     batch_size: int = Field(128, ge=1)
@@ -162,7 +166,19 @@ class TrainConfig(_Section):
     fid_every: int = Field(0, ge=0)  # epochs between FID/KID evaluations; 0 disables
     fid_samples: int = Field(1000, ge=2)  # generated and real images used for FID/KID
     fid_reference: Literal["val", "train", "test"] = "val"  # split that the real statistics use
+    # gmm: at each FID evaluation and checkpoint, a Gaussian mixture fitted to the training set's
+    # posterior means (Ghosh et al. 2020); eval/*_gmm measure N samples from it, the checkpoint
+    # keeps it and `vaetune sample` draws from it. none: z ~ N(0, I) only
+    prior: Literal["gmm", "none"] = "gmm"
+    prior_components: int = Field(10, ge=1)  # the mixture's components (Ghosh et al. use 10)
+    # diag fits 5,000 means in well under a second on a CPU; full has D² parameters per component
+    prior_covariance: PriorCovariance = "diag"
     seed: int = 0
+
+    @property
+    def fits_prior(self) -> bool:
+        """Whether a latent prior is fitted (and its eval/*_gmm metrics measured with FID)."""
+        return self.prior != "none"
 
     @field_validator("objective")
     @classmethod
@@ -283,15 +299,18 @@ class Config(_Section):
         (the metric: sample FID when FID is on, else val/elbo; the mode: the metric's own)."""
         from vaetune.metrics import registry
 
-        s, fid_on = self.search, bool(self.train.fid_every)
+        s, fid_on, prior_on = self.search, bool(self.train.fid_every), self.train.fits_prior
         if s.metric is None:
             s.metric = "eval/fid_sample" if fid_on else "val/elbo"
-        reported = registry.rankable(fid_on)
+        reported = registry.rankable(fid_on, prior_on)
         for key, metric in [("search.metric", s.metric), *(("search.metrics", m) for m in s.metrics)]:
             if metric in reported:
                 continue
-            if metric in registry.rankable(True):
+            if metric in registry.rankable(True, prior_on):
                 raise CrossFieldError(key, metric, "an eval/ metric (FID, KID) needs train.fid_every > 0")
+            if metric in registry.rankable(True, True):
+                raise CrossFieldError(key, metric, "a metric of the fitted prior needs "
+                                      "train.prior: gmm (and train.fid_every > 0)")
             raise CrossFieldError(key, metric, f"a trial reports: {', '.join(reported)}")
         if s.mode is None:
             s.mode = registry.mode_of(s.metric)

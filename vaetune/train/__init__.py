@@ -23,10 +23,10 @@ from vaetune.train._device import (
 from vaetune.train._grids import GRID_SEED, GRIDS_DIR
 from vaetune.train._loop import train
 from vaetune.train._standard import (
-    EVAL_KEYS,
     Checkpoints,
     GenerativeEval,
     Grids,
+    LatentPrior,
     ProgressBar,
     standard_callbacks,
 )
@@ -35,9 +35,9 @@ from vaetune.train._validate import ACTIVE_UNIT_THRESHOLD, validate
 from vaetune.train.callbacks import Callback, EachEpoch, EpochEnd, TrainStart, epochs_at
 
 __all__ = [
-    "ACTIVE_UNIT_THRESHOLD", "DEVICE_DATA_FRACTION", "EVAL_KEYS", "GRIDS_DIR", "GRID_SEED",
-    "Callback", "Checkpoints", "EachEpoch", "EpochEnd", "GenerativeEval", "Grids", "ProgressBar",
-    "TrainStart",
+    "ACTIVE_UNIT_THRESHOLD", "DEVICE_DATA_FRACTION", "GRIDS_DIR", "GRID_SEED",
+    "Callback", "Checkpoints", "EachEpoch", "EpochEnd", "GenerativeEval", "Grids", "LatentPrior",
+    "ProgressBar", "TrainStart",
     "_Batches",  # benchmarks/bench_data.py times it
     "epochs_at", "fits_on_device", "latest_checkpoint", "place_batches", "resolve_device",
     "restore_training_state", "save_training_state", "standard_callbacks", "train", "validate",

@@ -1,7 +1,8 @@
 """The standard callbacks (contract in vaetune.train.callbacks), in their usual order.
 
-`GenerativeEval` (FID/KID, values carried between evaluations), `Grids`, `Checkpoints` (with
-pruning), `ProgressBar`; `standard_callbacks` composes the first three as `vaetune train` runs them.
+`LatentPrior` (the fitted latent prior), `GenerativeEval` (FID/KID, values carried between
+evaluations), `Grids`, `Checkpoints` (with pruning), `ProgressBar`; `standard_callbacks` composes
+the first four as `vaetune train` runs them.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Container
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vaetune.metrics.registry import EVAL_EPOCH, GENERATIVE
+from vaetune.metrics.registry import EVAL_EPOCH
 from vaetune.train._device import peak_memory
 from vaetune.train._grids import GRIDS_DIR, GridWriter
 from vaetune.train._state import prune_checkpoints, save_training_state
@@ -20,8 +21,31 @@ from vaetune.train.callbacks import Callback, EpochEnd, TrainStart, epochs_at
 if TYPE_CHECKING:
     from vaetune.spec import Config
 
-# what vaetune.metrics.evaluate_generative returns
-EVAL_KEYS = GENERATIVE
+
+class LatentPrior(Callback):
+    """The latent prior of the epoch's model at the epochs `at` (vaetune.prior.fit_model_prior): a
+    Gaussian mixture of `train.prior_components` components (`train.prior_covariance`) fitted to
+    the posterior means of a seeded subset of the training split, in `end.prior` for the evaluation
+    and the checkpoint after it. The fit is a function of the weights and `train.seed` and draws
+    from none of the loop's generators, so a resumed run fits the same mixtures and trains the
+    same weights."""
+
+    def __init__(self, at: Container[int]):
+        self.at = at
+
+    def on_epoch_end(self, end: EpochEnd) -> None:
+        if end.epoch not in self.at:
+            return
+        from vaetune.prior import fit_model_prior
+
+        t0 = time.perf_counter()
+        tc = end.config.train
+        images, labels = end.data.subset("train")
+        labels = labels if end.config.model.conditional else None
+        end.prior = fit_model_prior(end.model, images, labels, device=end.device,
+                                    components=tc.prior_components,
+                                    covariance=tc.prior_covariance, seed=tc.seed)
+        end.metrics["time/epoch_s"] += time.perf_counter() - t0  # the epoch's cost, as FID's
 
 
 class GenerativeEval(Callback):
@@ -44,7 +68,8 @@ class GenerativeEval(Callback):
             t0 = time.perf_counter()
             dc = end.config.data
             self.carried = evaluate_generative(end.model, end.data, end.config.train, end.device,
-                                               cache_dir=dc.cache_dir, background=dc.background)
+                                               cache_dir=dc.cache_dir, background=dc.background,
+                                               prior=end.prior)
             self.carried[EVAL_EPOCH] = end.epoch
             # an epoch's cost includes its evaluation (time, GPU memory): a trial's share of a GPU
             end.metrics["time/epoch_s"] += time.perf_counter() - t0
@@ -78,7 +103,7 @@ class Checkpoints(Callback):
         if end.epoch in self.at:
             end.checkpoint = save_training_state(self.folder, end.model, end.optimizer,
                                                  end.generator, end.epoch, end.config, end.data,
-                                                 end.metrics)
+                                                 end.metrics, end.prior)
             prune_checkpoints(self.folder, self.keep)
 
 
@@ -117,8 +142,12 @@ class ProgressBar(Callback):
 def standard_callbacks(config: Config, folder: str | Path, *,
                        keep_checkpoints: int | None = None) -> list[Callback]:
     """FID/KID every `train.fid_every` epochs (if > 0), grids every `grid_every`, checkpoints every
-    `checkpoint_every`, each also at the last epoch; grids and checkpoints under `folder`."""
+    `checkpoint_every`, each also at the last epoch; the latent prior (unless `train.prior` is
+    none) fitted at each evaluation and checkpoint; grids and checkpoints under `folder`."""
     tc, folder = config.train, Path(folder)
-    fid = [GenerativeEval(epochs_at(tc.fid_every, tc.epochs))] if tc.fid_every else []
-    return [*fid, Grids(folder / GRIDS_DIR, epochs_at(tc.grid_every, tc.epochs)),
-            Checkpoints(folder, epochs_at(tc.checkpoint_every, tc.epochs), keep_checkpoints)]
+    fid = epochs_at(tc.fid_every, tc.epochs) if tc.fid_every else frozenset()
+    checkpoints = epochs_at(tc.checkpoint_every, tc.epochs)
+    prior = [LatentPrior(fid | checkpoints)] if tc.fits_prior else []
+    evaluation = [GenerativeEval(fid)] if tc.fid_every else []
+    return [*prior, *evaluation, Grids(folder / GRIDS_DIR, epochs_at(tc.grid_every, tc.epochs)),
+            Checkpoints(folder, checkpoints, keep_checkpoints)]

@@ -29,7 +29,7 @@ def latest_checkpoint(checkpoint_dir: str | Path) -> Path | None:
 
 
 def save_training_state(out: Path, model, optimizer, shuffle_gen, epoch: int, config, data,
-                        metrics) -> Path:
+                        metrics, prior=None) -> Path:
     """Write `checkpoint_epochNNNN/checkpoint.pt` (see vaetune.checkpoint) and return its folder.
 
     Args:
@@ -39,6 +39,8 @@ def save_training_state(out: Path, model, optimizer, shuffle_gen, epoch: int, co
         config: the resolved `Config`, stored so the checkpoint rebuilds its model alone.
         data: the `ImageData` trained on (shape, classes, label names, fingerprint are stored).
         metrics: the epoch's metrics; a resumed run carries its last eval/ values from them.
+        prior: the latent prior fitted to this model (vaetune.prior.LatentMixture), stored as
+            plain tensors under "prior"; None: none stored.
     """
     from vaetune import __version__
 
@@ -58,6 +60,8 @@ def save_training_state(out: Path, model, optimizer, shuffle_gen, epoch: int, co
         "metrics": {k: float(v) for k, v in metrics.items()},
         "version": __version__,
     }
+    if prior is not None:
+        state["prior"] = prior.to_state()
     atomic_save(state, folder / CHECKPOINT_FILE)
     return folder
 

@@ -4,11 +4,12 @@
 1. `on_train_start(TrainStart)` once, after the model is built and a resumed state restored;
 2. `on_step_end(epoch, step)` after every optimiser step;
 3. `on_epoch_end(EpochEnd)` once per epoch, all callbacks sharing one record: a callback may add
-   metrics, append to `artifacts` or set `checkpoint`, and the callbacks after it see that.
-Hence the order: producers, writers, reporter: `GenerativeEval` (adds eval/ metrics), `Grids`
-(writes PNGs), `Checkpoints` (stores the metrics; a checkpoint follows its epoch's grids), then
-whatever reports the epoch (the CLI's printer, the Tune adapter's `tune.report`). The standard
-callbacks live in vaetune.train._standard; all are importable from vaetune.train.
+   metrics, append to `artifacts`, set `prior` or `checkpoint`, and the callbacks after it see that.
+Hence the order: producers, writers, reporter: `LatentPrior` (sets `prior`), `GenerativeEval`
+(adds eval/ metrics, also of the prior's samples), `Grids` (writes PNGs), `Checkpoints` (stores
+the metrics and the prior; a checkpoint follows its epoch's grids), then whatever reports the
+epoch (the CLI's printer, the Tune adapter's `tune.report`). The standard callbacks live in
+vaetune.train._standard; all are importable from vaetune.train.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 
     from vaetune.data import ImageData
     from vaetune.models import VAE
+    from vaetune.prior import LatentMixture
     from vaetune.spec import Config
 
 
@@ -53,6 +55,7 @@ class EpochEnd:
     data: ImageData
     device: str
     artifacts: list[Path] = field(default_factory=list)  # files written this epoch (grids)
+    prior: LatentMixture | None = None  # the latent prior fitted to this epoch's model
     checkpoint: Path | None = None  # the checkpoint folder written this epoch
 
 
