@@ -40,7 +40,7 @@ COVARIANCES: tuple[str, ...] = get_args(PriorCovariance)
 # the spec owns the defaults (train.prior_components, train.prior_covariance); why these: above
 _DEFAULTS = TrainConfig.model_fields
 PRIOR_COMPONENTS: int = _DEFAULTS["prior_components"].default  # Ghosh et al.'s 10
-PRIOR_COVARIANCE: Covariance = _DEFAULTS["prior_covariance"].default  # full: O(D^2) per point
+PRIOR_COVARIANCE: Covariance = _DEFAULTS["prior_covariance"].default  # diag: full costs O(D^2) a point
 PRIOR_MAX_POINTS = 5_000  # 10,000 fitted ~2x slower for +0.04-0.4 nats/point held out
 REG_COVAR = 1e-6  # added to every variance (scikit-learn's default): collapsed dimensions stay invertible
 STATE_VERSION = 1
