@@ -23,6 +23,7 @@ import optuna
 import pandas as pd
 import pytest
 import yaml
+from killing import kill_at_first_completion, snapshot, trial_epochs
 from mlflow.tracking import MlflowClient
 from PIL import Image
 
@@ -441,20 +442,6 @@ def test_eight_concurrent_trials_share_one_store_without_errors(env):
         assert steps(client, child.info.run_id, "train/loss") == [1, 2]
 
 
-def _snapshot(exp_dir: Path) -> dict[str, str] | None:
-    """Trial id -> status in the experiment's latest saved state ({} before the first one; None
-    while it is being rewritten)."""
-    files = sorted(glob.glob(str(exp_dir / "experiment_state-*.json")))
-    if not files:
-        return {}
-    try:
-        data = json.loads(Path(files[-1]).read_text())
-    except (json.JSONDecodeError, OSError):  # being rewritten
-        return None
-    states = [json.loads(t[0]) for t in data["trial_data"]]
-    return {s["trial_id"]: s["status"] for s in states}
-
-
 def _tracked_trials(results: Path) -> set[str]:
     """Trials the driver has started (each gets its MLflow run, recorded in tracking.json)."""
     try:
@@ -469,9 +456,9 @@ def _lost_trials(env, name: str) -> set[str]:
     results = env.tmp / "results" / name
     _, _, children = mlflow_runs(env.tmp, name)
     started = _tracked_trials(results) | {c.data.tags["vaetune.trial_id"] for c in children}
-    snapshot = _snapshot(results)
-    assert snapshot is not None, "the killed driver left a half-written experiment state"
-    return started - set(snapshot)
+    state = snapshot(results)
+    assert state is not None, "the killed driver left a half-written experiment state"
+    return started - set(state)
 
 
 def _check_lost_trials_closed(env, name: str, lost: set[str], summary: pd.DataFrame) -> None:
@@ -490,35 +477,14 @@ def _check_lost_trials_closed(env, name: str, lost: set[str], summary: pd.DataFr
     assert states.count(optuna.trial.TrialState.FAIL) >= len(lost)
 
 
-def _epochs(exp_dir: Path) -> dict[str, list[int]]:
-    out = {}
-    for result in exp_dir.glob("run_trial_*/result.json"):
-        lines = [json.loads(line) for line in result.read_text().splitlines() if line.strip()]
-        if lines:
-            out[lines[0]["trial_id"]] = [int(r["epoch"]) for r in lines]
-    return out
-
-
 def test_killed_driver_resumes_without_rerunning_finished_trials(env):
     raw = space(env.tmp, "killed", num_samples=6, max_concurrent=2, scheduler="fifo")
     raw["train"]["epochs"] = 4
     path = env.write(raw)
     exp_dir = env.tmp / "results" / "killed"
-    driver = subprocess.Popen(env.cmd("search", str(path)), cwd=env.tmp, env=env.env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 300
-    finished: set[str] = set()
-    while time.time() < deadline and driver.poll() is None:
-        finished = {t for t, status in (_snapshot(exp_dir) or {}).items() if status == "TERMINATED"}
-        if 1 <= len(finished) < 6:
-            break
-        time.sleep(0.2)
-    assert driver.poll() is None, "the search ended before it could be killed"
-    os.killpg(driver.pid, signal.SIGKILL)  # the driver and everything it started, as a lost machine would
-    driver.wait()
-    env.cleanup()
-    before = _epochs(exp_dir)
-    assert finished and all(before[t] == [1, 2, 3, 4] for t in finished)
+    finished = kill_at_first_completion(env, ["search", str(path)], exp_dir, 4, timeout=300)
+    before = trial_epochs(exp_dir)
+    assert len(finished) < 6 and all(before[t] == [1, 2, 3, 4] for t in finished)
 
     # a trial started in the seconds between the last snapshot and the kill is unknown to the
     # restored search (rare on a quiet machine, common on a loaded one): see the next test
@@ -526,7 +492,7 @@ def test_killed_driver_resumes_without_rerunning_finished_trials(env):
 
     proc = env.run("search", str(path), "--resume")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    after = _epochs(exp_dir)
+    after = trial_epochs(exp_dir)
     for trial in finished:  # finished trials were not run again
         assert after[trial] == before[trial]
     summary = pd.read_csv(exp_dir / "summary.csv")
@@ -554,8 +520,8 @@ def test_trials_started_after_the_last_snapshot_are_closed_and_replaced_on_resum
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 300
     while time.time() < deadline and driver.poll() is None:
-        snapshot = _snapshot(exp_dir)
-        unknown = set() if snapshot is None else _tracked_trials(exp_dir) - set(snapshot)
+        state = snapshot(exp_dir)
+        unknown = set() if state is None else _tracked_trials(exp_dir) - set(state)
         if any(glob.glob(str(exp_dir / f"run_trial_{t}_*" / "checkpoint_*")) for t in unknown):
             break  # one of them has trained an epoch
         time.sleep(0.2)

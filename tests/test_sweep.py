@@ -8,16 +8,14 @@ configuration; the sweep from a finished search's best trial is in tests/test_se
 from __future__ import annotations
 
 import json
-import os
-import signal
 import statistics
-import subprocess
 import time
 
 import pandas as pd
 import pytest
+from killing import kill_at_first_completion, trial_epochs
 from PIL import Image
-from test_search import Env, _epochs, _snapshot
+from test_search import Env
 
 BETAS = [0.01, 0.1, 1.0]
 SEEDS = 2
@@ -36,25 +34,10 @@ def space() -> dict:
     }
 
 
-def _persisted(exp_dir) -> dict[str, list[int]]:
-    """Trial id -> the epochs in its result.json, read while Ray may be writing it."""
-    out = {}
-    for result in exp_dir.glob("run_trial_*/result.json"):
-        records = []
-        for line in result.read_text().splitlines():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:  # a line being written
-                break
-        if records:
-            out[records[0]["trial_id"]] = [int(r["epoch"]) for r in records]
-    return out
-
-
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
-    """The sweep, SIGKILLed (driver and trials) once a trial has finished and before the last has,
-    then resumed. Yields (env, epochs per trial before the kill, finished trials, resumed run)."""
+    """The sweep, killed at its first completed trial (tests/killing.py), then resumed. Yields
+    (env, epochs per trial before the kill, finished trials, resumed run)."""
     tmp = tmp_path_factory.mktemp("sweep")
     e = Env(tmp)
     raw = space()
@@ -64,25 +47,11 @@ def sweep(tmp_path_factory):
             "--set", f"train.epochs={EPOCHS}"]
     exp_dir = tmp / "results" / NAME
     t0 = time.perf_counter()
-    driver = subprocess.Popen(e.cmd(*args), cwd=tmp, env=e.env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 400
-    finished: set[str] = set()
-    while time.time() < deadline and driver.poll() is None:
-        # Ray copies a trial's result.json to the results folder some seconds after the trial
-        # ends: "finished" are the trials the snapshot and the copy both hold to the last epoch
-        done = {t for t, status in (_snapshot(exp_dir) or {}).items() if status == "TERMINATED"}
-        finished = {t for t, epochs in _persisted(exp_dir).items() if t in done and epochs[-1] == EPOCHS}
-        if finished and len(done) < len(BETAS) * SEEDS:
-            break
-        time.sleep(0.2)
-    assert driver.poll() is None, "the sweep ended before it could be killed"
-    os.killpg(driver.pid, signal.SIGKILL)
-    driver.wait()
-    e.cleanup()
-    before = _epochs(exp_dir)
+    finished = kill_at_first_completion(e, args, exp_dir, EPOCHS)
+    before = trial_epochs(exp_dir)
+    assert len(finished) < len(BETAS) * SEEDS
     resumed = e.run(*args, "--resume", timeout=500)
-    print(f"\nsweep, killed and resumed: {time.perf_counter() - t0:.0f}s")
+    print(f"\nsweep, killed and resumed: {time.perf_counter() - t0:.0f}s; {len(finished)} finished before the kill")
     yield e, before, finished, resumed
     e.cleanup()
 
@@ -92,7 +61,7 @@ def test_resumed_sweep_trains_every_value_and_seed_to_the_full_epochs_once(sweep
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     assert f"report:  vaetune report {e.tmp / 'results' / NAME}" in resumed.stdout
     results = e.tmp / "results" / NAME
-    after = _epochs(results)
+    after = trial_epochs(results)
     assert finished and all(after[t] == before[t] == list(range(1, EPOCHS + 1)) for t in finished)  # not run again
     summary = pd.read_csv(results / "summary.csv", dtype={"trial_id": str})
     assert len(summary) == len(BETAS) * SEEDS

@@ -1,0 +1,104 @@
+"""Kill a running `vaetune search` or `vaetune sweep` as a lost machine would, at a moment that does
+not depend on the machine's speed: at its first completed trial.
+
+The driver's console prints one line per trial event as it happens. On the first "completed"
+line this run's Ray worker processes (trial actors, idle workers) are stopped with SIGSTOP, so no
+other trial can end, however fast the machine, while the driver (and the raylet and GCS it talks
+to) goes on and saves the experiment's state. Once that state and the results folder both record
+a finished trial, the driver and everything it started are SIGKILLed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from vaetune.results import COMPLETED
+
+
+def snapshot(exp_dir: Path) -> dict[str, str] | None:
+    """Trial id -> status in the experiment's latest saved state ({} before the first one; None
+    while it is being rewritten)."""
+    files = sorted(glob.glob(str(exp_dir / "experiment_state-*.json")))
+    if not files:
+        return {}
+    try:
+        data = json.loads(Path(files[-1]).read_text())
+    except (json.JSONDecodeError, OSError):  # being rewritten
+        return None
+    states = [json.loads(t[0]) for t in data["trial_data"]]
+    return {s["trial_id"]: s["status"] for s in states}
+
+
+def trial_epochs(exp_dir: Path) -> dict[str, list[int]]:
+    """Trial id -> the epochs in its result.json in the results folder (a line being written, or
+    cut by a kill, ends the list)."""
+    out = {}
+    for result in exp_dir.glob("run_trial_*/result.json"):
+        records = []
+        for line in result.read_text().splitlines():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                break
+        if records:
+            out[records[0]["trial_id"]] = [int(r["epoch"]) for r in records]
+    return out
+
+
+def hold_ray_workers(ray_tmp: str, held: set[int]) -> None:
+    """SIGSTOP the Ray worker processes of the run whose RAY_TMPDIR is `ray_tmp`, adding each to `held`."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) in held:
+            continue
+        try:
+            worker = (proc / "cmdline").read_bytes().startswith(b"ray::")
+            ours = f"RAY_TMPDIR={ray_tmp}".encode() in (proc / "environ").read_bytes().split(b"\0")
+        except OSError:  # gone, or not ours to read
+            continue
+        if worker and ours:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(proc.name), signal.SIGSTOP)
+                held.add(int(proc.name))
+
+
+def kill_at_first_completion(env, args: list[str], exp_dir: Path, epochs: int, *,
+                             timeout: float = 400) -> set[str]:
+    """Run `vaetune ARGS` in `env` (tests/test_search.py's Env), hold it at its first completed trial,
+    SIGKILL it once its saved state records a trial finished (`epochs` epochs in the results folder
+    too), and clean up. Returns the finished trials (one or more)."""
+    driver = subprocess.Popen(env.cmd(*args), cwd=env.tmp, env=env.env, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    held: set[int] = set()
+    deadline = time.time() + timeout  # hang guards
+    try:
+        for line in driver.stdout:  # flushed as each event happens
+            if f"  {COMPLETED}" in line or time.time() > deadline:
+                hold_ray_workers(env.ray_tmp, held)
+                break
+        assert held, "the run ended, or no trial completed, before its workers could be held"
+        finished: set[str] = set()
+        while time.time() < deadline and driver.poll() is None and not finished:
+            hold_ray_workers(env.ray_tmp, held)  # any worker Ray starts for the waiting trials
+            done = {t for t, status in (snapshot(exp_dir) or {}).items() if status == "TERMINATED"}
+            finished = {t for t, e in trial_epochs(exp_dir).items() if t in done and e[-1] == epochs}
+            if finished:
+                break
+            time.sleep(0.2)
+        assert driver.poll() is None and finished, "the held run's state never recorded its finished trial"
+        return finished
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(driver.pid, signal.SIGKILL)  # the driver and everything it started
+        for pid in held:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        driver.wait()
+        driver.stdout.close()
+        env.cleanup()
