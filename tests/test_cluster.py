@@ -11,6 +11,7 @@ subprocess, the real command.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hold import hold_ray_workers
 
 EPOCHS = 10
 SPACE = {
@@ -49,6 +51,7 @@ def cluster():
         mp.delenv("RAY_ADDRESS", raising=False)
         c = Cluster(initialize_head=True, shutdown_at_exit=False,
                     head_node_args={"num_cpus": 0, "_system_config": FAST_HEALTH_CHECKS})
+        c.ray_tmp = tmp  # in the environment of every process of the cluster
         try:
             for _ in range(2):
                 c.add_node(num_cpus=1)
@@ -199,21 +202,28 @@ def test_driver_joins_running_cluster_and_resumes_after_being_killed(cluster, tm
     space = _write_space(tmp_path, "joined")
     results = tmp_path / "results" / "joined"
     proc = _start_search(tmp_path, str(space), "--address", cluster.address)
-    start, witness = time.monotonic(), None
+    start, witness, held = time.monotonic(), None, set()
     try:
-        while proc.poll() is None and witness is None and time.monotonic() - start < 150:
-            snapshots = list(results.glob("experiment_state-*.json"))
-            snapshot_time = max((p.stat().st_mtime for p in snapshots), default=0.0)
-            for trial_dir in _trial_dirs(results):
-                history = _results(trial_dir)
-                # a snapshot taken after this trial's 2nd checkpoint, with epochs still to go
-                if len(history) >= 2 and history[-1]["epoch"] < EPOCHS - 2 and snapshot_time > history[1]["timestamp"] + 1:
-                    witness = trial_dir
+        while proc.poll() is None and time.monotonic() - start < 150:
+            if witness is None:
+                for trial_dir in _trial_dirs(results):
+                    history = _results(trial_dir)
+                    if len(history) >= 2 and history[-1]["epoch"] < EPOCHS - 2:  # a checkpoint, epochs to go
+                        # the cluster's workers stopped: no trial goes on however fast the machine
+                        hold_ray_workers(cluster.ray_tmp, held)
+                        witness, second = trial_dir, history[1]["timestamp"]
+                        break
+            else:  # the driver goes on: wait for a snapshot taken after the witness's 2nd checkpoint
+                snapshot_time = max((p.stat().st_mtime for p in results.glob("experiment_state-*.json")), default=0.0)
+                if snapshot_time > second + 1:
                     break
             time.sleep(0.2)
         assert witness is not None and proc.poll() is None, "the search ended before it could be killed\n" + _log(tmp_path)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the driver and nothing else: the cluster is not ours to stop
+        for pid in held:  # the dead driver's trials (its job's workers, which Ray would end anyway)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
     proc.wait()
     assert not (results / "summary.csv").exists()
     assert len(cluster.global_state._live_node_ids()) == 3  # killing a driver leaves the cluster up

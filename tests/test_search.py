@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import glob
 import json
@@ -23,7 +24,13 @@ import optuna
 import pandas as pd
 import pytest
 import yaml
-from killing import kill_at_first_completion, snapshot, trial_epochs
+from hold import (
+    hold_ray_workers,
+    kill_at_first_completion,
+    release_ray_workers,
+    snapshot,
+    trial_epochs,
+)
 from mlflow.tracking import MlflowClient
 from PIL import Image
 
@@ -655,10 +662,9 @@ def _stop(proc: subprocess.Popen) -> None:
 
 def test_tracking_server_that_goes_down_during_a_search_and_comes_back_loses_nothing(env):
     port = _free_port()
-    epochs = 12  # the trials must outlast the server's restart (seconds): 36 epochs of 3000 images
+    epochs = 6
     raw = space(env.tmp, "flaky", num_samples=3, max_concurrent=1, scheduler="fifo")
     raw["train"]["epochs"] = epochs
-    raw["data"]["count"] = 3000
     raw["tracking"] = {"uri": f"http://127.0.0.1:{port}"}
     path = env.write(raw)
     server = _mlflow_server(env, port)
@@ -667,6 +673,7 @@ def test_tracking_server_that_goes_down_during_a_search_and_comes_back_loses_not
     with log_out.open("w") as fo, log_err.open("w") as fe:
         driver = subprocess.Popen(env.cmd("search", str(path)), cwd=env.tmp, env=env.env, stdout=fo, stderr=fe,
                                   start_new_session=True)
+    held: set[int] = set()
     try:
         deadline = time.time() + 300
         while True:  # the first trial has its run: its epochs are all still to come
@@ -676,13 +683,21 @@ def test_tracking_server_that_goes_down_during_a_search_and_comes_back_loses_not
                 break
             assert time.time() < deadline and driver.poll() is None, "the search logged nothing"
             time.sleep(0.2)
-        _stop(server)  # down mid-search ...
-        server = _mlflow_server(env, port)  # ... and back while it still runs
-        assert driver.poll() is None, "the search ended before the server came back: give it more work"
+        _stop(server)  # down mid-search: what the driver logs now is queued ...
+        while "training goes on, tracking is queued" not in log_err.read_text():
+            assert time.time() < deadline and driver.poll() is None, "the search never noticed the server down"
+            time.sleep(0.2)
+        hold_ray_workers(env.ray_tmp, held)  # ... the trials wait (tests/hold.py) ...
+        server = _mlflow_server(env, port)  # ... while the server comes back, seconds later
+        assert driver.poll() is None, "the search ended before the server came back"
+        release_ray_workers(held)
         driver.wait(timeout=600)
     finally:
         if driver.poll() is None:
             _stop(driver)
+            for pid in held:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
         _stop(server)
     out, err = log_out.read_text(), log_err.read_text()
     assert driver.returncode == 0, out[-3000:] + err[-3000:]

@@ -13,7 +13,7 @@ import time
 
 import pandas as pd
 import pytest
-from killing import kill_at_first_completion, trial_epochs
+from hold import kill_at_first_completion, trial_epochs
 from PIL import Image
 from test_search import Env
 
@@ -36,7 +36,7 @@ def space() -> dict:
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
-    """The sweep, killed at its first completed trial (tests/killing.py), then resumed. Yields
+    """The sweep, killed at its first completed trial (tests/hold.py), then resumed. Yields
     (env, epochs per trial before the kill, finished trials, resumed run)."""
     tmp = tmp_path_factory.mktemp("sweep")
     e = Env(tmp)

@@ -1,11 +1,12 @@
-"""Kill a running `vaetune search` or `vaetune sweep` as a lost machine would, at a moment that does
-not depend on the machine's speed: at its first completed trial.
+"""Hold a running `vaetune search` or `vaetune sweep` still, so that what a test does to it (kill
+the driver, restart its tracking server) never races the machine's speed.
 
-The driver's console prints one line per trial event as it happens. On the first "completed"
-line this run's Ray worker processes (trial actors, idle workers) are stopped with SIGSTOP, so no
-other trial can end, however fast the machine, while the driver (and the raylet and GCS it talks
-to) goes on and saves the experiment's state. Once that state and the results folder both record
-a finished trial, the driver and everything it started are SIGKILLed.
+Holding stops this run's Ray worker processes (trial actors, idle workers) with SIGSTOP: no trial
+trains on, while the driver (and the raylet and GCS it talks to) goes on, saves the experiment's
+state and talks to MLflow. `kill_at_first_completion` holds a run at the first "completed" line
+of its console (one line per trial event, printed as it happens) and, once the saved state and
+the results folder both record a finished trial, SIGKILLs the driver and everything it started,
+as a lost machine would.
 """
 
 from __future__ import annotations
@@ -53,12 +54,16 @@ def trial_epochs(exp_dir: Path) -> dict[str, list[int]]:
 
 
 def hold_ray_workers(ray_tmp: str, held: set[int]) -> None:
-    """SIGSTOP the Ray worker processes of the run whose RAY_TMPDIR is `ray_tmp`, adding each to `held`."""
+    """SIGSTOP the Ray worker processes (not the raylet, the GCS or the agents) of the Ray instance
+    whose RAY_TMPDIR is `ray_tmp`, adding each to `held`."""
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit() or int(proc.name) in held:
             continue
         try:
-            worker = (proc / "cmdline").read_bytes().startswith(b"ray::")
+            title = (proc / "cmdline").read_bytes().split(b"\0")[0]
+            # a worker is "ray::IDLE" or "ray::<actor>.<method>"; a node's agents (which its raylet
+            # fate-shares with) are "ray::DashboardAgent", "ray::RuntimeEnvAgent"
+            worker = title.startswith(b"ray::") and not title.endswith(b"Agent")
             ours = f"RAY_TMPDIR={ray_tmp}".encode() in (proc / "environ").read_bytes().split(b"\0")
         except OSError:  # gone, or not ours to read
             continue
@@ -66,6 +71,14 @@ def hold_ray_workers(ray_tmp: str, held: set[int]) -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(proc.name), signal.SIGSTOP)
                 held.add(int(proc.name))
+
+
+def release_ray_workers(held: set[int]) -> None:
+    """SIGCONT what `hold_ray_workers` stopped: the trials go on where they were."""
+    for pid in held:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+    held.clear()
 
 
 def kill_at_first_completion(env, args: list[str], exp_dir: Path, epochs: int, *,
