@@ -34,6 +34,8 @@ from hold import (
 from mlflow.tracking import MlflowClient
 from PIL import Image
 
+from vaetune.results import COMPLETED
+
 EPOCHS = 3
 
 
@@ -484,6 +486,20 @@ def _check_lost_trials_closed(env, name: str, lost: set[str], summary: pd.DataFr
     assert states.count(optuna.trial.TrialState.FAIL) >= len(lost)
 
 
+def _check_driver_records(env, name: str) -> None:
+    """The driver's own records after a resumed search name every trial of its summary, as the
+    MLflow store does: trials.json (each terminated), tracking.json's and the summary's run ids."""
+    results = env.tmp / "results" / name
+    summary = pd.read_csv(results / "summary.csv", dtype={"trial_id": str})
+    ledger = json.loads((results / "trials.json").read_text())
+    assert {t: ledger.get(t, {}).get("state") for t in summary["trial_id"]} == dict.fromkeys(summary["trial_id"], "terminated")
+    _, _, children = mlflow_runs(env.tmp, name)
+    by_trial = {c.data.tags["vaetune.trial_id"]: c.info.run_id for c in children}
+    runs = json.loads((results / "tracking.json").read_text())["trial_runs"]
+    assert {t: runs.get(t) for t in summary["trial_id"]} == {t: by_trial[t] for t in summary["trial_id"]}
+    assert dict(zip(summary["trial_id"], summary["mlflow_run_id"], strict=True)) == {t: by_trial[t] for t in summary["trial_id"]}
+
+
 def test_killed_driver_resumes_without_rerunning_finished_trials(env):
     raw = space(env.tmp, "killed", num_samples=6, max_concurrent=2, scheduler="fifo")
     raw["train"]["epochs"] = 4
@@ -514,6 +530,45 @@ def test_killed_driver_resumes_without_rerunning_finished_trials(env):
         if child.data.tags["vaetune.trial_id"] in set(summary["trial_id"]):
             assert set(steps(client, child.info.run_id, "val/elbo")) == {1, 2, 3, 4}
     _check_lost_trials_closed(env, "killed", lost, summary)
+    _check_driver_records(env, "killed")
+
+
+def test_ctrl_c_stops_a_search_that_resumes_where_it_stopped(env):
+    """Ctrl-C (SIGINT to the terminal's process group) at the first completed trial: Tune saves the
+    experiment once more, vaetune exits 130 naming the command that continues it, and --resume runs
+    the rest, no finished trial again, with the driver's records whole."""
+    path = env.write(space(env.tmp, "ctrlc", num_samples=6, max_concurrent=2, scheduler="fifo"))
+    exp_dir = env.tmp / "results" / "ctrlc"
+    with (env.tmp / "driver.err").open("w") as err:
+        driver = subprocess.Popen(env.cmd("search", str(path)), cwd=env.tmp, env=env.env, stdout=subprocess.PIPE,
+                                  stderr=err, text=True, start_new_session=True)
+    out = ""
+    for line in driver.stdout:
+        out += line
+        if f"  {COMPLETED}" in line:
+            os.killpg(driver.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+            break
+    out += driver.communicate(timeout=300)[0]
+    said = out + (env.tmp / "driver.err").read_text()
+    assert driver.returncode == 130, said[-3000:]
+    assert "search interrupted with " in out and f"continue with: vaetune search {path} --resume" in out
+    assert "Tuner.restore" not in said  # vaetune's command only
+    before = trial_epochs(exp_dir)
+    finished = {t for t, epochs in before.items() if epochs == list(range(1, EPOCHS + 1))}
+    assert finished and len(before) < 6
+
+    proc = env.run("search", str(path), "--resume")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    after = trial_epochs(exp_dir)
+    assert all(after[t] == before[t] for t in finished)  # not run again
+    summary = pd.read_csv(exp_dir / "summary.csv", dtype={"trial_id": str})
+    assert len(summary) == 6 and (summary["status"] == COMPLETED).all()
+    _, parents, children = mlflow_runs(env.tmp, "ctrlc")
+    assert len(parents) == 1 and len(children) == 6
+    assert all(r.info.status == "FINISHED" for r in parents + children)
+    _check_driver_records(env, "ctrlc")
+    best = summary.sort_values("best/val/elbo").iloc[0]
+    assert f"  MLflow run: {best['mlflow_run_id']}" in proc.stdout
 
 
 def test_trials_started_after_the_last_snapshot_are_closed_and_replaced_on_resume(env):
@@ -631,6 +686,8 @@ def test_resume_with_more_trials_runs_them_and_a_searched_relative_source_is_fou
     summary = pd.read_csv(env.tmp / "results" / "grow" / "summary.csv")
     assert len(summary) == 3 and (summary["status"] == "completed").all()
     assert set(summary["data.source"]) <= {"reds", "blues"}
+    assert json.loads((env.tmp / "results" / "grow" / "search.json").read_text())["trials"] == 3
+    _check_driver_records(env, "grow")
 
     again = env.run("search", str(path), "--resume", "--set", "search.num_samples=3")  # finished: nothing to do
     assert again.returncode == 0 and "interrupted" not in again.stdout, again.stdout[-3000:] + again.stderr[-3000:]

@@ -14,6 +14,8 @@ OPTUNA_FILE = "optuna.db"
 TRACKING_FILE = "tracking.json"
 TRIALS_FILE = "trials.json"  # the driver's record: trial id -> searched values, running/terminated/error
 PENDING_FILE = "mlflow_pending.jsonl"
+# vaetune's own files beside Ray Tune's experiment state, kept current by the driver as it runs
+DRIVER_FILES = (SEARCH_FILE, TRACKING_FILE, TRIALS_FILE)
 PENDING_DIR = "mlflow_pending"
 REPORT_DIR = "report"
 RESULT_FILE = "result.json"  # Ray Tune's per-trial metrics, one JSON object per report

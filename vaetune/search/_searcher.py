@@ -19,7 +19,7 @@ from ray.tune.search import SearchGenerator
 from ray.tune.search.optuna import OptunaSearch
 
 from vaetune.console import _SearchConsole
-from vaetune.results import SEARCH_FILE, TRIALS_FILE, read_json, write_json
+from vaetune.results import DRIVER_FILES, SEARCH_FILE, TRIALS_FILE, read_json, write_json
 from vaetune.tracking import _SearchTracker
 
 log = logging.getLogger(__name__)
@@ -73,6 +73,13 @@ class PlannedSearch(SearchGenerator):
         self._results = str(results)
 
     def restore_from_dir(self, dirpath: str) -> None:
+        """`dirpath` is Tune's staging folder on the driver. To restore, Tune copies every .json and
+        .pkl file of the results folder there, and each experiment snapshot copies that folder
+        back over the results folder: vaetune's own files, which its driver keeps current in the
+        results folder, would be put back as they were when the search stopped. Their staged
+        copies go; the results folder keeps the live ones."""
+        for name in DRIVER_FILES:
+            (Path(dirpath) / name).unlink(missing_ok=True)
         super().restore_from_dir(dirpath)
         planned = read_json(Path(self._results) / SEARCH_FILE).get("trials")
         if isinstance(planned, int) and planned > self._total_samples:
