@@ -55,6 +55,19 @@ def test_event_lines_and_the_estimate_of_the_time_left():
                       "(traceback: results/x/error.txt)"]
 
 
+def test_a_resumed_search_counts_the_trials_that_ended_before_but_does_not_time_them():
+    p = SearchProgress("demo", "val/elbo", "min", max_epochs=3, rungs=[], planned=4, start=100.0)
+    p.restored(1, "β=0.1", "completed", 3, 70.0, now=100.0)
+    p.restored(2, "β=1", "diverged", 1, float("nan"), now=100.0)
+    assert p.summary(100.0) == ("[00:00] trials 4: 0 running · 0 stopped · 1 completed · 1 failed · "
+                                "2 to start · best #1 β=0.1 val/elbo 70 · time left: estimating")
+    p.started(3, "β=0.5", now=101.0)
+    p.result(3, 1, 90.0, 10.0, now=111.0)
+    p.ended(3, "stopped by ASHA at epoch 1", now=111.0)
+    # the one trial timed here took 10 s: the one to come is expected to take as long
+    assert p.summary(111.0).endswith("best #1 β=0.1 val/elbo 70 · ~0m10s left")
+
+
 def test_the_terminal_view_stays_a_few_lines_however_many_trials_run():
     p = SearchProgress("big", "val/elbo", "min", max_epochs=6, rungs=[1, 3], planned=200, start=0.0)
     for n in range(1, 101):

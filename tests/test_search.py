@@ -569,6 +569,8 @@ def test_ctrl_c_stops_a_search_that_resumes_where_it_stopped(env):
     _check_driver_records(env, "ctrlc")
     best = summary.sort_values("best/val/elbo").iloc[0]
     assert f"  MLflow run: {best['mlflow_run_id']}" in proc.stdout
+    counts = [line for line in proc.stdout.splitlines() if "] trials 6: " in line]  # the console's summaries
+    assert "· 6 completed · 0 failed · 0 to start ·" in counts[-1], proc.stdout  # the trials from before too
 
 
 def test_trials_started_after_the_last_snapshot_are_closed_and_replaced_on_resume(env):

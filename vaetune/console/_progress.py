@@ -29,6 +29,7 @@ class _Trial:
     best: float | None = None  # the best value of the search metric so far
     best_epoch: int = 0
     pending_rung: int | None = None  # a rung reached, told once the trial goes on past it
+    restored: bool = False  # ended before this driver started (a resumed search): not timed
 
 
 @dataclass
@@ -63,6 +64,13 @@ class SearchProgress:
         self.trials[number] = _Trial(number, label, now)
         self.peak_running = max(self.peak_running, len(self._running()))
         return [self._event(now, number, "started")]
+
+    def restored(self, number: int, label: str, status: str, epoch: int, value: float | None,
+                 now: float) -> None:
+        """A trial a resumed search found ended: counted and ranked by its last value, not timed."""
+        value = value if value is not None and math.isfinite(value) else None
+        self.trials[number] = _Trial(number, label, now, ended=now, status=status, epoch=epoch, value=value,
+                                     best=value, best_epoch=epoch, restored=True)
 
     def result(self, number: int, epoch: int, value: float | None, epoch_s: float | None,
                now: float) -> list[str]:
@@ -148,7 +156,7 @@ class SearchProgress:
     def _eta(self, now: float) -> str:
         """Time left if the trials to come last as long as those that ended (epochs until one
         has), run `peak_running` at a time."""
-        durations = [t.ended - t.started for t in self.trials.values() if t.ended is not None]
+        durations = [t.ended - t.started for t in self.trials.values() if t.ended is not None and not t.restored]
         if durations:
             per_trial = sum(durations) / len(durations)
         elif self.epoch_seconds:

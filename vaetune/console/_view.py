@@ -10,9 +10,14 @@ from typing import Any
 
 from vaetune.console._names import _duration, end_status, trial_label, trial_number
 from vaetune.console._progress import SUMMARY_EVERY_S, SearchProgress
-from vaetune.results import DIVERGED, DIVERGENCE
+from vaetune.results import DIVERGED, DIVERGENCE, ERRORED
 
 REDRAW_EVERY_S = 1.0  # the terminal view is redrawn at most this often
+
+
+def _number(value) -> float | None:
+    """A metric as reported, or None when it is not a number."""
+    return None if isinstance(value, bool) or not isinstance(value, (int, float)) else value
 
 
 # ---------------------------------------------------------------------------------------------
@@ -26,6 +31,7 @@ class _SearchConsole:
         self.progress, self.searched = progress, list(searched)
         self.live = None
         self.last_summary = self.last_draw = 0.0
+        self.restored_seen = False
         self.swapped: list[tuple[logging.StreamHandler, Any]] = []
 
     @classmethod
@@ -57,6 +63,22 @@ class _SearchConsole:
         self._write([f"search {p.name}: {p.planned} trials of up to {p.max_epochs} epochs, ranked "
                      f"by {p.metric} ({p.mode}){rungs}; a summary every {every}"])
 
+    def on_step_begin(self, iteration, trials, **info):
+        """The first step of a resumed search sees the trials that ended before: counted, once."""
+        if self.restored_seen:
+            return
+        self.restored_seen = True
+        now, ended = time.monotonic(), [t for t in trials if t.status in ("TERMINATED", "ERROR")]
+        for trial in ended:
+            last = trial.last_result or {}
+            epochs = int(last.get("epoch", 0) or 0)
+            status = (DIVERGED if last.get(DIVERGENCE) else ERRORED if trial.status == "ERROR"
+                      else end_status(epochs, self.progress.max_epochs))
+            label = trial_label({k: trial.config.get(k) for k in self.searched})
+            self.progress.restored(trial_number(trial), label, status, epochs, _number(last.get(self.progress.metric)), now)
+        if ended:
+            self._write([self.progress.summary(now)])
+
     def on_trial_start(self, iteration, trials, trial, **info):
         label = trial_label({k: trial.config.get(k) for k in self.searched})
         self._write(self.progress.started(trial_number(trial), label, time.monotonic()))
@@ -64,9 +86,7 @@ class _SearchConsole:
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if result.get(DIVERGENCE):  # not an epoch: the trial's last word, told when it completes
             return
-        value = result.get(self.progress.metric)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            value = None
+        value = _number(result.get(self.progress.metric))
         epoch = int(result.get("epoch", 0) or 0)
         self._write(self.progress.result(trial_number(trial), epoch, value,
                                          result.get("time_this_iter_s"), time.monotonic()))
