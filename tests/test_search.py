@@ -575,7 +575,7 @@ def test_ctrl_c_stops_a_search_that_resumes_where_it_stopped(env):
 
 def test_trials_started_after_the_last_snapshot_are_closed_and_replaced_on_resume(env):
     raw = space(env.tmp, "lost", num_samples=4, max_concurrent=2, scheduler="fifo", keep_checkpoints=100)
-    raw["train"]["epochs"] = 3
+    raw["train"]["epochs"] = 6  # the kill comes after such a trial's first epoch: five to go, however fast
     path = env.write(raw)
     exp_dir = env.tmp / "results" / "lost"
     # no experiment snapshot after the first step of the loop (and none forced by checkpoint counts):
