@@ -201,10 +201,12 @@ class TinyVAE(nn.Module):
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Recon:
         return Recon(self.decode(self.enc(self._join(x.flatten(1), y)), y))
 
-    def sample(self, n: int, y: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample(self, n: int, y: torch.Tensor | None = None, generator: torch.Generator | None = None,
+               prior=None) -> torch.Tensor:
         if self.num_classes:
             self.sampled_labels.append(y.clone())
-        return self.decode(torch.randn(n, self.latent_dim, generator=generator), y)
+        z = torch.randn(n, self.latent_dim, generator=generator) if prior is None else prior.sample(n, generator)
+        return self.decode(z, y)
 
 
 @dataclass

@@ -142,13 +142,8 @@ def sample_images(model, n: int, *, label: int | None = None, seed: int = 0, pri
     if n < 1:
         raise UserError(f"--n: got {n}; give at least 1")
     y = class_labels(model, n, label)
-    generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        if prior is None:
-            return model.sample(n, y, generator=generator)
-        device = next(model.parameters()).device
-        z = prior.sample(n, generator=generator).to(device)  # (n, D)
-        return model.decode(z, None if y is None else y.to(device))  # (n, C, H, W)
+        return model.sample(n, y, generator=torch.Generator().manual_seed(seed), prior=prior)
 
 
 def pick_sampler(sampler: str | None, prior, path: str) -> str:

@@ -63,16 +63,10 @@ def _samples(model, n: int, y: torch.Tensor | None, batch_size: int, seed: int,
              prior: LatentMixture | None = None) -> Iterator[torch.Tensor]:
     """n samples in batches, z from N(0, I) (``model.sample``) or from ``prior``, quantised."""
     gen = torch.Generator().manual_seed(seed)  # CPU generator: the same samples on any device
-    device = next(model.parameters()).device
     for start in range(0, n, batch_size):
         b = min(batch_size, n - start)
         yb = None if y is None else y[start : start + b]
-        if prior is None:
-            x = model.sample(b, y=yb, generator=gen)
-        else:
-            z = prior.sample(b, generator=gen).to(device)  # (b, D)
-            x = model.decode(z, None if yb is None else yb.to(device))
-        yield quantize(x)
+        yield quantize(model.sample(b, y=yb, generator=gen, prior=prior))
 
 
 def _reconstructions(model, images: torch.Tensor, labels: torch.Tensor | None, device: torch.device,

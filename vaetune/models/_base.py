@@ -16,13 +16,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar, TypeVar
+from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from vaetune.spec import ModelConfig
+
+if TYPE_CHECKING:
+    from vaetune.prior import LatentMixture
 
 __all__ = ["MODELS", "VAE", "VAEOutput", "register_architecture"]
 
@@ -108,8 +111,10 @@ class VAE(nn.Module):
         return VAEOutput(recon=torch.sigmoid(logits), logits=logits, mu=mu, logvar=logvar, z=z)
 
     @torch.no_grad()
-    def sample(self, n: int, y: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n images (n, C, H, W) in [0, 1] decoded from z ~ N(0, I).
+    def sample(self, n: int, y: torch.Tensor | None = None, generator: torch.Generator | None = None,
+               prior: LatentMixture | None = None) -> torch.Tensor:
+        """n images (n, C, H, W) in [0, 1] decoded from z ~ N(0, I), or from `prior` (a fitted
+        vaetune.prior.LatentMixture) when given.
 
         A conditional model decodes the labels y (n,); with y=None it draws labels uniformly from
         its classes with the same generator, so a seeded generator gives the same images and
@@ -117,7 +122,10 @@ class VAE(nn.Module):
         """
         device = next(self.parameters()).device
         draw_on = generator.device if generator is not None else device
-        z = torch.randn(n, self.latent_dim, generator=generator, device=draw_on).to(device)  # (n, D)
+        if prior is None:
+            z = torch.randn(n, self.latent_dim, generator=generator, device=draw_on).to(device)  # (n, D)
+        else:
+            z = prior.sample(n, generator=generator).to(device)  # (n, D)
         if self.num_classes and y is None:
             y = torch.randint(0, self.num_classes, (n,), generator=generator, device=draw_on).to(device)
         return self.decode(z, y if y is None else y.to(device))  # (n, C, H, W)
