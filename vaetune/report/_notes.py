@@ -14,29 +14,30 @@ if TYPE_CHECKING:
     from vaetune.report._table import KLTable
 
 
+def _labels(metrics: list[str]) -> str:
+    return ", ".join(get(m).label for m in metrics)
+
+
 def missing_notes(results: SearchResults, missing: list[str]) -> list[str]:
     notes = []
     config = results.config()
     evals = [m for m in missing if m.startswith("eval/")]
-    def labels(metrics: list[str]) -> str:
-        return ", ".join(get(m).label for m in metrics)
-
     if evals and config is not None and config.train.fid_every == 0:
-        notes.append(f"{labels(evals)}: {DASH} because the search ran with train.fid_every 0, so "
+        notes.append(f"{_labels(evals)}: {DASH} because the search ran with train.fid_every 0, so "
                      "no FID/KID was computed.")
         evals = []
     unfitted = [m for m in evals if get(m).prior and config is not None
                 and not config.train.fits_prior]
     if unfitted:
-        notes.append(f"{labels(unfitted)}: {DASH} because the search ran with train.prior none, so "
+        notes.append(f"{_labels(unfitted)}: {DASH} because the search ran with train.prior none, so "
                      "no latent prior was fitted.")
     evals = [m for m in evals if m not in unfitted]
     if evals:
-        notes.append(f"{labels(evals)}: {DASH} because no trial reported them (recorded by an "
+        notes.append(f"{_labels(evals)}: {DASH} because no trial reported them (recorded by an "
                      "older vaetune?).")
     others = [m for m in missing if not m.startswith("eval/")]
     if others:
-        notes.append(f"{', '.join(get(m).label for m in others)}: {DASH}, not recorded by this search's trials "
+        notes.append(f"{_labels(others)}: {DASH}, not recorded by this search's trials "
                      "(an older vaetune version?).")
     return notes
 
