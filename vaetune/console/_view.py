@@ -74,14 +74,13 @@ class _SearchConsole:
             epochs = int(last.get("epoch", 0) or 0)
             status = (DIVERGED if last.get(DIVERGENCE) else ERRORED if trial.status == "ERROR"
                       else end_status(epochs, self.progress.max_epochs))
-            label = trial_label({k: trial.config.get(k) for k in self.searched})
-            self.progress.restored(trial_number(trial), label, status, epochs, _number(last.get(self.progress.metric)), now)
+            self.progress.restored(trial_number(trial), self._label(trial), status, epochs,
+                                   _number(last.get(self.progress.metric)), now)
         if ended:
             self._write([self.progress.summary(now)])
 
     def on_trial_start(self, iteration, trials, trial, **info):
-        label = trial_label({k: trial.config.get(k) for k in self.searched})
-        self._write(self.progress.started(trial_number(trial), label, time.monotonic()))
+        self._write(self.progress.started(trial_number(trial), self._label(trial), time.monotonic()))
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if result.get(DIVERGENCE):  # not an epoch: the trial's last word, told when it completes
@@ -135,6 +134,10 @@ class _SearchConsole:
             self._stop_live()
         else:
             self._write([self.progress.summary(now)])
+
+    def _label(self, trial) -> str:
+        """`β=0.1 z=8`: what the trial tried."""
+        return trial_label({k: trial.config.get(k) for k in self.searched})
 
     # -- output ---------------------------------------------------------------------------------
     def _write(self, lines: list[str]) -> None:
