@@ -73,6 +73,24 @@ def hold_ray_workers(ray_tmp: str, held: set[int]) -> None:
                 held.add(int(proc.name))
 
 
+def kill_held(held: set[int]) -> None:
+    """SIGKILL what `hold_ray_workers` stopped (a stopped process dies of SIGKILL too)."""
+    for pid in held:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def read_to_first_completion(driver: subprocess.Popen) -> str:
+    """What a driver started with `stdout=PIPE, text=True` printed, up to its console's first
+    "completed" line (printed and flushed as the trial ends), or all of it if it ended first."""
+    out = ""
+    for line in driver.stdout:
+        out += line
+        if f"  {COMPLETED}" in line:
+            break
+    return out
+
+
 def release_ray_workers(held: set[int]) -> None:
     """SIGCONT what `hold_ray_workers` stopped: the trials go on where they were."""
     for pid in held:
@@ -89,29 +107,23 @@ def kill_at_first_completion(env, args: list[str], exp_dir: Path, epochs: int, *
     driver = subprocess.Popen(env.cmd(*args), cwd=env.tmp, env=env.env, stdout=subprocess.PIPE,
                               stderr=subprocess.DEVNULL, text=True, start_new_session=True)
     held: set[int] = set()
-    deadline = time.time() + timeout  # hang guards
     try:
-        for line in driver.stdout:  # flushed as each event happens
-            if f"  {COMPLETED}" in line or time.time() > deadline:
-                hold_ray_workers(env.ray_tmp, held)
-                break
+        if f"  {COMPLETED}" in read_to_first_completion(driver):
+            hold_ray_workers(env.ray_tmp, held)
         assert held, "the run ended, or no trial completed, before its workers could be held"
+        deadline = time.time() + timeout  # a hang guard
         finished: set[str] = set()
         while time.time() < deadline and driver.poll() is None and not finished:
             hold_ray_workers(env.ray_tmp, held)  # any worker Ray starts for the waiting trials
             done = {t for t, status in (snapshot(exp_dir) or {}).items() if status == "TERMINATED"}
             finished = {t for t, e in trial_epochs(exp_dir).items() if t in done and e[-1] == epochs}
-            if finished:
-                break
             time.sleep(0.2)
         assert driver.poll() is None and finished, "the held run's state never recorded its finished trial"
         return finished
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(driver.pid, signal.SIGKILL)  # the driver and everything it started
-        for pid in held:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        kill_held(held)
         driver.wait()
         driver.stdout.close()
         env.cleanup()

@@ -11,7 +11,6 @@ subprocess, the real command.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hold import hold_ray_workers
+from hold import hold_ray_workers, kill_held
 
 EPOCHS = 10
 SPACE = {
@@ -224,9 +223,7 @@ def test_driver_joins_running_cluster_and_resumes_after_being_killed(cluster, tm
         assert witness is not None and proc.poll() is None, "the search ended before it could be killed\n" + _log(tmp_path)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the driver and nothing else: the cluster is not ours to stop
-        for pid in held:  # the dead driver's trials (its job's workers, which Ray would end anyway)
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        kill_held(held)  # the dead driver's trials (its job's workers, which Ray would end anyway)
     proc.wait()
     assert not (results / "summary.csv").exists()
     assert len(cluster.global_state._live_node_ids()) == 3  # killing a driver leaves the cluster up

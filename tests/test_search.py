@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import glob
 import json
@@ -27,6 +26,8 @@ import yaml
 from hold import (
     hold_ray_workers,
     kill_at_first_completion,
+    kill_held,
+    read_to_first_completion,
     release_ray_workers,
     snapshot,
     trial_epochs,
@@ -542,12 +543,8 @@ def test_ctrl_c_stops_a_search_that_resumes_where_it_stopped(env):
     with (env.tmp / "driver.err").open("w") as err:
         driver = subprocess.Popen(env.cmd("search", str(path)), cwd=env.tmp, env=env.env, stdout=subprocess.PIPE,
                                   stderr=err, text=True, start_new_session=True)
-    out = ""
-    for line in driver.stdout:
-        out += line
-        if f"  {COMPLETED}" in line:
-            os.killpg(driver.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
-            break
+    out = read_to_first_completion(driver)
+    os.killpg(driver.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
     out += driver.communicate(timeout=300)[0]
     said = out + (env.tmp / "driver.err").read_text()
     assert driver.returncode == 130, said[-3000:]
@@ -754,9 +751,7 @@ def test_tracking_server_that_goes_down_during_a_search_and_comes_back_loses_not
     finally:
         if driver.poll() is None:
             _stop(driver)
-            for pid in held:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+            kill_held(held)
         _stop(server)
     out, err = log_out.read_text(), log_err.read_text()
     assert driver.returncode == 0, out[-3000:] + err[-3000:]
