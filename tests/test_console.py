@@ -69,13 +69,16 @@ def test_a_resumed_search_counts_the_trials_that_ended_before_but_does_not_time_
 
 
 def test_the_terminal_view_stays_a_few_lines_however_many_trials_run():
-    p = SearchProgress("big", "val/elbo", "min", max_epochs=6, rungs=[1, 3], planned=200, start=0.0)
+    p = SearchProgress("big", "val/elbo", "min", max_epochs=6, rungs=[1, 3], planned=200, start=0.0,
+                       sampler="sampler TPE, 10 random trials first (as search.sampler names it)")
     for n in range(1, 101):
         p.started(n, f"β={n}", now=float(n))
         p.result(n, 1, 100.0 - n / 10, 5.0, now=n + 5.0)
     view = p.view(now=200.0)
-    assert len(view) <= RUNNING_ROWS + 6
-    assert view[1] == "trials 200: 100 running · 0 stopped · 0 completed · 0 failed · 100 to start"
-    assert view[2] == "best  #100 β=100  val/elbo 90 at epoch 1"
+    assert len(view) <= RUNNING_ROWS + 7
+    assert view[0] == ("search big: 200 trials of up to 6 epochs; sampler TPE, 10 random trials first (as "
+                       "search.sampler names it); ranked by val/elbo (min); ASHA compares them at epochs 1, 3")
+    assert view[2] == "trials 200: 100 running · 0 stopped · 0 completed · 0 failed · 100 to start"
+    assert view[3] == "best  #100 β=100  val/elbo 90 at epoch 1"
     assert view[-1] == "last  #100 β=100  started"
     assert f"  and {100 - RUNNING_ROWS} more running" in view

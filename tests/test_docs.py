@@ -87,7 +87,7 @@ def test_the_reference_loads_to_the_default_configuration():
     assert raw["data"]["split"] == {"train": 0.8, "val": 0.1, "test": 0.1}
     assert raw["data"]["background"] == [255, 255, 255]
     assert raw["model"]["arch"] == DEFAULT_ARCH == "conv" and raw["model"]["width"] == 32
-    assert raw["search"]["sampler"] == "tpe" and raw["tracking"]["uri"] is None
+    assert raw["search"]["sampler"] == "auto" and raw["tracking"]["uri"] is None
     # every key of the configuration is shown, and shown with its default
     defaults = Config().model_dump()
     assert _dotted(raw) == _dotted(defaults)

@@ -216,7 +216,7 @@ CASES = [
     Case("searched search key", lambda c: ["search", c.space(search__num_samples={"choice": [1, 2]})],
          ("search.num_samples", "only keys under data, model, train")),
     Case("grid without grid sampler", lambda c: ["search", c.space(train__beta={"grid": [0.1, 1]})],
-         ("train.beta", "grid", "tpe")),
+         ("train.beta", "grid list beside keys that are not grid lists", "sampler grid")),
     Case("nothing searched", lambda c: ["search", c.space(train__beta=0.5)], ("nothing to search",)),
     Case("unknown metric", lambda c: ["search", c.space(search__metric="val/bogus")],
          ("search.metric", "val/bogus", "val/elbo")),

@@ -21,7 +21,7 @@ from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vaetune.metrics.registry import generative
+from vaetune.metrics.registry import ImageSet, generative, image_sets
 from vaetune.train import (
     GRIDS_DIR,
     Callback,
@@ -104,8 +104,9 @@ def trial_callbacks(config: Config, folder: Path, rungs: Iterable[int],
 
     The latent prior (unless `train.prior` is none) fitted at every checkpoint epoch, which
     includes every evaluation, so every checkpoint holds the prior of its own weights;
-    FID/KID (when `train.fid_every` > 0) every fid_every epochs, at each rung and at the last
-    epoch, its values carried between evaluations and NaN before the first; grids every
+    FID/KID (when `train.fid_every` > 0) of every image set every fid_every epochs and at the
+    last epoch, and at each rung of what ranks the trial (`evaluation_epochs`), its values carried
+    between evaluations and NaN before the first; grids every
     grid_every epochs and at the last; a checkpoint every checkpoint_every epochs, with every
     grid (the driver logs the grids from the checkpoint), at every evaluation and rung (ASHA may
     stop the trial right after a rung's report, and Tune restores or exports from its last
@@ -119,15 +120,36 @@ def trial_callbacks(config: Config, folder: Path, rungs: Iterable[int],
         report: the last callback, given each epoch's record (`tune.report` in a trial).
     """
     tc, rungs = config.train, tuple(rungs)
-    fid = epochs_at(tc.fid_every, tc.epochs, rungs) if tc.fid_every else frozenset()
+    full, ranking = evaluation_epochs(config, rungs)
+    fid = full | ranking
     grids = epochs_at(tc.grid_every, tc.epochs)
     checkpoints = epochs_at(tc.checkpoint_every, tc.epochs, rungs) | grids | fid
     prior = [LatentPrior(checkpoints)] if tc.fits_prior else []  # every evaluation has a checkpoint
-    evaluation = [GenerativeEval(fid), EachEpoch(_nan_until_measured)] if tc.fid_every else []
+    evaluation = [GenerativeEval(full, ranking, ranking_sets(config)),
+                  EachEpoch(_nan_until_measured)] if tc.fid_every else []
     score = functools.partial(_score_checkpoint, kept=frozenset([*rungs, tc.epochs]),
                               metric=config.search.metric, mode=config.search.mode)
     return [*prior, *evaluation, Grids(folder / GRIDS_DIR, grids), Checkpoints(folder, checkpoints),
             EachEpoch(score), EachEpoch(report)]
+
+
+def evaluation_epochs(config: Config, rungs: Iterable[int]) -> tuple[frozenset[int], frozenset[int]]:
+    """The epochs (1-based) of a trial's generative evaluations: those that measure every image
+    set (every `train.fid_every` epochs and the last; the rungs too under `search.rung_eval:
+    full`), and the rungs that measure only what ranks the trial (`ranking_sets`). Both empty
+    when `train.fid_every` is 0."""
+    tc, rungs = config.train, frozenset(rungs)
+    if not tc.fid_every:
+        return frozenset(), frozenset()
+    full = epochs_at(tc.fid_every, tc.epochs, rungs if config.search.rung_eval == "full" else ())
+    return full, (rungs - full if ranking_sets(config) else frozenset())
+
+
+def ranking_sets(config: Config) -> frozenset[ImageSet]:
+    """The image sets a rung's evaluation decodes: those of the search metric(s) (none for a
+    val/ metric: ASHA ranks by a value every epoch reports)."""
+    s = config.search
+    return image_sets([s.metric, *s.metrics])
 
 
 def checkpoint_score(epoch: int, metrics: dict[str, float], kept: Collection[int], metric: str,

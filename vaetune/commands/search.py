@@ -83,6 +83,8 @@ def print_outcome(outcome, space, results, command: str) -> None:
 
     if outcome.rows:
         print(f"\n{len(outcome.rows)} trials: " + ", ".join(f"{n} {s}" for s, n in outcome.counts.items()))
+    if outcome.time is not None:
+        print(outcome.time.line())
     if outcome.unfinished:
         print(f"search interrupted with {outcome.unfinished} trials to go; continue with: {command} --resume")
     best = outcome.best

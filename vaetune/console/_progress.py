@@ -42,6 +42,7 @@ class SearchProgress:
         max_epochs: epochs of a trial that runs to the end.
         rungs: ASHA's rung epochs (empty for FIFO).
         planned: trials the search will run.
+        sampler: what chooses the trials, e.g. "sampler TPE ..., 2 random trials first (...)".
     """
 
     name: str
@@ -50,6 +51,7 @@ class SearchProgress:
     max_epochs: int
     rungs: list[int]
     planned: int
+    sampler: str = ""  # what chooses the trials (SamplerChoice.describe), for the first line
     start: float = field(default_factory=time.monotonic)
     trials: dict[int, _Trial] = field(default_factory=dict)
     epoch_seconds: list[float] = field(default_factory=list)
@@ -109,6 +111,13 @@ class SearchProgress:
         return self._event(now, number, f"{what}: {error}{where}")
 
     # -- what is shown ----------------------------------------------------------------------------
+    def headline(self) -> str:
+        """The first line: the trials, the sampler that chooses them, how they are ranked and cut."""
+        rungs = f"; ASHA compares them at epochs {', '.join(map(str, self.rungs))}" if self.rungs else ""
+        sampler = f"; {self.sampler}" if self.sampler else ""
+        return (f"search {self.name}: {self.planned} trials of up to {self.max_epochs} epochs{sampler}; "
+                f"ranked by {self.metric} ({self.mode}){rungs}")
+
     def summary(self, now: float) -> str:
         """One line: counts, the best so far, elapsed time and the estimate of what is left."""
         best = self.best()
@@ -118,9 +127,11 @@ class SearchProgress:
         return f"[{_clock(now - self.start)}] " + " · ".join(parts)
 
     def view(self, now: float) -> list[str]:
-        """The terminal view: a few lines, at most RUNNING_ROWS + 6 of them."""
+        """The terminal view: a few lines, at most RUNNING_ROWS + 7 of them."""
         lines = [f"vaetune search {self.name} · {self.metric} ({self.mode}) · elapsed "
                  f"{_clock(now - self.start)} · {self._eta(now)}", self._counts()]
+        if self.sampler:
+            lines.insert(0, self.headline())
         best = self.best()
         if best is not None:
             lines.append(f"best  #{best.number} {best.label}  {self.metric} {best.best:.4g} "

@@ -35,18 +35,19 @@ class _SearchConsole:
         self.swapped: list[tuple[logging.StreamHandler, Any]] = []
 
     @classmethod
-    def for_space(cls, space, *, max_epochs: int, rungs: list[int]):
+    def for_space(cls, space, *, max_epochs: int, rungs: list[int], sampler: str = ""):
         """The console of a search space's search (the number of trials is Tune's, told at setup).
 
         Args:
             space: the search space.
             max_epochs: epochs of a trial that runs to the end.
             rungs: ASHA's rung epochs (empty for FIFO).
+            sampler: what the sampler is, for the first line (`SamplerChoice.describe`).
         """
         config = space.default_config()
         s = config.search
         progress = SearchProgress(config.name, s.metric, s.mode, max_epochs, list(rungs),
-                                  s.num_samples)
+                                  s.num_samples, sampler=sampler)
         return cls(progress, list(space.params))
 
     # -- Tune callback hooks --------------------------------------------------------------------
@@ -58,10 +59,7 @@ class _SearchConsole:
         if sys.stdout.isatty():
             self._start_live()
             return
-        rungs = f"; ASHA compares them at epochs {', '.join(map(str, p.rungs))}" if p.rungs else ""
-        every = _duration(SUMMARY_EVERY_S)
-        self._write([f"search {p.name}: {p.planned} trials of up to {p.max_epochs} epochs, ranked "
-                     f"by {p.metric} ({p.mode}){rungs}; a summary every {every}"])
+        self._write([f"{p.headline()}; a summary every {_duration(SUMMARY_EVERY_S)}"])
 
     def on_step_begin(self, iteration, trials, **info):
         """The first step of a resumed search sees the trials that ended before: counted, once."""

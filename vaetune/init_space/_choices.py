@@ -207,7 +207,7 @@ def _search_choices(
     search = {
         "metric": metric,
         "mode": "min",
-        "sampler": "tpe",
+        "sampler": "auto",
         "num_samples": trials,
         "max_concurrent": concurrency,
         "scheduler": "asha",
@@ -234,6 +234,7 @@ def _search_choices(
         f"ASHA compares trials at epochs {_rungs(_grace(epochs), epochs)} and stops the "
         "weaker two thirds at each"
     )
+    c["search.sampler"] = "chosen and sized for the trials and concurrency (the console says which)"
     c["search.points_to_evaluate"] = "a plain VAE first, as a reference point"
     c.update(c_res)
     return search, {"cpu": cpu, "gpu": gpu}, threads

@@ -5,14 +5,16 @@ trial that needs them); N samples are drawn in batches and N reference images ar
 in batches, each batch quantised to uint8 (as saving a PNG would) and fed straight to Inception;
 nothing generated is written to disk. The samples' features also give precision and recall
 against the reference features; with a fitted latent prior (vaetune.prior), N more samples
-decoded from it get the same measures under the ``_gmm`` names.
+decoded from it get the same measures under the ``_gmm`` names. An evaluation may decode only
+some of these image sets (``sets``: at ASHA's rungs a trial measures only what ranks it); what
+a set left out would have measured is then absent, never carried from another evaluation.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +32,7 @@ from vaetune.metrics._stats import (
     resolve_method,
     statistics,
 )
-from vaetune.metrics.registry import PR_KEYS, SAMPLE_KEYS, of_fitted_prior
+from vaetune.metrics.registry import IMAGE_SETS, PR_KEYS, SAMPLE_KEYS, ImageSet, of_fitted_prior
 
 if TYPE_CHECKING:
     from vaetune.prior import LatentMixture
@@ -80,7 +82,8 @@ def _reconstructions(model, images: torch.Tensor, labels: torch.Tensor | None, d
 def evaluate_generative(model: torch.nn.Module, data: Any, cfg: Any, device: str | torch.device, *,
                         cache_dir: str | Path, background: tuple[int, int, int] = (255, 255, 255),
                         batch_size: int | None = None, method: FDMethod = "auto", pr_k: int = PR_K,
-                        prior: LatentMixture | None = None) -> dict[str, float | int]:
+                        prior: LatentMixture | None = None,
+                        sets: Collection[ImageSet] = IMAGE_SETS) -> dict[str, float | int]:
     """FID of samples and of reconstructions, KID, precision and recall of samples, against real images.
 
     Args:
@@ -96,13 +99,17 @@ def evaluate_generative(model: torch.nn.Module, data: Any, cfg: Any, device: str
         pr_k: neighbourhood size of precision and recall (:func:`vaetune.metrics.precision_recall`).
         prior: a fitted latent prior (:func:`vaetune.prior.fit_prior`); when given, N more
             samples are decoded from z drawn from it (seeded, labelled as the N(0, I) samples are).
+        sets: the image sets to decode and measure (``registry.IMAGE_SETS``): ``samples`` (from
+            N(0, I)), ``recon`` (the reference images reconstructed), ``gmm`` (from ``prior``,
+            if given); a set left out costs nothing and its measures are not in the result.
 
     Returns:
-        ``eval/fid_sample``, ``eval/fid_recon``, ``eval/kid_sample``, ``eval/kid_sample_std``,
-        ``eval/precision``, ``eval/recall`` and ``eval/fid_n`` (the N of real and of generated
-        images); with ``prior`` also ``eval/fid_sample_gmm``, ``eval/kid_sample_gmm``,
-        ``eval/precision_gmm`` and ``eval/recall_gmm``. Precision and recall are NaN (with a
-        warning) when N <= pr_k, too few images for k-NN manifolds.
+        ``eval/fid_n`` (the N of real and of generated images) and, by set: ``samples``:
+        ``eval/fid_sample``, ``eval/kid_sample``, ``eval/kid_sample_std``, ``eval/precision``,
+        ``eval/recall``; ``recon``: ``eval/fid_recon``; ``gmm`` (with ``prior``):
+        ``eval/fid_sample_gmm``, ``eval/kid_sample_gmm``, ``eval/precision_gmm`` and
+        ``eval/recall_gmm``. Precision and recall are NaN (with a warning) when N <= pr_k, too few
+        images for k-NN manifolds.
     """
     if pr_k < 1:
         raise ValueError(f"pr_k must be at least 1, got {pr_k}")
@@ -115,25 +122,31 @@ def evaluate_generative(model: torch.nn.Module, data: Any, cfg: Any, device: str
     key = reference_key(data.fingerprint, cfg.fid_reference, indices, n, background)
     ref = reference_stats(images, key=key, cache_dir=cache_dir, extractor=extractor,
                           meta={"fingerprint": data.fingerprint, "split": cfg.fid_reference})
+    unknown = set(sets) - set(IMAGE_SETS)
+    if unknown:
+        raise ValueError(f"sets: got {sorted(unknown)}; accepted: {', '.join(IMAGE_SETS)}")
     was_training = model.training
     model.eval()
+    out: dict[str, float | int] = {"eval/fid_n": ref.n}
     try:
         with torch.inference_mode():
             y = _sample_labels(model, labels, n, cfg.seed)
-            f_sample = extractor.stream(_samples(model, n, y, extractor.batch_size, cfg.seed))
-            f_gmm = None if prior is None else extractor.stream(
-                _samples(model, n, y, extractor.batch_size, cfg.seed, prior))
-            recon_labels = labels if getattr(model, "num_classes", 0) else None
-            f_recon = extractor.stream(_reconstructions(model, images, recon_labels, extractor.device,
-                                                        extractor.batch_size))
+            if "samples" in sets:
+                f_sample = extractor.stream(_samples(model, n, y, extractor.batch_size, cfg.seed))
+                out.update(_sample_metrics(ref, f_sample, method, cfg.seed, pr_k))
+            if "gmm" in sets and prior is not None:
+                f_gmm = extractor.stream(_samples(model, n, y, extractor.batch_size, cfg.seed, prior))
+                gmm = _sample_metrics(ref, f_gmm, method, cfg.seed, pr_k)
+                out.update({of_fitted_prior(k): gmm[k] for k in SAMPLE_KEYS})
+            if "recon" in sets:
+                recon_labels = labels if getattr(model, "num_classes", 0) else None
+                f_recon = extractor.stream(_reconstructions(model, images, recon_labels, extractor.device,
+                                                            extractor.batch_size))
+                out["eval/fid_recon"] = _fid(f_recon, ref, method)
     finally:
         model.train(was_training)
-    out = _metrics(ref, f_sample, f_recon, method, cfg.seed, pr_k)
-    if f_gmm is not None:
-        gmm = _sample_metrics(ref, f_gmm, method, cfg.seed, pr_k)
-        out.update({of_fitted_prior(k): gmm[k] for k in SAMPLE_KEYS})
-    log.info("FID/KID on %d images in %.1fs (reference %s): %s", n, time.perf_counter() - t0,
-             "cached" if ref.cached else "computed", out)
+    log.info("FID/KID of %s on %d images in %.1fs (reference %s): %s", "+".join(sorted(sets)), n,
+             time.perf_counter() - t0, "cached" if ref.cached else "computed", out)
     return out
 
 
@@ -160,8 +173,3 @@ def _sample_metrics(ref: ReferenceStats, sample: np.ndarray, method: FDMethod, s
             **dict(zip(PR_KEYS, _precision_recall(ref, sample, pr_k), strict=True)),
             "eval/kid_sample_std": kid_std}
 
-
-def _metrics(ref: ReferenceStats, sample: np.ndarray, recon: np.ndarray, method: FDMethod,
-             seed: int, pr_k: int) -> dict[str, float | int]:
-    return {**_sample_metrics(ref, sample, method, seed, pr_k),
-            "eval/fid_recon": _fid(recon, ref, method), "eval/fid_n": ref.n}

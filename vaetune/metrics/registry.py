@@ -39,6 +39,8 @@ class Metric:
         return missing if value is None else self.fmt.format(value)
 
 
+# where a trial's time goes, per epoch (the rest of Tune's time_this_iter_s is start-up and waiting)
+TRAIN_TIME, EVAL_TIME, CHECKPOINT_TIME = "time/train_s", "time/eval_s", "time/checkpoint_s"
 EVAL_EPOCH = "eval/epoch"  # when the carried eval/ values were measured: a time stamp, never a ranking
 PR_KEYS = ("eval/precision", "eval/recall")  # of the N(0, I) samples, beside eval/fid_sample
 SAMPLE_KEYS = ("eval/fid_sample", "eval/kid_sample", *PR_KEYS)  # the measures of a set of samples
@@ -51,6 +53,20 @@ def of_fitted_prior(name: str) -> str:
 
 
 GMM_KEYS = tuple(of_fitted_prior(k) for k in SAMPLE_KEYS)  # the same, z from the fitted prior
+
+# The sets of generated images an evaluation decodes and runs through Inception, each N images:
+# samples from N(0, I), reconstructions of the reference images, samples from the fitted prior.
+# An evaluation may decode only some (ASHA's rungs decode what ranks the trial): each measure
+# comes from one set, and the reference images' statistics (cached) serve them all.
+ImageSet = Literal["samples", "recon", "gmm"]
+IMAGE_SETS: tuple[ImageSet, ...] = ("samples", "recon", "gmm")
+_SET_OF = {**dict.fromkeys((*SAMPLE_KEYS, "eval/kid_sample_std"), "samples"), "eval/fid_recon": "recon",
+           **dict.fromkeys(GMM_KEYS, "gmm")}
+
+
+def image_sets(metrics) -> frozenset[ImageSet]:
+    """The image sets an evaluation must decode to measure `metrics` (none for a val/ metric)."""
+    return frozenset(_SET_OF[m] for m in metrics if m in _SET_OF)
 _PR_DOC = "manifolds of k nearest neighbours in Inception features (Kynkäänniemi et al. 2019)"
 _GMM_DOC = "z from the Gaussian mixture fitted to the training set's posterior means (train.prior)"
 
@@ -98,6 +114,12 @@ _METRICS = (
     Metric("beta", "β", "min", "{:.3g}", "schedule", "the KL weight in effect at the epoch's end", descriptive=True),
     Metric("lr", "lr", "min", "{:.3g}", "schedule", "the learning rate at the epoch's end", descriptive=True),
     Metric("time/epoch_s", "s/epoch", "min", "{:.1f}", "timing", "wall seconds of the epoch, evaluation included"),
+    Metric(TRAIN_TIME, "train s", "min", "{:.1f}", "timing",
+           "wall seconds of the epoch's optimiser steps and validation pass"),
+    Metric(EVAL_TIME, "eval s", "min", "{:.1f}", "timing",
+           "wall seconds of the epoch's generative evaluation (FID/KID) and latent prior fit"),
+    Metric(CHECKPOINT_TIME, "checkpoint s", "min", "{:.1f}", "timing",
+           "wall seconds of the epoch's checkpoint and grid pictures"),
     Metric("time/train_images_per_s", "images/s", "max", "{:.0f}", "timing", "training images per second"),
     Metric("sys/gpu_peak_mem_mb", "GPU MB", "min", "{:.0f}", "gpu", "peak GPU memory allocated by tensors"),
     Metric("sys/gpu_peak_reserved_mb", "GPU reserved MB", "min", "{:.0f}", "gpu",

@@ -41,10 +41,12 @@ from vaetune.results import (
     SearchResults,
     final_column,
     final_metrics,
+    frame_reports,
     is_remote,
     last_grids,
     load_results,
     rank,
+    time_split,
 )
 
 __all__ = [
@@ -257,6 +259,9 @@ def _mattered_section(results: SearchResults, table: KLTable, figures, _figures)
         parts.append(("p", f"Learning curves of all {len(results.histories)} trials (from each trial's result.json), "
                            f"coloured by {table.key_label}; {how}."))
         parts.append(("fig", ("learning_curves", "learning curves")))
+    split = time_split(frame_reports(results.histories.values()))
+    if split is not None:
+        parts.append(("p", f"Where the time went: {split.line()} (from each trial's result.json)."))
     missing = len(results.summary) - len(results.histories)
     if missing:
         parts.append(("notes", [f"{missing} trials have no local result.json (remote storage or no epoch reported); "

@@ -4,7 +4,9 @@ ASHA stops most trials at its first rung, so a trial's last report is no basis f
 with another: every comparison is made at one epoch, from each trial's per-epoch history
 (result.json). FID/KID (`eval/`) are measured only at some epochs and carried in between; a
 value in the history counts at epoch E only when `eval/epoch` says it measured epoch E (for a
-search recorded before `eval/epoch` existed: when E is one of the configuration's FID epochs).
+search recorded before `eval/epoch` existed: when E is one of the configuration's FID epochs),
+else it is not measured there. At ASHA's rungs a trial measures only what ranks it
+(`search.rung_eval`): the other eval/ values of that epoch are not measured either.
 A trial whose history is not on this machine (remote storage), or lacks its last epoch (a
 driver killed before Ray copied the history to the results folder), counts at its last epoch from
 summary.csv (where a completed or stopped trial always measured FID), with its newest checkpoint.
@@ -79,8 +81,8 @@ def _number(v: Any) -> float | None:
 
 
 def measured_at(results: SearchResults, row, epoch: int, metrics: tuple[str, ...]) -> dict[str, float | None] | None:
-    """A trial's metrics measured at `epoch` (None for one it did not record); None when the trial
-    did not reach `epoch`, or its eval/ values there were carried from an earlier epoch."""
+    """A trial's metrics measured at `epoch` (None for one it did not measure there: not recorded,
+    or an eval/ value carried from an earlier epoch); None when the trial did not reach `epoch`."""
     history = results.histories.get(str(row[TRIAL_ID]))
     at = history[history[EPOCH] == epoch] if history is not None else None
     if at is not None and not at.empty:
@@ -99,9 +101,8 @@ def measured_at(results: SearchResults, row, epoch: int, metrics: tuple[str, ...
         else:  # a trial measures FID where it ends, unless an error ended it
             measured_eval = row.get(STATUS) in (COMPLETED, STOPPED)
         values = {m: _number(row.get(final_column(m))) for m in metrics}
-    generative = [m for m in metrics if m in GENERATIVE]
-    if any(values[m] is not None for m in generative) and not measured_eval:
-        return None  # FID on, but what the history holds at this epoch was measured earlier
+    if not measured_eval:  # what the history holds of FID/KID at this epoch was measured earlier
+        values.update({m: None for m in metrics if m in GENERATIVE})
     return values
 
 

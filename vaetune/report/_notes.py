@@ -8,17 +8,28 @@ from typing import TYPE_CHECKING
 from vaetune.metrics.registry import get
 from vaetune.report._epochs import BETA_IN_EFFECT, CAPACITY, DASH, OBJECTIVE, SCHEDULE
 from vaetune.results import TRIAL_ID, SearchResults
-from vaetune.search import BETA, default_values
+from vaetune.search import BETA, default_values, kept_epochs
+from vaetune.trainable import evaluation_epochs
 
 if TYPE_CHECKING:
     from vaetune.report._table import KLTable
+    from vaetune.spec import Config
 
 
 def _labels(metrics: list[str]) -> str:
     return ", ".join(get(m).label for m in metrics)
 
 
-def missing_notes(results: SearchResults, missing: list[str]) -> list[str]:
+def _ranking_only(config: Config | None, epoch: int | None) -> bool:
+    """Whether trials of `config` measured only what ranks them at `epoch` (a cheap rung)."""
+    if config is None or epoch is None:
+        return False
+    _, ranking = evaluation_epochs(config, kept_epochs(config))
+    return epoch in ranking
+
+
+def missing_notes(results: SearchResults, missing: list[str], epoch: int | None = None) -> list[str]:
+    """Why the table's columns `missing` are empty (its rows measured at `epoch`)."""
     notes = []
     config = results.config()
     evals = [m for m in missing if m.startswith("eval/")]
@@ -32,6 +43,13 @@ def missing_notes(results: SearchResults, missing: list[str]) -> list[str]:
         notes.append(f"{_labels(unfitted)}: {DASH} because the search ran with train.prior none, so "
                      "no latent prior was fitted.")
     evals = [m for m in evals if m not in unfitted]
+    ranked_only = _ranking_only(config, epoch)
+    if evals and ranked_only:
+        full, _ = evaluation_epochs(config, kept_epochs(config))
+        notes.append(f"{_labels(evals)}: {DASH}, not measured at epoch {epoch}: at ASHA's rungs a trial "
+                     f"measures only what ranks it (search.rung_eval: ranking); every measure at epochs "
+                     f"{', '.join(map(str, sorted(full)))}.")
+        evals = []
     if evals:
         notes.append(f"{_labels(evals)}: {DASH} because no trial reported them (recorded by an "
                      "older vaetune?).")

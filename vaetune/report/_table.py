@@ -247,7 +247,7 @@ def _table(results: SearchResults, key: str, groups, how: str, frame, epoch: int
         how = f"{how}, the best trial of each by {results.metric} at epoch {epoch}"
     table = KLTable(epoch=epoch, key=key, rows=rows, how=how, sweep=sweep, trials=frame)
     table.missing = [m for m in TABLE_METRICS if all(r.values[m] is None for r in rows)]
-    table.notes += missing_notes(results, table.missing) + schedule_notes(results, table)
+    table.notes += missing_notes(results, table.missing, epoch) + schedule_notes(results, table)
     if left_out:
         table.notes.append(f"Not in this table (no trial measured at epoch {epoch}): " + "; ".join(left_out) + ".")
     return table

@@ -84,8 +84,12 @@ from vaetune.results._layout import (
     storage_uri,
 )
 from vaetune.results._search import SearchResults, load_results
+from vaetune.results._time import TimeSplit, frame_reports, time_split
 
 __all__ = [
+    "TimeSplit",
+    "frame_reports",
+    "time_split",
     "CHECKPOINT",
     "CHECKPOINT_DIR",
     "COMPLETED",

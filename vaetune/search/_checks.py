@@ -14,13 +14,15 @@ def check_space(space: SearchSpace, config: Config) -> None:
     s = config.search
     categorical = {k: d for k, d in space.params.items() if d.kind in ("choice", "grid")}
     gridded = [k for k, d in space.params.items() if d.kind == "grid"]
-    if s.sampler == "grid" and len(categorical) != len(space.params):
+    grid = runs_grid(space, config)
+    if grid and len(categorical) != len(space.params):
         bad = next(k for k in space.params if k not in categorical)
         raise UserError(f"{space.source}: {bad}: got {space.params[bad].kind}; search.sampler grid needs every "
                         "searched key to be a choice or grid list")
-    if gridded and s.sampler != "grid":
-        raise UserError(f"{space.source}: {gridded[0]}: got a grid list with search.sampler {s.sampler!r}; "
-                        "use sampler grid to try every value, or choice to let the sampler pick")
+    if gridded and not grid:
+        why = "beside keys that are not grid lists" if s.sampler == "auto" else f"with search.sampler {s.sampler!r}"
+        raise UserError(f"{space.source}: {gridded[0]}: got a grid list {why}; use grid lists for every key "
+                        "(or sampler grid) to try every value, or choice to let the sampler pick")
     if not space.params:
         raise UserError(f"{space.source}: nothing to search; give at least one key a distribution "
                         "(e.g. train.beta: {loguniform: [0.001, 10]}) or use vaetune train")
@@ -34,6 +36,14 @@ def check_space(space: SearchSpace, config: Config) -> None:
                 raise SpecError(space.source, f"search.points_to_evaluate[{i}].{key}", value,
                                 f"outside the space {dist.kind} {list(dist.args)}; a point to evaluate first is one "
                                 "the search could sample")
+
+
+def runs_grid(space: SearchSpace, config: Config) -> bool:
+    """Whether the search runs Optuna's grid: named, or auto over a space of grid lists only."""
+    s = config.search
+    if s.sampler != "auto":
+        return s.sampler == "grid"
+    return bool(space.params) and all(d.kind == "grid" for d in space.params.values())
 
 
 def inside(dist: Distribution, value: Any) -> bool:
@@ -59,7 +69,7 @@ def grid_size(space: SearchSpace) -> int:
 
 def planned_trials(space: SearchSpace, config: Config) -> int:
     s = config.search
-    return min(s.num_samples, grid_size(space)) if s.sampler == "grid" else s.num_samples
+    return min(s.num_samples, grid_size(space)) if runs_grid(space, config) else s.num_samples
 
 
 def max_epochs(config: Config) -> int:

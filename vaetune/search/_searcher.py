@@ -20,6 +20,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from vaetune.console import _SearchConsole
 from vaetune.results import DRIVER_FILES, SEARCH_FILE, TRIALS_FILE, read_json, write_json
+from vaetune.search._sampler import SamplerChoice, optuna_startup
 from vaetune.tracking import _SearchTracker
 
 log = logging.getLogger(__name__)
@@ -186,16 +187,25 @@ def fail_lost_trials(study: optuna.Study, held: set[int] = frozenset()) -> list[
     return lost
 
 
-def make_sampler(name: str, seed: int, grid: dict[str, list] | None = None):
-    """The Optuna sampler named in `search.sampler`."""
+def make_sampler(choice: SamplerChoice | str, seed: int, grid: dict[str, list] | None = None):
+    """The Optuna sampler of a choice (vaetune.search._sampler; a bare name: Optuna's settings)."""
+    if isinstance(choice, str):
+        choice = SamplerChoice(choice, optuna_startup(choice))
+    startup = choice.startup
+    if choice.sized and choice.name == "tpe":
+        with warnings.catch_warnings():  # `group` is experimental in Optuna 5
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, multivariate=True,
+                                              group=True, constant_liar=True)
     samplers = {
-        "tpe": lambda: optuna.samplers.TPESampler(seed=seed),
+        "tpe": lambda: optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup),
+        "gp": lambda: optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup),
         "random": lambda: optuna.samplers.RandomSampler(seed=seed),
         "cmaes": lambda: optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False),
         "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=seed),
         "grid": lambda: _TuneGridSampler(grid or {}, seed=seed),
     }
-    return samplers[name]()
+    return samplers[choice.name]()
 
 
 class _TuneGridSampler(optuna.samplers.GridSampler):

@@ -25,12 +25,15 @@ from vaetune.results import (
     TRIALS_FILE,
     UNFINISHED,
     WALL_TIME,
+    TimeSplit,
     best_column,
     final_column,
+    frame_reports,
     rank,
     read_json,
     read_tracking,
     storage_uri,
+    time_split,
     write_summary,
 )
 from vaetune.search._checks import max_epochs, planned_trials
@@ -47,6 +50,7 @@ class Outcome:
     mode: str
     unfinished: int  # trials interrupted or never started
     best: dict[str, Any] | None  # the best row by best/<metric>
+    time: TimeSplit | None = None  # where the trials' time went (None: nothing timed)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -75,7 +79,9 @@ def summarise(result_grid, space: SearchSpace, config: Config, results: Path) ->
     if rows:
         ranked = rank(pd.DataFrame(rows), best_column(metric), mode)
         best = ranked.iloc[0].to_dict() if len(ranked) else None
-    return Outcome(rows=rows, summary_path=path, metric=metric, mode=mode, unfinished=unfinished, best=best)
+    frames = [getattr(r, "metrics_dataframe", None) for r in result_grid]
+    return Outcome(rows=rows, summary_path=path, metric=metric, mode=mode, unfinished=unfinished, best=best,
+                   time=time_split(frame_reports(frames)))
 
 
 def trial_rows(result_grid, space: SearchSpace, config: Config, results: Path) -> list[dict[str, Any]]:

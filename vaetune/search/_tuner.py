@@ -12,6 +12,7 @@ from typing import Any
 from vaetune.errors import UserError
 from vaetune.results import is_remote, optuna_url
 from vaetune.search._checks import kept_epochs, max_epochs, planned_trials, rungs_of
+from vaetune.search._sampler import sampler_of
 from vaetune.spec import Config, SearchSpace, flatten
 
 
@@ -34,12 +35,13 @@ def tune_config(space: SearchSpace, config: Config, results: Path):
 
     s = config.search
     top = max_epochs(config)
-    multi = s.sampler == "nsga2"
+    choice = sampler_of(space, config)
+    multi = choice.name == "nsga2"
     metric = s.metrics if multi else s.metric
     mode = (s.modes or [s.mode] * len(s.metrics)) if multi else s.mode
-    grid = {k: list(d.args) for k, d in space.params.items()} if s.sampler == "grid" else None
+    grid = {k: list(d.args) for k, d in space.params.items()} if choice.name == "grid" else None
     searcher = TruthfulOptunaSearch(
-        metric=metric, mode=mode, sampler=make_sampler(s.sampler, s.seed, grid),
+        metric=metric, mode=mode, sampler=make_sampler(choice, s.seed, grid),
         points_to_evaluate=full_points(space, config) or None, storage=optuna.storages.RDBStorage(optuna_url(results)),
         study_name=config.name, max_epochs=top)
     searcher = PlannedSearch(ConcurrencyLimiter(searcher, max_concurrent=s.max_concurrent), results)
@@ -75,7 +77,8 @@ def run_config(space: SearchSpace, config: Config, results: Path, *, space_file:
         metric=s.metric, mode=s.mode, searched=list(space.params))
     callbacks = [TrialLedger(results), callback]
     if console:
-        callbacks.append(ConsoleCallback.for_space(space, max_epochs=max_epochs(config), rungs=rungs_of(config)))
+        callbacks.append(ConsoleCallback.for_space(space, max_epochs=max_epochs(config), rungs=rungs_of(config),
+                                                   sampler=sampler_of(space, config).describe()))
     metric_columns = {"epoch": "epoch", s.metric: s.metric}
     for extra in ("val/psnr", "val/kl"):
         metric_columns.setdefault(extra, extra)

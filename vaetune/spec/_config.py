@@ -204,7 +204,9 @@ class TrainConfig(_Section):
 class SearchConfig(_Section):
     metric: str | None = None  # None: eval/fid_sample when train.fid_every > 0, else val/elbo
     mode: Literal["min", "max"] | None = None  # None: the metric's own better direction
-    sampler: Literal["tpe", "random", "cmaes", "nsga2", "grid"] = "tpe"  # Optuna's samplers
+    # auto: chosen and sized for the trials, concurrency and space (vaetune.search._sampler);
+    # or one of Optuna's samplers with Optuna's own settings (gp: its Gaussian-process sampler)
+    sampler: Literal["auto", "tpe", "gp", "random", "cmaes", "nsga2", "grid"] = "auto"
     # nsga2: the objectives, e.g. [val/recon, eval/fid_sample]
     metrics: list[str] = Field(default_factory=list)
     modes: list[Literal["min", "max"]] = Field(default_factory=list)  # nsga2: one mode per objective
@@ -213,6 +215,10 @@ class SearchConfig(_Section):
     seed: int = 0
     scheduler: Literal["asha", "fifo"] = "asha"
     grace_period: int = Field(1, ge=1)  # ASHA, in epochs
+    # what a trial measures at ASHA's rungs: ranking, only what ranks it (search.metric's images:
+    # N samples for eval/fid_sample, with their KID, precision and recall); full, every measure.
+    # Every measure is always taken at train.fid_every epochs and at the last epoch
+    rung_eval: Literal["ranking", "full"] = "ranking"
     reduction_factor: float = Field(3.0, gt=1)  # ASHA
     max_t: int | None = Field(None, ge=1)  # ASHA, in epochs; None: train.epochs
     # configurations tried first, as dotted keys: [{train.beta: 1.0, model.latent_dim: 16}]

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from vaetune.metrics.registry import CHECKPOINT_TIME, EVAL_TIME, TRAIN_TIME
 from vaetune.train._device import peak_memory, place_batches, resolve_device
 from vaetune.train._state import restore_training_state
 from vaetune.train._validate import validate
@@ -77,7 +78,8 @@ def train(config: Config, callbacks: Sequence[Callback] = (), *, data: ImageData
         metrics = _train_epoch(model, optimizer, batches, shuffle_gen, augment, tc, epoch, device,
                                callbacks)
         metrics.update(validate(model, val_x, val_y, tc, device))
-        metrics["time/epoch_s"] = seconds = time.perf_counter() - t0
+        metrics["time/epoch_s"] = metrics[TRAIN_TIME] = seconds = time.perf_counter() - t0
+        metrics[EVAL_TIME] = metrics[CHECKPOINT_TIME] = 0.0  # callbacks add theirs
         metrics["time/train_images_per_s"] = len(train_x) / max(seconds, 1e-9)
         metrics.update(peak_memory(device))  # what one trial needs of a shared GPU
         end = EpochEnd(epoch + 1, metrics, model, optimizer, shuffle_gen, config, data, device)

@@ -8,11 +8,17 @@ the first four as `vaetune train` runs them.
 from __future__ import annotations
 
 import time
-from collections.abc import Container
+from collections.abc import Collection, Container
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vaetune.metrics.registry import EVAL_EPOCH
+from vaetune.metrics.registry import (
+    CHECKPOINT_TIME,
+    EVAL_EPOCH,
+    EVAL_TIME,
+    IMAGE_SETS,
+    ImageSet,
+)
 from vaetune.train._device import peak_memory
 from vaetune.train._grids import GRIDS_DIR, GridWriter
 from vaetune.train._state import prune_checkpoints, save_training_state
@@ -45,34 +51,49 @@ class LatentPrior(Callback):
         end.prior = fit_model_prior(end.model, images, labels, device=end.device,
                                     components=tc.prior_components,
                                     covariance=tc.prior_covariance, seed=tc.seed)
-        end.metrics["time/epoch_s"] += time.perf_counter() - t0  # the epoch's cost, as FID's
+        seconds = time.perf_counter() - t0
+        end.metrics["time/epoch_s"] += seconds  # the epoch's cost, as FID's
+        end.metrics[EVAL_TIME] += seconds
 
 
 class GenerativeEval(Callback):
-    """FID/KID (vaetune.metrics) at the epochs `at`; the last values are carried into the metrics
-    of the epochs between (and across a resume), with `eval/epoch` saying which epoch they
-    measured, so a comparison at one epoch can tell a measurement from a carried value. Before
-    the first evaluation there are none."""
+    """FID/KID (vaetune.metrics) at the epochs `at`, of every image set; at the epochs `ranking_at`
+    (ASHA's rungs) of the image sets `ranking_sets` only (what ranks the trial: the search
+    metric's; none for a val/ metric, and then nothing is measured there). The last evaluation's
+    values are carried into the metrics of the epochs between (and across a resume), with
+    `eval/epoch` saying which epoch they measured, so a comparison at one epoch can tell a
+    measurement from a carried value; a measure the last evaluation did not take is absent (NaN in
+    a trial's reports), never carried from an older one. Before the first evaluation there are none."""
 
-    def __init__(self, at: Container[int]):
-        self.at = at
+    def __init__(self, at: Container[int], ranking_at: Container[int] = (),
+                 ranking_sets: Collection[ImageSet] = ()):
+        self.at, self.ranking_at, self.ranking_sets = at, ranking_at, frozenset(ranking_sets)
         self.carried: dict[str, float] = {}
+
+    def sets_at(self, epoch: int) -> frozenset[ImageSet]:
+        """The image sets measured at `epoch` (empty: no evaluation there)."""
+        if epoch in self.at:
+            return frozenset(IMAGE_SETS)
+        return self.ranking_sets if epoch in self.ranking_at else frozenset()
 
     def on_train_start(self, start: TrainStart) -> None:
         self.carried = {k: v for k, v in start.metrics.items() if k.startswith("eval/")}
 
     def on_epoch_end(self, end: EpochEnd) -> None:
-        if end.epoch in self.at:
+        sets = self.sets_at(end.epoch)
+        if sets:
             from vaetune.metrics import evaluate_generative
 
             t0 = time.perf_counter()
             dc = end.config.data
             self.carried = evaluate_generative(end.model, end.data, end.config.train, end.device,
                                                cache_dir=dc.cache_dir, background=dc.background,
-                                               prior=end.prior)
+                                               prior=end.prior, sets=sets)
             self.carried[EVAL_EPOCH] = end.epoch
             # an epoch's cost includes its evaluation (time, GPU memory): a trial's share of a GPU
-            end.metrics["time/epoch_s"] += time.perf_counter() - t0
+            seconds = time.perf_counter() - t0
+            end.metrics["time/epoch_s"] += seconds
+            end.metrics[EVAL_TIME] += seconds
             end.metrics.update(peak_memory(end.device))
         end.metrics.update(self.carried)
 
@@ -90,7 +111,9 @@ class Grids(Callback):
 
     def on_epoch_end(self, end: EpochEnd) -> None:
         if end.epoch in self.at:
+            t0 = time.perf_counter()
             end.artifacts += self.writer.write(self.folder, end.epoch)
+            end.metrics[CHECKPOINT_TIME] += time.perf_counter() - t0
 
 
 class Checkpoints(Callback):
@@ -101,10 +124,12 @@ class Checkpoints(Callback):
 
     def on_epoch_end(self, end: EpochEnd) -> None:
         if end.epoch in self.at:
+            t0 = time.perf_counter()
             end.checkpoint = save_training_state(self.folder, end.model, end.optimizer,
                                                  end.generator, end.epoch, end.config, end.data,
                                                  end.metrics, end.prior)
             prune_checkpoints(self.folder, self.keep)
+            end.metrics[CHECKPOINT_TIME] += time.perf_counter() - t0
 
 
 class ProgressBar(Callback):
