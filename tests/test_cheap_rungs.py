@@ -187,3 +187,31 @@ def test_the_report_says_what_a_rung_did_not_measure(search):
     assert note.startswith("FID GMM, KID GMM, precision GMM, recall GMM, FID recon: —") and "epochs 3." in note
     if 3 in tables:  # the last epoch measured everything
         assert "eval/fid_recon" not in tables[3].missing
+
+
+def test_a_search_ranked_by_a_val_metric_keeps_its_trials_at_a_rung_without_fid(tmp_path):
+    """Ranked by val/elbo, a rung measures no FID (nothing to decode): at epoch 3 trial c's FID was
+    carried from epoch 1, so its row is there, ranked by val/elbo, with FID not measured ("—"),
+    while a's FID, measured at 3, is shown. (Ranked by FID, c would be left out: test_report.)"""
+    import pandas as pd
+
+    from vaetune.report import kl_tables
+    from vaetune.results import SearchResults
+
+    space = space_from_dict({"train": {"epochs": 3, "fid_every": 3, "beta": {"choice": [0.01, 1.0]}},
+                             "search": {"scheduler": "asha", "grace_period": 1, "reduction_factor": 3,
+                                        "metric": "val/elbo"}})
+    elbo, fid, measured = {"a": [90, 80, 70], "c": [95, 85, 75]}, {"a": [300, 300, 250], "c": [100] * 3}, \
+        {"a": [1, 1, 3], "c": [1, 1, 1]}
+    histories = {t: pd.DataFrame({"epoch": [1, 2, 3], "val/elbo": elbo[t], "val/kl": 1.0, "val/mse": 0.02,
+                                  "eval/fid_sample": fid[t], "eval/epoch": measured[t]}) for t in elbo}
+    summary = pd.DataFrame({"trial_id": ["a", "c"], "train.beta": [0.01, 1.0], "status": "completed", "epochs": 3,
+                            "final/val/elbo": [70, 75], "final/eval/fid_sample": [250, 100], "checkpoint": "",
+                            "trial_path": "", "mlflow_run_id": ""})
+    results = SearchResults(folder=tmp_path, state={"name": "x", "metric": "val/elbo", "mode": "min",
+                                                    "searched": ["train.beta"], "max_epochs": 3},
+                            summary=summary, tracking={}, space=space, histories=histories)
+    at3 = next(t for t in kl_tables(results) if t.epoch == 3)
+    rows = {r.trial_id: r.values for r in at3.rows}
+    assert set(rows) == {"a", "c"} and rows["c"]["val/elbo"] == 75
+    assert rows["a"]["eval/fid_sample"] == 250 and rows["c"]["eval/fid_sample"] is None

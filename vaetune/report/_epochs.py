@@ -82,7 +82,8 @@ def _number(v: Any) -> float | None:
 
 def measured_at(results: SearchResults, row, epoch: int, metrics: tuple[str, ...]) -> dict[str, float | None] | None:
     """A trial's metrics measured at `epoch` (None for one it did not measure there: not recorded,
-    or an eval/ value carried from an earlier epoch); None when the trial did not reach `epoch`."""
+    or an eval/ value carried from an earlier epoch); None when the trial did not reach `epoch`, or
+    when the search ranks by an eval/ metric that the trial did not measure there."""
     history = results.histories.get(str(row[TRIAL_ID]))
     at = history[history[EPOCH] == epoch] if history is not None else None
     if at is not None and not at.empty:
@@ -102,7 +103,9 @@ def measured_at(results: SearchResults, row, epoch: int, metrics: tuple[str, ...
             measured_eval = row.get(STATUS) in (COMPLETED, STOPPED)
         values = {m: _number(row.get(final_column(m))) for m in metrics}
     if not measured_eval:  # what the history holds of FID/KID at this epoch was measured earlier
-        values.update({m: None for m in metrics if m in GENERATIVE})
+        if results.metric in GENERATIVE:
+            return None  # not ranked at this epoch: left out of its comparison
+        values.update({m: None for m in metrics if m in GENERATIVE})  # ranked by a val/ metric
     return values
 
 
