@@ -2,7 +2,10 @@
 exported with `vaetune export`, and a 2-D latent model trained with `vaetune train`.
 
 Each command runs through the CLI entry point in-process and must write an image of the size its
-layout implies: a grid of R x C images of H x W is `vaetune.viz.grid_pixels(R, C, H, W)`.
+layout implies: a grid of R x C images of H x W is `vaetune.viz.grid_pixels(R, C, H, W)`. The tests
+at the end read the pictures back for what a person would check: an interpolation runs from one
+reconstruction to the other, a traversal varies around the image's own reconstruction, the
+manifold shows the encoder's means, a walk comes back to where it started.
 """
 
 from __future__ import annotations
