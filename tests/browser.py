@@ -3,7 +3,9 @@
 Shared by the tests of `vaetune ui` (MLflow's UI) and `vaetune dashboard` (Optuna Dashboard).
 Chromium is Debian's (scripts/test.sh installs it in CI), driven by Playwright (the dev extra;
 `playwright install` is never needed: the browser is the system's). A test without either is
-skipped with the reason. Single-page apps load their data over their own REST API after the
+skipped with the reason, except where the environment sets `CI`: there a missing browser fails
+the test with one line saying how to install it, so that CI never passes with the browser checks
+unrun. Single-page apps load their data over their own REST API after the
 page: wait for selectors, never for a fixed time.
 """
 
@@ -21,6 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from guards import SERVER_S
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -44,7 +47,7 @@ def vaetune(*args: str) -> list[str]:
 
 
 @contextmanager
-def serving(cmd: list[str], cwd: Path, ready_url: str, log: Path, timeout: float = 300):
+def serving(cmd: list[str], cwd: Path, ready_url: str, log: Path, timeout: float = SERVER_S):
     """Run a server command (its output to `log`) until `ready_url` answers; stop it after."""
     with log.open("w") as out:
         proc = subprocess.Popen(cmd, cwd=cwd, env=user_env(), stdout=out, stderr=subprocess.STDOUT,
@@ -70,14 +73,29 @@ def serving(cmd: list[str], cwd: Path, ready_url: str, log: Path, timeout: float
             proc.wait()
 
 
-@contextmanager
-def chromium_page(width: int = 1920, height: int = 1080):
-    """A page of headless Chromium; the test is skipped if Chromium or Playwright is missing."""
+def missing(reason: str) -> None:
+    """Skip the test for want of `reason`; fail it, in one line, where `CI` is set."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI is set: the browser checks must run)", pytrace=False)
+    pytest.skip(reason)
+
+
+def find_chromium() -> str:
+    """The system's Chromium, or `missing` says how to install it."""
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
-        pytest.skip("chromium is not installed (apt-get install chromium; scripts/test.sh does it)")
-    sync_api = pytest.importorskip("playwright.sync_api",
-                                   reason="playwright is not installed (the dev extra)")
+        missing("chromium is not installed: apt-get install chromium (scripts/test.sh does it as root)")
+    return chromium
+
+
+@contextmanager
+def chromium_page(width: int = 1920, height: int = 1080):
+    """A page of headless Chromium; without Chromium or Playwright, see `missing`."""
+    chromium = find_chromium()
+    try:
+        from playwright import sync_api
+    except ImportError:
+        missing("playwright is not installed: pip install -e '.[dev]' (scripts/test.sh does it)")
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:

@@ -20,6 +20,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from guards import HANG_GUARD_S
+
 from vaetune.results import COMPLETED
 
 
@@ -53,9 +55,14 @@ def trial_epochs(exp_dir: Path) -> dict[str, list[int]]:
     return out
 
 
-def hold_ray_workers(ray_tmp: str, held: set[int]) -> None:
+# the process title of a trial's actor: Tune runs a function trainable in an `ImplicitFunc` actor
+TRIAL_ACTOR = b"ray::ImplicitFunc"
+
+
+def hold_ray_workers(ray_tmp: str, held: set[int], *, only: bytes = b"ray::") -> None:
     """SIGSTOP the Ray worker processes (not the raylet, the GCS or the agents) of the Ray instance
-    whose RAY_TMPDIR is `ray_tmp`, adding each to `held`."""
+    whose RAY_TMPDIR is `ray_tmp` whose title starts with `only` (`TRIAL_ACTOR`: trials' actors
+    alone, idle workers left to host the next ones), adding each to `held`."""
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit() or int(proc.name) in held:
             continue
@@ -63,7 +70,7 @@ def hold_ray_workers(ray_tmp: str, held: set[int]) -> None:
             title = (proc / "cmdline").read_bytes().split(b"\0")[0]
             # a worker is "ray::IDLE" or "ray::<actor>.<method>"; a node's agents (which its raylet
             # fate-shares with) are "ray::DashboardAgent", "ray::RuntimeEnvAgent"
-            worker = title.startswith(b"ray::") and not title.endswith(b"Agent")
+            worker = title.startswith(only) and not title.endswith(b"Agent")
             ours = f"RAY_TMPDIR={ray_tmp}".encode() in (proc / "environ").read_bytes().split(b"\0")
         except OSError:  # gone, or not ours to read
             continue
@@ -100,7 +107,7 @@ def release_ray_workers(held: set[int]) -> None:
 
 
 def kill_at_first_completion(env, args: list[str], exp_dir: Path, epochs: int, *,
-                             timeout: float = 400) -> set[str]:
+                             timeout: float = HANG_GUARD_S) -> set[str]:
     """Run `vaetune ARGS` in `env` (tests/test_search.py's Env), hold it at its first completed trial,
     SIGKILL it once its saved state records a trial finished (`epochs` epochs in the results folder
     too), and clean up. Returns the finished trials (one or more)."""

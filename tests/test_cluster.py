@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from guards import HANG_GUARD_S
 from hold import hold_ray_workers, kill_held
 
 EPOCHS = 10
@@ -35,9 +36,6 @@ SPACE = {
     "search": {"num_samples": 3, "max_concurrent": 2, "scheduler": "fifo"},
     "resources": {"cpu": 1},
 }
-# How long a search may take to reach the moment a test waits for, or to end: generous, a hang
-# guard only (a loaded machine runs these trials several times slower than a quiet one)
-HANG_GUARD_S = 280
 # Notice a dead raylet in ~1 s instead of Ray's default ~15 s (health checks every 3 s, 5 misses).
 FAST_HEALTH_CHECKS = {"health_check_initial_delay_ms": 0, "health_check_period_ms": 500,
                       "health_check_failure_threshold": 2}

@@ -10,7 +10,8 @@ from vaetune.data import Augment, ImageData, split_indices
 from vaetune.data.splits import split_counts
 from vaetune.spec import AugmentConfig, SplitConfig
 
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+# the cuda cases are collected everywhere and skipped without a GPU (the gpu marker: tests/conftest.py)
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
 
 
 def test_split_is_deterministic_disjoint_and_complete():

@@ -19,8 +19,10 @@ from PIL import Image
 from vaetune.errors import UserError
 from vaetune.fetch import RateLimiter, RetryPolicy, fetch_ygo
 
-FAST = RetryPolicy(retries=3, backoff=0.01, max_backoff=0.02, timeout=0.5)
-SLOW_DELAY = 1.5  # seconds the "slow" image stalls on its first request: longer than FAST.timeout
+# A client timeout no ordinary reply of a local server comes near, even on a loaded machine: the
+# exact request counts below hold only if nothing but the "slow" image ever times out.
+FAST = RetryPolicy(retries=3, backoff=0.01, max_backoff=0.02, timeout=10)
+STALL_GUARD_S = 300  # a hang guard: the "slow" image's stall ends when the client retries
 
 
 def png_bytes(color: tuple[int, int, int], size: tuple[int, int] = (42, 61)) -> bytes:
@@ -32,7 +34,8 @@ def png_bytes(color: tuple[int, int, int], size: tuple[int, int] = (42, 61)) -> 
 class FakeYgo:
     """A card-list endpoint and card images, each image name with a behaviour:
 
-    ok: always fine; flaky: 500 twice, then fine; slow: stalls once past the client timeout;
+    ok: always fine; flaky: 500 twice, then fine; slow: its first request stalls until the client
+    has given up on it and asked again (past the client timeout, whatever the machine's speed);
     truncated: twice a Content-Length larger than the body; corrupt: once half a PNG with a
     correct Content-Length; broken: always 500; missing: always 404.
     """
@@ -41,6 +44,7 @@ class FakeYgo:
         self.behaviours = dict(behaviours)
         self.requests: Counter[str] = Counter()
         self.lock = threading.Lock()
+        self.retried = threading.Event()  # the "slow" image was asked for a second time
         self.images = {name: png_bytes((40 * i % 256, 90, 200)) for i, name in enumerate(behaviours)}
         fake = self
 
@@ -86,8 +90,10 @@ class FakeYgo:
             return self.send(h, 404, b"not found")
         if kind == "broken" or (kind == "flaky" and n <= 2):
             return self.send(h, 500, b"server error")
+        if kind == "slow" and n >= 2:
+            self.retried.set()
         if kind == "slow" and n == 1:
-            time.sleep(SLOW_DELAY)
+            self.retried.wait(STALL_GUARD_S)
         if kind == "truncated" and n <= 2:
             return self.send(h, 200, body[: len(body) // 2], "image/png", length=len(body))
         if kind == "corrupt" and n == 1:

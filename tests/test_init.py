@@ -318,7 +318,7 @@ def test_the_written_space_runs_as_is(env):
     # init's own rules keep a tiny CPU search short: few trials, ASHA at a few rungs
     assert cfg.search.num_samples <= 8 and cfg.train.epochs <= 30
 
-    proc = env.run("search", out.name, timeout=600)
+    proc = env.run("search", out.name)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     summary = pd.read_csv(env.tmp / "results" / raw["name"] / "summary.csv")
     assert len(summary) == cfg.search.num_samples

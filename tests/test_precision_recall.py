@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 from prdc import compute_prdc
-from test_fid import TinyVAE, _data, _shapes
+from test_fid import _shapes, conv_vae, sprites
 
 from vaetune.cli import main
 from vaetune.commands.fid import load_image_set
@@ -30,6 +30,9 @@ from vaetune.metrics._features import quantize
 from vaetune.spec import TrainConfig
 
 N_IMAGES = 6
+
+# a fresh vaetune cache and an empty torch hub for the Inception weights (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("offline_caches")
 
 
 def _direct(real: np.ndarray, fake: np.ndarray, k: int):
@@ -134,25 +137,22 @@ def test_bad_inputs_are_clear_errors(real, fake, k, message):
 # evaluate_generative and `vaetune fid --pr` through the real FID Inception
 
 
-class Memorizer(TinyVAE):
-    """Samples that are exactly the reference images: precision and recall must both be 1."""
-
-    def __init__(self, images: torch.Tensor):
-        super().__init__(tuple(images.shape[1:]))
-        self.images = images
-
-    def sample(self, n, y=None, generator=None, prior=None):  # the same images whatever z comes from
-        return self.images[:n].float() / 255
+def memorizer(data, images: torch.Tensor):
+    """The registry's conv VAE whose samples are exactly `images`, whatever z it draws: samples
+    that are the reference images, so precision and recall must both be 1."""
+    model = conv_vae(data)
+    model.sample = lambda n, y=None, generator=None, prior=None: images[:n].float() / 255
+    return model
 
 
 def test_evaluate_generative_reports_precision_and_recall_of_the_samples(tmp_path):
-    data = _data()
+    data = sprites(tmp_path)
     cfg = TrainConfig(fid_every=1, fid_samples=N_IMAGES, fid_reference="val", seed=5)
     reference, _ = data.subset("val")
-    out = evaluate_generative(Memorizer(reference[:N_IMAGES]), data, cfg, "cpu", cache_dir=tmp_path)
+    out = evaluate_generative(memorizer(data, reference[:N_IMAGES]), data, cfg, "cpu", cache_dir=tmp_path)
     assert (out["eval/precision"], out["eval/recall"]) == (1.0, 1.0)
 
-    model = TinyVAE((3, 32, 32))
+    model = conv_vae(data)
     out = evaluate_generative(model, data, cfg, "cpu", cache_dir=tmp_path)  # reference from the cache
     assert {"eval/fid_sample", "eval/fid_recon", "eval/kid_sample", "eval/kid_sample_std", "eval/fid_n",
             "eval/precision", "eval/recall"} == set(out)
@@ -169,7 +169,8 @@ def test_evaluate_generative_reports_precision_and_recall_of_the_samples(tmp_pat
 
 def test_too_few_images_for_k_give_nan_not_a_crash(tmp_path):
     cfg = TrainConfig(fid_every=1, fid_samples=3, fid_reference="val")
-    out = evaluate_generative(TinyVAE((3, 32, 32)), _data(), cfg, "cpu", cache_dir=tmp_path)
+    data = sprites(tmp_path)
+    out = evaluate_generative(conv_vae(data), data, cfg, "cpu", cache_dir=tmp_path)
     assert np.isnan(out["eval/precision"]) and np.isnan(out["eval/recall"])
     assert np.isfinite(out["eval/fid_sample"])
 

@@ -27,6 +27,8 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from browser import CHROMIUM_ARGS, find_chromium
+from guards import HANG_GUARD_S
 from mlflow.tracking import MlflowClient
 from PIL import Image
 
@@ -71,7 +73,7 @@ def finished_search(tmp_path_factory) -> Path:
     env.update(RAY_TMPDIR=ray_tmp, PYTHONUNBUFFERED="1")
     try:
         proc = subprocess.run([sys.executable, "-m", "vaetune.cli", "search", "space.yaml"], cwd=work, env=env,
-                              capture_output=True, text=True, timeout=500)
+                              capture_output=True, text=True, timeout=HANG_GUARD_S)
     finally:
         shutil.rmtree(ray_tmp, ignore_errors=True)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -297,13 +299,8 @@ def test_html_is_self_contained(report):
 
 
 def test_html_images_load_in_headless_chromium(report, tmp_path):
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.skip("chromium is not installed (apt-get install chromium; scripts/test.sh does it)")
     proc = subprocess.run(
-        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
-         "--virtual-time-budget=10000", "--dump-dom", (report / "report.html").as_uri()],
+        [find_chromium(), *CHROMIUM_ARGS, f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000", "--dump-dom", (report / "report.html").as_uri()],
         capture_output=True, text=True, timeout=120)
     page = _Page()
     page.feed(proc.stdout)

@@ -50,7 +50,7 @@ def sweep(tmp_path_factory):
     finished = kill_at_first_completion(e, args, exp_dir, EPOCHS)
     before = trial_epochs(exp_dir)
     assert len(finished) < len(BETAS) * SEEDS
-    resumed = e.run(*args, "--resume", timeout=500)
+    resumed = e.run(*args, "--resume")
     print(f"\nsweep, killed and resumed: {time.perf_counter() - t0:.0f}s; {len(finished)} finished before the kill")
     yield e, before, finished, resumed
     e.cleanup()

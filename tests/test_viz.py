@@ -2,7 +2,10 @@
 exported with `vaetune export`, and a 2-D latent model trained with `vaetune train`.
 
 Each command runs through the CLI entry point in-process and must write an image of the size its
-layout implies: a grid of R x C images of H x W is `vaetune.viz.grid_pixels(R, C, H, W)`.
+layout implies: a grid of R x C images of H x W is `vaetune.viz.grid_pixels(R, C, H, W)`. The tests
+at the end read the pictures back for what a person would check: an interpolation runs from one
+reconstruction to the other, a traversal varies around the image's own reconstruction, the
+manifold shows the encoder's means, a walk comes back to where it started.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import os
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -176,3 +180,172 @@ def test_slerp_ends_and_norm():
     a, b = torch.tensor([3.0, 0.0]), torch.tensor([0.0, 3.0])
     assert torch.allclose(slerp(a, b, 0.0), a) and torch.allclose(slerp(a, b, 1.0), b)
     assert slerp(a, b, 0.5).norm() == pytest.approx(3.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# What the pictures show, read back from the files the commands write. A small model trained
+# here with `vaetune train` (seconds), so that these run without the session's search.
+
+SMALL_LATENT = 4
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    """(folder, checkpoint, model, config) of a 4-D latent conv VAE trained for two epochs."""
+    from vaetune.checkpoint import load_model
+
+    folder = tmp_path_factory.mktemp("small_model")
+    raw = {"name": "small", "data": {"source": "builtin:sprites", "image_size": H, "count": 300,
+                                     "cache_dir": str(folder / "cache")},
+           "model": {"arch": "conv", "width": 8, "latent_dim": SMALL_LATENT},
+           "train": {"epochs": 2, "batch_size": 32, "lr": 0.003, "beta": 0.1, "num_threads": 1, "grid_size": 4,
+                     "fid_every": 0}}
+    (folder / "small.yaml").write_text(yaml.safe_dump(raw))
+    cwd = os.getcwd()
+    os.chdir(folder)
+    try:
+        assert cli(["train", "small.yaml", "--out", "run"]) == 0
+    finally:
+        os.chdir(cwd)
+    ckpt = sorted((folder / "run").glob("checkpoint_epoch*"))[-1]
+    model, config, _ = load_model(ckpt)
+    return folder, ckpt, model, config
+
+
+def in_folder(folder: Path, *args: str) -> int:
+    cwd = os.getcwd()
+    os.chdir(folder)
+    try:
+        return cli(list(args))
+    finally:
+        os.chdir(cwd)
+
+
+def cells(path: Path, h: int = H, w: int = W) -> torch.Tensor:
+    """The images of a grid PNG as uint8 (rows, cols, C, h, w): each cell between the PAD lines."""
+    from vaetune.viz import PAD
+
+    with Image.open(path) as im:
+        arr = torch.from_numpy(np.asarray(im.convert("RGB")).copy())  # (H', W', 3)
+    rows, cols = (arr.shape[0] - PAD) // (h + PAD), (arr.shape[1] - PAD) // (w + PAD)
+    out = torch.empty(rows, cols, 3, h, w, dtype=torch.uint8)
+    for r in range(rows):
+        for c in range(cols):
+            top, left = PAD + r * (h + PAD), PAD + c * (w + PAD)
+            out[r, c] = arr[top:top + h, left:left + w].permute(2, 0, 1)
+    return out
+
+
+def as_png_pixels(images: torch.Tensor) -> torch.Tensor:
+    """Decoded images (N, C, H, W) in [0, 1] as the uint8 a PNG stores (round to nearest)."""
+    return images.clamp(0, 1).mul(255).round().to(torch.uint8)
+
+
+def close(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Equal up to one level of 255: a decoded code computed in another batch may round the
+    other way at a .5 boundary."""
+    return (a.int() - b.int()).abs().max().item() <= 1
+
+
+def val_pngs(folder: Path, config, n: int) -> tuple[list[str], torch.Tensor]:
+    """The first n validation images as PNG files, and the same images as the model reads them."""
+    from torchvision.utils import save_image
+
+    from vaetune.data import load_data
+    from vaetune.export import read_for_model
+
+    x, _ = load_data(config.data).subset("val")
+    paths = []
+    for i in range(n):
+        paths.append(str(folder / f"val{i}.png"))
+        save_image(x[i:i + 1].float() / 255, paths[-1])
+    return paths, torch.cat([read_for_model(p, config) for p in paths])
+
+
+@torch.no_grad()
+def reconstruction(model, x: torch.Tensor) -> torch.Tensor:
+    """What `vaetune reconstruct` shows: the decoded posterior mean, one image at a time."""
+    return torch.cat([model.decode(model.encode(x[i:i + 1])[0]) for i in range(len(x))])
+
+
+def test_an_interpolation_runs_from_one_reconstruction_to_the_other(small):
+    folder, ckpt, model, config = small
+    paths, x = val_pngs(folder, config, 2)
+    ends = as_png_pixels(reconstruction(model, x))
+    assert not close(ends[0], ends[1])  # two different images: the ends tell them apart
+    assert in_folder(folder, "interpolate", str(ckpt), *paths, "--steps", "5", "--out", "i.png") == 0
+    grid = cells(folder / "i.png")  # lerp row, slerp row: A | 5 decoded codes | B
+    for row in grid:
+        assert torch.equal(row[0], as_png_pixels(x[:1])[0]) and torch.equal(row[-1], as_png_pixels(x[1:])[0])
+        assert close(row[1], ends[0]) and close(row[5], ends[1])  # t = 0 and t = 1: the reconstructions
+        assert not close(row[3], row[1]) and not close(row[3], row[5])  # the middle is neither end
+
+
+def test_a_traversal_row_varies_around_the_reconstruction_at_its_centre(small, capsys):
+    folder, ckpt, model, config = small
+    _, x = val_pngs(folder, config, 1)
+    assert in_folder(folder, "traverse", str(ckpt), "--data", "small.yaml", "--steps", "5", "--out", "t.png") == 0
+    grid = cells(folder / "t.png")  # one row per dimension, 5 steps over [-3, 3] around the code
+    assert grid.shape[:2] == (SMALL_LATENT, 5)
+    centre = as_png_pixels(reconstruction(model, x))[0]  # step 3 of 5 is offset 0: the image's own code
+    for row in grid:
+        assert close(row[2], centre)
+    # the most informative dimension (row 1, largest KL) changes the picture from end to end
+    assert (grid[0, 0].int() - grid[0, -1].int()).abs().max().item() > 16
+    assert "row 1: z[" in capsys.readouterr().out
+
+
+def test_a_manifold_plots_the_encoders_means(small):
+    """The 2-D manifold of a 4-D latent is the means' first two principal components: drawn by
+    hand from the encoder's means (sklearn's PCA, not vaetune's), the figure is the same; drawn
+    from the means of shuffled images (points moved to other colours), it is not."""
+    from sklearn.decomposition import PCA
+
+    from vaetune.data import load_data
+    from vaetune.viz import manifold_figure
+
+    folder, ckpt, model, config = small
+    assert in_folder(folder, "manifold", str(ckpt), "--data", "small.yaml", "--label", "colour", "--out", "m.png") == 0
+    data = load_data(config.data)
+    x, _ = data.subset("val")
+    with torch.no_grad():
+        mu = model.encode(x.float() / 255)[0]  # the encoder's means, one batch
+    pca = PCA(2).fit(mu.numpy())
+    coords = torch.from_numpy(pca.transform(mu.numpy())).float()
+    ours = _pixels((folder / "m.png").read_bytes())
+    axes = [f"PC1 ({100 * pca.explained_variance_ratio_[0]:.0f}% of variance)",
+            f"PC2 ({100 * pca.explained_variance_ratio_[1]:.0f}%)"]
+    labels, names = data.labels["colour"][data.splits["val"]], data.label_names["colour"]
+    title = f"{len(x)} validation encodings, {SMALL_LATENT}-D latent (PCA)"
+    best = None
+    for signs in ([1, 1], [1, -1], [-1, 1], [-1, -1]):  # a principal axis has no sign of its own
+        by_hand = _pixels(manifold_figure(coords * torch.tensor(signs), axes, labels, names, "colour", title))
+        diff = (by_hand.int() - ours.int()).abs().gt(0).any(-1).float().mean().item()
+        best = diff if best is None else min(best, diff)
+    assert best < 0.002  # the same figure, up to antialiasing where rounding moved a point
+    shuffled = labels[torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))]
+    other = _pixels(manifold_figure(coords, axes, shuffled, names, "colour", title))
+    assert (other.int() - ours.int()).abs().gt(0).any(-1).float().mean().item() > 10 * best
+
+
+def _pixels(png: bytes) -> torch.Tensor:
+    import io
+
+    with Image.open(io.BytesIO(png)) as im:
+        return torch.from_numpy(np.asarray(im.convert("RGB")).copy())
+
+
+def test_a_walk_returns_to_where_it_started(small):
+    folder, ckpt, model, config = small
+    frames = 24
+    assert in_folder(folder, "walk", str(ckpt), "--frames", str(frames), "--anchors", "3", "--out", "w.gif") == 0
+    with Image.open(folder / "w.gif") as gif:
+        shots = []
+        for i in range(gif.n_frames):
+            gif.seek(i)
+            shots.append(torch.from_numpy(np.asarray(gif.convert("RGB")).copy()).float())
+    steps = [(shots[i + 1] - shots[i]).abs().mean().item() for i in range(frames - 1)]
+    back = (shots[0] - shots[-1]).abs().mean().item()  # the step that closes the loop
+    far = max((shots[0] - s).abs().mean().item() for s in shots)
+    assert far > 0 and back <= max(steps)  # the last frame is one ordinary step from the first
+    assert back < far / 2  # and much nearer to it than the walk goes away

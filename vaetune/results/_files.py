@@ -132,7 +132,9 @@ def value(row, metric: str) -> float | None:
 
 def rank(frame, column: str, mode: str):
     """Rows with a value in `column`, best first."""
-    scored = frame[frame[column].notna()] if column in frame else frame.iloc[0:0]
+    if column not in frame:
+        return frame.iloc[0:0]
+    scored = frame[frame[column].notna()]
     return scored.sort_values(column, ascending=(mode == "min"), kind="stable")
 
 

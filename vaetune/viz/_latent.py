@@ -144,11 +144,12 @@ def kl_order(model, x: torch.Tensor, y: torch.Tensor | None) -> tuple[torch.Tens
 @torch.no_grad()
 def traversal(model, base: torch.Tensor, dims: list[int], steps: int, span: float,
               y: torch.Tensor | None) -> torch.Tensor:
-    """(len(dims) * steps, C, H, W): row i sweeps dimension dims[i] over [-span, span] from base."""
-    values = torch.linspace(-span, span, steps)
+    """(len(dims) * steps, C, H, W): row i sweeps dimension dims[i] over base[d] + [-span, span],
+    so the row's centre (odd steps) is the decoded base itself."""
+    offsets = torch.linspace(-span, span, steps)
     z = base.repeat(len(dims) * steps, 1)
     for i, d in enumerate(dims):
-        z[i * steps:(i + 1) * steps, d] = values
+        z[i * steps:(i + 1) * steps, d] = base[d] + offsets
     return model.decode(z, None if y is None else y[:1].expand(len(z)))
 
 
