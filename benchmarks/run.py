@@ -15,9 +15,9 @@ Sections (each a module here, runnable on its own):
 
 Every figure is a ratio of two variants measured side by side in one run, with the variants'
 repetitions interleaved: `ratio` is the median per-repetition ratio, `ratio_min`/`ratio_max` its
-spread. Full run: about 2 h 45 min on 2 CPU cores (peers about 2 h, search about 30 min); --smoke
-(a code check for the tests, numbers meaningless) under a minute, without the fid and search
-sections, and without peers unless --only names it (then about 2 min more).
+spread. Full run: about 45 min on 2 CPU cores (search about 30 of it); --smoke (a code check for
+the tests, numbers meaningless) under a minute, without the fid and search sections. The peers
+section runs only when --only names it: about 2 h, --quick 17 min, --smoke 2 min.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from _common import FIELDS, machine  # noqa: E402
 
 SECTIONS = ("trainable", "data", "fid", "search", "gpu", "peers")
 SMOKE_SKIPS = {"fid": "Inception on a CPU is ~5 images/s", "search": "several Ray searches take minutes"}
-SMOKE_IF_NAMED = {"peers": "eight Ray searches take about 2 minutes; --smoke --only peers runs them"}
+IF_NAMED = {"peers": "24 timed Ray searches take about 2 hours (--quick 17 min); --only peers runs them"}
 
 
 def fid_rows(mode: str, device: str) -> list[dict]:
@@ -129,8 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         if mode == "smoke" and name in SMOKE_SKIPS:
             print(f"[{name}] skipped in --smoke: {SMOKE_SKIPS[name]}", flush=True)
             continue
-        if mode == "smoke" and name in SMOKE_IF_NAMED and args.only is None:
-            print(f"[{name}] skipped in --smoke: {SMOKE_IF_NAMED[name]}", flush=True)
+        if name in IF_NAMED and args.only is None:
+            print(f"[{name}] skipped: {IF_NAMED[name]}", flush=True)
             continue
         t = time.perf_counter()
         print(f"[{name}] running ...", flush=True)
