@@ -61,8 +61,8 @@ STOP_GRACE_S = 180  # after Ctrl-C Tune stops the trials and saves; then the pro
 
 def sizes(mode: str) -> dict:
     """Budget (wall-clock seconds a run gets from launch), seeds, the evaluator's N and reference
-    images (None: the whole test split). Full: 24 runs, about 90 min of budgets plus about 20 of
-    starting, stopping and re-measuring on 2 cores; quick: one seed, about 17 min."""
+    images (None: the whole test split). Full: 24 runs, 90 min of budgets plus (estimated) about 20
+    of stopping and re-measuring on 2 cores; quick: one seed, 12 min of budgets, about 17 in all."""
     if mode == "smoke":  # a code check: one trial of one epoch per run, two runs at a time
         tiny = ["train.epochs=1", "train.fid_samples=4"]
         return {"seeds": 1, "budget": dict.fromkeys(SPACES, 300), "eval_n": 8, "reference": 16, "trials": 1, "parallel": 2,

@@ -17,7 +17,7 @@ Every figure is a ratio of two variants measured side by side in one run, with t
 repetitions interleaved: `ratio` is the median per-repetition ratio, `ratio_min`/`ratio_max` its
 spread. Full run: about 45 min on 2 CPU cores (search about 30 of it); --smoke (a code check for
 the tests, numbers meaningless) under a minute, without the fid and search sections. The peers
-section runs only when --only names it: about 2 h, --quick 17 min, --smoke 2 min.
+section runs only when --only names it: about 2 h, --quick 17 min (estimates), --smoke minutes.
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     size.add_argument("--smoke", action="store_true", help="tiny code check (< 1 min), numbers meaningless")
     p.add_argument("--out", default=str(HERE / "results.csv"),
                    help="CSV of every row; rows of sections not run now are kept from the earlier file")
-    p.add_argument("--only", default=None, help=f"comma-separated subset of {','.join(SECTIONS)} (default: all)")
+    p.add_argument("--only", default=None, help=f"comma-separated subset of {','.join(SECTIONS)} (default: all but peers)")
     p.add_argument("--device", default="auto", help="device of the gpu and fid sections: auto, cpu or cuda")
     p.add_argument("--png", default=str(HERE / "search_efficiency.png"), help="plot of the search section")
     p.add_argument("--seeds", type=int, default=None,
