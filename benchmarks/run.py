@@ -1,7 +1,7 @@
 """Every vaetune benchmark in one command: a table on stdout and one CSV.
 
     python benchmarks/run.py [--quick | --smoke] [--out benchmarks/results.csv] [--only trainable,data,...]
-                             [--device auto|cpu|cuda]
+                             [--device auto|cpu|cuda] [--seeds N] [--emoji DIR]
 
 Sections (each a module here, runnable on its own):
   trainable  epochs/s of a bare PyTorch loop vs vaetune.train.train vs a 1-trial Tune search
@@ -10,11 +10,14 @@ Sections (each a module here, runnable on its own):
              reference statistics computed once
   search     best sample FID vs cumulative epochs: ASHA+TPE vs FIFO+random vs an exhaustive grid
   gpu        images/s of a trial: fp32 vs bf16 vs channels_last vs torch.compile (CPU: code check)
+  peers      at equal wall-clock on the sprites and the emoji: vaetune's search as shipped vs Ray
+             Tune's defaults vs the original project's script vs an exhaustive grid
 
 Every figure is a ratio of two variants measured side by side in one run, with the variants'
 repetitions interleaved: `ratio` is the median per-repetition ratio, `ratio_min`/`ratio_max` its
 spread. Full run: about 45 min on 2 CPU cores (search about 30 of it); --smoke (a code check for
-the tests, numbers meaningless) under a minute, without the fid and search sections.
+the tests, numbers meaningless) under a minute, without the fid and search sections. The peers
+section runs only when --only names it: about 2 h, --quick 17 min (estimates), --smoke minutes.
 """
 
 from __future__ import annotations
@@ -32,8 +35,9 @@ sys.path.insert(0, str(HERE))
 
 from _common import FIELDS, machine  # noqa: E402
 
-SECTIONS = ("trainable", "data", "fid", "search", "gpu")
+SECTIONS = ("trainable", "data", "fid", "search", "gpu", "peers")
 SMOKE_SKIPS = {"fid": "Inception on a CPU is ~5 images/s", "search": "several Ray searches take minutes"}
+IF_NAMED = {"peers": "24 timed Ray searches take about 2 hours (--quick 17 min); --only peers runs them"}
 
 
 def fid_rows(mode: str, device: str) -> list[dict]:
@@ -63,7 +67,8 @@ def fid_rows(mode: str, device: str) -> list[dict]:
     ]
 
 
-def run_section(name: str, mode: str, device: str, png: Path, seeds: int | None = None) -> list[dict]:
+def run_section(name: str, mode: str, device: str, png: Path, seeds: int | None = None,
+                emoji: Path | None = None) -> list[dict]:
     if name == "trainable":
         import bench_trainable
 
@@ -78,6 +83,12 @@ def run_section(name: str, mode: str, device: str, png: Path, seeds: int | None 
         import bench_search
 
         return bench_search.run(mode, seeds=seeds, png=png)
+    if name == "peers":
+        import bench_peers
+
+        rows = bench_peers.run(mode, seeds=seeds, emoji=emoji)
+        print(bench_peers.markdown(rows))
+        return rows
     import bench_gpu_speed
 
     return bench_gpu_speed.run(mode, device)
@@ -98,13 +109,16 @@ def main(argv: list[str] | None = None) -> int:
     size.add_argument("--smoke", action="store_true", help="tiny code check (< 1 min), numbers meaningless")
     p.add_argument("--out", default=str(HERE / "results.csv"),
                    help="CSV of every row; rows of sections not run now are kept from the earlier file")
-    p.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}")
+    p.add_argument("--only", default=None, help=f"comma-separated subset of {','.join(SECTIONS)} (default: all but peers)")
     p.add_argument("--device", default="auto", help="device of the gpu and fid sections: auto, cpu or cuda")
     p.add_argument("--png", default=str(HERE / "search_efficiency.png"), help="plot of the search section")
-    p.add_argument("--seeds", type=int, default=None, help="search section: seeds of asha+tpe and fifo+random (1)")
+    p.add_argument("--seeds", type=int, default=None,
+                   help="search section: seeds of asha+tpe and fifo+random (1); peers: seeds of each method (3)")
+    p.add_argument("--emoji", default=None, help="peers section: the emoji folder (fetched there from the npm "
+                   "registry when empty; default ~/.cache/vaetune/benchmarks/emoji)")
     args = p.parse_args(argv)
     mode = "smoke" if args.smoke else "quick" if args.quick else "full"
-    only = [s.strip() for s in args.only.split(",") if s.strip()]
+    only = [s.strip() for s in (args.only or ",".join(SECTIONS)).split(",") if s.strip()]
     unknown = [s for s in only if s not in SECTIONS]
     if unknown:
         p.error(f"--only: unknown section {unknown[0]!r}; accepted: {', '.join(SECTIONS)}")
@@ -115,10 +129,14 @@ def main(argv: list[str] | None = None) -> int:
         if mode == "smoke" and name in SMOKE_SKIPS:
             print(f"[{name}] skipped in --smoke: {SMOKE_SKIPS[name]}", flush=True)
             continue
+        if name in IF_NAMED and args.only is None:
+            print(f"[{name}] skipped: {IF_NAMED[name]}", flush=True)
+            continue
         t = time.perf_counter()
         print(f"[{name}] running ...", flush=True)
         try:
-            got = run_section(name, mode, args.device, Path(args.png), args.seeds)
+            got = run_section(name, mode, args.device, Path(args.png), args.seeds,
+                              Path(args.emoji) if args.emoji else None)
         except Exception:
             traceback.print_exc()
             failed.append(name)
