@@ -137,10 +137,13 @@ print(default, max(faults_of_a_round() for _ in range(5)))
 def test_freed_memory_is_reused_instead_of_faulted_in_again():
     # 24 x 16 MB = 384 MB = 98 304 pages of 4 KB: by default glibc hands them back to the kernel
     # at the free and faults them in again in the next round; retained, later rounds touch (almost) no new page
-    proc = subprocess.run([sys.executable, "-c", RETAIN_PROBE], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    default, retained = map(int, proc.stdout.split())
     pages = 24 * (16 << 20) // 4096
-    if default < pages // 2:  # a small block left at the heap's top can keep glibc from trimming at all
-        pytest.skip(f"glibc kept the memory by itself this time ({default} faults a round): nothing to compare")
+    for _ in range(3):  # a small block left at the heap's top can keep glibc from trimming at all
+        proc = subprocess.run([sys.executable, "-c", RETAIN_PROBE], capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        default, retained = map(int, proc.stdout.split())
+        if default > pages // 2:
+            break
+    else:
+        pytest.skip(f"glibc kept the memory by itself in 3 processes ({default} faults a round): nothing to compare")
     assert retained < pages // 10  # at most a few tensors of fresh heap, not the whole round
