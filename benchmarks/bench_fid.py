@@ -1,7 +1,7 @@
 """Benchmark of vaetune's FID path: throughput against a bare Inception forward and the CPU's roofline, cache reuse.
 
     python benchmarks/bench_fid.py [--device auto] [--n N] [--batch-size B] [--csv out.csv] [--sqrtm]
-                                   [--roofline-reps R] [--quick]
+                                   [--roofline-reps R]
 
 1. Throughput, side by side in one run on the same images: the whole FID path (uint8 sprites
    (N, 3, 32, 32) on the host -> device copy, float, channels, bilinear resize to 299,
