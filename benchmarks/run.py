@@ -7,7 +7,7 @@ Sections (each a module here, runnable on its own):
   trainable  epochs/s of a bare PyTorch loop vs vaetune.train.train vs a 1-trial Tune search
   data       trial start-up (cache hit vs decode) and data share of step time vs a PIL DataLoader
   fid        the FID path (benchmarks/bench_fid.py, the FID engineer's): full path vs bare Inception,
-             reference statistics computed once
+             reference statistics computed once, the CPU roofline and the path's fraction of it
   search     best sample FID vs cumulative epochs: ASHA+TPE vs FIFO+random vs an exhaustive grid
   gpu        images/s of a trial: fp32 vs bf16 vs channels_last vs torch.compile (CPU: code check)
   peers      at equal wall-clock on the sprites and the emoji: vaetune's search as shipped vs Ray
@@ -64,7 +64,8 @@ def fid_rows(mode: str, device: str) -> list[dict]:
          "unit": "images", "ratio": cache["2nd (cache hit) inception images"] / cache["1st (cache miss) inception images"],
          "ratio_min": math.nan, "ratio_max": math.nan, "reps": 1, "goal": "< 1",
          "note": "the 2nd must not run the real images through Inception"},
-    ]
+    ] + (bench_fid.roofline(*((32, 2, ("today", "shipped")) if mode == "quick" else (64, 3)))
+         if dev.type == "cpu" else [])
 
 
 def run_section(name: str, mode: str, device: str, png: Path, seeds: int | None = None,

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 FEATURE_DIM = 2048
 BATCH_CUDA = 200  # fits easily in a few GB with 299x299 inputs
-BATCH_CPU = 50  # larger CPU batches are no faster and cost memory
+BATCH_CPU = 32  # the largest of the CPU network's stage micro-batches (CPU_STAGE_BATCHES)
 
 
 def auto_batch_size(device: str | torch.device) -> int:
@@ -61,7 +61,9 @@ class FeatureExtractor:
     """The FID Inception on one device, fed batch by batch; counts the images it has seen."""
 
     def __init__(self, device: str | torch.device | None = "auto", *, batch_size: int | None = None,
-                 background: tuple[int, int, int] = (255, 255, 255), channels_last: bool = True):
+                 background: tuple[int, int, int] = (255, 255, 255), channels_last: bool = True,
+                 network: torch.nn.Module | None = None):
+        """``network``: pytorch-fid's forward contract on ``device``; default the per-process :func:`get_inception`."""
         self.device = torch.device(resolve_device(device, what="device"))
         self.batch_size = batch_size or auto_batch_size(self.device)
         if self.batch_size < 1:
@@ -69,7 +71,7 @@ class FeatureExtractor:
         self.background = background
         # channels_last: 1.6x faster on CPU (oneDNN), and the layout cuDNN prefers
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.net = get_inception(self.device).to(memory_format=self.memory_format)
+        self.net = (network if network is not None else get_inception(self.device)).to(memory_format=self.memory_format)
         self.images_seen = 0
 
     @torch.inference_mode()
