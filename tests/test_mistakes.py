@@ -194,6 +194,24 @@ def _ui_on_busy_port(c: Ctx) -> list[str]:
     return ["ui", "--uri", f"sqlite:///{store}", "--port", str(port)]
 
 
+def _villagers(c: Ctx) -> str:
+    """A small villagers download (three images and their species) under inputs."""
+    folder = c.inputs / "villagers-download"
+    for name in ("Bob", "Bea", "Kid"):
+        picture(folder / "pics" / f"{name}.png", size=(32, 32))
+    (folder / "villagers.json").write_text(json.dumps({"Bob": "Cat", "Bea": "Dog", "Kid": "Cat"}))
+    return str(folder)
+
+
+def _user_tree(c: Ctx, rel: str, files: dict[str, str]) -> str:
+    """The user's own folder `rel` under the working folder (checked unchanged like the decoy)."""
+    for name, text in files.items():
+        path = c.work / rel / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return rel.removesuffix(".partial")
+
+
 CASES = [
     # ---- search-space files
     Case("space file missing", lambda c: ["search", "nope.yaml"], ("nope.yaml", "does not exist")),
@@ -365,6 +383,17 @@ CASES = [
     Case("data inspect --out a folder", lambda c: ["data", "inspect", c.space(), "--out", "mydir"], ("--out", "mydir", "folder")),
     Case("data prepare --test-fraction 1.5", lambda c: ["data", "prepare", "villagers", "nope.zip", "--out", str(c.inputs / "v"),
                                                         "--test-fraction", "1.5"], ("--test-fraction", "1.5")),
+    Case("prepare --out a web site with its own manifest.json", lambda c: [
+        "data", "prepare", "villagers", _villagers(c), "--out",
+        _user_tree(c, "site", {"manifest.json": '{"name": "my web app"}', "index.html": "<html>", "css/a.css": "a{}"})],
+         ("site", "not written by `vaetune data prepare`")),
+    Case("prepare beside the user's DIR.partial", lambda c: [
+        "data", "prepare", "villagers", _villagers(c), "--out", _user_tree(c, "thesis.partial", {"ch1.tex": "my thesis"})],
+         ("thesis.partial", "not written by `vaetune data prepare`")),
+    Case("prepare --out a folder whose manifest only claims to be prepare's", lambda c: [
+        "data", "prepare", "villagers", _villagers(c), "--out",
+        _user_tree(c, "claims", {"manifest.json": '{"written_by": "vaetune data prepare"}', "index.html": "<html>"})],
+         ("claims", "not written by `vaetune data prepare`")),
     Case("unknown command", lambda c: ["serch", "x.yaml"], ("serch", "search")),
 ]
 
