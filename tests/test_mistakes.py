@@ -194,6 +194,19 @@ def _ui_on_busy_port(c: Ctx) -> list[str]:
     return ["ui", "--uri", f"sqlite:///{store}", "--port", str(port)]
 
 
+def _run_copy(c: Ctx) -> str:
+    """A copy, in the working folder, of the module's one-epoch `vaetune train` run (checked unchanged)."""
+    import shutil
+
+    shutil.copytree(c.ckpt.parent, c.work / "run")
+    return "run"
+
+
+def _run_space(c: Ctx, **edits) -> str:
+    """The module's run's space (BASE with its cache folder), with edits."""
+    return c.space(data__cache_dir=str(c.ckpt.parent.parent / "cache"), **edits)
+
+
 def _villagers(c: Ctx) -> str:
     """A small villagers download (three images and their species) under inputs."""
     folder = c.inputs / "villagers-download"
@@ -330,6 +343,12 @@ CASES = [
     Case("train --out is the working folder", lambda c: ["train", c.space(), "--out", "."], ("--out", "did not write")),
     Case("train --resume without checkpoints", lambda c: ["train", c.space(), "--resume", "--out", str(c.inputs / "new")],
          ("new", "--resume", "checkpoint")),
+    # --resume of a run trained with BASE (lr at its default 1e-3, 64 images): only more epochs may change
+    Case("train --resume with another lr", lambda c: ["train", _run_space(c, train__lr=0.1), "--resume", "--out", _run_copy(c)],
+         ("--resume", "train.lr: 0.001 -> 0.1", "only train.epochs may grow")),
+    Case("train --resume with other data", lambda c: ["train", _run_space(c, data__count=32, model__width=8, train__epochs=3),
+                                                      "--resume", "--out", _run_copy(c)],
+         ("--resume", "data.count: 64 -> 32; model.width: 4 -> 8")),
     # ---- checkpoints and pictures
     Case("sample: checkpoint missing", lambda c: ["sample", "nope.pt"], ("nope.pt", "no checkpoint")),
     Case("sample: a picture as checkpoint", lambda c: ["sample", "mine.png", "--out", str(c.inputs / "s.png")],
@@ -460,6 +479,14 @@ def test_a_bug_is_one_line_naming_a_log_with_the_traceback(ctx: Ctx, capsys, mon
     assert "internal error (a bug in vaetune): ZeroDivisionError: a bug" in line
     log = Path(line.rsplit("the full traceback is in ", 1)[1])
     assert log.is_file() and "Traceback" in log.read_text() and "ZeroDivisionError" in log.read_text()
+
+
+def test_train_resume_takes_more_epochs(ctx: Ctx, capsys):
+    """The one change --resume applies: the copied one-epoch run trains on to epoch 2."""
+    run = _run_copy(ctx)
+    assert run_cli(["train", _run_space(ctx, train__epochs=2), "--resume", "--out", run]) == 0
+    assert sorted(p.name for p in (ctx.work / run).glob("checkpoint_epoch*")) == ["checkpoint_epoch0001",
+                                                                                  "checkpoint_epoch0002"]
 
 
 def test_train_that_diverges_ends_with_one_line_naming_the_fix(ctx: Ctx, capsys):

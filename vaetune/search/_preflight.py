@@ -205,8 +205,18 @@ class Change:
     @property
     def applicable(self) -> bool:
         """More trials: the one change a resumed search applies."""
-        return (self.key == GROWABLE and isinstance(self.before, int) and isinstance(self.after, int)
-                and self.after > self.before)
+        return self.grows(GROWABLE)
+
+    def grows(self, key: str) -> bool:
+        """`key`, an integer, made larger: a change a resumed run can apply by doing more."""
+        return (self.key == key and isinstance(self.before, int) and isinstance(self.after, int)
+                and not isinstance(self.before, bool) and self.after > self.before)
+
+
+def changes_between(before: dict[str, Any], after: dict[str, Any]) -> list[Change]:
+    """Each dotted key whose value differs between two flat mappings (a key only one has included)."""
+    return [Change(k, before.get(k), after.get(k)) for k in sorted(before.keys() | after.keys())
+            if before.get(k) != after.get(k)]
 
 
 def resume_changes(results: Path, space: SearchSpace, config: Config) -> list[Change]:
@@ -221,10 +231,8 @@ def resume_changes(results: Path, space: SearchSpace, config: Config) -> list[Ch
         return []
     stored = load_space(stored_file)
     given = space_from_dict(space_raw(space, config), space.source)
-    before = _described(parent_params(stored, stored.default_config()))
-    after = _described(parent_params(given, given.default_config()))
-    return [Change(k, before.get(k), after.get(k)) for k in sorted(before.keys() | after.keys())
-            if before.get(k) != after.get(k)]
+    return changes_between(_described(parent_params(stored, stored.default_config())),
+                           _described(parent_params(given, given.default_config())))
 
 
 def _described(params: dict[str, Any]) -> dict[str, Any]:
