@@ -207,6 +207,27 @@ def _run_space(c: Ctx, **edits) -> str:
     return c.space(data__cache_dir=str(c.ckpt.parent.parent / "cache"), **edits)
 
 
+def _closed_port() -> int:
+    """A port of 127.0.0.1 where nothing listens: bound (so no one else takes it) but not listening."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    _LISTENERS.append(sock)
+    return sock.getsockname()[1]
+
+
+def _fifo(c: Ctx, rel: str, images: int = 0) -> str:
+    """A named pipe at inputs/rel (nothing ever writes to it: opening it to read waits forever),
+    beside `images` small PNGs; returns the pipe's folder."""
+    import os
+
+    path = c.inputs / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for i in range(images):
+        picture(path.parent / f"im{i}.png")
+    os.mkfifo(path)
+    return str(path)
+
+
 def _villagers(c: Ctx) -> str:
     """A small villagers download (three images and their species) under inputs."""
     folder = c.inputs / "villagers-download"
@@ -306,6 +327,14 @@ CASES = [
          ("fake.zip", "not a readable zip")),
     Case("unknown builtin", lambda c: ["search", c.space(data__source="builtin:dragons")], ("builtin:dragons", "builtin:sprites")),
     Case("sprites seed not a number", lambda c: ["search", c.space(data__source="builtin:sprites?seed=x")], ("seed", "integer")),
+    # a named pipe where a file is read: never opened (it would wait forever), one line
+    Case("data folder holding only a named pipe", lambda c: ["search", c.space(data__source=str(Path(
+        _fifo(c, "pipes/a.png")).parent))], ("pipes", "no image files", "1 (not a regular file")),
+    Case("a named pipe among too few images", lambda c: ["data", "inspect", c.space(data__source=str(Path(
+        _fifo(c, "few/p.png", images=3)).parent)), "--out", str(c.inputs / "prev.png")], ("few", "only 3 usable images")),
+    Case("space file is a named pipe", lambda c: ["search", _fifo(c, "space.yaml")], ("space.yaml", "not a regular file")),
+    Case("reconstruct a named pipe", lambda c: ["reconstruct", str(c.ckpt), _fifo(c, "img/p.png"), "--out", str(c.inputs / "r")],
+         ("p.png", "not a regular file")),
     Case("too few images", lambda c: ["search", c.space(data__source=_inputs(c, "few", {f"{i}.png": None for i in range(3)}))],
          ("few", "only 3 usable images", "min_images=16")),
     Case("min_images above count", lambda c: ["train", c.space(data__min_images=500)], ("only 64 usable images", "min_images=500")),
@@ -405,6 +434,8 @@ CASES = [
     # ---- other commands
     Case("ui --port out of range", lambda c: ["ui", "--port", "99999"], ("--port", "99999", "1 to 65535")),
     Case("ui --port in use", _ui_on_busy_port, ("--port", "cannot be used")),
+    Case("ui --uri of a server where nothing listens", lambda c: ["ui", "--uri", f"http://127.0.0.1:{_closed_port()}"],
+         ("--uri", "nothing answers at http://127.0.0.1:", "start the MLflow server")),
     Case("ui without a store", lambda c: ["ui", "--uri", f"sqlite:///{c.inputs / 'none' / 'mlflow.db'}"], ("no MLflow store",)),
     Case("fid of a missing folder", lambda c: ["fid", "nope_a", str(c.work / "cats")], ("nope_a", "does not exist")),
     Case("fid --n 1", lambda c: ["fid", "cats", "dogs", "--n", "1"], ("--n", "1")),

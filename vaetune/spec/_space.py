@@ -101,6 +101,9 @@ def load_space(path: str | Path, overrides: list[str] | None = None) -> SearchSp
     """Read, override and validate a search-space YAML file."""
     path = Path(path)
     source = str(path)
+    if path.exists() and not path.is_dir() and not path.is_file():  # reading a named pipe would wait forever
+        raise SpecError(source, "<file>", source, "not a regular file (a named pipe, socket or device); give the "
+                        "YAML file itself")
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
