@@ -228,6 +228,26 @@ def _fifo(c: Ctx, rel: str, images: int = 0) -> str:
     return str(path)
 
 
+def _damaged(c: Ctx, name: str, file: str, edit: Callable[[str], str]) -> str:
+    """A copy of the finished decoy search results/done as results/<name>, with `file` edited by hand."""
+    import shutil
+
+    folder = c.work / "results" / name
+    shutil.copytree(c.work / "results" / "done", folder)
+    (folder / file).write_text(edit((folder / file).read_text()))
+    return f"results/{name}"
+
+
+def _drop_column(column: str) -> Callable[[str], str]:
+    def edit(text: str) -> str:
+        import io
+
+        import pandas as pd
+
+        return pd.read_csv(io.StringIO(text)).drop(columns=[column]).to_csv(index=False)
+    return edit
+
+
 def _villagers(c: Ctx) -> str:
     """A small villagers download (three images and their species) under inputs."""
     folder = c.inputs / "villagers-download"
@@ -427,6 +447,34 @@ CASES = [
     Case("export --out a folder", lambda c: ["export", "results/done", "--out", "mydir"], ("--out", "mydir", "folder")),
     Case("export --out over the user's file", lambda c: ["export", "results/done", "--out", "best.pt"],
          ("--out", "best.pt", "not written by vaetune")),
+    # a results folder damaged by hand: the damaged file named, and how to recover
+    Case("export of an emptied summary.csv", lambda c: ["export", _damaged(c, "empty", "summary.csv", lambda t: ""),
+                                                        "--out", str(c.inputs / "b.pt")],
+         ("empty/summary.csv", "damaged", "not a readable table", "--resume")),
+    Case("report of a summary.csv pandas cannot parse", lambda c: [
+        "report", _damaged(c, "unparsable", "summary.csv", lambda t: 'a,b\n"unclosed,1\n'), "--no-mlflow"],
+         ("unparsable/summary.csv", "damaged", "not a readable table")),
+    Case("report of a garbage summary.csv", lambda c: ["report", _damaged(c, "garbage", "summary.csv",
+                                                                          lambda t: "my notes\nnot a table\n"), "--no-mlflow"],
+         ("garbage/summary.csv", "damaged", "lacks the columns trial_id, status")),
+    Case("export of a summary.csv without trial ids", lambda c: [
+        "export", _damaged(c, "noid", "summary.csv", _drop_column("trial_id")), "--out", str(c.inputs / "b.pt")],
+         ("noid/summary.csv", "damaged", "lacks the column trial_id")),
+    Case("export of a summary.csv without checkpoints", lambda c: [
+        "export", _damaged(c, "nockpt", "summary.csv", _drop_column("checkpoint")), "--out", str(c.inputs / "b.pt")],
+         ("nockpt/summary.csv", "damaged", "lacks the column checkpoint")),
+    Case("report of a summary.csv without the final metric", lambda c: [
+        "report", _damaged(c, "nofinal", "summary.csv", _drop_column("final/val/elbo")), "--no-mlflow"],
+         ("nofinal/summary.csv", "damaged", "lacks the column final/val/elbo")),
+    Case("export of a truncated search.json", lambda c: ["export", _damaged(c, "trunc", "search.json", lambda t: t[:20]),
+                                                         "--out", str(c.inputs / "b.pt")],
+         ("trunc/search.json", "damaged", "not readable JSON", "restore it")),
+    Case("report of a search.json that is a list", lambda c: ["report", _damaged(c, "list", "search.json", lambda t: "[1, 2]"),
+                                                              "--no-mlflow"],
+         ("list/search.json", "damaged", "JSON list")),
+    Case("report of a search.json without its metric", lambda c: [
+        "report", _damaged(c, "nometric", "search.json", lambda t: json.dumps({"name": "x", "mode": "min"})), "--no-mlflow"],
+         ("nometric/search.json", "damaged", "lacks metric")),
     Case("report where no trial finished", lambda c: ["report", "results/failed", "--no-mlflow"],
          ("failed", "no trial", "finished an epoch", "1 errored")),
     Case("report --out the user's folder", lambda c: ["report", "results/done", "--out", "mydir", "--no-mlflow"],
