@@ -32,7 +32,7 @@ def run_space(space, *, space_file: str, overrides: list[str], resume: bool, add
     that fails leaves nothing that changes the next run.
     """
     from vaetune.errors import UserError
-    from vaetune.results import SEARCH_FILE, results_dir_for
+    from vaetune.results import SEARCH_FILE, hold, refuse_if_held, results_dir_for
     from vaetune.search import (
         check_space,
         grow_state,
@@ -47,6 +47,7 @@ def run_space(space, *, space_file: str, overrides: list[str], resume: bool, add
     config = space.default_config()
     check_space(space, config)
     results = results_dir_for(config.search.storage, config.name)
+    refuse_if_held(results, "a search")  # before "already ran": a second start of a running search
     started = (results / SEARCH_FILE).exists()
     if started and not resume:
         raise UserError(f"{results}: a search named {config.name!r} already ran there; continue it with --resume, "
@@ -69,11 +70,12 @@ def run_space(space, *, space_file: str, overrides: list[str], resume: bool, add
             print(f"--resume: {changes[0]}: the search goes on to {config.search.num_samples} trials "
                   f"({config.search.num_samples - before} more)", flush=True)
 
-    grid = run_search(space, config, results, address=address, resume=resume, verbose=verbose, data=data,
-                      before_fit=record)
-    outcome = summarise(grid, space, config, results)
-    if not outcome.unfinished:  # an interrupted search gets its outcome when it is resumed and ends
-        log_search_outcome(results, config.search.metric, config.search.mode, list(space.params))
+    with hold(results, "a search"):  # until its summary is written: a second start or export is refused
+        grid = run_search(space, config, results, address=address, resume=resume, verbose=verbose, data=data,
+                          before_fit=record)
+        outcome = summarise(grid, space, config, results)
+        if not outcome.unfinished:  # an interrupted search gets its outcome when it is resumed and ends
+            log_search_outcome(results, config.search.metric, config.search.mode, list(space.params))
     print_outcome(outcome, space, results, command)
     return outcome.exit_code
 

@@ -28,18 +28,18 @@ CONFIG_HEADER = "# vaetune train: the resolved configuration of this run\n"  # m
 
 
 def run(args: argparse.Namespace) -> int:
-    import yaml
-
     from vaetune.data import load_data
     from vaetune.errors import UserError
     from vaetune.outputs import output_folder
+    from vaetune.results import hold, refuse_if_held
     from vaetune.spec import load_space
-    from vaetune.train import EachEpoch, ProgressBar, latest_checkpoint, standard_callbacks, train
+    from vaetune.train import latest_checkpoint
 
     space = load_space(args.space, args.overrides)
     config = space.default_config()
     out = Path(args.out or Path("runs") / config.name)
     output_folder(out, what="--out" if args.out else f"--out (default runs/{config.name})", ours=_is_run)
+    refuse_if_held(out, "a training run")
     resume = latest_checkpoint(out)
     if args.resume and resume is None:
         raise UserError(f"{out}: --resume given but there is no checkpoint_epoch*/ folder to "
@@ -50,6 +50,15 @@ def run(args: argparse.Namespace) -> int:
     if resume is not None:
         _check_resume(out, resume, config)
     data = load_data(config.data)  # before anything is written: a bad source leaves no folder behind
+    with hold(out, "a training run"):
+        return _train(config, space, out, data, resume)
+
+
+def _train(config, space, out: Path, data, resume: Path | None) -> int:
+    import yaml
+
+    from vaetune.train import EachEpoch, ProgressBar, latest_checkpoint, standard_callbacks, train
+
     out.mkdir(parents=True, exist_ok=True)
     resolved = yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
     (out / CONFIG_FILE).write_text(CONFIG_HEADER + resolved)

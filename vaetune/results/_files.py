@@ -31,6 +31,7 @@ from vaetune.results._layout import (
     final_column,
     is_remote,
 )
+from vaetune.results._lock import refuse_if_held
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,7 @@ def read_summary(folder: str | Path, space_file: str | None = None):
 def load_search(folder: str | Path) -> tuple[dict, Any]:
     """search.json and summary.csv of a search folder; a UserError naming what is missing."""
     folder = Path(folder)
+    refuse_if_held(folder, "a search")  # its files are being written
     if not (folder / SEARCH_FILE).exists():
         raise UserError(f"{folder}: not a vaetune search folder (no {SEARCH_FILE}); pass results/<name>")
     if not (folder / SUMMARY_FILE).exists():
