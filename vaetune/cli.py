@@ -87,9 +87,9 @@ def main(argv: list[str] | None = None) -> int:
             return _bug(name, argv)
         print(f"{name}: error: {err.filename}: {err.strerror or err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C; a search's SIGTERM while Ray starts carries 143
         print(f"{name}: interrupted", file=sys.stderr)
-        return 130
+        return getattr(exc, "exit_code", 130)
     except Exception:
         return _bug(name, argv)
 

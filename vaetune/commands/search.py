@@ -40,6 +40,7 @@ def run_space(space, *, space_file: str, overrides: list[str], resume: bool, add
         resume_changes,
         run_search,
         summarise,
+        terminated,
         write_state,
     )
     from vaetune.tracking import log_search_outcome
@@ -77,7 +78,7 @@ def run_space(space, *, space_file: str, overrides: list[str], resume: bool, add
         if not outcome.unfinished:  # an interrupted search gets its outcome when it is resumed and ends
             log_search_outcome(results, config.search.metric, config.search.mode, list(space.params))
     print_outcome(outcome, space, results, command)
-    return outcome.exit_code
+    return 143 if outcome.exit_code == 130 and terminated() else outcome.exit_code  # 128 + SIGTERM
 
 
 def print_outcome(outcome, space, results, command: str) -> None:
