@@ -150,8 +150,12 @@ def check_tracking(configured: str | None) -> None:
     if not uri:
         check_writable("mlruns", "tracking.uri (null: a sqlite store in ./mlruns)")
         return
-    if urlparse(uri).scheme == "sqlite":
-        check_writable(Path(uri[len("sqlite:///"):] or ".").parent, what)
+    if urlparse(uri).scheme.split("+")[0] == "sqlite":
+        path = uri.split("://", 1)[1][1:] if "://" in uri else ""
+        if path in ("", ":memory:") or "mode=memory" in uri:
+            raise UserError(f"{what}: got {uri!r}, an in-memory database: it keeps nothing once the search ends; "
+                            "give a file, e.g. sqlite:///mlflow.db, or an MLflow server http://HOST:PORT")
+        check_writable(Path(path).parent, what)
         return
     from mlflow.tracking import MlflowClient
 
