@@ -623,3 +623,20 @@ def test_a_real_process_prints_the_one_line_and_nothing_else(tmp_path):
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
     assert proc.stderr.startswith("vaetune search: error: resources.gpu: got 1000")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.yaml"]  # nothing written
+
+
+def test_a_copied_results_folder_registers_into_the_users_store(ctx: Ctx, capsys, monkeypatch):
+    """The folder records the search's store; the user's $MLFLOW_TRACKING_URI (another project's) wins."""
+    from mlflow.tracking import MlflowClient
+
+    from vaetune.results import write_tracking
+
+    recorded, mine = ctx.inputs / "original" / "mlflow.db", ctx.inputs / "mine" / "mlflow.db"
+    mine.parent.mkdir()
+    write_tracking(ctx.work / "results" / "done", {"uri": f"sqlite:///{recorded}"})
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{mine}")
+    code = run_cli(["export", "results/done", "--out", str(ctx.inputs / "b.pt"), "--register", "sprites-vae"])
+    out = capsys.readouterr().out
+    assert code == 0 and f"in sqlite:///{mine}" in out, out
+    assert MlflowClient(f"sqlite:///{mine}").get_registered_model("sprites-vae").name == "sprites-vae"
+    assert not recorded.parent.exists()  # nothing written where the folder came from
