@@ -82,7 +82,14 @@ def run_space(space, *, space_file: str, overrides: list[str], resume: bool, add
 
 
 def print_outcome(outcome, space, results, command: str) -> None:
-    from vaetune.results import CHECKPOINT, RUN_ID, SUMMARY_FILE, TRIAL_ID, best_column
+    from vaetune.results import (
+        CHECKPOINT,
+        RUN_ID,
+        SUMMARY_FILE,
+        TRIAL_ID,
+        best_column,
+        read_tracking,
+    )
 
     if outcome.rows:
         print(f"\n{len(outcome.rows)} trials: " + ", ".join(f"{n} {s}" for s, n in outcome.counts.items()))
@@ -98,5 +105,7 @@ def print_outcome(outcome, space, results, command: str) -> None:
           f"{best[best_column(outcome.metric)]:.5g}  ({params})")
     print(f"  checkpoint: {best[CHECKPOINT]}")
     run_id = best[RUN_ID] if isinstance(best[RUN_ID], str) and best[RUN_ID] else None
-    print(f"  MLflow run: {run_id or 'not recorded yet (MLflow unreachable; sent on --resume)'}")
+    store = read_tracking(results).get("uri")  # where this search's runs are
+    print(f"  MLflow run: {run_id or 'not recorded yet (MLflow unreachable; sent on --resume)'}"
+          + (f" (store {store})" if store else ""))
     print(f"summary: {results / SUMMARY_FILE}\nexport:  vaetune export {results}")
