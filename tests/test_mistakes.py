@@ -640,3 +640,21 @@ def test_a_copied_results_folder_registers_into_the_users_store(ctx: Ctx, capsys
     assert code == 0 and f"in sqlite:///{mine}" in out, out
     assert MlflowClient(f"sqlite:///{mine}").get_registered_model("sprites-vae").name == "sprites-vae"
     assert not recorded.parent.exists()  # nothing written where the folder came from
+
+
+def test_a_bug_is_one_line_even_when_no_crash_log_can_be_written(ctx: Ctx, capsys, monkeypatch):
+    """Neither the cache (a folder under /proc) nor the working folder (/proc) takes the log."""
+    from vaetune.commands import report
+
+    def broken(args):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(report, "run", broken)
+    monkeypatch.setenv("VAETUNE_CACHE", "/proc/vaetune-cache")
+    monkeypatch.chdir("/proc")
+    code = run_cli(["report", str(ctx.work / "results" / "done")])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "internal error (a bug in vaetune): ZeroDivisionError: a bug" in lines[0]
+    assert "could not be written" in lines[0]
