@@ -248,6 +248,12 @@ def _drop_column(column: str) -> Callable[[str], str]:
     return edit
 
 
+def _link(c: Ctx, name: str, target: str) -> str:
+    """A symbolic link inputs/name -> target (relative to inputs)."""
+    (c.inputs / name).symlink_to(target)
+    return str(c.inputs / name)
+
+
 def _villagers(c: Ctx) -> str:
     """A small villagers download (three images and their species) under inputs."""
     folder = c.inputs / "villagers-download"
@@ -355,6 +361,12 @@ CASES = [
     Case("space file is a named pipe", lambda c: ["search", _fifo(c, "space.yaml")], ("space.yaml", "not a regular file")),
     Case("reconstruct a named pipe", lambda c: ["reconstruct", str(c.ckpt), _fifo(c, "img/p.png"), "--out", str(c.inputs / "r")],
          ("p.png", "not a regular file")),
+    Case("data source a link to nothing", lambda c: ["search", c.space(data__source=_link(c, "dead", "gone_folder"))],
+         ("dead", "a link to gone_folder, which does not exist")),
+    Case("data source a link to itself", lambda c: ["search", c.space(data__source=_link(c, "loop", "loop"))],
+         ("loop", "leads back to itself")),
+    Case("data source in a loop of two links", lambda c: ["search", c.space(data__source=(
+        _link(c, "ping", "pong"), _link(c, "pong", "ping"))[0])], ("ping", "leads back to itself")),
     Case("too few images", lambda c: ["search", c.space(data__source=_inputs(c, "few", {f"{i}.png": None for i in range(3)}))],
          ("few", "only 3 usable images", "min_images=16")),
     Case("min_images above count", lambda c: ["train", c.space(data__min_images=500)], ("only 64 usable images", "min_images=500")),
