@@ -306,6 +306,10 @@ CASES = [
          ("search.num_samples", "only keys under data, model, train")),
     Case("grid without grid sampler", lambda c: ["search", c.space(train__beta={"grid": [0.1, 1]})],
          ("train.beta", "grid", "tpe")),
+    Case("a grid with fewer trials than points", lambda c: ["search", c.space(
+        search__sampler="grid", search__num_samples=2, train__beta={"grid": [0.1, 1.0]},
+        model__latent_dim={"choice": [2, 4, 8]})],  # 2 x 3 = 6 points
+         ("search.num_samples", "got 2", "6 points", "search.num_samples: 6")),
     Case("nothing searched", lambda c: ["search", c.space(train__beta=0.5)], ("nothing to search",)),
     Case("unknown metric", lambda c: ["search", c.space(search__metric="val/bogus")],
          ("search.metric", "val/bogus", "val/elbo")),

@@ -22,8 +22,8 @@ from vaetune.errors import UserError
 from vaetune.machine import cpu_count, gpu_count
 from vaetune.outputs import check_writable, output_folder
 from vaetune.results import SEARCH_FILE, SPACE_FILE, is_remote
-from vaetune.search._checks import data_is_searched
-from vaetune.spec import Config, SearchSpace
+from vaetune.search._checks import data_is_searched, grid_size
+from vaetune.spec import Config, SearchSpace, SpecError
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +35,25 @@ GROWABLE = "search.num_samples"  # the one setting a resumed search may change (
 def preflight(space: SearchSpace, config: Config, results: Path, *, address: str | None, resume: bool):
     """Everything that can be checked before Ray starts; returns the data every trial shares
     (None when the trials load their own because data.* keys are searched)."""
+    check_grid(space, config)
     check_address(address)
     if address is None:
         check_local_resources(config)
     check_folders(config, results, resume=resume)
     check_tracking(config.tracking.uri)
     return load_shared_data(space, config)
+
+
+def check_grid(space: SearchSpace, config: Config) -> None:
+    """A grid search runs every point: fewer trials than points would leave some out unasked."""
+    if config.search.sampler != "grid":
+        return
+    points = grid_size(space)
+    if config.search.num_samples < points:
+        sizes = " x ".join(f"{len(d.args)} {k}" for k, d in space.params.items())
+        raise SpecError(space.source, "search.num_samples", config.search.num_samples,
+                        f"the grid has {points} points ({sizes}) and sampler grid tries each once; set "
+                        f"search.num_samples: {points}, or use sampler tpe or random to try a sample of them")
 
 
 # ---------------------------------------------------------------------------------------------
