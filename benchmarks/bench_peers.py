@@ -189,8 +189,9 @@ def command(run: Run, s: dict) -> list[str]:
     if run.method == "random+fifo":
         sets += ["search.sampler=random", "search.scheduler=fifo", "search.points_to_evaluate=[]",
                  f"search.num_samples={MANY}"]
-    elif run.method == "grid":
-        sets += ["search.points_to_evaluate=[]", *method_sets("grid", {"grid": c.grid})]
+    elif run.method == "grid":  # a smoke run's grid: the first point of each key (a grid runs every point)
+        grid = {k: v[:1] for k, v in c.grid.items()} if s["trials"] else c.grid
+        sets += ["search.points_to_evaluate=[]", *method_sets("grid", {"grid": grid})]
     if s["trials"]:
         sets.append(f"search.num_samples={s['trials']}")
     return ["-m", "vaetune.cli", "search", str(SPACES[c.name]), *(x for item in sets for x in ("--set", item))]

@@ -194,6 +194,84 @@ def _ui_on_busy_port(c: Ctx) -> list[str]:
     return ["ui", "--uri", f"sqlite:///{store}", "--port", str(port)]
 
 
+def _run_copy(c: Ctx) -> str:
+    """A copy, in the working folder, of the module's one-epoch `vaetune train` run (checked unchanged)."""
+    import shutil
+
+    shutil.copytree(c.ckpt.parent, c.work / "run")
+    return "run"
+
+
+def _run_space(c: Ctx, **edits) -> str:
+    """The module's run's space (BASE with its cache folder), with edits."""
+    return c.space(data__cache_dir=str(c.ckpt.parent.parent / "cache"), **edits)
+
+
+def _closed_port() -> int:
+    """A port of 127.0.0.1 where nothing listens: bound (so no one else takes it) but not listening."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    _LISTENERS.append(sock)
+    return sock.getsockname()[1]
+
+
+def _fifo(c: Ctx, rel: str, images: int = 0) -> str:
+    """A named pipe at inputs/rel (nothing ever writes to it: opening it to read waits forever),
+    beside `images` small PNGs; returns the pipe's folder."""
+    import os
+
+    path = c.inputs / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for i in range(images):
+        picture(path.parent / f"im{i}.png")
+    os.mkfifo(path)
+    return str(path)
+
+
+def _damaged(c: Ctx, name: str, file: str, edit: Callable[[str], str]) -> str:
+    """A copy of the finished decoy search results/done as results/<name>, with `file` edited by hand."""
+    import shutil
+
+    folder = c.work / "results" / name
+    shutil.copytree(c.work / "results" / "done", folder)
+    (folder / file).write_text(edit((folder / file).read_text()))
+    return f"results/{name}"
+
+
+def _drop_column(column: str) -> Callable[[str], str]:
+    def edit(text: str) -> str:
+        import io
+
+        import pandas as pd
+
+        return pd.read_csv(io.StringIO(text)).drop(columns=[column]).to_csv(index=False)
+    return edit
+
+
+def _link(c: Ctx, name: str, target: str) -> str:
+    """A symbolic link inputs/name -> target (relative to inputs)."""
+    (c.inputs / name).symlink_to(target)
+    return str(c.inputs / name)
+
+
+def _villagers(c: Ctx) -> str:
+    """A small villagers download (three images and their species) under inputs."""
+    folder = c.inputs / "villagers-download"
+    for name in ("Bob", "Bea", "Kid"):
+        picture(folder / "pics" / f"{name}.png", size=(32, 32))
+    (folder / "villagers.json").write_text(json.dumps({"Bob": "Cat", "Bea": "Dog", "Kid": "Cat"}))
+    return str(folder)
+
+
+def _user_tree(c: Ctx, rel: str, files: dict[str, str]) -> str:
+    """The user's own folder `rel` under the working folder (checked unchanged like the decoy)."""
+    for name, text in files.items():
+        path = c.work / rel / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return rel.removesuffix(".partial")
+
+
 CASES = [
     # ---- search-space files
     Case("space file missing", lambda c: ["search", "nope.yaml"], ("nope.yaml", "does not exist")),
@@ -201,6 +279,17 @@ CASES = [
     Case("space file not YAML", lambda c: ["search", _text(c, "a.yaml", "a: [1, 2\n")], ("a.yaml", "line 2", "valid YAML")),
     Case("space file not UTF-8", lambda c: ["search", _bytes(c, "l1.yaml", "name: caf\xe9\n".encode("latin-1"))],
          ("l1.yaml", "UTF-8", "0xe9")),
+    # a key given twice: YAML forbids it, PyYAML keeps the last; line numbers counted in the texts below
+    Case("a key given twice", lambda c: ["train", _text(c, "twice.yaml", "train:\n  epochs: 1\n  lr: 0.001\n  epochs: 50\n")],
+         ("twice.yaml", "train.epochs", "line 2 and line 4")),
+    Case("a section given twice", lambda c: ["search", _text(c, "sections.yaml",
+                                                             "train:\n  epochs: 1\ndata: {count: 64}\ntrain:\n  lr: 0.1\n")],
+         ("sections.yaml", "the key train ", "line 1 and line 4")),
+    Case("a key given twice in a flow mapping", lambda c: ["search", _text(c, "flow.yaml",
+                                                                           "train: {beta: 0.1, beta: {uniform: [0, 1]}}\n")],
+         ("flow.yaml", "train.beta", "line 1 column 9 and line 1 column 20")),
+    Case("--set value with a key twice", lambda c: ["search", c.space(), "--set", "train.beta={uniform: [0, 1], uniform: [1, 2]}"],
+         ("--set", "train.beta", "uniform is given twice")),
     Case("space file a list", lambda c: ["train", _text(c, "list.yaml", "- 1\n- 2\n")], ("list.yaml", "mapping")),
     Case("unknown key", lambda c: ["search", c.space(train__epocs=3)], ("train.epocs", "epochs")),
     Case("boolean batch size", lambda c: ["search", c.space(train__batch_size=True)], ("train.batch_size", "True", "boolean")),
@@ -210,6 +299,15 @@ CASES = [
     Case("yes for amp", lambda c: ["train", _text(c, "amp.yaml", "train: {amp: yes}\n")], ("train.amp", "'yes'", "off")),
     Case("unknown resize", lambda c: ["search", c.space(data__resize="stretch")], ("data.resize", "stretch", "fit")),
     Case("loguniform from 0", lambda c: ["search", c.space(train__beta={"loguniform": [0, 1]})], ("train.beta", "0 < low")),
+    # bounds that leave one value: nothing to search
+    Case("uniform with equal bounds", lambda c: ["search", c.space(train__beta={"uniform": [0.5, 0.5]})],
+         ("train.beta", "low < high", "beta: 0.5")),
+    Case("loguniform with equal bounds", lambda c: ["search", c.space(train__beta={"loguniform": [0.1, 0.1]})],
+         ("train.beta", "low < high")),
+    Case("randint of one value", lambda c: ["search", c.space(model__latent_dim={"randint": [3, 4]})],
+         ("model.latent_dim", "holds only 3")),
+    Case("quniform step wider than its range", lambda c: ["search", c.space(train__beta={"quniform": [0, 1, 2]})],
+         ("train.beta", "q=2", "one value")),
     Case("randint of floats", lambda c: ["search", c.space(model__latent_dim={"randint": [1.5, 4]})],
          ("model.latent_dim", "integers")),
     Case("empty choice", lambda c: ["search", c.space(model__latent_dim={"choice": []})], ("model.latent_dim", "at least one")),
@@ -217,6 +315,10 @@ CASES = [
          ("search.num_samples", "only keys under data, model, train")),
     Case("grid without grid sampler", lambda c: ["search", c.space(train__beta={"grid": [0.1, 1]})],
          ("train.beta", "grid list beside keys that are not grid lists", "sampler grid")),
+    Case("a grid with fewer trials than points", lambda c: ["search", c.space(
+        search__sampler="grid", search__num_samples=2, train__beta={"grid": [0.1, 1.0]},
+        model__latent_dim={"choice": [2, 4, 8]})],  # 2 x 3 = 6 points
+         ("search.num_samples", "got 2", "6 points", "search.num_samples: 6")),
     Case("nothing searched", lambda c: ["search", c.space(train__beta=0.5)], ("nothing to search",)),
     Case("unknown metric", lambda c: ["search", c.space(search__metric="val/bogus")],
          ("search.metric", "val/bogus", "val/elbo")),
@@ -264,6 +366,20 @@ CASES = [
          ("fake.zip", "not a readable zip")),
     Case("unknown builtin", lambda c: ["search", c.space(data__source="builtin:dragons")], ("builtin:dragons", "builtin:sprites")),
     Case("sprites seed not a number", lambda c: ["search", c.space(data__source="builtin:sprites?seed=x")], ("seed", "integer")),
+    # a named pipe where a file is read: never opened (it would wait forever), one line
+    Case("data folder holding only a named pipe", lambda c: ["search", c.space(data__source=str(Path(
+        _fifo(c, "pipes/a.png")).parent))], ("pipes", "no image files", "1 (not a regular file")),
+    Case("a named pipe among too few images", lambda c: ["data", "inspect", c.space(data__source=str(Path(
+        _fifo(c, "few/p.png", images=3)).parent)), "--out", str(c.inputs / "prev.png")], ("few", "only 3 usable images")),
+    Case("space file is a named pipe", lambda c: ["search", _fifo(c, "space.yaml")], ("space.yaml", "not a regular file")),
+    Case("reconstruct a named pipe", lambda c: ["reconstruct", str(c.ckpt), _fifo(c, "img/p.png"), "--out", str(c.inputs / "r")],
+         ("p.png", "not a regular file")),
+    Case("data source a link to nothing", lambda c: ["search", c.space(data__source=_link(c, "dead", "gone_folder"))],
+         ("dead", "a link to gone_folder, which does not exist")),
+    Case("data source a link to itself", lambda c: ["search", c.space(data__source=_link(c, "loop", "loop"))],
+         ("loop", "leads back to itself")),
+    Case("data source in a loop of two links", lambda c: ["search", c.space(data__source=(
+        _link(c, "ping", "pong"), _link(c, "pong", "ping"))[0])], ("ping", "leads back to itself")),
     Case("too few images", lambda c: ["search", c.space(data__source=_inputs(c, "few", {f"{i}.png": None for i in range(3)}))],
          ("few", "only 3 usable images", "min_images=16")),
     Case("min_images above count", lambda c: ["train", c.space(data__min_images=500)], ("only 64 usable images", "min_images=500")),
@@ -281,6 +397,10 @@ CASES = [
     Case("address where nothing listens", lambda c: ["search", c.space(), "--address", "127.0.0.1:1"],
          ("--address", "127.0.0.1:1", "nothing answers")),
     Case("tracking URI MLflow cannot use", lambda c: ["search", c.space(tracking__uri="foo://bar")], ("tracking.uri", "foo://bar")),
+    Case("tracking in an in-memory database", lambda c: ["search", c.space(tracking__uri="sqlite://")],
+         ("tracking.uri", "'sqlite://'", "in-memory", "keeps nothing")),
+    Case("tracking in sqlite's :memory:", lambda c: ["search", c.space(tracking__uri="sqlite:///:memory:")],
+         ("tracking.uri", "in-memory")),
     Case("storage is a file", lambda c: ["search", c.space(search__storage="notes.txt")], ("search.storage", "notes.txt", "is a file")),
     Case("storage cannot be written", lambda c: ["search", c.space(search__storage="/proc/vaetune")], ("search.storage", "/proc")),
     Case("results folder holds the user's files", lambda c: ["search", c.space(name="project", search__storage=".")],
@@ -301,6 +421,12 @@ CASES = [
     Case("train --out is the working folder", lambda c: ["train", c.space(), "--out", "."], ("--out", "did not write")),
     Case("train --resume without checkpoints", lambda c: ["train", c.space(), "--resume", "--out", str(c.inputs / "new")],
          ("new", "--resume", "checkpoint")),
+    # --resume of a run trained with BASE (lr at its default 1e-3, 64 images): only more epochs may change
+    Case("train --resume with another lr", lambda c: ["train", _run_space(c, train__lr=0.1), "--resume", "--out", _run_copy(c)],
+         ("--resume", "train.lr: 0.001 -> 0.1", "only train.epochs may grow")),
+    Case("train --resume with other data", lambda c: ["train", _run_space(c, data__count=32, model__width=8, train__epochs=3),
+                                                      "--resume", "--out", _run_copy(c)],
+         ("--resume", "data.count: 64 -> 32; model.width: 4 -> 8")),
     # ---- checkpoints and pictures
     Case("sample: checkpoint missing", lambda c: ["sample", "nope.pt"], ("nope.pt", "no checkpoint")),
     Case("sample: a picture as checkpoint", lambda c: ["sample", "mine.png", "--out", str(c.inputs / "s.png")],
@@ -350,6 +476,34 @@ CASES = [
     Case("export --out a folder", lambda c: ["export", "results/done", "--out", "mydir"], ("--out", "mydir", "folder")),
     Case("export --out over the user's file", lambda c: ["export", "results/done", "--out", "best.pt"],
          ("--out", "best.pt", "not written by vaetune")),
+    # a results folder damaged by hand: the damaged file named, and how to recover
+    Case("export of an emptied summary.csv", lambda c: ["export", _damaged(c, "empty", "summary.csv", lambda t: ""),
+                                                        "--out", str(c.inputs / "b.pt")],
+         ("empty/summary.csv", "damaged", "not a readable table", "--resume")),
+    Case("report of a summary.csv pandas cannot parse", lambda c: [
+        "report", _damaged(c, "unparsable", "summary.csv", lambda t: 'a,b\n"unclosed,1\n'), "--no-mlflow"],
+         ("unparsable/summary.csv", "damaged", "not a readable table")),
+    Case("report of a garbage summary.csv", lambda c: ["report", _damaged(c, "garbage", "summary.csv",
+                                                                          lambda t: "my notes\nnot a table\n"), "--no-mlflow"],
+         ("garbage/summary.csv", "damaged", "lacks the columns trial_id, status")),
+    Case("export of a summary.csv without trial ids", lambda c: [
+        "export", _damaged(c, "noid", "summary.csv", _drop_column("trial_id")), "--out", str(c.inputs / "b.pt")],
+         ("noid/summary.csv", "damaged", "lacks the column trial_id")),
+    Case("export of a summary.csv without checkpoints", lambda c: [
+        "export", _damaged(c, "nockpt", "summary.csv", _drop_column("checkpoint")), "--out", str(c.inputs / "b.pt")],
+         ("nockpt/summary.csv", "damaged", "lacks the column checkpoint")),
+    Case("report of a summary.csv without the final metric", lambda c: [
+        "report", _damaged(c, "nofinal", "summary.csv", _drop_column("final/val/elbo")), "--no-mlflow"],
+         ("nofinal/summary.csv", "damaged", "lacks the column final/val/elbo")),
+    Case("export of a truncated search.json", lambda c: ["export", _damaged(c, "trunc", "search.json", lambda t: t[:20]),
+                                                         "--out", str(c.inputs / "b.pt")],
+         ("trunc/search.json", "damaged", "not readable JSON", "restore it")),
+    Case("report of a search.json that is a list", lambda c: ["report", _damaged(c, "list", "search.json", lambda t: "[1, 2]"),
+                                                              "--no-mlflow"],
+         ("list/search.json", "damaged", "JSON list")),
+    Case("report of a search.json without its metric", lambda c: [
+        "report", _damaged(c, "nometric", "search.json", lambda t: json.dumps({"name": "x", "mode": "min"})), "--no-mlflow"],
+         ("nometric/search.json", "damaged", "lacks metric")),
     Case("report where no trial finished", lambda c: ["report", "results/failed", "--no-mlflow"],
          ("failed", "no trial", "finished an epoch", "1 errored")),
     Case("report --out the user's folder", lambda c: ["report", "results/done", "--out", "mydir", "--no-mlflow"],
@@ -357,6 +511,8 @@ CASES = [
     # ---- other commands
     Case("ui --port out of range", lambda c: ["ui", "--port", "99999"], ("--port", "99999", "1 to 65535")),
     Case("ui --port in use", _ui_on_busy_port, ("--port", "cannot be used")),
+    Case("ui --uri of a server where nothing listens", lambda c: ["ui", "--uri", f"http://127.0.0.1:{_closed_port()}"],
+         ("--uri", "nothing answers at http://127.0.0.1:", "start the MLflow server")),
     Case("ui without a store", lambda c: ["ui", "--uri", f"sqlite:///{c.inputs / 'none' / 'mlflow.db'}"], ("no MLflow store",)),
     Case("fid of a missing folder", lambda c: ["fid", "nope_a", str(c.work / "cats")], ("nope_a", "does not exist")),
     Case("fid --n 1", lambda c: ["fid", "cats", "dogs", "--n", "1"], ("--n", "1")),
@@ -365,6 +521,17 @@ CASES = [
     Case("data inspect --out a folder", lambda c: ["data", "inspect", c.space(), "--out", "mydir"], ("--out", "mydir", "folder")),
     Case("data prepare --test-fraction 1.5", lambda c: ["data", "prepare", "villagers", "nope.zip", "--out", str(c.inputs / "v"),
                                                         "--test-fraction", "1.5"], ("--test-fraction", "1.5")),
+    Case("prepare --out a web site with its own manifest.json", lambda c: [
+        "data", "prepare", "villagers", _villagers(c), "--out",
+        _user_tree(c, "site", {"manifest.json": '{"name": "my web app"}', "index.html": "<html>", "css/a.css": "a{}"})],
+         ("site", "not written by `vaetune data prepare`")),
+    Case("prepare beside the user's DIR.partial", lambda c: [
+        "data", "prepare", "villagers", _villagers(c), "--out", _user_tree(c, "thesis.partial", {"ch1.tex": "my thesis"})],
+         ("thesis.partial", "not written by `vaetune data prepare`")),
+    Case("prepare --out a folder whose manifest only claims to be prepare's", lambda c: [
+        "data", "prepare", "villagers", _villagers(c), "--out",
+        _user_tree(c, "claims", {"manifest.json": '{"written_by": "vaetune data prepare"}', "index.html": "<html>"})],
+         ("claims", "not written by `vaetune data prepare`")),
     Case("unknown command", lambda c: ["serch", "x.yaml"], ("serch", "search")),
 ]
 
@@ -422,6 +589,14 @@ def test_a_bug_is_one_line_naming_a_log_with_the_traceback(ctx: Ctx, capsys, mon
     assert log.is_file() and "Traceback" in log.read_text() and "ZeroDivisionError" in log.read_text()
 
 
+def test_train_resume_takes_more_epochs(ctx: Ctx, capsys):
+    """The one change --resume applies: the copied one-epoch run trains on to epoch 2."""
+    run = _run_copy(ctx)
+    assert run_cli(["train", _run_space(ctx, train__epochs=2), "--resume", "--out", run]) == 0
+    assert sorted(p.name for p in (ctx.work / run).glob("checkpoint_epoch*")) == ["checkpoint_epoch0001",
+                                                                                  "checkpoint_epoch0002"]
+
+
 def test_train_that_diverges_ends_with_one_line_naming_the_fix(ctx: Ctx, capsys):
     code = run_cli(["train", ctx.space(train__lr=1e8, train__beta=0.1), "--out", str(ctx.inputs / "run")])
     err = capsys.readouterr().err
@@ -473,3 +648,38 @@ def test_a_real_process_prints_the_one_line_and_nothing_else(tmp_path):
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
     assert proc.stderr.startswith("vaetune search: error: resources.gpu: got 1000")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.yaml"]  # nothing written
+
+
+def test_a_copied_results_folder_registers_into_the_users_store(ctx: Ctx, capsys, monkeypatch):
+    """The folder records the search's store; the user's $MLFLOW_TRACKING_URI (another project's) wins."""
+    from mlflow.tracking import MlflowClient
+
+    from vaetune.results import write_tracking
+
+    recorded, mine = ctx.inputs / "original" / "mlflow.db", ctx.inputs / "mine" / "mlflow.db"
+    mine.parent.mkdir()
+    write_tracking(ctx.work / "results" / "done", {"uri": f"sqlite:///{recorded}"})
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{mine}")
+    code = run_cli(["export", "results/done", "--out", str(ctx.inputs / "b.pt"), "--register", "sprites-vae"])
+    out = capsys.readouterr().out
+    assert code == 0 and f"in sqlite:///{mine}" in out, out
+    assert MlflowClient(f"sqlite:///{mine}").get_registered_model("sprites-vae").name == "sprites-vae"
+    assert not recorded.parent.exists()  # nothing written where the folder came from
+
+
+def test_a_bug_is_one_line_even_when_no_crash_log_can_be_written(ctx: Ctx, capsys, monkeypatch):
+    """Neither the cache (a folder under /proc) nor the working folder (/proc) takes the log."""
+    from vaetune.commands import report
+
+    def broken(args):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(report, "run", broken)
+    monkeypatch.setenv("VAETUNE_CACHE", "/proc/vaetune-cache")
+    monkeypatch.chdir("/proc")
+    code = run_cli(["report", str(ctx.work / "results" / "done")])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "internal error (a bug in vaetune): ZeroDivisionError: a bug" in lines[0]
+    assert "could not be written" in lines[0]

@@ -87,9 +87,9 @@ def main(argv: list[str] | None = None) -> int:
             return _bug(name, argv)
         print(f"{name}: error: {err.filename}: {err.strerror or err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C; a search's SIGTERM while Ray starts carries 143
         print(f"{name}: interrupted", file=sys.stderr)
-        return 130
+        return getattr(exc, "exit_code", 130)
     except Exception:
         return _bug(name, argv)
 
@@ -104,17 +104,23 @@ def _bug(name: str, argv: list[str] | None) -> int:
     exc = sys.exc_info()[1]
     path = crash_log(argv if argv is not None else sys.argv[1:])
     first = one_line(exc)[:300]
-    print(f"{name}: internal error (a bug in vaetune): {type(exc).__name__}: {first}; "
-          f"the full traceback is in {path}", file=sys.stderr)
+    where = f"the full traceback is in {path}" if path is not None else (
+        "the traceback could not be written (set VAETUNE_CACHE to a writable folder and run it again)")
+    print(f"{name}: internal error (a bug in vaetune): {type(exc).__name__}: {first}; {where}", file=sys.stderr)
     return 1
 
 
-def crash_log(argv: list[str]) -> Path:
-    """Write the current exception's traceback, with the command line, to a log file; returns its path."""
+def crash_log(argv: list[str]) -> Path | None:
+    """Write the current exception's traceback, with the command line, to a log file; returns its path
+    (None when neither the cache nor the working folder takes it: the one line must still be printed)."""
     from vaetune import __version__
     from vaetune.fileio import cache_root
 
-    text = (f"vaetune {__version__}\ncommand: vaetune {' '.join(argv)}\ncwd: {Path.cwd()}\n\n"
+    try:
+        cwd = str(Path.cwd())
+    except OSError:  # the working folder was removed
+        cwd = "(removed)"
+    text = (f"vaetune {__version__}\ncommand: vaetune {' '.join(argv)}\ncwd: {cwd}\n\n"
             f"{traceback.format_exc()}")
     folder = cache_root() / "logs"
     try:
@@ -122,9 +128,12 @@ def crash_log(argv: list[str]) -> Path:
         path = folder / f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
         path.write_text(text)
         return path
-    except OSError:  # an unwritable cache: the working folder, or at worst stderr's last resort
-        path = Path(f"vaetune-crash-{time.strftime('%Y%m%d-%H%M%S')}.log").resolve()
-        path.write_text(text)
+    except OSError:  # an unwritable cache: the working folder
+        try:
+            path = Path(f"vaetune-crash-{time.strftime('%Y%m%d-%H%M%S')}.log").resolve()
+            path.write_text(text)
+        except OSError:
+            return None
         return path
 
 

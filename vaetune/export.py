@@ -84,16 +84,25 @@ def _str(v) -> str:
     return "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
 
 
-def register_model(path: Path, name: str, run_id: str, state: dict, results: str | Path) -> str:
-    """Log the exported model to MLflow with a signature and register it under `name`."""
+def register_model(path: Path, name: str, run_id: str, state: dict, results: str | Path) -> tuple[str, str]:
+    """Log the exported model to MLflow with a signature and register it under `name`; returns
+    (version, store URI). The store is the user's $MLFLOW_TRACKING_URI when set (a results folder
+    copied to another project follows it; the trial's run, in the search's store, is not there, so
+    the model gets a run of its own), else the store the search recorded."""
+    import os
+
     import mlflow
     import torch
     from mlflow.models import infer_signature
 
     from vaetune.tracking import resolve_uri
 
-    tracking = read_tracking(results)
-    mlflow.set_tracking_uri(tracking.get("uri") or resolve_uri(None))
+    recorded = read_tracking(results).get("uri")
+    uri = resolve_uri(os.environ["MLFLOW_TRACKING_URI"]) if os.environ.get("MLFLOW_TRACKING_URI") else (
+        recorded or resolve_uri(None))
+    if uri != recorded:
+        run_id = ""
+    mlflow.set_tracking_uri(uri)
     model, config, _ = load_model(path)
     wrapped = Reconstructor(model).eval()
     example = torch.rand(2, *model.image_shape)
@@ -102,7 +111,7 @@ def register_model(path: Path, name: str, run_id: str, state: dict, results: str
     with mlflow.start_run(run_id=run_id or None, run_name=None if run_id else f"{state['name']}-export"):
         info = mlflow.pytorch.log_model(wrapped, name="model", signature=signature, input_example=example.numpy(),
                                         registered_model_name=name)
-    return str(getattr(info, "registered_model_version", "?"))
+    return str(getattr(info, "registered_model_version", "?")), uri
 
 
 def _reconstructor_class():

@@ -49,8 +49,9 @@ def run_export(args: argparse.Namespace) -> int:
     print(f"exported to {exported.path}")
     if args.register:
         state, _ = load_search(args.results)
-        version = register_model(exported.path, args.register, exported.source["mlflow_run_id"], state, args.results)
-        print(f"registered in MLflow as {args.register} (version {version})")
+        version, uri = register_model(exported.path, args.register, exported.source["mlflow_run_id"], state,
+                                      args.results)
+        print(f"registered in MLflow as {args.register} (version {version}), in {uri}")
     return 0
 
 

@@ -32,7 +32,7 @@ def run_space(space, *, space_file: str, overrides: list[str], resume: bool, add
     that fails leaves nothing that changes the next run.
     """
     from vaetune.errors import UserError
-    from vaetune.results import SEARCH_FILE, results_dir_for
+    from vaetune.results import SEARCH_FILE, hold, refuse_if_held, results_dir_for
     from vaetune.search import (
         check_space,
         grow_state,
@@ -40,6 +40,7 @@ def run_space(space, *, space_file: str, overrides: list[str], resume: bool, add
         resume_changes,
         run_search,
         summarise,
+        terminated,
         write_state,
     )
     from vaetune.tracking import log_search_outcome
@@ -47,6 +48,7 @@ def run_space(space, *, space_file: str, overrides: list[str], resume: bool, add
     config = space.default_config()
     check_space(space, config)
     results = results_dir_for(config.search.storage, config.name)
+    refuse_if_held(results, "a search")  # before "already ran": a second start of a running search
     started = (results / SEARCH_FILE).exists()
     if started and not resume:
         raise UserError(f"{results}: a search named {config.name!r} already ran there; continue it with --resume, "
@@ -69,17 +71,25 @@ def run_space(space, *, space_file: str, overrides: list[str], resume: bool, add
             print(f"--resume: {changes[0]}: the search goes on to {config.search.num_samples} trials "
                   f"({config.search.num_samples - before} more)", flush=True)
 
-    grid = run_search(space, config, results, address=address, resume=resume, verbose=verbose, data=data,
-                      before_fit=record)
-    outcome = summarise(grid, space, config, results)
-    if not outcome.unfinished:  # an interrupted search gets its outcome when it is resumed and ends
-        log_search_outcome(results, config.search.metric, config.search.mode, list(space.params))
+    with hold(results, "a search"):  # until its summary is written: a second start or export is refused
+        grid = run_search(space, config, results, address=address, resume=resume, verbose=verbose, data=data,
+                          before_fit=record)
+        outcome = summarise(grid, space, config, results)
+        if not outcome.unfinished:  # an interrupted search gets its outcome when it is resumed and ends
+            log_search_outcome(results, config.search.metric, config.search.mode, list(space.params))
     print_outcome(outcome, space, results, command)
-    return outcome.exit_code
+    return 143 if outcome.exit_code == 130 and terminated() else outcome.exit_code  # 128 + SIGTERM
 
 
 def print_outcome(outcome, space, results, command: str) -> None:
-    from vaetune.results import CHECKPOINT, RUN_ID, SUMMARY_FILE, TRIAL_ID, best_column
+    from vaetune.results import (
+        CHECKPOINT,
+        RUN_ID,
+        SUMMARY_FILE,
+        TRIAL_ID,
+        best_column,
+        read_tracking,
+    )
 
     if outcome.rows:
         print(f"\n{len(outcome.rows)} trials: " + ", ".join(f"{n} {s}" for s, n in outcome.counts.items()))
@@ -97,5 +107,7 @@ def print_outcome(outcome, space, results, command: str) -> None:
           f"{best[best_column(outcome.metric)]:.5g}  ({params})")
     print(f"  checkpoint: {best[CHECKPOINT]}")
     run_id = best[RUN_ID] if isinstance(best[RUN_ID], str) and best[RUN_ID] else None
-    print(f"  MLflow run: {run_id or 'not recorded yet (MLflow unreachable; sent on --resume)'}")
+    store = read_tracking(results).get("uri")  # where this search's runs are
+    print(f"  MLflow run: {run_id or 'not recorded yet (MLflow unreachable; sent on --resume)'}"
+          + (f" (store {store})" if store else ""))
     print(f"summary: {results / SUMMARY_FILE}\nexport:  vaetune export {results}")

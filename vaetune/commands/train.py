@@ -28,18 +28,18 @@ CONFIG_HEADER = "# vaetune train: the resolved configuration of this run\n"  # m
 
 
 def run(args: argparse.Namespace) -> int:
-    import yaml
-
     from vaetune.data import load_data
     from vaetune.errors import UserError
     from vaetune.outputs import output_folder
+    from vaetune.results import hold, refuse_if_held
     from vaetune.spec import load_space
-    from vaetune.train import EachEpoch, ProgressBar, latest_checkpoint, standard_callbacks, train
+    from vaetune.train import latest_checkpoint
 
     space = load_space(args.space, args.overrides)
     config = space.default_config()
     out = Path(args.out or Path("runs") / config.name)
     output_folder(out, what="--out" if args.out else f"--out (default runs/{config.name})", ours=_is_run)
+    refuse_if_held(out, "a training run")
     resume = latest_checkpoint(out)
     if args.resume and resume is None:
         raise UserError(f"{out}: --resume given but there is no checkpoint_epoch*/ folder to "
@@ -47,7 +47,18 @@ def run(args: argparse.Namespace) -> int:
     if not args.resume and resume is not None:
         raise UserError(f"{out}: holds checkpoints of an earlier run; use --resume to continue it "
                         "or --out for a new folder")
+    if resume is not None:
+        _check_resume(out, resume, config)
     data = load_data(config.data)  # before anything is written: a bad source leaves no folder behind
+    with hold(out, "a training run"):
+        return _train(config, space, out, data, resume)
+
+
+def _train(config, space, out: Path, data, resume: Path | None) -> int:
+    import yaml
+
+    from vaetune.train import EachEpoch, ProgressBar, latest_checkpoint, standard_callbacks, train
+
     out.mkdir(parents=True, exist_ok=True)
     resolved = yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
     (out / CONFIG_FILE).write_text(CONFIG_HEADER + resolved)
@@ -68,6 +79,29 @@ def run(args: argparse.Namespace) -> int:
           f"active units {final['val/active_units']:.0f}/{config.model.latent_dim}")
     print(f"checkpoint: {latest_checkpoint(out)}\ngrids:      {out / 'grids'}")
     return 0
+
+
+RESUMABLE = "train.epochs"  # the one setting a resumed run may change (upwards: it trains on)
+TRAINED = ("data", "model", "train")  # the sections a run's weights depend on (search, tracking: not used here)
+
+
+def _check_resume(out: Path, resume: Path, config) -> None:
+    """Refuse --resume with any change but more epochs, against the configuration the checkpoint
+    was trained with (config.yaml may have been edited; the checkpoint's own is what ran).
+    Checked before anything is written, so a refused resume leaves the run as it was."""
+    from vaetune.checkpoint import CHECKPOINT_FILE, load_checkpoint
+    from vaetune.errors import UserError
+    from vaetune.search import changes_between
+    from vaetune.spec import flatten
+
+    stored = load_checkpoint(resume / CHECKPOINT_FILE)["config"]
+    changes = changes_between(*({k: v for k, v in flatten(c).items() if k.split(".")[0] in TRAINED}
+                                for c in (stored, config)))
+    refused = [c for c in changes if not c.grows(RESUMABLE)]
+    if refused:
+        raise UserError(f"--resume: {out} was trained with another configuration: {'; '.join(map(str, refused))}; "
+                        f"a resumed run trains the configuration it started with (only {RESUMABLE} may grow): undo "
+                        "the change, or train into a new --out")
 
 
 def _is_run(folder: Path) -> bool:

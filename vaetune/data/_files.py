@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import threading
 import zipfile
 from collections import Counter
@@ -45,18 +46,40 @@ class FolderSource(ItemSource):
         return [Item(rel, (self.root / rel).read_bytes, c) for rel, c in zip(self.files, classes, strict=True)]
 
 
+NOT_REGULAR = "(not a regular file: a pipe, socket, device or broken link)"  # its key in `others`
+
+
 def _walk(root: Path, others: Counter) -> list[str]:
-    """Image files below root (relative POSIX paths); the extensions of the other files go to `others`."""
-    out = []
+    """Image files below root (relative POSIX paths); the extensions of the other files go to `others`.
+    Only regular files (or links to one) count: a named pipe would block the first read forever,
+    so anything else is skipped, with one warning naming it, and never opened."""
+    out, odd = [], []
     for folder, dirs, files in os.walk(root):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
         rel_folder = Path(folder).relative_to(root)
         for f in files:
-            if _is_image_name(f):
+            if f.startswith(".") and not _is_image_name(f):
+                continue
+            if not _is_regular(os.path.join(folder, f)):
+                odd.append((rel_folder / f).as_posix())
+                others[NOT_REGULAR] += 1
+            elif _is_image_name(f):
                 out.append((rel_folder / f).as_posix())
-            elif not f.startswith("."):
+            else:
                 others[_suffix(f)] += 1
+    if odd:
+        shown = ", ".join(odd[:3]) + (f" and {len(odd) - 3} more" if len(odd) > 3 else "")
+        log.warning("%s: skipped %d entries that are not regular files (a pipe, socket, device or broken link): %s",
+                    root, len(odd), shown)
     return out
+
+
+def _is_regular(path: str) -> bool:
+    """A regular file, or a link to one; stat does not open the file, so a FIFO cannot block it."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:  # a link to nothing, or to itself
+        return False
 
 
 def _suffix(name: str) -> str:

@@ -181,6 +181,8 @@ def load_image(path: str | Path, *, image_size: int | None = None, channels: int
         UserError: the file is missing or not a usable image.
     """
     path = Path(path).expanduser()
+    if path.exists() and not path.is_dir() and not path.is_file():  # reading a named pipe would wait forever
+        raise UserError(f"{path}: not a regular file (a named pipe, socket or device); give an image file")
     try:
         data = path.read_bytes()
     except OSError as exc:

@@ -28,7 +28,9 @@ generator settings for sprites. Sources are looked up in the :data:`SOURCES` reg
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -126,4 +128,12 @@ def source_scheme(spec: str) -> tuple[str, str]:
         raise UserError(f"data source {spec!r} is a file but not a .zip; accepted: {ACCEPTED}")
     if sep and len(head) > 1 and head.isidentifier():
         raise UserError(f"data source {spec!r}: unknown scheme {head + ':'!r}; accepted: {ACCEPTED}")
+    if path.is_symlink():  # exists() is False for a link to nothing and for a loop of links
+        try:
+            path.resolve(strict=True)
+        except (RuntimeError, OSError) as exc:  # RuntimeError/ELOOP: a loop; FileNotFoundError: nothing
+            loop = isinstance(exc, RuntimeError) or getattr(exc, "errno", None) == errno.ELOOP
+            what = "a link that leads back to itself" if loop else f"a link to {os.readlink(path)}, which does not exist"
+            raise UserError(f"data source {spec!r} is {what}; point it at an image folder or .zip, or give the "
+                            f"folder itself; accepted: {ACCEPTED}") from None
     raise UserError(f"data source {spec!r} does not exist; accepted: {ACCEPTED}")

@@ -10,12 +10,16 @@ decode-checking every image, and one layout the data module reads with folder la
     OUT/skipped.txt            each skipped file with its reason (only when something was skipped)
 
 Files are copied byte for byte (no re-encoding; the data module resizes). The output is built
-in ``OUT.partial`` and moved into place at the end, so an interrupted run leaves no half folder;
-a folder written by an earlier prepare (it has a manifest) is replaced, anything else is refused.
+in ``OUT.partial`` and moved into place at the end, so an interrupted run leaves no half folder.
+Only a folder prepare provably wrote is replaced (or, for ``OUT.partial``, removed): its manifest
+says ``"written_by": "vaetune data prepare"`` (the staging folder gets it when it is made) and it
+holds nothing but label folders of files, the manifest and the skipped list. Anything else, a web
+site's folder with a ``manifest.json`` of its own included, is refused.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import re
@@ -34,6 +38,7 @@ log = logging.getLogger(__name__)
 
 MANIFEST_FILE = "manifest.json"
 SKIPPED_FILE = "skipped.txt"
+WRITTEN_BY = "vaetune data prepare"  # the manifest's mark: only folders carrying it are replaced
 
 
 @dataclass
@@ -95,7 +100,7 @@ def prepare(
         raise UserError(f"--test-fraction must be in [0, 1), got {test_fraction}")
     out = Path(out)
     test_out = held_out_dir(out)
-    for folder in (out, test_out):
+    for folder in (out, test_out, _partial(out), _partial(test_out)):
         _check_replaceable(folder)
 
     with SourceTree(download) as tree:
@@ -110,7 +115,7 @@ def prepare(
     skipped = selection.skipped + skipped
     counts = {label: counts[label] for label in sorted(counts)}
     manifest = {
-        "collection": collection, "download": str(download), "out": str(out), "test_out": str(test_out),
+        "written_by": WRITTEN_BY, "collection": collection, "download": str(download), "out": str(out), "test_out": str(test_out),
         "test_fraction": test_fraction, "seed": seed, "options": {k: v for k, v in options.items() if v is not None},
         "labels": counts,
         "total": {s: sum(c[s] for c in counts.values()) for s in ("train", "test")},
@@ -128,17 +133,44 @@ def prepare(
 
 
 def _check_replaceable(folder: Path) -> None:
-    if folder.exists() and (not folder.is_dir() or (any(folder.iterdir()) and not (folder / MANIFEST_FILE).exists())):
-        raise UserError(f"{folder} exists and was not written by `vaetune data prepare`; "
-                        "choose another --out or remove it")
+    """Refuse a folder that exists, is not empty and is not provably prepare's own."""
+    if folder.is_symlink() or folder.exists() and (not folder.is_dir() or (any(folder.iterdir())
+                                                                            and not _written_by_prepare(folder))):
+        raise UserError(f"{folder} exists and was not written by `vaetune data prepare` (it lacks prepare's "
+                        f"{MANIFEST_FILE} or holds other files); choose another --out or move it away")
+
+
+def _written_by_prepare(folder: Path) -> bool:
+    """prepare's own layout: its marked manifest, its skipped list, and label folders of plain files."""
+    try:
+        manifest = json.loads((folder / MANIFEST_FILE).read_text())
+        entries = list(folder.iterdir())
+        if not isinstance(manifest, dict) or manifest.get("written_by") != WRITTEN_BY:
+            return False
+        for entry in entries:
+            if entry.name in (MANIFEST_FILE, SKIPPED_FILE):
+                if entry.is_symlink() or not entry.is_file():
+                    return False
+            elif entry.is_symlink() or not entry.is_dir() or any(
+                    f.is_symlink() or not f.is_file() for f in entry.iterdir()):
+                return False
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return True
+
+
+def _partial(folder: Path) -> Path:
+    return folder.with_name(folder.name + ".partial")
 
 
 def _staging(folder: Path) -> Path:
-    stage = folder.with_name(folder.name + ".partial")
+    """A fresh ``folder.partial`` carrying prepare's mark (checked to be ours by `_check_replaceable`)."""
+    stage = _partial(folder)
     try:
         if stage.exists():
             shutil.rmtree(stage)
         stage.mkdir(parents=True)
+        write_json(stage / MANIFEST_FILE, {"written_by": WRITTEN_BY, "complete": False})
     except OSError as exc:
         raise UserError(f"cannot write to the output folder {folder.parent}: {exc.strerror or exc}") from None
     return stage

@@ -13,6 +13,9 @@
     mlflow_pending/        copies of the artifacts those events name
     report/                what `vaetune report` writes
 
+and beside it `.<name>.lock`, held (flock) by the search while it runs (`hold`), so that a second
+start, --resume, export or report of a running search is refused naming its process.
+
 The Ray experiment (`experiment_path`) holds one folder per trial: `result.json` (one line per
 epoch) and `checkpoint_*/checkpoint.pt` with that epoch's `grids/`. Checkpoints may live in remote
 storage (s3://...); `open_checkpoint` fetches them. Everything else in vaetune names these files,
@@ -83,6 +86,7 @@ from vaetune.results._layout import (
     results_dir_for,
     storage_uri,
 )
+from vaetune.results._lock import hold, holder, lock_file, refuse_if_held
 from vaetune.results._search import SearchResults, load_results
 from vaetune.results._time import TimeSplit, frame_reports, time_split
 
@@ -90,6 +94,7 @@ __all__ = [
     "TimeSplit",
     "frame_reports",
     "time_split",
+    "hold", "holder", "lock_file", "refuse_if_held",
     "CHECKPOINT",
     "CHECKPOINT_DIR",
     "COMPLETED",

@@ -15,20 +15,27 @@ from vaetune.checkpoint import CHECKPOINT_FILE
 from vaetune.errors import UserError
 from vaetune.fileio import atomic_write_text
 from vaetune.results._layout import (
+    CHECKPOINT,
     CHECKPOINT_DIR,
     EPOCH,
     EPOCHS,
+    ERRORED,
     GRIDS_DIR,
     RESULT_FILE,
     SEARCH_FILE,
+    STATUS,
     SUMMARY_FILE,
     TEXT_COLUMNS,
     TRACKING_FILE,
+    TRIAL_ID,
     final_column,
     is_remote,
 )
+from vaetune.results._lock import refuse_if_held
 
 log = logging.getLogger(__name__)
+
+REQUIRED_COLUMNS = (TRIAL_ID, STATUS)  # in every summary.csv vaetune writes, whatever became of the trials
 
 
 # ---------------------------------------------------------------------------------------------
@@ -36,7 +43,25 @@ log = logging.getLogger(__name__)
 
 
 def read_json(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.exists() else {}
+    """A JSON object vaetune wrote ({} when the file is missing); a damaged one is a UserError naming it."""
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise damaged(path, f"not readable JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise damaged(path, f"a JSON {type(data).__name__}, where vaetune writes an object")
+    return data
+
+
+def damaged(path: Path, why: str, space_file: str | None = None) -> UserError:
+    """The one line for a file of a results folder that was edited, truncated or emptied by hand."""
+    fix = {SUMMARY_FILE: "restore it from a copy, or rebuild it from the trials' own results with "
+                         f"`vaetune search {space_file or 'SPACE'} --resume`",
+           SEARCH_FILE: "restore it from a copy (it is written once, when the search starts), or run the "
+                        "search again under a new name"}.get(path.name, "restore it from a copy")
+    return UserError(f"{path}: damaged: {why}; {fix}")
 
 
 def write_json(path: Path, data: dict) -> None:
@@ -63,11 +88,21 @@ def write_summary(folder: str | Path, rows: list[dict[str, Any]]) -> Path | None
     return path
 
 
-def read_summary(folder: str | Path):
-    """summary.csv as a DataFrame: text columns as strings ("" when empty)."""
+def read_summary(folder: str | Path, space_file: str | None = None):
+    """summary.csv as a DataFrame: text columns as strings ("" when empty); a damaged one is a UserError
+    (`space_file`, the space the search ran, goes into its fix)."""
     import pandas as pd
 
-    frame = pd.read_csv(Path(folder) / SUMMARY_FILE, dtype={c: str for c in TEXT_COLUMNS})
+    path = Path(folder) / SUMMARY_FILE
+    try:
+        frame = pd.read_csv(path, dtype={c: str for c in TEXT_COLUMNS})
+    except (OSError, UnicodeDecodeError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise damaged(path, f"not a readable table ({' '.join(str(exc).split())[:120]})", space_file) from None
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame]
+    if not missing and CHECKPOINT not in frame and (frame[STATUS] != ERRORED).any():
+        missing = [CHECKPOINT]  # written with every trial that ran
+    if missing:
+        raise damaged(path, f"it lacks the column{'s' * (len(missing) > 1)} {', '.join(missing)}", space_file)
     for col in TEXT_COLUMNS:
         if col in frame:
             frame[col] = frame[col].fillna("")
@@ -77,11 +112,16 @@ def read_summary(folder: str | Path):
 def load_search(folder: str | Path) -> tuple[dict, Any]:
     """search.json and summary.csv of a search folder; a UserError naming what is missing."""
     folder = Path(folder)
+    refuse_if_held(folder, "a search")  # its files are being written
     if not (folder / SEARCH_FILE).exists():
         raise UserError(f"{folder}: not a vaetune search folder (no {SEARCH_FILE}); pass results/<name>")
     if not (folder / SUMMARY_FILE).exists():
         raise UserError(f"{folder}: the search has no {SUMMARY_FILE} yet; finish it with vaetune search --resume")
-    return read_json(folder / SEARCH_FILE), read_summary(folder)
+    state = read_json(folder / SEARCH_FILE)
+    missing = [k for k in ("name", "metric", "mode") if not state.get(k)]
+    if missing:
+        raise damaged(folder / SEARCH_FILE, f"it lacks {', '.join(missing)}")
+    return state, read_summary(folder, state.get("space_file"))
 
 
 def read_history(trial_path: str):

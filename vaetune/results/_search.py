@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from vaetune.errors import UserError
-from vaetune.results._files import load_search, read_history, read_tracking
+from vaetune.results._files import damaged, load_search, read_history, read_tracking
 from vaetune.results._layout import (
+    ERRORED,
     KIND,
     SPACE_FILE,
     STATUS,
@@ -83,6 +84,9 @@ def load_results(folder: str | Path) -> SearchResults:
         raise UserError(f"{folder / SUMMARY_FILE}: no trials recorded; nothing to report")
     metric = state["metric"] if isinstance(state.get("metric"), str) else (state.get("metric") or ["?"])[0]
     finals = summary.get(final_column(metric))
+    if finals is None and (summary[STATUS] != ERRORED).any():  # a trial that ran has its final metric
+        raise damaged(folder / SUMMARY_FILE, f"it lacks the column {final_column(metric)} (the search metric)",
+                      state.get("space_file"))
     if finals is None or finals.isna().all():
         statuses = ", ".join(f"{n} {s}" for s, n in summary[STATUS].value_counts().items()) if STATUS in summary else ""
         raise UserError(f"{folder}: no trial of this search finished an epoch ({statuses or 'no statuses'}); nothing "

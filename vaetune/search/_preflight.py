@@ -22,8 +22,8 @@ from vaetune.errors import UserError
 from vaetune.machine import cpu_count, gpu_count
 from vaetune.outputs import check_writable, output_folder
 from vaetune.results import SEARCH_FILE, SPACE_FILE, is_remote
-from vaetune.search._checks import data_is_searched
-from vaetune.spec import Config, SearchSpace
+from vaetune.search._checks import data_is_searched, grid_size, runs_grid
+from vaetune.spec import Config, SearchSpace, SpecError
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +35,25 @@ GROWABLE = "search.num_samples"  # the one setting a resumed search may change (
 def preflight(space: SearchSpace, config: Config, results: Path, *, address: str | None, resume: bool):
     """Everything that can be checked before Ray starts; returns the data every trial shares
     (None when the trials load their own because data.* keys are searched)."""
+    check_grid(space, config)
     check_address(address)
     if address is None:
         check_local_resources(config)
     check_folders(config, results, resume=resume)
     check_tracking(config.tracking.uri)
     return load_shared_data(space, config)
+
+
+def check_grid(space: SearchSpace, config: Config) -> None:
+    """A grid search runs every point: fewer trials than points would leave some out unasked."""
+    if not runs_grid(space, config):
+        return
+    points = grid_size(space)
+    if config.search.num_samples < points:
+        sizes = " x ".join(f"{len(d.args)} {k}" for k, d in space.params.items())
+        raise SpecError(space.source, "search.num_samples", config.search.num_samples,
+                        f"the grid has {points} points ({sizes}) and sampler grid tries each once; set "
+                        f"search.num_samples: {points}, or use choice lists and sampler auto to try a sample of them")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -150,8 +163,12 @@ def check_tracking(configured: str | None) -> None:
     if not uri:
         check_writable("mlruns", "tracking.uri (null: a sqlite store in ./mlruns)")
         return
-    if urlparse(uri).scheme == "sqlite":
-        check_writable(Path(uri[len("sqlite:///"):] or ".").parent, what)
+    if urlparse(uri).scheme.split("+")[0] == "sqlite":
+        path = uri.split("://", 1)[1][1:] if "://" in uri else ""
+        if path in ("", ":memory:") or "mode=memory" in uri:
+            raise UserError(f"{what}: got {uri!r}, an in-memory database: it keeps nothing once the search ends; "
+                            "give a file, e.g. sqlite:///mlflow.db, or an MLflow server http://HOST:PORT")
+        check_writable(Path(path).parent, what)
         return
     from mlflow.tracking import MlflowClient
 
@@ -205,8 +222,18 @@ class Change:
     @property
     def applicable(self) -> bool:
         """More trials: the one change a resumed search applies."""
-        return (self.key == GROWABLE and isinstance(self.before, int) and isinstance(self.after, int)
-                and self.after > self.before)
+        return self.grows(GROWABLE)
+
+    def grows(self, key: str) -> bool:
+        """`key`, an integer, made larger: a change a resumed run can apply by doing more."""
+        return (self.key == key and isinstance(self.before, int) and isinstance(self.after, int)
+                and not isinstance(self.before, bool) and self.after > self.before)
+
+
+def changes_between(before: dict[str, Any], after: dict[str, Any]) -> list[Change]:
+    """Each dotted key whose value differs between two flat mappings (a key only one has included)."""
+    return [Change(k, before.get(k), after.get(k)) for k in sorted(before.keys() | after.keys())
+            if before.get(k) != after.get(k)]
 
 
 def resume_changes(results: Path, space: SearchSpace, config: Config) -> list[Change]:
@@ -221,10 +248,8 @@ def resume_changes(results: Path, space: SearchSpace, config: Config) -> list[Ch
         return []
     stored = load_space(stored_file)
     given = space_from_dict(space_raw(space, config), space.source)
-    before = _described(parent_params(stored, stored.default_config()))
-    after = _described(parent_params(given, given.default_config()))
-    return [Change(k, before.get(k), after.get(k)) for k in sorted(before.keys() | after.keys())
-            if before.get(k) != after.get(k)]
+    return changes_between(_described(parent_params(stored, stored.default_config())),
+                           _described(parent_params(given, given.default_config())))
 
 
 def _described(params: dict[str, Any]) -> dict[str, Any]:

@@ -6,10 +6,13 @@ Ray Tune's behaviour is tuned through environment variables; they are set in one
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
-from collections.abc import Callable
+import signal
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from vaetune.errors import UserError
@@ -40,6 +43,54 @@ def tune_environment() -> None:
         os.environ.setdefault(key, value)
 
 
+class Stopped(KeyboardInterrupt):
+    """A stop signal that came while Ray was starting (acted on once it is up, so it shuts down
+    cleanly): exit 130 for Ctrl-C, 143 for SIGTERM (`exit_code`, read by the CLI)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.exit_code = 128 + signum
+
+
+_TERMINATED = threading.Event()  # a SIGTERM reached this search's driver
+
+
+def terminated() -> bool:
+    """Whether the last search stopped because of SIGTERM (its command then exits 143, not 130)."""
+    return _TERMINATED.is_set()
+
+
+@contextlib.contextmanager
+def _deferred_stop() -> Iterator[list[int]]:
+    """Ctrl-C or SIGTERM while Ray starts: recorded, not raised (a KeyboardInterrupt inside
+    ray.init leaves a half-started Ray that crashes the interpreter at exit); the caller acts on
+    the recorded signal once Ray is up."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in before:
+        signal.signal(sig, lambda signum, frame: received.append(signum))
+    try:
+        yield received
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+
+
+def _term_as_interrupt(signum, frame) -> None:
+    """SIGTERM (kill, a job scheduler, a closing terminal) does what Ctrl-C does: Ray Tune stops the
+    trials and saves the state, and `vaetune search --resume` continues. Without it Ray's own handler
+    aborts the driver with a native stack dump."""
+    _TERMINATED.set()
+    handler = signal.getsignal(signal.SIGINT)  # Ray Tune's while it fits, else Python's KeyboardInterrupt
+    if callable(handler):
+        handler(signal.SIGINT, frame)
+    else:
+        raise KeyboardInterrupt
+
+
 def run_search(space: SearchSpace, config: Config, results: Path, *, address: str | None = None,
                resume: bool = False, verbose: bool = False, data=None,
                before_fit: Callable[[], None] | None = None):
@@ -68,15 +119,26 @@ def run_search(space: SearchSpace, config: Config, results: Path, *, address: st
     if not verbose:
         quiet_libraries()
     started_here = not ray.is_initialized()
+    _TERMINATED.clear()
+    received: list[int] = []
     if started_here:
         # without --verbose what trials print stays in Ray's worker logs (session_latest/logs), off the console
-        try:
-            ray.init(address=address, include_dashboard=False, configure_logging=False, log_to_driver=verbose,
-                     **({} if address else {"num_cpus": max(int(res.cpu * s.max_concurrent), os.cpu_count() or 1)}))
-        except ConnectionError as exc:  # --address auto with no cluster running here
-            raise UserError(f"--address: got {address!r}, but no Ray cluster answers ({' '.join(str(exc).split())[:200]})"
-                            "; start one (ray start --head) or give HOST:PORT") from None
+        with _deferred_stop() as received:
+            try:
+                ray.init(address=address, include_dashboard=False, configure_logging=False, log_to_driver=verbose,
+                         **({} if address else {"num_cpus": max(int(res.cpu * s.max_concurrent), os.cpu_count() or 1)}))
+            except ConnectionError as exc:  # --address auto with no cluster running here
+                raise UserError(f"--address: got {address!r}, but no Ray cluster answers "
+                                f"({' '.join(str(exc).split())[:200]}); start one (ray start --head) or give "
+                                "HOST:PORT") from None
+    previous_term = signal.getsignal(signal.SIGTERM)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _term_as_interrupt)  # after ray.init, which installs Ray's own
     try:
+        if received:
+            if signal.SIGTERM in received:
+                _TERMINATED.set()
+            raise Stopped(received[-1])
         if address:
             check_cluster_resources(config, address)
         _warn_unshared_storage(s.storage)
@@ -104,6 +166,8 @@ def run_search(space: SearchSpace, config: Config, results: Path, *, address: st
     finally:
         if started_here:
             ray.shutdown()
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, previous_term)
 
 
 def _fail_lost_optuna_trials(results: Path, study_name: str) -> None:

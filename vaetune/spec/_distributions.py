@@ -68,8 +68,15 @@ def parse_distribution(source: str, key: str, node: dict) -> Distribution:
             shape = "[low, high, q]" if kind == "quniform" else "[low, high]"
             raise SpecError(source, key, node, f"{kind} takes {shape} numbers")
         low, high = args[0], args[1]
-        if low > high or (kind == "randint" and low == high):
-            raise SpecError(source, key, node, f"{kind} needs low < high (got low={low}, high={high})")
+        if low >= high:  # equal bounds leave one value: nothing to search
+            raise SpecError(source, key, node, f"{kind} needs low < high (got low={low}, high={high}); to fix the "
+                            f"value, write {key.rsplit('.', 1)[-1]}: {low}")
+        if kind == "randint" and high == low + 1:
+            raise SpecError(source, key, node, f"randint [low, high) excludes high, so [{low}, {high}] holds only "
+                            f"{low}; give high > low + 1, or fix the value")
+        if kind == "quniform" and args[2] > high - low:
+            raise SpecError(source, key, node, f"quniform's step q={args[2]} is wider than [{low}, {high}], so it "
+                            "holds one value; give a smaller q")
         if kind == "loguniform" and low <= 0:
             raise SpecError(source, key, node, "loguniform needs 0 < low < high")
         if kind == "randint" and not all(isinstance(v, int) for v in args):

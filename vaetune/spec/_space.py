@@ -20,7 +20,7 @@ from vaetune.spec._config import Config
 from vaetune.spec._distributions import Distribution, is_distribution, parse_distribution
 from vaetune.spec._errors import SpecError
 from vaetune.spec._validate import validate_config
-from vaetune.spec._yaml import yaml_load
+from vaetune.spec._yaml import DuplicateKey, yaml_load
 
 # Sections whose leaves may be searched. name/search/resources/tracking describe the search itself.
 SEARCHABLE_SECTIONS = ("data", "model", "train")
@@ -101,6 +101,9 @@ def load_space(path: str | Path, overrides: list[str] | None = None) -> SearchSp
     """Read, override and validate a search-space YAML file."""
     path = Path(path)
     source = str(path)
+    if path.exists() and not path.is_dir() and not path.is_file():  # reading a named pipe would wait forever
+        raise SpecError(source, "<file>", source, "not a regular file (a named pipe, socket or device); give the "
+                        "YAML file itself")
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -112,6 +115,9 @@ def load_space(path: str | Path, overrides: list[str] | None = None) -> SearchSp
                         f"offset {exc.start}); save it as UTF-8") from None
     try:
         raw = yaml_load(text)
+    except DuplicateKey as exc:
+        raise SpecError(source, f"line {exc.second_line}", exc.path.rsplit(".", 1)[-1],
+                        f"{exc.problem}; a key may appear once in a mapping: keep one of them") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "<yaml>"

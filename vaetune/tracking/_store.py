@@ -41,6 +41,35 @@ def resolve_uri(configured: str | None) -> str:
     return uri
 
 
+SERVER_TIMEOUT_S = 5.0  # how long a command that needs an MLflow server now waits for its first answer
+
+
+def check_server(uri: str, what: str) -> None:
+    """For an http(s) store: something answers there within SERVER_TIMEOUT_S (MLflow's own client
+    retries a refused connection for minutes). Any HTTP answer counts; other stores pass.
+
+    Raises:
+        UserError: naming `what`, the URI and why nothing answered.
+    """
+    import urllib.error
+    import urllib.request
+
+    from vaetune.errors import UserError
+
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=SERVER_TIMEOUT_S).close()  # noqa: S310 - http(s)
+    except urllib.error.HTTPError:
+        return  # it answered
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        reason = getattr(reason, "strerror", None) or str(reason)
+        raise UserError(f"{what}: nothing answers at {uri} ({reason}); start the MLflow server there "
+                        "(mlflow server --host 127.0.0.1 --port PORT), or pass the store itself "
+                        "(sqlite:///PATH)") from None
+
+
 def default_artifact_root(uri: str) -> str | None:
     """Where a new experiment keeps artifacts: mlruns/ beside a local sqlite store (where MLflow's
     own client puts those of its default store); a server decides itself."""

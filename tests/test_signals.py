@@ -1,0 +1,124 @@
+"""A search stopped by a signal ends as Ctrl-C does: SIGTERM (kill, a job scheduler, a closing
+terminal) stops the trials, saves the state and exits 143 with the resume hint, and the search
+resumes to its end; Ctrl-C while Ray is starting exits 130, never a crash of the interpreter.
+Real processes and a real Ray; each signal is sent at a moment the process announces itself
+(a console line), so nothing waits on a fixed time."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from vaetune.results import STATUS, SUMMARY_FILE
+
+HANG_S = 500  # a hang guard per process, sized for a loaded 2-core machine
+
+SPACE = {
+    "name": "sig",
+    "data": {"source": "builtin:sprites", "image_size": 16, "count": 64, "min_images": 16},
+    "model": {"arch": "conv", "width": 4, "latent_dim": 2},
+    "train": {"epochs": 2, "batch_size": 16, "num_threads": 1, "grid_size": 2,
+              "beta": {"loguniform": [0.01, 1.0]}},
+    "search": {"num_samples": 2, "max_concurrent": 1, "max_failures": 0},
+}
+
+
+@pytest.fixture
+def run(tmp_path):
+    """Start `vaetune ARGS` in tmp_path with its own Ray temp dir; everything is killed afterwards."""
+    ray_tmp = tempfile.mkdtemp(prefix="vt", dir="/tmp")  # short: Ray's socket paths are limited
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env.update({"RAY_TMPDIR": ray_tmp, "PYTHONUNBUFFERED": "1"})
+    started: list[subprocess.Popen] = []
+
+    def start(*args: str, stream: str) -> subprocess.Popen:
+        pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+        pipes["stderr" if stream == "stdout" else "stdout"] = subprocess.DEVNULL
+        proc = subprocess.Popen([sys.executable, "-m", "vaetune.cli", *args], cwd=tmp_path, env=env, text=True,
+                                start_new_session=True, **pipes)
+        started.append(proc)
+        return proc
+
+    start.ray_tmp = ray_tmp
+    yield start
+    for proc in started:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    subprocess.run(["pkill", "-9", "-f", ray_tmp], check=False)  # Ray processes of this test's temp dir
+    shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def space_file(tmp_path: Path) -> Path:
+    raw = copy.deepcopy(SPACE)
+    raw["data"]["cache_dir"] = str(tmp_path / "cache")
+    path = tmp_path / "sig.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def read_until(stream, text: str) -> str:
+    seen = ""
+    for line in stream:
+        seen += line
+        if text in line:
+            break
+    return seen
+
+
+def test_sigterm_stops_a_search_like_ctrl_c_and_it_resumes(tmp_path, run):
+    space = space_file(tmp_path)
+    driver = run("search", str(space), stream="stdout")
+    assert "started" in read_until(driver.stdout, "  started")  # a trial runs
+    driver.send_signal(signal.SIGTERM)
+    out = driver.stdout.read()
+    code = driver.wait(timeout=HANG_S)
+    assert code == 143, out[-3000:]  # 128 + SIGTERM, not Ray's abort (134)
+    assert f"continue with: vaetune search {space} --resume" in out
+    assert "Traceback" not in out
+
+    resumed = run("search", str(space), "--resume", stream="stdout")
+    out = resumed.stdout.read()
+    assert resumed.wait(timeout=HANG_S) == 0, out[-3000:]
+    summary = pd.read_csv(tmp_path / "results" / "sig" / SUMMARY_FILE)
+    assert len(summary) == SPACE["search"]["num_samples"] and "errored" not in set(summary[STATUS])
+
+
+def ray_starting(ray_tmp: str) -> bool:
+    """Whether the GCS server of the Ray that uses `ray_tmp` runs: ray.init started it and is now
+    starting the rest (the raylet, the driver's connection)."""
+    for proc in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if proc.name.isdigit() and b"gcs_server" in (cmd := (proc / "cmdline").read_bytes()) \
+                    and ray_tmp.encode() in cmd:
+                return True
+    return False
+
+
+def test_ctrl_c_while_ray_starts_exits_130(tmp_path, run):
+    """Ctrl-C inside ray.init (sent once its GCS server runs): Ray finishes starting, shuts down,
+    and the command exits as Ctrl-C (a KeyboardInterrupt inside ray.init crashed the interpreter)."""
+    space = space_file(tmp_path)
+    driver = run("search", str(space), stream="stderr")
+    read_until(driver.stderr, "images of builtin:sprites")  # the pre-flight checks: Ray starts next
+    deadline = time.time() + HANG_S
+    while not ray_starting(run.ray_tmp) and driver.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    assert driver.poll() is None, "the search ended before Ray started"
+    driver.send_signal(signal.SIGINT)
+    err = driver.stderr.read()
+    code = driver.wait(timeout=HANG_S)
+    assert code == 130, err[-3000:]  # not 139 (a segfault) or 134
+    assert "Fatal Python error" not in err and "Traceback" not in err
