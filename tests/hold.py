@@ -80,6 +80,18 @@ def hold_ray_workers(ray_tmp: str, held: set[int], *, only: bytes = b"ray::") ->
                 held.add(int(proc.name))
 
 
+def hold_until_alive(ray_tmp: str, driver: subprocess.Popen, count: int, guard_s: float) -> set[int]:
+    """Hold each trial's Ray process (SIGSTOP) as it appears until `count` are alive together (or
+    the driver ends, or `guard_s` passes): none can finish before the last has started, however
+    fast or slow the machine. Returns the held pids; release them with release_ray_workers."""
+    held: set[int] = set()
+    deadline = time.time() + guard_s
+    while len(held) < count and driver.poll() is None and time.time() < deadline:
+        hold_ray_workers(ray_tmp, held, only=TRIAL_ACTOR)
+        time.sleep(0.05)
+    return held
+
+
 def kill_held(held: set[int]) -> None:
     """SIGKILL what `hold_ray_workers` stopped (a stopped process dies of SIGKILL too)."""
     for pid in held:

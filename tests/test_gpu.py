@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,7 @@ import pandas as pd
 import pytest
 import torch
 from guards import HANG_GUARD_S
-from hold import TRIAL_ACTOR, hold_ray_workers, release_ray_workers
+from hold import hold_until_alive, release_ray_workers
 from test_fid import sprites
 from test_search import Env, space
 from test_train import tiny
@@ -138,10 +137,7 @@ def test_four_trials_of_a_quarter_gpu_run_at_once_on_one_gpu(tmp_path):
                                   stderr=subprocess.STDOUT, start_new_session=True)
     held: set[int] = set()
     try:
-        deadline = time.time() + HANG_GUARD_S
-        while len(held) < 4 and driver.poll() is None and time.time() < deadline:
-            hold_ray_workers(e.ray_tmp, held, only=TRIAL_ACTOR)
-            time.sleep(0.05)
+        held = hold_until_alive(e.ray_tmp, driver, 4, HANG_GUARD_S)
         visible = {_env_of(pid).get("CUDA_VISIBLE_DEVICES") for pid in held}
         at_once = len(held)
         release_ray_workers(held)

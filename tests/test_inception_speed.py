@@ -36,15 +36,9 @@ N_SET = 21  # not a multiple of any stage micro-batch (4, 16, 32): the remainder
 
 
 @pytest.fixture(scope="module", autouse=True)
-def offline_caches(tmp_path_factory):
-    """A fresh vaetune cache and an empty torch hub for this module; the environment restored after."""
-    root = tmp_path_factory.mktemp("inception_env")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("VAETUNE_CACHE", str(root / "vaetune"))
-        mp.setenv("TORCH_HOME", str(root / "torch"))
-        clear_inception_cache()
-        yield root
-        clear_inception_cache()
+def _offline(offline_caches):
+    """Every test here in conftest's fresh caches (the weights converted once for the module)."""
+    return offline_caches
 
 
 @pytest.fixture(scope="module")

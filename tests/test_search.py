@@ -25,8 +25,8 @@ import pytest
 import yaml
 from guards import HANG_GUARD_S, SERVER_S
 from hold import (
-    TRIAL_ACTOR,
     hold_ray_workers,
+    hold_until_alive,
     kill_at_first_completion,
     kill_held,
     read_to_first_completion,
@@ -472,10 +472,7 @@ def test_eight_concurrent_trials_share_one_store_without_errors(env):
                                   stderr=subprocess.STDOUT, start_new_session=True)
     held: set[int] = set()
     try:
-        deadline = time.time() + HANG_GUARD_S
-        while len(held) < 8 and driver.poll() is None and time.time() < deadline:
-            hold_ray_workers(env.ray_tmp, held, only=TRIAL_ACTOR)
-            time.sleep(0.05)
+        held = hold_until_alive(env.ray_tmp, driver, 8, HANG_GUARD_S)
         at_once = len(held)
         release_ray_workers(held)
         code = driver.wait(timeout=HANG_GUARD_S)

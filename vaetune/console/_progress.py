@@ -113,7 +113,8 @@ class SearchProgress:
     # -- what is shown ----------------------------------------------------------------------------
     def headline(self) -> str:
         """The first line: the trials, the sampler that chooses them, how they are ranked and cut."""
-        rungs = f"; ASHA compares them at epochs {', '.join(map(str, self.rungs))}" if self.rungs else ""
+        at = f"epoch{'s' if len(self.rungs) > 1 else ''} {', '.join(map(str, self.rungs))}"
+        rungs = f"; ASHA compares them at {at}" if self.rungs else ""
         sampler = f"; {self.sampler}" if self.sampler else ""
         return (f"search {self.name}: {self.planned} trials of up to {self.max_epochs} epochs{sampler}; "
                 f"ranked by {self.metric} ({self.mode}){rungs}")
