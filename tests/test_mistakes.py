@@ -293,6 +293,11 @@ CASES = [
     Case("space file a list", lambda c: ["train", _text(c, "list.yaml", "- 1\n- 2\n")], ("list.yaml", "mapping")),
     Case("unknown key", lambda c: ["search", c.space(train__epocs=3)], ("train.epocs", "epochs")),
     Case("boolean batch size", lambda c: ["search", c.space(train__batch_size=True)], ("train.batch_size", "True", "boolean")),
+    # BASE: 64 images; val and test take 10 % each, rounded to 6, so the training split holds 64 - 12 = 52
+    Case("batch larger than the training split", lambda c: ["search", c.space(train__batch_size=64)],
+         ("train.batch_size", "got 64", "the training split holds 52 images", "at most 52")),
+    Case("train: batch larger than the training split", lambda c: ["train", c.space(train__batch_size=64, train__beta=0.5)],
+         ("train.batch_size", "got 64", "holds 52 images")),
     Case("words for epochs", lambda c: ["train", c.space(train__epochs="ten")], ("train.epochs", "'ten'", "integer")),
     Case("fractional epochs", lambda c: ["search", c.space(train__epochs=2.5)], ("train.epochs", "2.5")),
     Case("negative lr", lambda c: ["search", c.space(train__lr=-1)], ("train.lr", "-1", "greater than 0")),

@@ -29,6 +29,7 @@ CONFIG_HEADER = "# vaetune train: the resolved configuration of this run\n"  # m
 
 def run(args: argparse.Namespace) -> int:
     from vaetune.data import load_data
+    from vaetune.data.load import check_batch_fits
     from vaetune.errors import UserError
     from vaetune.outputs import output_folder
     from vaetune.results import hold, refuse_if_held
@@ -50,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     if resume is not None:
         _check_resume(out, resume, config)
     data = load_data(config.data)  # before anything is written: a bad source leaves no folder behind
+    check_batch_fits(space.source, [config.train.batch_size], data)
     with hold(out, "a training run"):
         return _train(config, space, out, data, resume)
 

@@ -62,6 +62,19 @@ def load_data(cfg: DataConfig) -> ImageData:
     )
 
 
+def check_batch_fits(source: str, batch_sizes, data: ImageData) -> None:
+    """Refuse a batch larger than the training split: every epoch would be one smaller batch, not
+    the batch size asked for (`source`: the space file, for the message)."""
+    from vaetune.spec import SpecError
+
+    n = len(data.splits.get("train", ()))
+    too_big = [b for b in batch_sizes if b > n]
+    if too_big:
+        raise SpecError(source, "train.batch_size", max(too_big),
+                        f"the training split holds {n} images (data.count and data.split.train), so an "
+                        f"epoch would be one batch of {n}; give at most {n}, or more images")
+
+
 def check_fits_in_memory(cfg: DataConfig, count: int | None) -> None:
     """Refuse a source whose decoded images cannot fit in this machine's memory, before decoding:
     the uint8 tensor (N, C, S, S), twice while it is stacked."""

@@ -185,10 +185,12 @@ def load_shared_data(space: SearchSpace, config: Config):
     source fails before Ray starts; None when data.* keys are searched and each trial loads its
     own: then every source a trial may read is opened and listed here."""
     from vaetune.data import load_data, open_source
-    from vaetune.data.load import check_fits_in_memory
+    from vaetune.data.load import check_batch_fits, check_fits_in_memory
 
     if not data_is_searched(space):
-        return load_data(config.data)
+        data = load_data(config.data)
+        check_batch_fits(space.source, _candidates(space, "train.batch_size", config.train.batch_size), data)
+        return data
     biggest = max(_candidates(space, "data.image_size", config.data.image_size))
     for source in _candidates(space, "data.source", config.data.source):
         cfg = config.data.model_copy(update={"source": source, "image_size": biggest})
