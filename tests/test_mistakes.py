@@ -315,6 +315,8 @@ CASES = [
          ("train.beta", "q=2", "one value")),
     Case("randint of floats", lambda c: ["search", c.space(model__latent_dim={"randint": [1.5, 4]})],
          ("model.latent_dim", "integers")),
+    Case("unknown distribution", lambda c: ["search", c.space(train__beta={"normal": [0, 1]})],
+         ("train.beta", "'normal' is not a distribution vaetune knows", "loguniform, uniform")),
     Case("empty choice", lambda c: ["search", c.space(model__latent_dim={"choice": []})], ("model.latent_dim", "at least one")),
     Case("searched search key", lambda c: ["search", c.space(search__num_samples={"choice": [1, 2]})],
          ("search.num_samples", "only keys under data, model, train")),

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from vaetune.spec._config import Config, ModelConfig, architecture_config
+from vaetune.spec._distributions import DISTRIBUTIONS
 from vaetune.spec._errors import CrossFieldError, SpecError
 
 # The model keys every architecture shared before each had its own config (checkpoints of that
@@ -75,7 +76,20 @@ def _format_validation_error(source: str, err: ValidationError, raw: dict) -> Sp
         return SpecError(source, key, None, "this key is required")
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, "):]
+    unknown = _unknown_distribution(value)
+    if unknown:  # a one-key mapping of a list where a value was expected: a misspelt distribution
+        return SpecError(source, key, value, f"{unknown!r} is not a distribution vaetune knows; a searched key "
+                         f"takes one of {', '.join(DISTRIBUTIONS)}, e.g. {{loguniform: [0.001, 10]}}")
     return SpecError(source, key, value, _accepted_phrase(msg))
+
+
+def _unknown_distribution(value: Any) -> str | None:
+    """The name of `value` when it is written like a distribution ({name: [...]}) of another name."""
+    if isinstance(value, dict) and len(value) == 1:
+        (name, args), = value.items()
+        if isinstance(args, list) and name not in DISTRIBUTIONS:
+            return str(name)
+    return None
 
 
 def _accepted_phrase(msg: str) -> str:
