@@ -77,6 +77,7 @@ def running_message(folder: str | Path, info: dict, what: str) -> str:
 def hold(folder: str | Path, what: str) -> Iterator[None]:
     """Hold `folder` for the duration of the block; refused (UserError) when another process holds it."""
     path = lock_file(folder)
+    made = [p for p in (path.parent, *path.parent.parents) if not p.exists()]  # deepest first
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -93,3 +94,6 @@ def hold(folder: str | Path, what: str) -> Iterator[None]:
         with contextlib.suppress(OSError):
             path.unlink()  # still held: a process that locks it now locks a file of its own
         os.close(fd)
+        for parent in made:  # a start refused before it wrote anything leaves no folder behind
+            with contextlib.suppress(OSError):
+                parent.rmdir()  # only if empty
