@@ -320,8 +320,12 @@ CASES = [
     Case("empty choice", lambda c: ["search", c.space(model__latent_dim={"choice": []})], ("model.latent_dim", "at least one")),
     Case("searched search key", lambda c: ["search", c.space(search__num_samples={"choice": [1, 2]})],
          ("search.num_samples", "only keys under data, model, train")),
-    Case("grid without grid sampler", lambda c: ["search", c.space(train__beta={"grid": [0.1, 1]})],
+    # sampler auto runs a space of grid lists as a grid; beside a choice it cannot
+    Case("grid beside a choice", lambda c: ["search", c.space(train__beta={"grid": [0.1, 1]},
+                                                              model__latent_dim={"choice": [2, 4]})],
          ("train.beta", "grid list beside keys that are not grid lists", "sampler grid")),
+    Case("grid with sampler tpe", lambda c: ["search", c.space(train__beta={"grid": [0.1, 1]}, search__sampler="tpe")],
+         ("train.beta", "grid list with search.sampler 'tpe'")),
     Case("a grid with fewer trials than points", lambda c: ["search", c.space(
         search__sampler="grid", search__num_samples=2, train__beta={"grid": [0.1, 1.0]},
         model__latent_dim={"choice": [2, 4, 8]})],  # 2 x 3 = 6 points
