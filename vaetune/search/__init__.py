@@ -1,10 +1,12 @@
 """A search as a library: check a space, record it, run it with Ray Tune, summarise it.
 
-Optuna samples (TPE by default, told the truth about pruned trials), ASHA stops weak trials at
-its rungs (counted in the trainable's own epochs), MLflow records everything from the driver,
+Optuna samples (a sampler sized to the search by default, told the truth about pruned trials),
+ASHA stops weak trials at its rungs (counted in the trainable's own epochs), MLflow records
+everything from the driver,
 and the results folder (`vaetune.results`) collects the Ray experiment, summary.csv, the Optuna
 study and search.json, which --resume, `vaetune export` and `vaetune report` read.
 
+- `_sampler`: which Optuna sampler a search runs (`search.sampler: auto` sizes it);
 - `_checks`: what must hold before anything starts, and the sizes derived from a config
   (epochs, ASHA rungs, planned trials);
 - `_preflight`: what is checked before Ray starts beyond the space (resources, cluster, folders,

@@ -56,7 +56,7 @@ class SamplerChoice:
         return self.why != NAMED
 
     def describe(self) -> str:
-        """One phrase for the console's first line: `sampler TPE (multivariate, grouped), 2 random
+        """One phrase for the console's first line: `sampler TPE (multivariate, grouped), 3 random
         trials first (8 trials, 2 at a time, pruned trials observed)`."""
         label = SAMPLER_LABELS[self.name]
         if self.name == "tpe" and self.sized:
