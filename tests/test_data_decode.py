@@ -69,6 +69,32 @@ def test_sixteen_bit_grey_is_scaled_not_clipped():
     assert decode(encode(img), channels=3)[:, 0, 3].tolist() == [255, 255, 255]
 
 
+@pytest.mark.parametrize(("values", "dtype", "mode", "expected"), [
+    # floats in 0..1 are read times 255 (a plain conversion rounds them all to 0 or 1)
+    ([0.0, 0.25, 0.5, 1.0], np.float32, "F", [0, 64, 128, 255]),  # 63.75, 127.5 round to 64, 128
+    ([0.0, 2.0, 100.0, 255.0], np.float32, "F", [0, 2, 100, 255]),  # floats beyond 1 are read as 0..255
+    ([0, 7, 200, 255], np.int32, "I", [0, 7, 200, 255]),  # 32-bit holding 8-bit values: as they are
+    ([0, 1000, 32896, 65535], np.int32, "I", [0, 4, 128, 255]),  # 32-bit holding 16-bit values: / 257
+])
+def test_wide_grey_images_keep_their_range(values, dtype, mode, expected):
+    img = Image.fromarray(np.array([values], dtype=dtype), mode)
+    assert img.mode == mode
+    assert decode(encode(img, "TIFF"), channels=1)[0, 0].tolist() == expected
+
+
+@pytest.mark.parametrize(("values", "dtype", "mode", "reason"), [
+    ([0.0, -0.5, 1.0], np.float32, "F", "floating-point image with values from -0.5 to 1; vaetune reads 0..1 or 0..255"),
+    ([0.0, 300.0], np.float32, "F", "floating-point image with values from 0 to 300; vaetune reads 0..1 or 0..255"),
+    ([0.0, float("nan")], np.float32, "F", "floating-point image with values that are not numbers (NaN or infinite)"),
+    ([0, 70000], np.int32, "I", "32-bit image with values from 0 to 70000; vaetune reads 0..255 or 0..65535"),
+])
+def test_wide_grey_images_out_of_range_are_refused_with_the_range(values, dtype, mode, reason):
+    img = Image.fromarray(np.array([values], dtype=dtype), mode)
+    with pytest.raises(InvalidImage) as err:
+        decode(encode(img, "TIFF"), channels=1)
+    assert err.value.reason == reason
+
+
 def test_grey_and_bilevel_to_rgb():
     assert decode(encode(Image.new("L", (3, 3), 77)))[:, 1, 1].tolist() == [77, 77, 77]
     assert decode(encode(Image.new("1", (3, 3), 1)), channels=1)[0, 1, 1] == 255

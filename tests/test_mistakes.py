@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from PIL import Image
@@ -254,6 +255,16 @@ def _link(c: Ctx, name: str, target: str) -> str:
     return str(c.inputs / name)
 
 
+def _wide(c: Ctx, name: str, dtype, values: list, images: int = 20) -> str:
+    """A folder of grey TIFF files of a wide mode (float or 32-bit), each holding `values` (and
+    nothing else decodes there, so every file is skipped with its range)."""
+    folder = c.inputs / name
+    folder.mkdir()
+    for i in range(images):
+        Image.fromarray(np.array([values * 8] * 16, dtype=dtype)).save(folder / f"im{i:02d}.tif")
+    return str(folder)
+
+
 def _villagers(c: Ctx) -> str:
     """A small villagers download (three images and their species) under inputs."""
     folder = c.inputs / "villagers-download"
@@ -391,6 +402,11 @@ CASES = [
          ("loop", "leads back to itself")),
     Case("data source in a loop of two links", lambda c: ["search", c.space(data__source=(
         _link(c, "ping", "pong"), _link(c, "pong", "ping"))[0])], ("ping", "leads back to itself")),
+    # values a plain conversion hides: floats outside 0..1 and 0..255, a 32-bit image beyond 16 bits
+    Case("float images outside the ranges read", lambda c: ["search", c.space(data__source=_wide(c, "floats", np.float32, [
+        -1.0, 2.0]))], ("floats", "floating-point image with values from -1 to 2", "vaetune reads 0..1 or 0..255")),
+    Case("32-bit images beyond 16 bits", lambda c: ["search", c.space(data__source=_wide(c, "deep", np.int32, [
+        0, 70000]))], ("deep", "32-bit image with values from 0 to 70000", "vaetune reads 0..255 or 0..65535")),
     Case("too few images", lambda c: ["search", c.space(data__source=_inputs(c, "few", {f"{i}.png": None for i in range(3)}))],
          ("few", "only 3 usable images", "min_images=16")),
     Case("min_images above count", lambda c: ["train", c.space(data__min_images=500)], ("only 64 usable images", "min_images=500")),
@@ -479,6 +495,23 @@ CASES = [
          ("nope.yaml", "does not exist")),
     Case("manifold --label unknown", lambda c: ["manifold", str(c.ckpt), "--data", c.space(), "--label", "nosuch",
                                                 "--out", str(c.inputs / "m.png")], ("--label", "nosuch", "shape")),
+    # pictures of nothing: every column, step or cell the same image
+    Case("traverse --range 0", lambda c: ["traverse", str(c.ckpt), "--range", "0", "--out", str(c.inputs / "t.png")],
+         ("--range", "got 0.0", "above 0")),
+    Case("traverse --range nan", lambda c: ["traverse", str(c.ckpt), "--range", "nan", "--out", str(c.inputs / "t.png")],
+         ("--range", "got nan", "above 0")),
+    Case("traverse --range negative", lambda c: ["traverse", str(c.ckpt), "--range", "-2", "--out", str(c.inputs / "t.png")],
+         ("--range", "got -2.0", "above 0")),
+    Case("manifold --grid-steps 1", lambda c: ["manifold", str(c.ckpt), "--data", c.space(), "--grid-steps", "1"],
+         ("--grid-steps", "got 1", "at least 2")),  # the default --out, manifold.png, in the working folder: not written
+    Case("manifold --grid-steps 0", lambda c: ["manifold", str(c.ckpt), "--data", c.space(), "--grid-steps", "0"],
+         ("--grid-steps", "got 0", "at least 2")),
+    Case("interpolate an image with itself", lambda c: ["interpolate", str(c.ckpt), "cats/im000.png", "cats/im000.png",
+                                                        "--out", str(c.inputs / "i.png")],
+         ("cats/im000.png and cats/im000.png", "the same code", "images that differ")),
+    Case("interpolate two copies of one image", lambda c: ["interpolate", str(c.ckpt), "cats/im000.png",
+                                                           str(picture(c.inputs / "copy.png", colour=(10, 10, 200))),
+                                                           "--out", str(c.inputs / "i.png")], ("copy.png", "the same code")),
     # ---- export and report
     Case("export of a folder that is not a search", lambda c: ["export", "mydir", "--out", str(c.inputs / "b.pt")],
          ("mydir", "not a vaetune search folder")),

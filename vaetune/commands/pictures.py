@@ -108,6 +108,7 @@ def run_manifold(args: argparse.Namespace) -> int:
     from vaetune.checkpoint import load_model
     from vaetune.outputs import output_file
     from vaetune.viz import (
+        check_grid_steps,
         check_shape,
         class_labels,
         latent_plane,
@@ -116,6 +117,7 @@ def run_manifold(args: argparse.Namespace) -> int:
         save_grid,
     )
 
+    check_grid_steps(args.grid_steps)
     out = output_file(args.out)
     model, config, _ = load_model(args.checkpoint)
     plane = output_file(out.with_name(f"{out.stem}_grid.png"), what="--out (its _grid.png)") \

@@ -12,9 +12,13 @@ Channels (``data.channels``):
 * ``3`` -- RGB. Transparent pixels are composited over ``data.background``.
 * ``1`` -- grey (ITU-R 601 luma, as Pillow's ``L``), after the same compositing.
 
-16-bit images (``I;16``, ``I``) are scaled to 8 bits (value / 257, rounded), so 65535 becomes 255
-rather than being clipped; palette images use their palette's colours; bilevel images become
-0/255. The first frame of an animated GIF or WebP is used. JPEG EXIF orientation is applied.
+Grey images of more than 8 bits keep their values' range instead of being clipped at 255:
+16-bit images (``I;16``) are scaled to 8 bits (value / 257, rounded), so 65535 becomes 255;
+32-bit integer images (``I``) are read as 8-bit when every value is at most 255 and as 16-bit
+when every value is at most 65535; floating-point images (``F``) are read as 0..1 (times 255)
+when every value lies in 0..1 and as 0..255 when every value lies there. An image outside
+those ranges, or with values that are not numbers, is skipped with its range as the reason.
+Palette images use their palette's colours; bilevel images become 0/255. The first frame of an animated GIF or WebP is used. JPEG EXIF orientation is applied.
 
 Resize modes (``data.resize``), for the square side S = ``data.image_size``:
 
@@ -58,7 +62,7 @@ def _readable_suffixes() -> tuple[str, ...]:
 
 IMAGE_SUFFIXES = _readable_suffixes()
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
-_SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+_WIDE_GREY_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")  # grey of more than 8 bits
 _RESAMPLE = Image.Resampling.BICUBIC
 
 
@@ -129,12 +133,8 @@ def _open(data: bytes | Image.Image, settings: DecodeSettings) -> Image.Image:
 
 def _as_standard_mode(img: Image.Image) -> Image.Image:
     """Any Pillow mode -> one of L, RGB, RGBA (alpha only when the image has some)."""
-    if img.mode in _SIXTEEN_BIT_MODES:
-        # 16-bit PNGs open as I;16 or I: scale the full 0..65535 range, do not clip at 255.
-        arr = np.asarray(img).astype(np.float64) / 257.0
-        return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), "L")
-    if img.mode == "F":
-        return Image.fromarray(np.clip(np.rint(np.asarray(img)), 0, 255).astype(np.uint8), "L")
+    if img.mode in _WIDE_GREY_MODES:
+        return Image.fromarray(_eight_bits(np.asarray(img).astype(np.float64), img.mode), "L")
     if img.mode in _ALPHA_MODES or "transparency" in img.info:
         return img.convert("RGBA")
     if img.mode in ("L", "RGB"):
@@ -142,6 +142,28 @@ def _as_standard_mode(img: Image.Image) -> Image.Image:
     if img.mode == "1":
         return img.convert("L")
     return img.convert("RGB")  # P, CMYK, YCbCr, LAB, HSV
+
+
+def _eight_bits(values: np.ndarray, mode: str) -> np.ndarray:
+    """The grey values of a 16-bit, 32-bit integer or floating-point image as uint8, their range
+    read as the module's docstring says; InvalidImage for a range it does not read."""
+    kind = {"F": "floating-point", "I": "32-bit"}.get(mode, "16-bit")
+    if not np.isfinite(values).all():
+        raise InvalidImage(f"{kind} image with values that are not numbers (NaN or infinite)")
+    lo, hi = float(values.min()), float(values.max())
+    if mode == "F":
+        ranges = ((1.0, 255.0), (255.0, 1.0))  # (largest value, factor to 0..255)
+        accepted = "0..1 or 0..255"
+    elif mode == "I":
+        ranges = ((255.0, 1.0), (65535.0, 1 / 257))
+        accepted = "0..255 or 0..65535"
+    else:  # I;16 and its byte orders
+        ranges = ((65535.0, 1 / 257),)
+        accepted = "0..65535"
+    scale = next((factor for top, factor in ranges if lo >= 0 and hi <= top), None)
+    if scale is None:
+        raise InvalidImage(f"{kind} image with values from {lo:g} to {hi:g}; vaetune reads {accepted}")
+    return np.clip(np.rint(values * scale), 0, 255).astype(np.uint8)
 
 
 def _to_channels(img: Image.Image, channels: int, background: tuple[int, int, int]) -> Image.Image:

@@ -65,7 +65,13 @@ from vaetune.viz._latent import (
     traversal_picture,
     walk_frames,
 )
-from vaetune.viz._manifold import latent_plane, manifold_figure, manifold_picture, project_2d
+from vaetune.viz._manifold import (
+    check_grid_steps,
+    latent_plane,
+    manifold_figure,
+    manifold_picture,
+    project_2d,
+)
 from vaetune.viz._neighbours import (
     Neighbours,
     nearest_features,
@@ -78,7 +84,7 @@ from vaetune.viz._progress import progress_picture, trial_checkpoints
 __all__ = [
     "FIG_DPI", "INTERPOLATORS", "PAD", "Neighbours", "blank", "check_picture_size", "check_shape", "class_labels", "encode_all",
     "figure_png", "gif_scale", "grid_pixels", "grid_png", "interpolation_grid", "interpolation_picture",
-    "interpolation_row", "kl_order", "latent_plane", "lerp", "load_val", "make_grid", "manifold_figure",
+    "check_grid_steps", "interpolation_row", "kl_order", "latent_plane", "lerp", "load_val", "make_grid", "manifold_figure",
     "manifold_picture", "nearest_features", "nearest_pixel", "neighbours", "neighbours_hist", "progress_picture",
     "project_2d", "save_gif", "save_grid", "slerp", "to_pil", "traversal", "traversal_picture", "trial_checkpoints",
     "walk_frames",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from vaetune.errors import UserError
@@ -115,6 +117,8 @@ def interpolation_picture(model, config, paths: list[str], *, grid: bool, mode: 
     y = class_labels(model, 1, label)
     x = torch.cat([read_for_model(p, config) for p in paths])  # (k, C, H, W)
     codes = list(model.encode(x, None if y is None else y.expand(len(x)))[0])  # mu of each
+    if all(torch.equal(codes[0], c) for c in codes[1:]):  # every step would be the same picture
+        raise UserError(f"{' and '.join(paths)}: the images have the same code; give images that differ")
     if not grid:
         rows = [torch.cat([x[:1], interpolation_row(model, codes[0], codes[1], steps, m, y), x[1:]]) for m in modes]
         return torch.cat(rows), steps + 2, modes
@@ -159,6 +163,8 @@ def traversal_picture(model, x: torch.Tensor, y: torch.Tensor | None, *, steps: 
     """`vaetune traverse`: (images, dimension order by KL, KL per dimension) around the first image of x."""
     if steps < 2:
         raise UserError(f"--steps: got {steps}; give at least 2")
+    if not (math.isfinite(span) and span > 0):  # 0 draws every column the same, nan and inf no image at all
+        raise UserError(f"--range: got {span}; give a number above 0, how far each row reaches either side of the image's code")
     check_picture_size(model, model.latent_dim * steps, "--steps", f"{model.latent_dim} rows of {steps} steps")
     y = y if model.num_classes else None
     order, kl = kl_order(model, x, y)

@@ -23,8 +23,15 @@ def project_2d(mu: torch.Tensor) -> tuple[torch.Tensor, list[str]]:
     return centred @ v[:2].T, [f"PC1 ({100 * share[0]:.0f}% of variance)", f"PC2 ({100 * share[1]:.0f}%)"]
 
 
+def check_grid_steps(steps: int) -> None:
+    """`--grid-steps` of `vaetune manifold`: a plane of one image per side shows nothing of it."""
+    if steps < 2:
+        raise UserError(f"--grid-steps: got {steps}; give at least 2")
+
+
 def latent_plane(model, steps: int, y: torch.Tensor | None) -> tuple[torch.Tensor, int]:
     """Images decoded over a 1-D line or 2-D plane at normal quantiles 5%..95%; (images, columns)."""
+    check_grid_steps(steps)
     from scipy.stats import norm
 
     q = torch.tensor(norm.ppf(torch.linspace(0.05, 0.95, steps).numpy()), dtype=torch.float32)
