@@ -495,6 +495,12 @@ CASES = [
          ("nope.yaml", "does not exist")),
     Case("manifold --label unknown", lambda c: ["manifold", str(c.ckpt), "--data", c.space(), "--label", "nosuch",
                                                 "--out", str(c.inputs / "m.png")], ("--label", "nosuch", "shape")),
+    # ---- init: a folder too small for the space it would write (that space stops at data.min_images)
+    Case("init on a folder of 12 images", lambda c: ["init", _inputs(c, "twelve", {f"{i}.png": None for i in range(12)}),
+                                                     "--out", str(c.inputs / "twelve.yaml")],
+         ("twelve", "12 usable images", "at least 16 (data.min_images)")),
+    Case("init on a folder of one image", lambda c: ["init", _inputs(c, "one", {"a.png": None}), "--out",
+                                                     str(c.inputs / "one.yaml")], ("one", "1 usable image ", "at least 16")),
     # pictures of nothing: every column, step or cell the same image
     Case("traverse --range 0", lambda c: ["traverse", str(c.ckpt), "--range", "0", "--out", str(c.inputs / "t.png")],
          ("--range", "got 0.0", "above 0")),

@@ -152,8 +152,9 @@ def inspect_source(
         seed: which images are sampled.
 
     Raises:
-        UserError: the path does not exist, cannot be read, is neither a folder nor a .zip, or
-            holds no readable image (the message lists the file extensions it found).
+        UserError: the path does not exist, cannot be read, is neither a folder nor a .zip,
+            holds no readable image (the message lists the file extensions it found), or fewer
+            than data.min_images usable ones.
     """
     from vaetune.data.sources import FolderSource, ZipSource, source_scheme
     from vaetune.spec import DataConfig
@@ -188,6 +189,12 @@ def inspect_source(
         raise UserError(
             f"{spec}: no readable image among {len(items)} image files "
             f"({', '.join(f'{n} {r}' for r, n in reasons.most_common(3))})"
+        )
+    if len(headers) < cfg.min_images:  # the space init writes would stop at its own data check
+        raise UserError(
+            f"{spec}: {len(headers)} usable image{'s' if len(headers) != 1 else ''} ({len(skipped)} skipped); a "
+            f"search needs at least {cfg.min_images} (data.min_images) to split into training and "
+            "validation images; add images"
         )
     widths = [h[1] for h in headers]
     heights = [h[2] for h in headers]
