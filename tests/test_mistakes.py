@@ -152,6 +152,7 @@ class Case:
     argv: Callable[[Ctx], list[str]]
     culprit: tuple[str, ...]  # what the one line must name (the file/argument/key, the bad value, ...)
     code: int = 2
+    env: dict[str, str | None] = field(default_factory=dict)  # the environment another tool left (None: unset)
 
 
 def _inputs(ctx: Ctx, name: str, files: dict[str, bytes | None]) -> str:
@@ -495,6 +496,17 @@ CASES = [
          ("nope.yaml", "does not exist")),
     Case("manifold --label unknown", lambda c: ["manifold", str(c.ckpt), "--data", c.space(), "--label", "nosuch",
                                                 "--out", str(c.inputs / "m.png")], ("--label", "nosuch", "shape")),
+    # ---- an environment another tool left: Ray's address, a temporary folder too deep for Ray's sockets
+    Case("RAY_ADDRESS naming a cluster that is gone", lambda c: ["search", c.space()],
+         ("$RAY_ADDRESS", "nothing answers at 127.0.0.1:1", "unset RAY_ADDRESS"), env={"RAY_ADDRESS": "127.0.0.1:1"}),
+    Case("RAY_ADDRESS not an address", lambda c: ["sweep", c.space()], ("$RAY_ADDRESS", "got 'head-node'", "HOST:PORT"),
+         env={"RAY_ADDRESS": "head-node"}),
+    Case("TMPDIR too long for Ray's sockets", lambda c: ["search", c.space()],
+         ("$TMPDIR", "95 characters", "beyond the 107", "RAY_TMPDIR"), env={"TMPDIR": "/tmp/" + "x" * 90, "RAY_TMPDIR": None}),
+    # 5 + 70 = 75 characters, and Ray adds /ray/session_<26-character time>_<pid of up to 7 digits>/sockets/plasma_store
+    # (5 + 8 + 26 + 1 + 7 + 21 = 68): 143 bytes
+    Case("RAY_TMPDIR too long for Ray's sockets", lambda c: ["search", c.space()],
+         ("$RAY_TMPDIR", "75 characters", "up to 143 bytes"), env={"RAY_TMPDIR": "/tmp/" + "y" * 70}),
     # ---- init: a folder too small for the space it would write (that space stops at data.min_images)
     Case("init on a folder of 12 images", lambda c: ["init", _inputs(c, "twelve", {f"{i}.png": None for i in range(12)}),
                                                      "--out", str(c.inputs / "twelve.yaml")],
@@ -603,7 +615,9 @@ def test_the_table_holds_at_least_sixty_distinct_mistakes():
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_a_plain_mistake_is_one_line_and_costs_nothing(case: Case, ctx: Ctx, capsys):
+def test_a_plain_mistake_is_one_line_and_costs_nothing(case: Case, ctx: Ctx, capsys, monkeypatch):
+    for name, value in case.env.items():
+        monkeypatch.setenv(name, value) if value is not None else monkeypatch.delenv(name, raising=False)
     argv = case.argv(ctx)
     before = _checksums(ctx.work)
     capsys.readouterr()
@@ -621,6 +635,19 @@ def test_a_plain_mistake_is_one_line_and_costs_nothing(case: Case, ctx: Ctx, cap
     assert "internal error" not in said[0]
     assert _checksums(ctx.work) == before  # nothing modified, removed or added
     assert seconds < BOUND_S
+
+
+@pytest.mark.parametrize("env", [{}, {"TMPDIR": "/var/tmp/t"}, {"RAY_TMPDIR": "/r", "TMPDIR": "/t"}, {"RAY_TMPDIR": "/r"}])
+def test_the_temporary_folder_checked_is_the_one_ray_uses(env, monkeypatch):
+    from ray._common.utils import get_default_system_temp_dir
+
+    from vaetune.search._preflight import ray_temp_dir
+
+    for name in ("TMPDIR", "RAY_TMPDIR"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert ray_temp_dir()[0] == get_default_system_temp_dir()
 
 
 def test_a_bug_is_one_line_naming_a_log_with_the_traceback(ctx: Ctx, capsys, monkeypatch):

@@ -115,6 +115,11 @@ def finished_search(tmp_path_factory):
     Crashed trials are retried (max_failures 2): the diverged one must not be."""
     tmp = tmp_path_factory.mktemp("search")
     e = Env(tmp)
+    # a Ray that another tool started here with `ray start` and that is gone left its address file: a
+    # search without --address starts a Ray of its own (ray.init would join that address, and stop on
+    # the CPU count vaetune gives a Ray it starts)
+    (Path(e.ray_tmp) / "ray").mkdir()
+    (Path(e.ray_tmp) / "ray" / "ray_current_cluster").write_text("127.0.0.1:1")
     good = {"train.lr": 0.004, "train.beta": 0.1, "model.latent_dim": 4}
     weak = {"train.lr": 1e-7, "train.beta": 1.0, "model.latent_dim": 2}  # learns nothing: stopped at rung 1
     diverging = {"train.lr": 1e8}  # an absurd lr: NaN at once

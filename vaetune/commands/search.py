@@ -37,6 +37,7 @@ def run_space(space, *, space_file: str, overrides: list[str], resume: bool, add
         check_space,
         grow_state,
         preflight,
+        ray_address,
         resume_changes,
         run_search,
         summarise,
@@ -61,7 +62,8 @@ def run_space(space, *, space_file: str, overrides: list[str], resume: bool, add
         raise UserError(f"--resume: {results} was started with another space: {'; '.join(map(str, refused))}; a "
                         "resumed search runs the space it started with (only search.num_samples may grow): undo "
                         "the change, or start a new search with --set name=...")
-    data = preflight(space, config, results, address=address, resume=resume)
+    address, named = ray_address(address)
+    data = preflight(space, config, results, address=address, resume=resume, named=named)
 
     def record() -> None:  # once Ray is up: the search exists from here on
         if not resume:
@@ -73,7 +75,7 @@ def run_space(space, *, space_file: str, overrides: list[str], resume: bool, add
 
     with hold(results, "a search"):  # until its summary is written: a second start or export is refused
         grid = run_search(space, config, results, address=address, resume=resume, verbose=verbose, data=data,
-                          before_fit=record)
+                          before_fit=record, named=named)
         outcome = summarise(grid, space, config, results)
         if not outcome.unfinished:  # an interrupted search gets its outcome when it is resumed and ends
             log_search_outcome(results, config.search.metric, config.search.mode, list(space.params))

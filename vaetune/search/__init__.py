@@ -29,7 +29,13 @@ from vaetune.search._checks import (
     planned_trials,
     rungs_of,
 )
-from vaetune.search._preflight import Change, changes_between, preflight, resume_changes
+from vaetune.search._preflight import (
+    Change,
+    changes_between,
+    preflight,
+    ray_address,
+    resume_changes,
+)
 from vaetune.search._run import run_search, terminated, tune_environment
 from vaetune.search._state import grow_state, read_state, space_raw, write_state
 from vaetune.search._summary import Outcome, summarise, trial_rows
@@ -37,7 +43,7 @@ from vaetune.search._sweep import BETA, SEED, Sweep, check_resume, default_value
 
 __all__ = [
     "BETA", "SEED", "Change", "Outcome", "changes_between", "Sweep", "asha_rungs", "check_resume", "check_space", "default_values",
-    "grow_state", "kept_epochs", "max_epochs", "plan_sweep", "planned_trials", "preflight", "read_state",
+    "grow_state", "kept_epochs", "max_epochs", "plan_sweep", "planned_trials", "preflight", "ray_address", "read_state",
     "resume_changes", "run_search", "rungs_of", "space_raw", "summarise", "terminated", "trial_rows", "tune_environment",
     "write_state",
 ]

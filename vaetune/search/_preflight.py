@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import socket
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,17 +29,24 @@ from vaetune.spec import Config, SearchSpace, SpecError
 log = logging.getLogger(__name__)
 
 _ADDRESS = re.compile(r"(?:ray://)?(?P<host>[^:/\s]+):(?P<port>\d{1,5})")
+RAY_ADDRESS = "RAY_ADDRESS"  # Ray's variable: ray.init joins the cluster it names (`ray job submit` sets it)
+UNIX_SOCKET_MAX = 107 if sys.platform.startswith("linux") else 103  # bytes of an AF_UNIX path, as Ray checks them
+# what Ray adds to its temporary folder for its longest socket path (a 7-digit pid at most)
+RAY_SOCKET_TAIL = "/ray/session_2026-12-01_23-36-15_177628_4194304/sockets/plasma_store"
 _CONNECT_TIMEOUT_S = 5.0
 GROWABLE = "search.num_samples"  # the one setting a resumed search may change (upwards)
 
 
-def preflight(space: SearchSpace, config: Config, results: Path, *, address: str | None, resume: bool):
+def preflight(space: SearchSpace, config: Config, results: Path, *, address: str | None, resume: bool,
+              named: str = "--address"):
     """Everything that can be checked before Ray starts; returns the data every trial shares
-    (None when the trials load their own because data.* keys are searched)."""
+    (None when the trials load their own because data.* keys are searched). `address` is the
+    cluster to join and `named` what gave it (see `ray_address`)."""
     check_grid(space, config)
-    check_address(address)
+    check_address(address, named)
     if address is None:
         check_local_resources(config)
+        check_ray_temp_dir()
     check_folders(config, results, resume=resume)
     check_tracking(config.tracking.uri)
     return load_shared_data(space, config)
@@ -60,19 +68,50 @@ def check_grid(space: SearchSpace, config: Config) -> None:
 # Ray: the address, and the resources a trial asks for
 
 
-def check_address(address: str | None) -> None:
-    """--address is auto, HOST:PORT or ray://HOST:PORT, and something answers there."""
+def ray_address(address: str | None) -> tuple[str | None, str]:
+    """The Ray cluster a search joins and what named it: --address, else $RAY_ADDRESS (which
+    ray.init itself reads; a driver started by `ray job submit` has it), else (None, ""): a Ray
+    of the search's own on this machine, whatever another Ray left behind here."""
+    if address:
+        return address, "--address"
+    env = os.environ.get(RAY_ADDRESS, "")
+    return (env, f"${RAY_ADDRESS}") if env else (None, "")
+
+
+def check_address(address: str | None, named: str = "--address") -> None:
+    """The address is auto, HOST:PORT or ray://HOST:PORT, and something answers there."""
     if address is None or address == "auto":
         return
+    fix = (f"; unset {RAY_ADDRESS} to run the search on this machine, or give --address"
+           if named != "--address" else "")
     m = _ADDRESS.fullmatch(address)
     if m is None or not 0 < int(m["port"]) < 65536:
-        raise UserError(f"--address: got {address!r}; accepted: auto, HOST:PORT (e.g. 10.0.0.5:6379) or "
-                        "ray://HOST:PORT")
+        raise UserError(f"{named}: got {address!r}; accepted: auto, HOST:PORT (e.g. 10.0.0.5:6379) or "
+                        f"ray://HOST:PORT{fix}")
     try:
         socket.create_connection((m["host"], int(m["port"])), timeout=_CONNECT_TIMEOUT_S).close()
     except OSError as exc:
-        raise UserError(f"--address: nothing answers at {m['host']}:{m['port']} ({exc.strerror or exc}); start the "
-                        "cluster (ray start --head, or ray up cluster.yaml) or check the address") from None
+        raise UserError(f"{named}: nothing answers at {m['host']}:{m['port']} ({exc.strerror or exc}); start the "
+                        f"cluster (ray start --head, or ray up cluster.yaml) or check the address{fix}") from None
+
+
+def ray_temp_dir() -> tuple[str, str]:
+    """The folder a Ray started here puts its sessions (and their sockets) under, and the variable
+    that chose it: Ray's own rule ($RAY_TMPDIR, else $TMPDIR on Linux, else /tmp)."""
+    for name in ("RAY_TMPDIR", *(("TMPDIR",) if sys.platform.startswith("linux") else ())):
+        if name in os.environ:
+            return os.environ[name], f"${name}"
+    return "/tmp", ""
+
+
+def check_ray_temp_dir() -> None:
+    """Ray's sockets fit in a Unix socket path under the temporary folder another tool may have set."""
+    folder, named = ray_temp_dir()
+    longest = len(os.fsencode(folder.rstrip("/"))) + len(RAY_SOCKET_TAIL)
+    if named and longest > UNIX_SOCKET_MAX:
+        raise UserError(f"{named}: got {folder} ({len(folder)} characters); Ray's sockets under it would be up to "
+                        f"{longest} bytes long, beyond the {UNIX_SOCKET_MAX} a Unix socket path allows; set "
+                        "RAY_TMPDIR to a short folder (e.g. RAY_TMPDIR=/tmp) for the search")
 
 
 def check_local_resources(config: Config) -> None:

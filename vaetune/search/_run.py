@@ -93,13 +93,15 @@ def _term_as_interrupt(signum, frame) -> None:
 
 def run_search(space: SearchSpace, config: Config, results: Path, *, address: str | None = None,
                resume: bool = False, verbose: bool = False, data=None,
-               before_fit: Callable[[], None] | None = None):
+               before_fit: Callable[[], None] | None = None, named: str = "--address"):
     """Run (or resume) the search whose state is in `results`; returns Ray's ResultGrid.
 
     Args:
         space, config: the search space and its fixed configuration.
         results: the search's results folder.
-        address: a Ray cluster to join (auto or HOST:PORT); None starts Ray on this machine.
+        address: a Ray cluster to join (auto or HOST:PORT), given by `named` (--address or
+            $RAY_ADDRESS); None starts a Ray of its own on this machine (never one that another
+            Ray left in RAY_ADDRESS or /tmp/ray names).
         resume: continue the search recorded in `results`.
         verbose: Ray Tune's own status tables and trial output instead of vaetune's console.
         data: the data every trial shares, already loaded (vaetune.search.preflight); None loads
@@ -125,10 +127,10 @@ def run_search(space: SearchSpace, config: Config, results: Path, *, address: st
         # without --verbose what trials print stays in Ray's worker logs (session_latest/logs), off the console
         with _deferred_stop() as received:
             try:
-                ray.init(address=address, include_dashboard=False, configure_logging=False, log_to_driver=verbose,
+                ray.init(address=address or "local", include_dashboard=False, configure_logging=False, log_to_driver=verbose,
                          **({} if address else {"num_cpus": max(int(res.cpu * s.max_concurrent), os.cpu_count() or 1)}))
             except ConnectionError as exc:  # --address auto with no cluster running here
-                raise UserError(f"--address: got {address!r}, but no Ray cluster answers "
+                raise UserError(f"{named}: got {address!r}, but no Ray cluster answers "
                                 f"({' '.join(str(exc).split())[:200]}); start one (ray start --head) or give "
                                 "HOST:PORT") from None
     previous_term = signal.getsignal(signal.SIGTERM)
