@@ -380,6 +380,46 @@ def test_export_registers_an_mlflow_model_with_a_signature(finished_search):
     assert model(torch.rand(2, 3, 16, 16)).shape == (2, 3, 16, 16)  # image in, reconstruction out
 
 
+def _files_of(folder: Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+
+
+def test_a_copied_or_moved_project_is_read_where_it_is_now(finished_search, tmp_path):
+    """The project folder (space, results, MLflow store, cache) copied elsewhere: export, report and
+    --resume read the copy's own files, never the original's paths the search recorded, and write
+    nothing into the original (a moved project's old place may be gone, or be someone else's)."""
+    from vaetune.results import read_summary
+
+    e, raw, proc = finished_search
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    original = _files_of(e.tmp)
+    moved = Env(tmp_path / "elsewhere" / "project")
+    shutil.copytree(e.tmp, moved.tmp, symlinks=True)
+    space_file = moved.tmp / "seq.yaml"  # the user's file names its cache relative to the project
+    edited = yaml.safe_load(space_file.read_text())
+    edited["data"]["cache_dir"] = "cache"
+    space_file.write_text(yaml.safe_dump(edited, sort_keys=False))
+    try:
+        exported = moved.run("export", "results/seq", "--out", "best.pt")
+        assert exported.returncode == 0, exported.stderr[-2000:]
+        assert load_checkpoint(moved.tmp / "best.pt")["source"]["checkpoint"].startswith(f"{moved.tmp}/results/seq/")
+        registered = moved.run("export", "results/seq", "--out", "registered.pt", "--register", "seq-vae")
+        assert registered.returncode == 2 and "Traceback" not in registered.stderr
+        assert f"MLflow keeps its runs' artifacts at {e.tmp}/mlruns/" in registered.stderr.splitlines()[-1]
+        report = moved.run("report", "results/seq", "--out", "rep")
+        assert report.returncode == 0 and (moved.tmp / "rep" / "report.html").is_file(), report.stderr[-2000:]
+        assert "the report is not logged to MLflow" in report.stderr
+        resumed = moved.run("search", "seq.yaml", "--resume")  # before: "data.cache_dir" changed, refused
+        assert resumed.returncode == 0, (resumed.stdout[-2000:], resumed.stderr[-2000:])
+        rows = read_summary(moved.tmp / "results" / "seq")
+        assert len(rows) == raw["search"]["num_samples"]
+        for path in rows["checkpoint"][rows["checkpoint"] != ""]:
+            assert path.startswith(f"{moved.tmp}/results/seq/run_trial_") and Path(path).exists(), path
+    finally:
+        moved.cleanup()
+    assert _files_of(e.tmp) == original  # nothing of the original written, added or removed
+
+
 def test_every_trial_keeps_the_checkpoints_of_the_rungs_and_its_last_epoch(finished_search):
     """keep_checkpoints 2 of three epochs' checkpoints: the rungs' (1, 2) and the last (3) stay,
     whatever their val/elbo, so the report can show every trial at the epoch it compares."""

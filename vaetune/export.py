@@ -28,6 +28,7 @@ from vaetune.results import (
     final_metrics,
     load_checkpoint_at,
     load_search,
+    move_of,
     rank,
     read_tracking,
 )
@@ -95,7 +96,7 @@ def register_model(path: Path, name: str, run_id: str, state: dict, results: str
     import torch
     from mlflow.models import infer_signature
 
-    from vaetune.tracking import resolve_uri
+    from vaetune.tracking import left_behind, resolve_uri
 
     recorded = read_tracking(results).get("uri")
     uri = resolve_uri(os.environ["MLFLOW_TRACKING_URI"]) if os.environ.get("MLFLOW_TRACKING_URI") else (
@@ -103,6 +104,12 @@ def register_model(path: Path, name: str, run_id: str, state: dict, results: str
     if uri != recorded:
         run_id = ""
     mlflow.set_tracking_uri(uri)
+    if run_id:
+        old = left_behind(mlflow.MlflowClient(uri).get_run(run_id).info.artifact_uri, move_of(results))
+        if old:
+            raise UserError(f"--register: the MLflow store {uri} moved with this search's project, but MLflow keeps "
+                            f"its runs' artifacts at {old} (it records absolute paths), where nothing may be written "
+                            "now; register into a store of this project with MLFLOW_TRACKING_URI=sqlite:///PATH")
     model, config, _ = load_model(path)
     wrapped = Reconstructor(model).eval()
     example = torch.rand(2, *model.image_shape)

@@ -45,6 +45,7 @@ from vaetune.results import (
     is_remote,
     last_grids,
     load_results,
+    move_of,
     rank,
     time_split,
 )
@@ -114,8 +115,16 @@ def log_to_mlflow(results: SearchResults, folder: Path) -> str | None:
         return None
     from mlflow.tracking import MlflowClient
 
+    from vaetune.tracking import left_behind
+
     try:
         client = MlflowClient(tracking_uri=uri)
+        old = left_behind(client.get_run(run_id).info.artifact_uri, move_of(results.folder))
+        if old:
+            log.warning("the MLflow store moved with this search's project, but MLflow keeps the run's artifacts at "
+                        "%s (it records absolute paths); the report is not logged to MLflow; the files are in %s",
+                        old, folder)
+            return None
         client.log_artifacts(run_id, str(folder), artifact_path=REPORT_ARTIFACT_DIR)
         client.set_tag(run_id, "vaetune.report", f"{REPORT_ARTIFACT_DIR}/{HTML_FILE}")
     except Exception as exc:  # the files are written; a tracking outage must not lose them

@@ -19,7 +19,8 @@ start, --resume, export or report of a running search is refused naming its proc
 The Ray experiment (`experiment_path`) holds one folder per trial: `result.json` (one line per
 epoch) and `checkpoint_*/checkpoint.pt` with that epoch's `grids/`. Checkpoints may live in remote
 storage (s3://...); `open_checkpoint` fetches them. Everything else in vaetune names these files,
-columns and statuses through this module.
+columns and statuses through this module. A folder moved or copied since its search ran is read
+where it is now (`move_of`): the absolute paths its files recorded follow it.
 """
 
 from __future__ import annotations
@@ -87,6 +88,7 @@ from vaetune.results._layout import (
     storage_uri,
 )
 from vaetune.results._lock import hold, holder, lock_file, refuse_if_held
+from vaetune.results._moved import Move, move_of
 from vaetune.results._search import SearchResults, load_results
 from vaetune.results._time import TimeSplit, frame_reports, time_split
 
@@ -107,6 +109,7 @@ __all__ = [
     "ERRORED",
     "GRIDS_DIR",
     "KIND",
+    "Move",
     "OPTUNA_FILE",
     "PENDING_DIR",
     "PENDING_FILE",
@@ -142,6 +145,7 @@ __all__ = [
     "load_model_at",
     "load_results",
     "load_search",
+    "move_of",
     "open_checkpoint",
     "optuna_url",
     "rank",

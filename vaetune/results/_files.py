@@ -28,10 +28,12 @@ from vaetune.results._layout import (
     TEXT_COLUMNS,
     TRACKING_FILE,
     TRIAL_ID,
+    TRIAL_PATH,
     final_column,
     is_remote,
 )
 from vaetune.results._lock import refuse_if_held
+from vaetune.results._moved import move_of
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +71,13 @@ def write_json(path: Path, data: dict) -> None:
 
 
 def read_tracking(folder: str | Path) -> dict:
-    """tracking.json ({} when the search logged nothing to MLflow)."""
-    return read_json(Path(folder) / TRACKING_FILE)
+    """tracking.json ({} when the search logged nothing to MLflow); its sqlite store read where it
+    is now when the folder moved with it (`move_of`)."""
+    state = read_json(Path(folder) / TRACKING_FILE)
+    move = move_of(folder)
+    if move is not None and isinstance(state.get("uri"), str):
+        state["uri"] = move.uri(state["uri"])
+    return state
 
 
 def write_tracking(folder: str | Path, state: dict) -> None:
@@ -89,7 +96,8 @@ def write_summary(folder: str | Path, rows: list[dict[str, Any]]) -> Path | None
 
 
 def read_summary(folder: str | Path, space_file: str | None = None):
-    """summary.csv as a DataFrame: text columns as strings ("" when empty); a damaged one is a UserError
+    """summary.csv as a DataFrame: text columns as strings ("" when empty), the trials' folders and
+    checkpoints where they are now when the folder moved (`move_of`); a damaged one is a UserError
     (`space_file`, the space the search ran, goes into its fix)."""
     import pandas as pd
 
@@ -106,6 +114,10 @@ def read_summary(folder: str | Path, space_file: str | None = None):
     for col in TEXT_COLUMNS:
         if col in frame:
             frame[col] = frame[col].fillna("")
+    move = move_of(folder)
+    for col in (CHECKPOINT, TRIAL_PATH) if move is not None else ():
+        if col in frame:
+            frame[col] = frame[col].map(move.path)
     return frame
 
 

@@ -34,6 +34,7 @@ from vaetune.tracking._store import (
     check_server,
     default_artifact_root,
     latest_search,
+    left_behind,
     resolve_uri,
     search_view,
     ui_command,
@@ -43,6 +44,6 @@ from vaetune.tracking._tracker import _SearchTracker, error_summary, numeric_met
 
 __all__ = [
     "TAG_BEST_RUN", "TAG_BEST_TRIAL", "TAG_ERROR", "TAG_SEARCH", "TAG_STATUS", "TAG_TRIAL", "_SearchTracker",
-    "check_server", "default_artifact_root", "error_summary", "latest_search", "log_search_outcome", "numeric_metrics",
+    "check_server", "default_artifact_root", "error_summary", "latest_search", "left_behind", "log_search_outcome", "numeric_metrics",
     "resolve_uri", "search_view", "ui_command", "view_url",
 ]

@@ -9,6 +9,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,18 @@ def check_server(uri: str, what: str) -> None:
         raise UserError(f"{what}: nothing answers at {uri} ({reason}); start the MLflow server there "
                         "(mlflow server --host 127.0.0.1 --port PORT), or pass the store itself "
                         "(sqlite:///PATH)") from None
+
+
+def left_behind(artifact_uri: str, move) -> str | None:
+    """An MLflow artifact location (an experiment's or a run's) that stayed where a moved project
+    was: MLflow records it as an absolute path, so a store moved with the project still names the
+    old place. None when there was no move (`move` None), or the location lies elsewhere."""
+    if move is None or not artifact_uri:
+        return None
+    path = unquote(urlparse(artifact_uri).path) if artifact_uri.startswith("file:") else artifact_uri
+    if "://" in path:  # a server's or a bucket's
+        return None
+    return path if move.path(path) != path else None
 
 
 def default_artifact_root(uri: str) -> str | None:
