@@ -95,6 +95,18 @@ def test_sigterm_stops_a_search_like_ctrl_c_and_it_resumes(tmp_path, run):
     summary = pd.read_csv(tmp_path / "results" / "sig" / SUMMARY_FILE)
     assert len(summary) == SPACE["search"]["num_samples"] and "errored" not in set(summary[STATUS])
 
+    # the same search uninterrupted (its own name): the same trials (search.seed draws the same β
+    # in the same order, train.seed the same weights) with the same values at their last epoch
+    whole = run("search", str(space), "--set", "name=whole", stream="stdout")
+    out = whole.stdout.read()
+    assert whole.wait(timeout=HANG_S) == 0, out[-3000:]
+    reference = pd.read_csv(tmp_path / "results" / "whole" / SUMMARY_FILE)
+    measured = [c for c in reference if c.startswith("final/") and not c.startswith("final/time/")]
+    assert "final/val/elbo" in measured and "final/train/loss" in measured
+    keep = ["train.beta", STATUS, "epochs", *measured]
+    a, b = (f[keep].sort_values("train.beta").reset_index(drop=True) for f in (summary, reference))
+    pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-6)
+
 
 def ray_starting(ray_tmp: str) -> bool:
     """Whether the GCS server of the Ray that uses `ray_tmp` runs: ray.init started it and is now
