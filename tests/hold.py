@@ -18,6 +18,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from guards import HANG_GUARD_S
@@ -118,6 +119,33 @@ def release_ray_workers(held: set[int]) -> None:
     held.clear()
 
 
+def all_alive_at_once(ray_tmp: str, driver: subprocess.Popen, count: int,
+                      on_held: Callable[[set[int]], None] = lambda held: None) -> tuple[int, int]:
+    """Hold each trial actor of `driver`'s search as it appears until `count` are alive together
+    (`on_held` sees them then), let them all go on and wait for the driver: (how many were alive
+    at once, its exit code). A driver still running when this ends, by a failure, is killed."""
+    held: set[int] = set()
+    try:
+        held = hold_until_alive(ray_tmp, driver, count, HANG_GUARD_S)
+        on_held(held)
+        at_once = len(held)
+        release_ray_workers(held)
+        return at_once, driver.wait(timeout=HANG_GUARD_S)
+    finally:
+        release_ray_workers(held)
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+
+
+def stop_held(driver: subprocess.Popen, held: set[int]) -> None:
+    """SIGKILL the driver and everything it started, and the held workers; reap it and close its output."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(driver.pid, signal.SIGKILL)
+    kill_held(held)
+    driver.wait()
+    driver.stdout.close()
+
+
 def kill_at_first_completion(env, args: list[str], exp_dir: Path, epochs: int, *,
                              timeout: float = HANG_GUARD_S) -> set[str]:
     """Run `vaetune ARGS` in `env` (tests/test_search.py's Env), hold it at its first completed trial,
@@ -140,9 +168,5 @@ def kill_at_first_completion(env, args: list[str], exp_dir: Path, epochs: int, *
         assert driver.poll() is None and finished, "the held run's state never recorded its finished trial"
         return finished
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(driver.pid, signal.SIGKILL)  # the driver and everything it started
-        kill_held(held)
-        driver.wait()
-        driver.stdout.close()
+        stop_held(driver, held)
         env.cleanup()

@@ -8,8 +8,6 @@ Every test here carries the `gpu` marker: collected on every machine (`pytest -m
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 from pathlib import Path
 
@@ -17,8 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from guards import HANG_GUARD_S
-from hold import hold_until_alive, release_ray_workers
+from hold import all_alive_at_once
 from test_fid import sprites
 from test_search import Env, space
 from test_train import tiny
@@ -135,17 +132,11 @@ def test_four_trials_of_a_quarter_gpu_run_at_once_on_one_gpu(tmp_path):
     with log.open("w") as out:
         driver = subprocess.Popen(e.cmd("search", str(e.write(raw))), cwd=tmp_path, env=e.env, stdout=out,
                                   stderr=subprocess.STDOUT, start_new_session=True)
-    held: set[int] = set()
+    visible: set[str | None] = set()
     try:
-        held = hold_until_alive(e.ray_tmp, driver, 4, HANG_GUARD_S)
-        visible = {_env_of(pid).get("CUDA_VISIBLE_DEVICES") for pid in held}
-        at_once = len(held)
-        release_ray_workers(held)
-        code = driver.wait(timeout=HANG_GUARD_S)
+        at_once, code = all_alive_at_once(e.ray_tmp, driver, 4, lambda held: visible.update(
+            _env_of(pid).get("CUDA_VISIBLE_DEVICES") for pid in held))
     finally:
-        release_ray_workers(held)
-        if driver.poll() is None:
-            os.killpg(driver.pid, signal.SIGKILL)
         e.cleanup()
     said = log.read_text()[-3000:]
     assert at_once == 4 and code == 0, said

@@ -5,12 +5,10 @@ killed holder leaves nothing stuck. Real processes, a real Ray search held still
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import hashlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -19,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.hold import hold_ray_workers, kill_held
+from tests.hold import hold_ray_workers, stop_held
 from vaetune import cli
 from vaetune.results import SEARCH_FILE, SPACE_FILE, SUMMARY_FILE
 
@@ -88,11 +86,7 @@ def test_a_running_search_holds_its_folder(tmp_path, monkeypatch, capsys):
         refused(capsys, ["report", str(results), "--no-mlflow"], driver.pid)
         assert checksums(results) == before and not (tmp_path / "best.pt").exists()
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(driver.pid, signal.SIGKILL)  # the driver and everything it started
-        kill_held(held)
-        driver.wait()
-        driver.stdout.close()
+        stop_held(driver, held)
         subprocess.run(["pkill", "-9", "-f", ray_tmp], check=False)  # Ray processes of this run's temp dir
         shutil.rmtree(ray_tmp, ignore_errors=True)
     # killed, the driver holds nothing: the lock left behind is stale and the search resumes past it

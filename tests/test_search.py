@@ -25,8 +25,8 @@ import pytest
 import yaml
 from guards import HANG_GUARD_S, SERVER_S
 from hold import (
+    all_alive_at_once,
     hold_ray_workers,
-    hold_until_alive,
     kill_at_first_completion,
     kill_held,
     read_to_first_completion,
@@ -515,16 +515,7 @@ def test_eight_concurrent_trials_share_one_store_without_errors(env):
     with log.open("w") as out:
         driver = subprocess.Popen(env.cmd("search", str(env.write(raw))), cwd=env.tmp, env=env.env, stdout=out,
                                   stderr=subprocess.STDOUT, start_new_session=True)
-    held: set[int] = set()
-    try:
-        held = hold_until_alive(env.ray_tmp, driver, 8, HANG_GUARD_S)
-        at_once = len(held)
-        release_ray_workers(held)
-        code = driver.wait(timeout=HANG_GUARD_S)
-    finally:
-        release_ray_workers(held)
-        if driver.poll() is None:
-            os.killpg(driver.pid, signal.SIGKILL)
+    at_once, code = all_alive_at_once(env.ray_tmp, driver, 8)
     said = log.read_text()
     assert at_once == 8, f"{at_once} trials alive at once\n" + said[-3000:]
     assert code == 0, said[-3000:]
