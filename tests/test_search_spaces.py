@@ -71,3 +71,84 @@ def test_collection_specifics():
     assert imp.params["train.beta_schedule"].args == ("linear", "cyclical")
     assert imp.params["model.latent_dim"].candidates() == [64, 256]
     assert imp.default_config().model.conditional
+
+
+# ---- the shipped spaces by name, from any folder and from an installed wheel
+
+def _first_sentence(path: Path) -> str:
+    """What `vaetune spaces` says of a space, worked out here: its opening comment up to the first '. '."""
+    lines = []
+    for line in path.read_text().splitlines():
+        if not line.startswith("#") or not line.strip("# "):
+            break
+        lines.append(line[1:].strip())
+    text = " ".join(lines)
+    return text[: text.index(". ") + 1] if ". " in text else text
+
+
+def test_vaetune_spaces_lists_every_shipped_space_with_its_sentence(capsys):
+    from vaetune import cli
+
+    assert cli.main(["spaces"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    listed = {line.split()[0]: line.split(None, 1)[1] for line in lines[:-1]}
+    assert listed == {p.stem: _first_sentence(p) for p in SPACES}
+    assert "sprites" in listed and listed["sprites"].endswith("offline.")
+    assert lines[-1].startswith("run one by name from any folder: vaetune search sprites;")
+    assert lines[-1].endswith(str(SPACE_DIR / "sprites.yaml"))
+
+
+def test_a_shipped_space_is_found_by_name_from_any_folder_and_a_users_file_wins(tmp_path, monkeypatch):
+    from vaetune.spec import SpecError
+
+    monkeypatch.chdir(tmp_path)  # an empty folder
+    for given in ("ygo", "ygo.yaml"):
+        space = load_space(given)
+        assert Path(space.source) == SPACE_DIR / "ygo.yaml" and space.default_config().name == "ygo"
+    (tmp_path / "ygo.yaml").write_text("name: mine\ntrain: {beta: {uniform: [0, 1]}}\n")
+    assert load_space("ygo.yaml").default_config().name == "mine"  # the user's own file of that name
+    with pytest.raises(SpecError) as err:
+        load_space("dragons")
+    assert "does not exist" in str(err.value) and "sprites, villagers, ygo (vaetune spaces)" in str(err.value)
+    with pytest.raises(SpecError) as err:
+        load_space("spaces/ygo.yaml")  # a path is the user's: never a shipped space
+    assert "does not exist" in str(err.value) and "vaetune spaces" not in str(err.value)
+
+
+def test_an_installed_wheel_ships_the_spaces_and_trains_one_by_name(tmp_path):
+    """A wheel built from this checkout, installed (without its dependencies, which this Python has)
+    into a folder of its own: it holds the spaces' bytes, and `vaetune train sprites` runs from an
+    empty folder with that copy of vaetune, not the checkout's."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    root = SPACE_DIR.parent
+    src = tmp_path / "src"  # a copy, so that the build's own folders stay out of the checkout
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(root / name, src / name)
+    shutil.copytree(root / "vaetune", src / "vaetune", symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(SPACE_DIR, src / "search_spaces")
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", str(src), "-w", str(tmp_path / "wheel")],
+                   check=True, timeout=600)
+    (wheel,) = (tmp_path / "wheel").glob("vaetune-*.whl")
+    with zipfile.ZipFile(wheel) as z:
+        shipped = {Path(n).stem: z.read(n) for n in z.namelist() if n.startswith("vaetune/spaces/")}
+    assert shipped == {p.stem: p.read_bytes() for p in SPACES}
+    site = tmp_path / "site"
+    subprocess.run([*pip, "install", "--no-deps", "--target", str(site), str(wheel)], check=True, timeout=600)
+    work = tmp_path / "empty"
+    work.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(site)}  # the installed copy before the checkout's
+    where = subprocess.run([sys.executable, "-c", "import vaetune; print(vaetune.__file__)"], cwd=work, env=env,
+                           capture_output=True, text=True, check=True).stdout.strip()
+    assert where == str(site / "vaetune" / "__init__.py")
+    run = subprocess.run([sys.executable, "-m", "vaetune.cli", "train", "sprites", "--out", "run", "--set",
+                          "train.epochs=1", "--set", "data.count=300", "--set", "data.image_size=16"],
+                         cwd=work, env=env, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "finished sprites: 1 epochs" in run.stdout and (work / "run" / "checkpoint_epoch0001").is_dir()

@@ -31,6 +31,7 @@ from vaetune.commands import (
     pictures,
     report,
     search,
+    spaces,
     sweep,
     train,
     ui,
@@ -39,7 +40,7 @@ from vaetune.errors import Failure, UserError
 
 log = logging.getLogger("vaetune")
 
-COMMANDS = (init, search, sweep, train, data, fid, export, ui, dashboard, report, pictures)  # in the order --help lists them
+COMMANDS = (init, spaces, search, sweep, train, data, fid, export, ui, dashboard, report, pictures)  # in the order --help lists them
 
 
 class Parser(argparse.ArgumentParser):

@@ -7,7 +7,7 @@ import argparse
 
 def add_space_arguments(p: argparse.ArgumentParser) -> None:
     """A search-space file and its `--set key=value` overrides."""
-    p.add_argument("space", help="search-space YAML file, e.g. search_spaces/sprites.yaml")
+    p.add_argument("space", help="search-space YAML file, or a shipped space by name (vaetune spaces), e.g. sprites")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a key of the file, e.g. --set train.epochs=3 (repeatable)")
 

@@ -30,6 +30,7 @@ from vaetune.spec._config import (
 from vaetune.spec._distributions import DISTRIBUTIONS, Distribution
 from vaetune.spec._errors import SpecError
 from vaetune.spec._reference import embed_reference, reference_yaml
+from vaetune.spec._shipped import describe, shipped_space, shipped_spaces
 from vaetune.spec._space import (
     SEARCHABLE_SECTIONS,
     SearchSpace,
@@ -46,7 +47,7 @@ __all__ = [
     "DEFAULT_ARCH", "DISTRIBUTIONS", "SEARCHABLE_SECTIONS", "AugmentConfig", "Config", "DataConfig",
     "Distribution", "ModelConfig", "PriorCovariance", "ResourcesConfig", "SearchConfig",
     "SearchSpace", "SpecError", "SplitConfig", "TrackingConfig", "TrainConfig", "YamlLoader",
-    "architecture_config", "embed_reference", "flatten", "load_space", "parse_override",
-    "reference_yaml", "set_dotted", "space_from_dict", "stored_config", "validate_config",
+    "architecture_config", "describe", "embed_reference", "flatten", "load_space", "parse_override",
+    "reference_yaml", "set_dotted", "shipped_space", "shipped_spaces", "space_from_dict", "stored_config", "validate_config",
     "yaml_load",
 ]

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict
 from vaetune.spec._config import Config
 from vaetune.spec._distributions import Distribution, is_distribution, parse_distribution
 from vaetune.spec._errors import SpecError
+from vaetune.spec._shipped import shipped_space, shipped_spaces
 from vaetune.spec._validate import validate_config
 from vaetune.spec._yaml import DuplicateKey, yaml_load
 
@@ -98,8 +99,9 @@ def parse_override(source: str, text: str) -> tuple[str, Any]:
 
 
 def load_space(path: str | Path, overrides: list[str] | None = None) -> SearchSpace:
-    """Read, override and validate a search-space YAML file."""
-    path = Path(path)
+    """Read, override and validate a search-space YAML file, or a shipped space given by name
+    (`ygo`: search_spaces/ygo.yaml, from any folder)."""
+    path = shipped_space(str(path)) or Path(path)
     source = str(path)
     if path.exists() and not path.is_dir() and not path.is_file():  # reading a named pipe would wait forever
         raise SpecError(source, "<file>", source, "not a regular file (a named pipe, socket or device); give the "
@@ -107,7 +109,9 @@ def load_space(path: str | Path, overrides: list[str] | None = None) -> SearchSp
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise SpecError(source, "<file>", source, "the file does not exist") from None
+        shipped = ", ".join(shipped_spaces()) if "/" not in source else ""
+        raise SpecError(source, "<file>", source, "the file does not exist" + (
+            f"; the shipped spaces, given by name: {shipped} (vaetune spaces)" if shipped else "")) from None
     except OSError as exc:
         raise SpecError(source, "<file>", source, f"cannot be read ({exc.strerror})") from None
     except UnicodeDecodeError as exc:
