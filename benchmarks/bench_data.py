@@ -114,12 +114,12 @@ def startup_vaetune(folder: Path, cache: Path, batch_size: int) -> float:
     import torch
 
     from vaetune.data import load_data
-    from vaetune.train import _Batches
+    from vaetune.train import Batches
 
     t = time.perf_counter()
     data = load_data(_data_config(folder, cache))
     x, _ = data.subset("train")
-    next(iter(_Batches(x, None, batch_size).epoch(torch.Generator().manual_seed(0))))
+    next(iter(Batches(x, None, batch_size).epoch(torch.Generator().manual_seed(0))))
     return time.perf_counter() - t
 
 
@@ -213,7 +213,7 @@ def data_share(tmp: Path, n_images: int, reps: int) -> list[dict]:
     from torch.utils.data import DataLoader
 
     from vaetune.data import load_data
-    from vaetune.train import _Batches
+    from vaetune.train import Batches
 
     torch.set_num_threads(1)  # a trial's setting in the sprites space (two trials, two cores)
     folder = tmp / f"png{n_images}" if (tmp / f"png{n_images}").exists() else write_pngs(tmp / f"png{n_images}", n_images)
@@ -223,7 +223,7 @@ def data_share(tmp: Path, n_images: int, reps: int) -> list[dict]:
     files.files = [files.files[int(i)] for i in data.splits["train"]]  # the same training split
     model, opt, batch_size, what = _model_and_opt()
     gen = torch.Generator().manual_seed(0)
-    vt = _Batches(x, None, batch_size)
+    vt = Batches(x, None, batch_size)
     loaders = {w: DataLoader(files, batch_size=batch_size, shuffle=True, num_workers=w,
                              persistent_workers=w > 0) for w in (0, 2)}
     for w in loaders:  # start the workers before timing: start-up is figure 1

@@ -155,3 +155,46 @@ def test_the_module_map_lists_every_module_of_the_package():
         f"docs/architecture.md's module map: missing {sorted(set(modules) - set(listed))}, "
         f"stale {sorted(set(listed) - set(modules))}")
     assert len(listed) == len(set(listed))
+
+
+def _package_of(path: Path) -> str:
+    """vaetune/search/_run.py -> vaetune.search; vaetune/search/__init__.py -> vaetune.search."""
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1])
+
+
+def _private_part(dotted: str) -> str | None:
+    """The package a dotted name reaches privately into (vaetune.metrics for vaetune.metrics._stats), if any."""
+    parts = dotted.split(".")
+    for i, part in enumerate(parts):
+        if part.startswith("_") and not part.startswith("__"):
+            return ".".join(parts[:i])
+    return None
+
+
+def test_the_package_faces_hold():
+    """No package exports a private name, and no module imports another package's private module
+    or name (counting imports inside functions): a package is used through its __init__."""
+    import ast
+
+    broken = []
+    for path in sorted((ROOT / "vaetune").rglob("*.py")):
+        here = _package_of(path)
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("vaetune"):
+                targets = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names if a.name.startswith("vaetune")]
+            else:
+                continue
+            for target in targets:
+                owner = _private_part(target)
+                if owner is not None and here != owner and not here.startswith(owner + "."):
+                    broken.append(f"{path.relative_to(ROOT)}:{node.lineno} imports {target}")
+                    break
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__all__" for t in node.targets):
+                broken += [f"{path.relative_to(ROOT)} exports {e.value}" for e in getattr(node.value, "elts", [])
+                           if isinstance(e, ast.Constant) and e.value.startswith("_")]
+    assert not broken, "\n".join(broken)

@@ -41,7 +41,7 @@ def node_summary() -> str:
 
 def prepare_fid_weights() -> str:
     """Convert (or find) the FID Inception weights; returns where they are read from."""
-    from vaetune.metrics._inception import load_fid_state_dict
+    from vaetune.metrics import load_fid_state_dict
 
     _, source = load_fid_state_dict(allow_download=False)
     return source

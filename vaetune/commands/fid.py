@@ -33,9 +33,7 @@ def run(args: argparse.Namespace) -> int:
 
     from vaetune.devices import resolve_device
     from vaetune.errors import UserError
-    from vaetune.metrics._features import FeatureExtractor
-    from vaetune.metrics._precision_recall import PR_K, precision_recall
-    from vaetune.metrics._stats import fid_from_features, kid
+    from vaetune.metrics import PR_K, FeatureExtractor, fid_from_features, kid, precision_recall
 
     if args.n is not None and args.n < 2:
         raise UserError(f"--n: got {args.n}; FID needs at least 2 images per set")

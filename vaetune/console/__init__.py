@@ -26,9 +26,9 @@ from vaetune.console._names import (
 )
 from vaetune.console._progress import RUNNING_ROWS, SUMMARY_EVERY_S, SearchProgress
 from vaetune.console._quiet import quiet_libraries
-from vaetune.console._view import REDRAW_EVERY_S, _SearchConsole
+from vaetune.console._view import REDRAW_EVERY_S, SearchConsole
 
 __all__ = [
-    "REDRAW_EVERY_S", "RUNNING_ROWS", "SHORT_KEYS", "SUMMARY_EVERY_S", "SearchProgress", "_SearchConsole",
+    "REDRAW_EVERY_S", "RUNNING_ROWS", "SHORT_KEYS", "SUMMARY_EVERY_S", "SearchConsole", "SearchProgress",
     "end_status", "quiet_libraries", "short_keys", "short_value", "trial_label", "trial_number",
 ]

@@ -24,7 +24,7 @@ def _number(value) -> float | None:
 # The Tune callback's body (mixed into ray.tune.Callback in vaetune._tune)
 
 
-class _SearchConsole:
+class SearchConsole:
     """Turns Tune's callback events into the console: lines in a log, a live view on a terminal."""
 
     def __init__(self, progress: SearchProgress, searched: list[str]):

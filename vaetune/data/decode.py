@@ -61,7 +61,7 @@ def _readable_suffixes() -> tuple[str, ...]:
 
 
 IMAGE_SUFFIXES = _readable_suffixes()
-_ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 _WIDE_GREY_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")  # grey of more than 8 bits
 _RESAMPLE = Image.Resampling.BICUBIC
 
@@ -135,7 +135,7 @@ def _as_standard_mode(img: Image.Image) -> Image.Image:
     """Any Pillow mode -> one of L, RGB, RGBA (alpha only when the image has some)."""
     if img.mode in _WIDE_GREY_MODES:
         return Image.fromarray(_eight_bits(np.asarray(img).astype(np.float64), img.mode), "L")
-    if img.mode in _ALPHA_MODES or "transparency" in img.info:
+    if img.mode in ALPHA_MODES or "transparency" in img.info:
         return img.convert("RGBA")
     if img.mode in ("L", "RGB"):
         return img

@@ -256,7 +256,7 @@ def _probe(item: Any, min_side: int) -> tuple[int, int, str, bool] | str:
     """
     from PIL import Image, UnidentifiedImageError
 
-    from vaetune.data.decode import _ALPHA_MODES
+    from vaetune.data.decode import ALPHA_MODES
 
     try:
         data = item.read()
@@ -269,7 +269,7 @@ def _probe(item: Any, min_side: int) -> tuple[int, int, str, bool] | str:
             warnings.simplefilter("ignore")
             with Image.open(io.BytesIO(data)) as img:
                 (width, height), mode = img.size, img.mode
-                alpha = mode in _ALPHA_MODES or "transparency" in img.info
+                alpha = mode in ALPHA_MODES or "transparency" in img.info
     except UnidentifiedImageError:
         return "not an image"
     except Image.DecompressionBombError as exc:

@@ -29,6 +29,7 @@ _EXPORTS = {
     "FeatureExtractor": "_features",
     "image_features": "_features",
     "to_float_rgb": "_features",
+    "quantize": "_features",
     "clear_inception_cache": "_inception",
     "convert_fid_helper_weights": "_inception",
     "converted_weights_path": "_inception",

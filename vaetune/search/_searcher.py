@@ -18,19 +18,19 @@ from ray.tune import Callback
 from ray.tune.search import SearchGenerator
 from ray.tune.search.optuna import OptunaSearch
 
-from vaetune.console import _SearchConsole
+from vaetune.console import SearchConsole
 from vaetune.results import DRIVER_FILES, SEARCH_FILE, TRIALS_FILE, read_json, write_json
 from vaetune.search._sampler import SamplerChoice, optuna_startup
-from vaetune.tracking import _SearchTracker
+from vaetune.tracking import SearchTracker
 
 log = logging.getLogger(__name__)
 
 
-class MLflowSearchCallback(_SearchTracker, Callback):
+class MLflowSearchCallback(SearchTracker, Callback):
     """Driver-side MLflow logging (see vaetune.tracking)."""
 
 
-class ConsoleCallback(_SearchConsole, Callback):
+class ConsoleCallback(SearchConsole, Callback):
     """The search's console: a live view on a terminal, event lines in a log (see vaetune.console)."""
 
 

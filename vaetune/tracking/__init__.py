@@ -40,10 +40,10 @@ from vaetune.tracking._store import (
     ui_command,
     view_url,
 )
-from vaetune.tracking._tracker import _SearchTracker, error_summary, numeric_metrics
+from vaetune.tracking._tracker import SearchTracker, error_summary, numeric_metrics
 
 __all__ = [
-    "TAG_BEST_RUN", "TAG_BEST_TRIAL", "TAG_ERROR", "TAG_SEARCH", "TAG_STATUS", "TAG_TRIAL", "_SearchTracker",
-    "check_server", "default_artifact_root", "error_summary", "latest_search", "left_behind", "log_search_outcome", "numeric_metrics",
-    "resolve_uri", "search_view", "ui_command", "view_url",
+    "TAG_BEST_RUN", "TAG_BEST_TRIAL", "TAG_ERROR", "TAG_SEARCH", "TAG_STATUS", "TAG_TRIAL", "SearchTracker",
+    "check_server", "default_artifact_root", "error_summary", "latest_search", "left_behind", "log_search_outcome",
+    "numeric_metrics", "resolve_uri", "search_view", "ui_command", "view_url",
 ]

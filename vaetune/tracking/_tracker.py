@@ -56,7 +56,7 @@ def numeric_metrics(result: dict) -> dict[str, float]:
     return out
 
 
-class _SearchTracker:
+class SearchTracker:
     """Driver-side MLflow logging of a search (mixed into a ray.tune.Callback in vaetune._tune).
 
     Every Tune event becomes a small JSON-able event, applied to MLflow at once; if MLflow fails

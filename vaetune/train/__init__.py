@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from vaetune.train._device import (
     DEVICE_DATA_FRACTION,
-    _Batches,
+    Batches,
     fits_on_device,
     place_batches,
     resolve_device,
@@ -36,9 +36,8 @@ from vaetune.train.callbacks import Callback, EachEpoch, EpochEnd, TrainStart, e
 
 __all__ = [
     "ACTIVE_UNIT_THRESHOLD", "DEVICE_DATA_FRACTION", "GRIDS_DIR", "GRID_SEED",
-    "Callback", "Checkpoints", "EachEpoch", "EpochEnd", "GenerativeEval", "Grids", "LatentPrior",
+    "Batches", "Callback", "Checkpoints", "EachEpoch", "EpochEnd", "GenerativeEval", "Grids", "LatentPrior",
     "ProgressBar", "TrainStart",
-    "_Batches",  # benchmarks/bench_data.py times it
     "epochs_at", "fits_on_device", "latest_checkpoint", "place_batches", "resolve_device",
     "restore_training_state", "save_training_state", "standard_callbacks", "train", "validate",
 ]

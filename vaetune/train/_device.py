@@ -2,7 +2,7 @@
 
 `resolve_device` turns `train.device` into a torch device name. `place_batches` puts the training
 split on that device as uint8 when it fits (no host copy per step), otherwise in pinned host
-memory with one asynchronous copy per batch; `_Batches.epoch` yields shuffled float batches.
+memory with one asynchronous copy per batch; `Batches.epoch` yields shuffled float batches.
 `peak_memory` is what one trial needs of a shared GPU (several trials may share one).
 """
 
@@ -23,7 +23,7 @@ DEVICE_DATA_FRACTION = 0.25
 
 
 @dataclass
-class _Batches:
+class Batches:
     """Shuffled mini-batches of a uint8 tensor: on the training device when it fits there (no
     copy per step), else in pinned host memory, each batch copied asynchronously."""
 
@@ -54,7 +54,7 @@ def fits_on_device(nbytes: int, free_bytes: int, fraction: float = DEVICE_DATA_F
     return nbytes <= fraction * free_bytes
 
 
-def place_batches(images, labels, batch_size: int, device: str) -> _Batches:
+def place_batches(images, labels, batch_size: int, device: str) -> Batches:
     """The training images as uint8 on the device when they fit (no host copy per step),
     otherwise pinned in host memory with one asynchronous copy per batch."""
     import torch
@@ -66,8 +66,8 @@ def place_batches(images, labels, batch_size: int, device: str) -> _Batches:
                      "GPU's free %.0f MiB", images.nbytes / 2**20, 100 * DEVICE_DATA_FRACTION,
                      free / 2**20)
             pinned = None if labels is None else labels.pin_memory()
-            return _Batches(images.pin_memory(), pinned, batch_size, copy_to=device)
-    return _Batches(images.to(device), None if labels is None else labels.to(device), batch_size)
+            return Batches(images.pin_memory(), pinned, batch_size, copy_to=device)
+    return Batches(images.to(device), None if labels is None else labels.to(device), batch_size)
 
 
 def peak_memory(device: str) -> dict[str, float]:

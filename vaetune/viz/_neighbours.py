@@ -66,9 +66,7 @@ class Neighbours:
 def neighbours(model, config, data, val_x: torch.Tensor, val_y: torch.Tensor | None, *, n: int, pool: int | None,
                inception: bool, seed: int) -> Neighbours:
     """`vaetune neighbours`: n samples beside their nearest training images, by pixels and Inception features."""
-    from vaetune.metrics import FeatureExtractor
-    from vaetune.metrics._features import quantize
-    from vaetune.metrics._reference import reference_key, reference_stats
+    from vaetune.metrics import FeatureExtractor, quantize, reference_key, reference_stats
 
     if n < 1:
         raise UserError(f"--n: got {n}; give at least 1")
