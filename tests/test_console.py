@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from vaetune.console import RUNNING_ROWS, SearchProgress, end_status, short_value, trial_label
+from vaetune.console import RUNNING_ROWS, SearchProgress
+from vaetune.results import end_status, short_value, trial_label
 
 
 @pytest.mark.parametrize("value, shown", [

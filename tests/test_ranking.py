@@ -1,4 +1,4 @@
-"""Which trial is best: `results.rank` and `export.pick_best` on a hand-made summary, both ways.
+"""Which trial is best: `results.rank` and `results.pick_best` on a hand-made summary, both ways.
 
 Export, the report, the search's summary and the sweep all rank through `rank`; a minimised
 metric (val/elbo, FID) wants the smallest value first, a maximised one (val/psnr, SSIM) the
@@ -13,9 +13,8 @@ import pandas as pd
 import pytest
 
 from vaetune.errors import UserError
-from vaetune.export import pick_best
 from vaetune.metrics.registry import mode_of
-from vaetune.results import CHECKPOINT, TRIAL_ID, rank
+from vaetune.results import CHECKPOINT, TRIAL_ID, pick_best, rank
 
 
 def summary() -> pd.DataFrame:

@@ -251,8 +251,8 @@ def val_pngs(folder: Path, config, n: int) -> tuple[list[str], torch.Tensor]:
     """The first n validation images as PNG files, and the same images as the model reads them."""
     from torchvision.utils import save_image
 
+    from vaetune.checkpoint import read_for_model
     from vaetune.data import load_data
-    from vaetune.export import read_for_model
 
     x, _ = load_data(config.data).subset("val")
     paths = []

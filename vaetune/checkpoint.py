@@ -1,4 +1,6 @@
-"""Checkpoint files: what a training state holds, written atomically, read without running code.
+"""Checkpoint files and the model they hold: what a training state holds, written atomically,
+read without running code; and the trained model in use (images read as its data was, class
+labels, samples, reconstructions, the module MLflow serves).
 
 A checkpoint is one dict saved with `torch.save` and read with `torch.load(weights_only=True)`,
 so an untrusted file cannot execute code on load. It carries everything needed to rebuild the
@@ -78,3 +80,90 @@ def load_prior(state: dict, path: str | Path, latent_dim: int):
         raise UserError(f"{path}: its latent prior has {prior.dim} dimensions, the model's latent "
                         f"{latent_dim}")
     return prior
+
+
+# ---------------------------------------------------------------------------------------------
+# using the model a checkpoint holds: its images, labels, samples, reconstructions
+
+
+SAMPLERS = ("gmm", "prior")  # `vaetune sample --sampler`: the fitted latent prior, or N(0, I)
+
+
+def sample_images(model, n: int, *, label: int | None = None, seed: int = 0, prior=None):
+    """n images (n, C, H, W) in [0, 1] decoded from z ~ N(0, I), or from `prior` (a fitted
+    vaetune.prior.LatentMixture) when given; a conditional model decodes `label` (default 0)."""
+    import torch
+
+    if n < 1:
+        raise UserError(f"--n: got {n}; give at least 1")
+    y = class_labels(model, n, label)
+    with torch.no_grad():
+        return model.sample(n, y, generator=torch.Generator().manual_seed(seed), prior=prior)
+
+
+def pick_sampler(sampler: str | None, prior, path: str) -> str:
+    """The sampler `vaetune sample` uses: the one asked for, else gmm when the checkpoint has a
+    fitted prior and prior (N(0, I)) otherwise."""
+    if sampler is None:
+        return "gmm" if prior is not None else "prior"
+    if sampler not in SAMPLERS:
+        raise UserError(f"--sampler: got {sampler!r}; accepted: {', '.join(SAMPLERS)}")
+    if sampler == "gmm" and prior is None:
+        raise UserError(f"--sampler gmm: {path} holds no fitted latent prior (trained with "
+                        "train.prior: none, or by a vaetune without one); use --sampler prior for "
+                        "z ~ N(0, I)")
+    return sampler
+
+
+def read_for_model(path: str, config):
+    """One image file decoded the way the model's data was: float (1, C, H, W) in [0, 1]."""
+    from vaetune.data import load_image
+
+    d = config.data
+    return load_image(path, image_size=d.image_size, channels=d.channels, background=tuple(d.background),
+                      resize=d.resize).float().div(255)[None]
+
+
+def reconstruct(model, config, path: str):
+    """(input, reconstruction) of one image file, each (1, C, H, W) in [0, 1]."""
+    import torch
+
+    if model.num_classes:
+        raise UserError("reconstruct needs labels for a conditional model; use sample --label instead")
+    x = read_for_model(path, config)
+    with torch.no_grad():
+        return x, model(x).recon
+
+
+def class_labels(model, n: int, label: int | None):
+    """Labels (n,) for a conditional model's decoder (`label`, default 0); None for an unconditional one."""
+    import torch
+
+    if not model.num_classes:
+        if label is not None:
+            raise UserError("--label: this model is not conditional")
+        return None
+    label = 0 if label is None else label
+    if not 0 <= label < model.num_classes:
+        raise UserError(f"--label: got {label}; this model has classes 0..{model.num_classes - 1}")
+    return torch.full((n,), label, dtype=torch.long)
+
+
+def _reconstructor_class():
+    import torch
+
+    class _Reconstructor(torch.nn.Module):
+        """Image batch in [0, 1] (B, C, H, W) -> reconstruction: what a served VAE answers."""
+
+        def __init__(self, vae):
+            super().__init__()
+            self.vae = vae
+
+        def forward(self, x):
+            return self.vae(x).recon
+
+    return _Reconstructor
+
+
+def Reconstructor(vae):  # noqa: N802 - builds a module; torch is imported lazily
+    return _reconstructor_class()(vae)

@@ -39,7 +39,7 @@ def register(commands) -> None:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from vaetune.export import export_best, register_model
+    from vaetune.export import export_best
     from vaetune.outputs import output_file
     from vaetune.results import load_search
 
@@ -48,6 +48,8 @@ def run_export(args: argparse.Namespace) -> int:
     print(f"best trial {exported.trial_id} by {exported.selected_by} = {exported.value:.5g}; epoch {exported.epoch}")
     print(f"exported to {exported.path}")
     if args.register:
+        from vaetune.tracking import register_model
+
         state, _ = load_search(args.results)
         version, uri = register_model(exported.path, args.register, exported.source["mlflow_run_id"], state,
                                       args.results)
@@ -58,8 +60,7 @@ def run_export(args: argparse.Namespace) -> int:
 def run_sample(args: argparse.Namespace) -> int:
     import math
 
-    from vaetune.checkpoint import load_model, load_prior
-    from vaetune.export import pick_sampler, sample_images
+    from vaetune.checkpoint import load_model, load_prior, pick_sampler, sample_images
     from vaetune.outputs import output_file
     from vaetune.viz import check_picture_size, save_grid
 
@@ -81,9 +82,8 @@ def run_reconstruct(args: argparse.Namespace) -> int:
 
     import torch
 
-    from vaetune.checkpoint import load_model
+    from vaetune.checkpoint import load_model, reconstruct
     from vaetune.errors import UserError
-    from vaetune.export import reconstruct
     from vaetune.outputs import distinct_names, output_file
     from vaetune.viz import save_grid
 

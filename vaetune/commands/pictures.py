@@ -105,12 +105,11 @@ def run_traverse(args: argparse.Namespace) -> int:
 
 
 def run_manifold(args: argparse.Namespace) -> int:
-    from vaetune.checkpoint import load_model
+    from vaetune.checkpoint import class_labels, load_model
     from vaetune.outputs import output_file
     from vaetune.viz import (
         check_grid_steps,
         check_shape,
-        class_labels,
         latent_plane,
         load_val,
         manifold_picture,
@@ -136,9 +135,9 @@ def run_manifold(args: argparse.Namespace) -> int:
 
 
 def run_walk(args: argparse.Namespace) -> int:
-    from vaetune.checkpoint import load_model
+    from vaetune.checkpoint import class_labels, load_model
     from vaetune.outputs import output_file
-    from vaetune.viz import class_labels, gif_scale, save_gif, walk_frames
+    from vaetune.viz import gif_scale, save_gif, walk_frames
 
     out = output_file(args.out, suffixes=(".gif",))
     model, _, _ = load_model(args.checkpoint)

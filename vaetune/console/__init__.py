@@ -16,19 +16,10 @@ Only `vaetune.search` uses the console, inside the command (the Tune callback th
 
 from __future__ import annotations
 
-from vaetune.console._names import (
-    SHORT_KEYS,
-    end_status,
-    short_keys,
-    short_value,
-    trial_label,
-    trial_number,
-)
 from vaetune.console._progress import RUNNING_ROWS, SUMMARY_EVERY_S, SearchProgress
 from vaetune.console._quiet import quiet_libraries
 from vaetune.console._view import REDRAW_EVERY_S, SearchConsole
 
 __all__ = [
-    "REDRAW_EVERY_S", "RUNNING_ROWS", "SHORT_KEYS", "SUMMARY_EVERY_S", "SearchConsole", "SearchProgress",
-    "end_status", "quiet_libraries", "short_keys", "short_value", "trial_label", "trial_number",
+    "REDRAW_EVERY_S", "RUNNING_ROWS", "SUMMARY_EVERY_S", "SearchConsole", "SearchProgress", "quiet_libraries",
 ]

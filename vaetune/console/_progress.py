@@ -6,7 +6,6 @@ import math
 import time
 from dataclasses import dataclass, field
 
-from vaetune.console._names import _clock, _duration
 from vaetune.results import COMPLETED
 
 SUMMARY_EVERY_S = 300.0  # a log gets a summary line this often
@@ -195,3 +194,15 @@ class SearchProgress:
         return f"[{_clock(now - self.start)}] {line}"
 
 
+def _duration(seconds: float) -> str:
+    """`4m10s`, `1h05m`."""
+    h, rest = divmod(int(round(seconds)), 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
+
+
+def _clock(seconds: float) -> str:
+    """Time since the search started: `04:10`, `1:05:00`."""
+    h, rest = divmod(int(seconds), 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"

@@ -8,9 +8,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from vaetune.console._names import _duration, end_status, trial_label, trial_number
-from vaetune.console._progress import SUMMARY_EVERY_S, SearchProgress
-from vaetune.results import DIVERGED, DIVERGENCE, ERRORED
+from vaetune.console._progress import SUMMARY_EVERY_S, SearchProgress, _duration
+from vaetune.results import (
+    DIVERGED,
+    DIVERGENCE,
+    ERRORED,
+    end_status,
+    error_summary,
+    trial_label,
+    trial_number,
+)
 
 REDRAW_EVERY_S = 1.0  # the terminal view is redrawn at most this often
 
@@ -99,8 +106,6 @@ class SearchConsole:
         self._write(self.progress.ended(trial_number(trial), status, time.monotonic()))
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        from vaetune.tracking import error_summary
-
         error = error_summary(trial)
         status = end_status(0, self.progress.max_epochs, error)
         self._write(self.progress.ended(trial_number(trial), status, time.monotonic(), error=error,
@@ -108,8 +113,6 @@ class SearchConsole:
 
     def on_trial_recover(self, iteration, trials, trial, **info):
         """A trial that failed and is retried from its last checkpoint (search.max_failures)."""
-        from vaetune.tracking import error_summary
-
         number = trial_number(trial)
         if number in self.progress.trials:
             self._write([self.progress.failed(number, "failed, retried from its last checkpoint",

@@ -34,6 +34,7 @@ from vaetune.results._files import (
     load_model_at,
     load_search,
     open_checkpoint,
+    pick_best,
     rank,
     read_history,
     read_json,
@@ -91,6 +92,16 @@ from vaetune.results._lock import hold, holder, lock_file, refuse_if_held
 from vaetune.results._moved import Move, move_of
 from vaetune.results._search import SearchResults, load_results
 from vaetune.results._time import TimeSplit, frame_reports, time_split
+from vaetune.results._trials import (
+    SHORT_KEYS,
+    end_status,
+    error_line,
+    error_summary,
+    short_keys,
+    short_value,
+    trial_label,
+    trial_number,
+)
 
 __all__ = [
     "TimeSplit",
@@ -118,6 +129,7 @@ __all__ = [
     "RUN_ID",
     "SEARCH",
     "SEARCH_FILE",
+    "SHORT_KEYS",
     "SPACE_FILE",
     "STATUS",
     "STOPPED",
@@ -135,6 +147,9 @@ __all__ = [
     "best_column",
     "checkpoint_at",
     "checkpoint_file",
+    "end_status",
+    "error_line",
+    "error_summary",
     "experiment_path",
     "final_column",
     "final_metrics",
@@ -148,13 +163,18 @@ __all__ = [
     "move_of",
     "open_checkpoint",
     "optuna_url",
+    "pick_best",
     "rank",
     "read_history",
     "read_json",
     "read_summary",
     "read_tracking",
     "results_dir_for",
+    "short_keys",
+    "short_value",
     "storage_uri",
+    "trial_label",
+    "trial_number",
     "value",
     "write_json",
     "write_summary",

@@ -29,7 +29,9 @@ from vaetune.results._layout import (
     TRACKING_FILE,
     TRIAL_ID,
     TRIAL_PATH,
+    best_column,
     final_column,
+    final_metrics,
     is_remote,
 )
 from vaetune.results._lock import refuse_if_held
@@ -192,6 +194,18 @@ def rank(frame, column: str, mode: str):
 
 # ---------------------------------------------------------------------------------------------
 # Checkpoints, local or remote
+
+
+def pick_best(summary, metric: str, mode: str):
+    """The summary row with the best value of `metric` (best over epochs if recorded, else final)."""
+    col = best_column(metric) if best_column(metric) in summary else final_column(metric)
+    if col not in summary:
+        known = sorted(set(final_metrics(summary.columns)))
+        raise UserError(f"--metric: got {metric!r}; this search recorded: {', '.join(known)}")
+    scored = summary[summary[col].notna() & (summary[CHECKPOINT].fillna("") != "")]
+    if scored.empty:
+        raise UserError(f"no trial has both a value of {metric} and a checkpoint; see {SUMMARY_FILE}")
+    return rank(scored, col, mode).iloc[0], col
 
 
 @contextlib.contextmanager

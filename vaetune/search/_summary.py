@@ -27,6 +27,7 @@ from vaetune.results import (
     WALL_TIME,
     TimeSplit,
     best_column,
+    error_line,
     final_column,
     frame_reports,
     rank,
@@ -107,7 +108,7 @@ def trial_rows(result_grid, space: SearchSpace, config: Config, results: Path) -
             status = COMPLETED if epochs >= top else STOPPED
         row: dict[str, Any] = {TRIAL_ID: trial_id, **{k: config_of.get(k) for k in space.params}}
         row.update({STATUS: status, EPOCHS: epochs, WALL_TIME: round(float(last.get("time_total_s", 0.0)), 2),
-                    ERROR: _first_line(r.error) if r.error is not None else str(last.get(DIVERGENCE) or "")})
+                    ERROR: _error_of(r.error) if r.error is not None else str(last.get(DIVERGENCE) or "")})
         for key in sorted(k for k in last if "/" in k and isinstance(last[k], (int, float))):
             row[final_column(key)] = last[key]
         row[best_column(metric)] = _best_value(r.metrics_dataframe, metric, mode)
@@ -164,9 +165,5 @@ def _trial_id_from_path(path: str | None) -> str:
     return parts[2] if len(parts) > 3 and parts[0] == "run" else "?"
 
 
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    for line in reversed(text):
-        if "Error" in line or "Exception" in line:
-            return line.strip()[:500]
-    return (text[-1] if text else type(err).__name__)[:500]
+def _error_of(err: BaseException) -> str:
+    return error_line(str(err)) if str(err).strip() else type(err).__name__

@@ -24,6 +24,7 @@ results folder, with a warning, and sent by `vaetune search SPACE --resume`.
 from __future__ import annotations
 
 from vaetune.tracking._outcome import log_search_outcome
+from vaetune.tracking._registry import register_model
 from vaetune.tracking._store import (
     TAG_BEST_RUN,
     TAG_BEST_TRIAL,
@@ -40,10 +41,10 @@ from vaetune.tracking._store import (
     ui_command,
     view_url,
 )
-from vaetune.tracking._tracker import SearchTracker, error_summary, numeric_metrics
+from vaetune.tracking._tracker import SearchTracker, numeric_metrics
 
 __all__ = [
     "TAG_BEST_RUN", "TAG_BEST_TRIAL", "TAG_ERROR", "TAG_SEARCH", "TAG_STATUS", "TAG_TRIAL", "SearchTracker",
-    "check_server", "default_artifact_root", "error_summary", "latest_search", "left_behind", "log_search_outcome",
-    "numeric_metrics", "resolve_uri", "search_view", "ui_command", "view_url",
+    "check_server", "default_artifact_root", "latest_search", "left_behind", "log_search_outcome",
+    "numeric_metrics", "register_model", "resolve_uri", "search_view", "ui_command", "view_url",
 ]

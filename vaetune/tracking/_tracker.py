@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from vaetune.console import end_status, trial_label, trial_number
 from vaetune.results import (
     DIVERGED,
     DIVERGENCE,
@@ -19,8 +18,12 @@ from vaetune.results import (
     PENDING_FILE,
     TRACKING_FILE,
     checkpoint_file,
+    end_status,
+    error_summary,
     move_of,
     read_tracking,
+    trial_label,
+    trial_number,
     write_tracking,
 )
 from vaetune.tracking._store import (
@@ -342,17 +345,3 @@ class SearchTracker:
 
     def _save_state(self) -> None:
         write_tracking(self.results_dir, self.state)
-
-
-def error_summary(trial) -> str:
-    """The last line of a trial's error (the exception and its message), for tags and tables."""
-    path = getattr(trial, "error_file", None)
-    if path and Path(path).exists():
-        lines = [ln for ln in Path(path).read_text().splitlines() if ln.strip()]
-        for line in reversed(lines):
-            if not line.startswith(" ") and ("Error" in line or "Exception" in line):
-                return line.strip()
-        return lines[-1].strip() if lines else "error"
-    return "error"
-
-

@@ -52,7 +52,6 @@ from vaetune.viz._grids import (
 from vaetune.viz._latent import (
     INTERPOLATORS,
     check_shape,
-    class_labels,
     encode_all,
     interpolation_grid,
     interpolation_picture,
@@ -82,7 +81,7 @@ from vaetune.viz._neighbours import (
 from vaetune.viz._progress import progress_picture, trial_checkpoints
 
 __all__ = [
-    "FIG_DPI", "INTERPOLATORS", "PAD", "Neighbours", "blank", "check_picture_size", "check_shape", "class_labels", "encode_all",
+    "FIG_DPI", "INTERPOLATORS", "PAD", "Neighbours", "blank", "check_picture_size", "check_shape", "encode_all",
     "figure_png", "gif_scale", "grid_pixels", "grid_png", "interpolation_grid", "interpolation_picture",
     "check_grid_steps", "interpolation_row", "kl_order", "latent_plane", "lerp", "load_val", "make_grid", "manifold_figure",
     "manifold_picture", "nearest_features", "nearest_pixel", "neighbours", "neighbours_hist", "progress_picture",

@@ -6,6 +6,7 @@ import math
 
 import torch
 
+from vaetune.checkpoint import class_labels, read_for_model
 from vaetune.errors import UserError
 from vaetune.viz._grids import blank, check_picture_size, gif_scale
 
@@ -29,18 +30,6 @@ INTERPOLATORS = {"lerp": lerp, "slerp": slerp}
 
 def _modes(mode: str) -> list[str]:
     return ["lerp", "slerp"] if mode == "both" else [mode]
-
-
-def class_labels(model, n: int, label: int | None) -> torch.Tensor | None:
-    """Labels for a conditional model's decoder (`label`, default 0); None for an unconditional one."""
-    if not model.num_classes:
-        if label is not None:
-            raise UserError("--label: this model is not conditional")
-        return None
-    label = 0 if label is None else label
-    if not 0 <= label < model.num_classes:
-        raise UserError(f"--label: got {label}; this model has classes 0..{model.num_classes - 1}")
-    return torch.full((n,), label, dtype=torch.long)
 
 
 def load_val(config, data_space: str | None = None):
@@ -104,8 +93,6 @@ def interpolation_picture(model, config, paths: list[str], *, grid: bool, mode: 
                           label: int | None) -> tuple[torch.Tensor, int, list[str]]:
     """Images and columns of `vaetune interpolate`: rows A | steps | B, or steps x steps grids
     between four corners; one row or grid per mode (lerp and slerp side by side for "both")."""
-    from vaetune.export import read_for_model
-
     want = 4 if grid else 2
     if len(paths) != want:
         raise UserError(f"interpolate needs {'four images after --grid' if grid else 'two images IMG_A IMG_B'}"

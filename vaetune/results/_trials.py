@@ -1,11 +1,13 @@
-"""How a trial is called on the console and in MLflow: `#3 β=0.0033 z=4 lr=2e-4`, and how it ended."""
+"""A trial's words, the same everywhere (console, MLflow, summary.csv): what it is called
+(`#3 β=0.0033 z=4 lr=2e-4`), how it ended, and the one line of its error."""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
-from vaetune.results import COMPLETED, DIVERGED, ERRORED
+from vaetune.results._layout import COMPLETED, DIVERGED, ERRORED
 
 # short names of well-known searched keys (the last part of the dotted key otherwise)
 SHORT_KEYS = {"beta": "β", "latent_dim": "z", "warmup_epochs": "warmup", "batch_size": "batch"}
@@ -60,17 +62,22 @@ def end_status(epochs: int, max_epochs: int, error: str | None = None) -> str:
     return COMPLETED if epochs >= max_epochs else f"stopped by ASHA at epoch {epochs}"
 
 
-def _duration(seconds: float) -> str:
-    """`4m10s`, `1h05m`."""
-    h, rest = divmod(int(round(seconds)), 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
+ERROR_LINE_MAX = 500  # characters of an error's line kept in summary.csv and MLflow tags
 
 
-def _clock(seconds: float) -> str:
-    """Time since the search started: `04:10`, `1:05:00`."""
-    h, rest = divmod(int(seconds), 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+def error_line(text: str) -> str:
+    """The line of an error's text that says what went wrong: the last one naming an Error or an
+    Exception (the exception and its message), else its last line."""
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    for line in reversed(lines):
+        if not line.startswith(" ") and ("Error" in line or "Exception" in line):
+            return line.strip()[:ERROR_LINE_MAX]
+    return (lines[-1].strip() if lines else "error")[:ERROR_LINE_MAX]
 
 
+def error_summary(trial) -> str:
+    """The error line of a Tune trial that failed, from the error file Tune wrote for it."""
+    path = getattr(trial, "error_file", None)
+    if path and Path(path).exists():
+        return error_line(Path(path).read_text())
+    return "error"
