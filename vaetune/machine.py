@@ -32,7 +32,9 @@ def memory_bytes() -> int:
 
 
 def cpu_count() -> int:
-    return os.cpu_count() or 1
+    """The CPU cores this process may run on (its affinity mask, which a container or `taskset`
+    narrows), not every core the machine has."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def gpu_count() -> int:

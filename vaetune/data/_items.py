@@ -21,6 +21,7 @@ import torch
 from vaetune.data.cache import Decoded
 from vaetune.data.decode import IMAGE_SUFFIXES, DecodeSettings, InvalidImage, decode_image
 from vaetune.errors import UserError
+from vaetune.machine import cpu_count
 from vaetune.spec import DataConfig
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,7 @@ def decode_items(items: list[Item], settings: DecodeSettings, *, source: str, li
     """Decode items in order on a thread pool (Pillow releases the GIL while decoding/resizing)."""
     start, arrays, kept, skipped = time.perf_counter(), [], [], []
     log.info("decoding %d images from %s", len(items), source)
-    with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
+    with ThreadPoolExecutor(min(8, cpu_count())) as pool:
         for first in range(0, len(items), _CHUNK):
             chunk = items[first : first + _CHUNK]
             payloads = [_read(item) for item in chunk]  # reads stay on this thread: zips are not thread-safe

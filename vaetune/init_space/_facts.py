@@ -25,6 +25,7 @@ from vaetune.init_space._rules import (
     LIGHT_SHARE_FOR_ALPHA,
     SQUARE_TOLERANCE,
 )
+from vaetune.machine import cpu_count
 
 log = logging.getLogger(__name__)
 
@@ -124,9 +125,7 @@ def detect_machine(gpus: int | None = None) -> Machine:
     """
     if gpus is not None and gpus < 0:
         raise UserError(f"--gpu: got {gpus}; give the number of GPUs a search may use (0 or more)")
-    cpus = (
-        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    )
+    cpus = cpu_count()
     import torch
 
     seen = torch.cuda.device_count() if torch.cuda.is_available() else 0

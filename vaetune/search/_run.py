@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from vaetune.errors import UserError
+from vaetune.machine import cpu_count
 from vaetune.results import OPTUNA_FILE, SPACE_FILE, experiment_path, is_remote, optuna_url
 from vaetune.search import _tuner
 from vaetune.search._checks import data_is_searched
@@ -128,7 +129,7 @@ def run_search(space: SearchSpace, config: Config, results: Path, *, address: st
         with _deferred_stop() as received:
             try:
                 ray.init(address=address or "local", include_dashboard=False, configure_logging=False, log_to_driver=verbose,
-                         **({} if address else {"num_cpus": max(int(res.cpu * s.max_concurrent), os.cpu_count() or 1)}))
+                         **({} if address else {"num_cpus": max(int(res.cpu * s.max_concurrent), cpu_count())}))
             except ConnectionError as exc:  # --address auto with no cluster running here
                 raise UserError(f"{named}: got {address!r}, but no Ray cluster answers "
                                 f"({' '.join(str(exc).split())[:200]}); start one (ray start --head) or give "
