@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vaetune.metrics.registry import ImageSet, generative, image_sets
+from vaetune.results import CHECKPOINT_SCORE
 from vaetune.train import (
     GRIDS_DIR,
     Callback,
@@ -39,11 +40,6 @@ if TYPE_CHECKING:
     from vaetune.spec import Config
 
 log = logging.getLogger(__name__)
-
-# Tune keeps a trial's checkpoints with the highest score (search.keep_checkpoints plus one per
-# kept epoch) and always its latest: reported with each checkpoint, never logged as a metric
-CHECKPOINT_SCORE = "checkpoint_score"
-
 
 def run_trial(params: dict[str, Any], *, space_raw: dict, source: str, data=None, rungs=(),
               driver_cwd: str | None = None) -> None:

@@ -48,6 +48,7 @@ from vaetune.results._files import (
 from vaetune.results._layout import (
     CHECKPOINT,
     CHECKPOINT_DIR,
+    CHECKPOINT_SCORE,
     COMPLETED,
     DIVERGED,
     DIVERGENCE,
@@ -110,6 +111,7 @@ __all__ = [
     "hold", "holder", "lock_file", "refuse_if_held",
     "CHECKPOINT",
     "CHECKPOINT_DIR",
+    "CHECKPOINT_SCORE",
     "COMPLETED",
     "DIVERGED",
     "DIVERGENCE",

@@ -21,6 +21,9 @@ REPORT_DIR = "report"
 RESULT_FILE = "result.json"  # Ray Tune's per-trial metrics, one JSON object per report
 EPOCH = "epoch"  # result.json: the trainable's own epoch counter (the scheduler's clock, survives restores)
 CHECKPOINT_DIR = "checkpoint_dir_name"  # result.json: the report's checkpoint folder in the trial folder
+# result.json: the score by which Tune keeps a trial's checkpoints (the highest: search.keep_checkpoints
+# plus one per kept epoch) beside its latest; reported with each checkpoint, never logged as a metric
+CHECKPOINT_SCORE = "checkpoint_score"
 GRIDS_DIR = "grids"  # inside a checkpoint folder: that epoch's reconstruction and sample grids
 
 # summary.csv columns (besides one column per searched key, and best/ and final/ metric columns)

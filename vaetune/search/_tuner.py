@@ -65,9 +65,9 @@ def run_config(space: SearchSpace, config: Config, results: Path, *, space_file:
     console (`console`), or Ray Tune's own status tables."""
     from ray import tune
 
+    from vaetune.results import CHECKPOINT_SCORE
     from vaetune.search._searcher import ConsoleCallback, MLflowSearchCallback, TrialLedger
     from vaetune.tracking import resolve_uri
-    from vaetune.trainable import CHECKPOINT_SCORE
 
     s = config.search
     callback = MLflowSearchCallback(

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from vaetune.results import (
+    CHECKPOINT_SCORE,
     DIVERGED,
     DIVERGENCE,
     PENDING_DIR,
@@ -41,7 +42,6 @@ from vaetune.tracking._store import (
     search_view,
     view_key,
 )
-from vaetune.trainable import CHECKPOINT_SCORE
 
 log = logging.getLogger(__name__)
 
