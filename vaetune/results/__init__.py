@@ -28,6 +28,7 @@ from __future__ import annotations
 from vaetune.results._files import (
     checkpoint_at,
     checkpoint_file,
+    checkpoint_folders,
     last_grids,
     latest_checkpoint_of,
     load_checkpoint_at,
@@ -48,6 +49,7 @@ from vaetune.results._files import (
 from vaetune.results._layout import (
     CHECKPOINT,
     CHECKPOINT_DIR,
+    CHECKPOINT_FOLDERS,
     CHECKPOINT_SCORE,
     COMPLETED,
     DIVERGED,
@@ -111,6 +113,7 @@ __all__ = [
     "hold", "holder", "lock_file", "refuse_if_held",
     "CHECKPOINT",
     "CHECKPOINT_DIR",
+    "CHECKPOINT_FOLDERS",
     "CHECKPOINT_SCORE",
     "COMPLETED",
     "DIVERGED",
@@ -148,6 +151,7 @@ __all__ = [
     "WALL_TIME",
     "best_column",
     "checkpoint_at",
+    "checkpoint_folders",
     "checkpoint_file",
     "end_status",
     "error_line",

@@ -17,6 +17,7 @@ from vaetune.fileio import atomic_write_text
 from vaetune.results._layout import (
     CHECKPOINT,
     CHECKPOINT_DIR,
+    CHECKPOINT_FOLDERS,
     EPOCH,
     EPOCHS,
     ERRORED,
@@ -255,11 +256,17 @@ def checkpoint_at(trial_path: str, history, epoch: int) -> str:
     return str(folder) if checkpoint_file(folder).exists() else ""
 
 
+def checkpoint_folders(folder: str | Path) -> list[Path]:
+    """The checkpoint folders holding a checkpoint file in a local Ray trial folder or a `vaetune
+    train --out` folder, oldest first (both name them so that they sort in epoch order)."""
+    return sorted(p.parent for p in Path(folder).glob(f"{CHECKPOINT_FOLDERS}/{CHECKPOINT_FILE}"))
+
+
 def latest_checkpoint_of(trial_path: str) -> str:
     """A local trial folder's newest checkpoint folder (Tune never deletes a trial's latest), or ""."""
     if not trial_path or is_remote(trial_path):
         return ""
-    found = sorted(p.parent for p in Path(trial_path).glob(f"checkpoint_*/{CHECKPOINT_FILE}"))
+    found = checkpoint_folders(trial_path)
     return str(found[-1]) if found else ""
 
 

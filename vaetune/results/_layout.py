@@ -24,6 +24,7 @@ CHECKPOINT_DIR = "checkpoint_dir_name"  # result.json: the report's checkpoint f
 # result.json: the score by which Tune keeps a trial's checkpoints (the highest: search.keep_checkpoints
 # plus one per kept epoch) beside its latest; reported with each checkpoint, never logged as a metric
 CHECKPOINT_SCORE = "checkpoint_score"
+CHECKPOINT_FOLDERS = "checkpoint_*"  # a Ray trial's checkpoint_00000N/ and a train run's checkpoint_epochNNNN/
 GRIDS_DIR = "grids"  # inside a checkpoint folder: that epoch's reconstruction and sample grids
 
 # summary.csv columns (besides one column per searched key, and best/ and final/ metric columns)

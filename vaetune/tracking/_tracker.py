@@ -15,6 +15,7 @@ from vaetune.results import (
     CHECKPOINT_SCORE,
     DIVERGED,
     DIVERGENCE,
+    GRIDS_DIR,
     PENDING_DIR,
     PENDING_FILE,
     TRACKING_FILE,
@@ -136,9 +137,9 @@ class SearchTracker:
     def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
         self.last_checkpoint[trial.trial_id] = checkpoint
         with checkpoint.as_directory() as folder:
-            grids = Path(folder) / "grids"
+            grids = Path(folder) / GRIDS_DIR
             for png in sorted(grids.glob("*.png")) if grids.is_dir() else []:
-                self._emit({"kind": "artifact", "trial": trial.trial_id, "path": str(png), "dir": "grids"})
+                self._emit({"kind": "artifact", "trial": trial.trial_id, "path": str(png), "dir": GRIDS_DIR})
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         epochs = int((trial.last_result or {}).get("epoch", 0))
