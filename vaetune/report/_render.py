@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import base64
 import html
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 # Marks the page once every image has loaded (or failed): a headless browser reads the attributes.
 _READY_SCRIPT = """
@@ -41,18 +41,157 @@ details { margin: 0.5em 0; }
 """
 
 
+class Part:
+    """One piece of a section: it renders itself as HTML and as Markdown lines."""
+
+    def html(self, figures: dict[str, bytes]) -> str:
+        raise NotImplementedError
+
+    def markdown(self, img: Callable[[str, str], str]) -> list[str]:
+        raise NotImplementedError
+
+
 @dataclass
-class Table:
+class Paragraph(Part):
+    text: str
+
+    def html(self, figures):
+        return f"<p>{html.escape(self.text)}</p>"
+
+    def markdown(self, img):
+        return ["", self.text, ""]  # a blank line first: a paragraph after a list stays a paragraph
+
+
+@dataclass
+class Finding(Part):
+    """One of the sentences the numbers carry."""
+
+    text: str
+
+    def html(self, figures):
+        return f'<p class="finding">• {html.escape(self.text)}</p>'
+
+    def markdown(self, img):
+        return [f"- {self.text}"]
+
+
+@dataclass
+class Notes(Part):
+    lines: list[str]
+
+    def html(self, figures):
+        return "\n".join(f'<p class="notes">Note: {html.escape(n)}</p>' for n in self.lines)
+
+    def markdown(self, img):
+        return [f"> Note: {n}  " for n in self.lines] + [""]
+
+
+@dataclass
+class Table(Part):
     header: list[str]
     rows: list[list[str]]
     best: set[tuple[int, int]] = field(default_factory=set)  # (row, col) cells to highlight
     left: int = 1  # leading columns aligned left
 
+    def html(self, figures):
+        head = "".join(f'<th class="{"l" if i < self.left else ""}">{html.escape(h)}</th>'
+                       for i, h in enumerate(self.header))
+        body = []
+        for r, row in enumerate(self.rows):
+            cells = []
+            for c, v in enumerate(row):
+                classes = " ".join(x for x in ("l" if c < self.left else "", "best" if (r, c) in self.best else "") if x)
+                cells.append(f'<td class="{classes}">{html.escape(str(v))}</td>')
+            body.append("<tr>" + "".join(cells) + "</tr>")
+        return f'<table class="data"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+
+    def markdown(self, img):
+        def esc(v):
+            return str(v).replace("|", "\\|")
+
+        lines = ["| " + " | ".join(esc(h) for h in self.header) + " |", "|" + "---|" * len(self.header)]
+        for r, row in enumerate(self.rows):
+            lines.append("| " + " | ".join(f"**{esc(v)}**" if (r, c) in self.best else esc(v)
+                                           for c, v in enumerate(row)) + " |")
+        return ["", "\n".join(lines), ""]
+
+
+@dataclass
+class Figure(Part):
+    name: str  # a key of the report's figures
+    alt: str
+
+    def html(self, figures):
+        return f'<p><img class="fig" alt="{html.escape(self.alt)}" src="{_uri(figures[self.name])}"></p>'
+
+    def markdown(self, img):
+        return [img(self.name, self.alt), ""]
+
+
+@dataclass
+class Grids(Part):
+    """Image grids side by side: (figure name, alt text) each."""
+
+    grids: list[tuple[str, str]]
+
+    def html(self, figures):
+        return "<p>" + "".join(f'<img class="grid" alt="{html.escape(alt)}" title="{html.escape(alt)}" '
+                               f'src="{_uri(figures[name])}">' for name, alt in self.grids) + "</p>"
+
+    def markdown(self, img):
+        return [" ".join(img(*g) for g in self.grids), ""]
+
+
+@dataclass
+class Pictures(Part):
+    """The same validation images reconstructed by each row's model, and samples from one fixed z."""
+
+    labels: list[str]
+    epochs: list[int]
+    originals: str  # figure names
+    recons: list[str]
+    samples: list[str]
+
+    def html(self, figures):
+        heads = "".join(f"<th>{html.escape(lbl)}<br><small>epoch {e}</small></th>"
+                        for lbl, e in zip(self.labels, self.epochs, strict=True))
+        recon = "".join(f'<td><img alt="reconstructions, {html.escape(lbl)}" src="{_uri(figures[name])}"></td>'
+                        for lbl, name in zip(self.labels, self.recons, strict=True))
+        samp = "".join(f'<td><img alt="samples, {html.escape(lbl)}" src="{_uri(figures[name])}"></td>'
+                       for lbl, name in zip(self.labels, self.samples, strict=True))
+        return (f'<table class="pictures"><thead><tr><th>validation images</th>{heads}</tr></thead><tbody>'
+                f'<tr><td><img alt="validation images" src="{_uri(figures[self.originals])}"><br>'
+                f'<small>reconstructed →</small></td>{recon}</tr>'
+                f'<tr><td class="l"><small>samples from<br>the same fixed z →</small></td>{samp}</tr></tbody></table>')
+
+    def markdown(self, img):
+        return ["| validation images | " + " | ".join(f"{lbl} (epoch {e})"
+                                                     for lbl, e in zip(self.labels, self.epochs, strict=True)) + " |",
+                "|" + "---|" * (len(self.labels) + 1),
+                f"| {img(self.originals, 'validation images')} | "
+                + " | ".join(img(n, "reconstructions") for n in self.recons) + " |",
+                "| samples from the same fixed z | " + " | ".join(img(n, "samples") for n in self.samples) + " |", ""]
+
+
+@dataclass
+class Details(Part):
+    """A folded block of preformatted text."""
+
+    title: str
+    text: str
+
+    def html(self, figures):
+        return (f"<details><summary>{html.escape(self.title)}</summary><pre>{html.escape(self.text)}</pre>"
+                "</details>")
+
+    def markdown(self, img):
+        return [f"<details><summary>{self.title}</summary>", "", "```", self.text, "```", "</details>", ""]
+
 
 @dataclass
 class Section:
     title: str
-    parts: list[tuple[str, Any]]  # ("p"|"notes"|"table"|"fig"|"grids"|"pictures"|"pre", payload)
+    parts: list[Part]
 
 
 @dataclass
@@ -67,29 +206,6 @@ def _uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def _table_html(t: Table, cls: str = "") -> str:
-    head = "".join(f'<th class="{"l" if i < t.left else ""}">{html.escape(h)}</th>' for i, h in enumerate(t.header))
-    body = []
-    for r, row in enumerate(t.rows):
-        cells = []
-        for c, v in enumerate(row):
-            classes = " ".join(x for x in ("l" if c < t.left else "", "best" if (r, c) in t.best else "") if x)
-            cells.append(f'<td class="{classes}">{html.escape(str(v))}</td>')
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
-
-
-def _pictures_html(p, figures: dict[str, bytes]) -> str:
-    heads = "".join(f"<th>{html.escape(lbl)}<br><small>epoch {e}</small></th>" for lbl, e in zip(p["labels"], p["epochs"], strict=True))
-    recon = "".join(f'<td><img alt="reconstructions, {html.escape(lbl)}" src="{_uri(figures[name])}"></td>'
-                    for lbl, name in zip(p["labels"], p["recons"], strict=True))
-    samp = "".join(f'<td><img alt="samples, {html.escape(lbl)}" src="{_uri(figures[name])}"></td>'
-                   for lbl, name in zip(p["labels"], p["samples"], strict=True))
-    return (f'<table class="pictures"><thead><tr><th>validation images</th>{heads}</tr></thead><tbody>'
-            f'<tr><td><img alt="validation images" src="{_uri(figures[p["originals"]])}"><br><small>reconstructed →</small></td>{recon}</tr>'
-            f'<tr><td class="l"><small>samples from<br>the same fixed z →</small></td>{samp}</tr></tbody></table>')
-
-
 GENERATOR = '<meta name="generator" content="vaetune report">'  # marks a page (and its folder) as ours
 
 
@@ -102,67 +218,19 @@ def to_html(report: Report) -> str:
     for s in report.sections:
         anchor = s.title.lower().replace(" ", "-")
         out.append(f'<section id="{html.escape(anchor)}"><h2>{html.escape(s.title)}</h2>')
-        for kind, payload in s.parts:
-            if kind == "p":
-                out.append(f"<p>{html.escape(payload)}</p>")
-            elif kind == "finding":
-                out.append(f'<p class="finding">• {html.escape(payload)}</p>')
-            elif kind == "notes":
-                out += [f'<p class="notes">Note: {html.escape(n)}</p>' for n in payload]
-            elif kind == "table":
-                out.append(_table_html(payload, "data"))
-            elif kind == "fig":
-                name, alt = payload
-                out.append(f'<p><img class="fig" alt="{html.escape(alt)}" src="{_uri(report.figures[name])}"></p>')
-            elif kind == "grids":
-                out.append("<p>" + "".join(f'<img class="grid" alt="{html.escape(alt)}" title="{html.escape(alt)}" '
-                                           f'src="{_uri(report.figures[name])}">' for name, alt in payload) + "</p>")
-            elif kind == "pictures":
-                out.append(_pictures_html(payload, report.figures))
-            elif kind == "pre":
-                title, text = payload
-                out.append(f"<details><summary>{html.escape(title)}</summary><pre>{html.escape(text)}</pre></details>")
+        out += [part.html(report.figures) for part in s.parts]
         out.append("</section>")
     out.append("</body></html>")
     return "\n".join(out)
 
 
-def _md_table(t: Table) -> str:
-    def esc(v):
-        return str(v).replace("|", "\\|")
-
-    lines = ["| " + " | ".join(esc(h) for h in t.header) + " |", "|" + "---|" * len(t.header)]
-    for r, row in enumerate(t.rows):
-        lines.append("| " + " | ".join(f"**{esc(v)}**" if (r, c) in t.best else esc(v) for c, v in enumerate(row)) + " |")
-    return "\n".join(lines)
-
-
 def to_markdown(report: Report, figure_dir: str = "figures") -> str:
-    def img(name, alt):
+    def img(name: str, alt: str) -> str:
         return f"![{alt}]({figure_dir}/{name}.png)"
 
     out = [f"# {report.title}", ""] + [f"_{m}_  " for m in report.meta]
     for s in report.sections:
         out += ["", f"## {s.title}", ""]
-        for kind, payload in s.parts:
-            if kind == "p":
-                out += ["", payload, ""]  # a blank line first: a paragraph after a list stays a paragraph
-            elif kind == "finding":
-                out.append(f"- {payload}")
-            elif kind == "notes":
-                out += [f"> Note: {n}  " for n in payload] + [""]
-            elif kind == "table":
-                out += ["", _md_table(payload), ""]
-            elif kind == "fig":
-                out += [img(*payload), ""]
-            elif kind == "grids":
-                out += [" ".join(img(*g) for g in payload), ""]
-            elif kind == "pictures":
-                p = payload
-                out += ["| validation images | " + " | ".join(f"{lbl} (epoch {e})" for lbl, e in zip(p["labels"], p["epochs"], strict=True)) + " |",
-                        "|" + "---|" * (len(p["labels"]) + 1),
-                        f"| {img(p['originals'], 'validation images')} | " + " | ".join(img(n, 'reconstructions') for n in p["recons"]) + " |",
-                        "| samples from the same fixed z | " + " | ".join(img(n, 'samples') for n in p["samples"]) + " |", ""]
-            elif kind == "pre":
-                out += [f"<details><summary>{payload[0]}</summary>", "", "```", payload[1], "```", "</details>", ""]
+        for part in s.parts:
+            out += part.markdown(img)
     return "\n".join(out) + "\n"

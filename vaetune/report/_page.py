@@ -1,0 +1,259 @@
+"""The report's page: its sections (the KL-weight table, the rate-distortion plane, what
+mattered, the best trial, every trial) as typed parts, each comparison at one epoch."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from vaetune.report import _figures
+from vaetune.report._importance import param_importance
+from vaetune.report._pareto import FALLBACK, pareto_front
+from vaetune.report._pictures import GRID_SEED, picture_table
+from vaetune.report._render import (
+    Details,
+    Figure,
+    Finding,
+    Grids,
+    Notes,
+    Paragraph,
+    Pictures,
+    Report,
+    Section,
+    Table,
+)
+from vaetune.report._sentences import SPREAD_RULE, sentences
+from vaetune.report._table import KLTable, kl_tables
+from vaetune.results import (
+    EPOCHS,
+    ERROR,
+    STATUS,
+    STOPPED,
+    TRIAL_ID,
+    WALL_TIME,
+    SearchResults,
+    final_column,
+    final_metrics,
+    frame_reports,
+    is_remote,
+    last_grids,
+    rank,
+    time_split,
+)
+
+# what the KL table's columns measure
+COLUMNS = ("Reconstruction quality: val MSE, PSNR, SSIM; coherence of generated images: FID and "
+           "KID of samples decoded from z ~ N(0, I), with their precision (fidelity: the share of "
+           "samples inside the real images' manifold) and recall (coverage: the share of real "
+           "images inside the samples' manifold); GMM: the same four of samples decoded from z "
+           "drawn from the latent prior fitted to the training set's posterior means (a Gaussian "
+           "mixture, train.prior); FID recon: FID of reconstructions; KL: the rate in nats per "
+           "image; active units: latent dimensions the encoder uses.")
+CURVE_METRICS = ("val/psnr", "val/kl", "eval/fid_sample")  # shown beside the search metric
+
+
+def assemble(results: SearchResults, *, pictures: int = 6):
+    """The report record, the KL tables (the main one first) and the Pareto front at its epoch."""
+    figures: dict[str, bytes] = {}
+    s = results.summary
+    statuses = ", ".join(f"{n} {st}" for st, n in s[STATUS].value_counts().items()) if STATUS in s else ""
+    meta = [f"{len(s)} trials ({statuses}); search metric {results.metric} ({results.mode}); "
+            f"up to {results.max_epochs} epochs; searched: {', '.join(results.searched) or 'nothing'}."]
+    if results.sweep:
+        sw = results.sweep
+        origin = f"trial {sw['trial_id']} of {sw['source']}" if sw.get("trial_id") else sw["source"]
+        meta.append(f"A sweep of {sw['key']} over {len(sw['values'])} values × {sw['seeds']} seeds around {origin}; "
+                    "every trial trained the full epochs (no early stopping).")
+    meta.append(f"Results folder {results.folder}; report generated {time.strftime('%Y-%m-%d %H:%M:%S')}.")
+    tables = kl_tables(results)
+    front, objectives = pareto_front(tables[0])
+    sections = [
+        _table_section(results, tables, figures, pictures),
+        _rd_section(results, tables[0], front, objectives, figures),
+        _mattered_section(results, tables[0], figures),
+        _best_section(results, figures),
+        _trials_section(results),
+    ]
+    title = "KL-weight" if tables[0].key_label == "β" else tables[0].key_label
+    return Report(f"vaetune report — {results.name} ({title})", meta, sections, figures), tables, front
+
+
+def _table_section(results: SearchResults, tables: list[KLTable], figures, n_pictures: int) -> Section:
+    main = tables[0]
+    measured = ("Every value of a row is measured at the table's epoch, from each trial's per-epoch history "
+                "(FID and KID measured at that epoch, never carried from an earlier one). ")
+    spread = f"Two rows are called {SPREAD_RULE}. " if main.sweep else ""
+    parts: list = [Paragraph(f"Rows: {main.how}. {measured}{spread}Best of each ranked column highlighted"
+                         f"{' (with every row indistinguishable from it)' if main.sweep else ''}. "
+                         f"{COLUMNS}")]
+    parts.append(Table(main.header(), main.cells(), main.best_cells(), left=1 if main.sweep else 3))
+    parts.append(Notes(main.notes))
+    parts += [Finding(line) for line in sentences(main).values()]
+    parts += _pictures_parts(main, figures, n_pictures)
+    for t in tables[1:]:
+        rows = f"the {len(t.rows)} rows" if len(t.rows) != 1 else "the one row"
+        parts.append(Paragraph(f"At epoch {t.epoch}: {t.how.split(', the best')[0]}, over {rows} with a trial measured "
+                           "there."))
+        parts.append(Table(t.header(), t.cells(), t.best_cells(), left=1 if t.sweep else 3))
+        parts.append(Notes(t.notes))
+    title = "KL-weight quality/coherence table" if main.key_label == "β" else f"Quality/coherence over {main.key}"
+    return Section(title, parts)
+
+
+def _pictures_parts(table: KLTable, figures, n_pictures: int) -> list:
+    pics = picture_table(table.rows, n_pictures, table.epoch, table.key_label)
+    if pics is None:
+        return [Notes(["No row has a checkpoint, so there is no picture table."])]
+    figures["pictures_originals"] = pics.originals
+    names_r, names_s = [], []
+    for i, (r, smp) in enumerate(zip(pics.recons, pics.samples, strict=True)):
+        figures[f"pictures_recon_{i}"], figures[f"pictures_samples_{i}"] = r, smp
+        names_r.append(f"pictures_recon_{i}")
+        names_s.append(f"pictures_samples_{i}")
+    whose = "the trial of its first seed" if table.sweep else "its trial"
+    return [Paragraph(f"The same validation images reconstructed by each row's model ({whose}, checkpoint of epoch "
+                  f"{table.epoch}), and samples decoded from the same fixed z (seed {GRID_SEED}); the column header "
+                  "gives the epoch of the checkpoint shown."),
+            Pictures(pics.labels, pics.epochs, "pictures_originals", names_r, names_s),
+            Notes(pics.notes)]
+
+
+def _rd_section(results: SearchResults, table: KLTable, front, objectives, figures) -> Section:
+    a, b = objectives
+    points = table.points()
+    figures["rate_distortion"] = _figures.rate_distortion(points, front, objectives, table.key_label,
+                                                          joined=table.sweep)
+    what = ("each value of the sweep as the mean over its seeds, with error bars of one standard deviation, joined "
+            f"in order of {table.key_label}" if table.sweep else "each trial measured there as a point")
+    parts: list = [Paragraph(f"At epoch {table.epoch} (the KL table's), {what}, in the rate–distortion plane (Alemi et "
+                         "al. 2018): rate = KL of the posterior to the prior, distortion = the reconstruction loss; "
+                         f"colour = {table.key_label}. The Pareto front is over ({a}, {b}), both lower-is-better: no "
+                         "other point beats a front point on both.")]
+    parts.append(Figure("rate_distortion", "rate-distortion plane and Pareto front"))
+    if b == FALLBACK:
+        parts.append(Notes([f"No sample FID at this epoch, so the front uses {FALLBACK} as the second objective."]))
+    extra = [p for p in results.searched if p != table.key and p in front and not table.sweep]
+    lead = [table.key_label] if table.sweep else ["trial", table.key_label]
+    rows = [[*([str(r["label"])] if table.sweep else [str(r[TRIAL_ID]), _param(r.get("value"))]),
+             *(_num(r, m) for m in (a, b, "val/kl")), *(_param(r[p]) for p in extra)] for _, r in front.iterrows()]
+    parts.append(Paragraph(f"Pareto-front points at epoch {table.epoch} ({len(rows)} of {len(points)}):"))
+    parts.append(Table([*lead, a, b, "val/kl", *extra], rows, left=len(lead)))
+    return Section("Rate-distortion plane", parts)
+
+
+def _param(v) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def _num(row, col: str) -> str:
+    v = row.get(col)
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return "—"
+    return "—" if v != v else f"{v:.4g}"
+
+
+def _mattered_section(results: SearchResults, table: KLTable, figures) -> Section:
+    parts: list = []
+    imp = param_importance(results)
+    if imp.values:
+        figures["importance"] = _figures.importance_bars(imp.values, imp.target)
+        parts.append(Paragraph("Hyperparameter importance:"))
+        parts.append(Figure("importance", "hyperparameter importance"))
+        parts.append(Table(["hyperparameter", "importance"], [[k, f"{v:.3f}"] for k, v in imp.values.items()]))
+    parts.append(Notes([imp.note]))
+    figures["parallel"] = _figures.parallel_coordinates(results.summary, results.searched, results.metric, results.mode)
+    parts.append(Figure("parallel", "parallel coordinates"))
+    if STATUS in results.summary and (results.summary[STATUS] == STOPPED).any():
+        parts.append(Notes([f"The parallel coordinates colour each trial by its last {results.metric}: trials "
+                                "ASHA stopped were trained fewer epochs, so colours compare unequal training."]))
+    if results.histories:
+        rungs = _rungs(results)
+        metrics = [results.metric] + [m for m in CURVE_METRICS if m != results.metric]
+        figures["learning_curves"] = _figures.learning_curves(results.histories, results.summary, metrics, table.key, rungs,
+                                                               results.max_epochs)
+        stopped = int((results.summary[STATUS] == STOPPED).sum()) if STATUS in results.summary else 0
+        how = (f"{stopped} trials stopped early by ASHA, marked × (dotted lines: its rungs)" if rungs
+               else "no early stopping (scheduler fifo)")
+        parts.append(Paragraph(f"Learning curves of all {len(results.histories)} trials (from each trial's result.json), "
+                           f"coloured by {table.key_label}; {how}."))
+        parts.append(Figure("learning_curves", "learning curves"))
+    split = time_split(frame_reports(results.histories.values()))
+    if split is not None:
+        parts.append(Paragraph(f"Where the time went: {split.line()} (from each trial's result.json)."))
+    missing = len(results.summary) - len(results.histories)
+    if missing:
+        parts.append(Notes([f"{missing} trials have no local result.json (remote storage or no epoch reported); "
+                                "their curves are missing."]))
+    return Section("What mattered", parts)
+
+
+def _rungs(results: SearchResults) -> list[int]:
+    config = results.config()
+    if config is None or config.search.scheduler != "asha":
+        return []
+    from vaetune.search import asha_rungs
+
+    s = config.search
+    return asha_rungs(min(s.grace_period, results.max_epochs), s.reduction_factor, results.max_epochs)
+
+
+def _best_section(results: SearchResults, figures) -> Section:
+    ranked = rank(results.summary, results.best_column(), results.mode)
+    if ranked.empty:
+        return Section("Best trial", [Paragraph(f"No trial reported {results.metric}.")])
+    best = ranked.iloc[0]
+    parts: list = [Paragraph(f"Trial {best['trial_id']} is best by {results.best_column()} = "
+                         f"{float(best[results.best_column()]):.5g} ({results.mode}); status {best.get(STATUS, '')}, "
+                         f"{int(best.get(EPOCHS, 0) or 0)} epochs. This is the trial `vaetune export` picks (each "
+                         "trial's best epoch, whatever epochs it trained); the KL table compares at one epoch.")]
+    run = str(best.get("mlflow_run_id", "") or "")
+    parts.append(Paragraph(f"MLflow run id: {run or '— (not tracked)'}"
+                       + (f"; experiment {results.tracking.get('experiment')}, store {results.tracking.get('uri')}"
+                          if run else "")))
+    parts.append(Paragraph(f"Checkpoint: {best.get('checkpoint', '') or '—'}  ·  export it with: "
+                       f"vaetune export {results.folder} --out best.pt"))
+    params = [[p, _param(best[p])] for p in results.searched if p in best]
+    parts.append(Table(["searched hyperparameter", "value"], params))
+    metrics = sorted(m for m in final_metrics(results.summary.columns) if not m.startswith("time/"))
+    mrows = [[m, _num(best, final_column(m))] for m in metrics]
+    parts.append(Table(["metric (last epoch)", "value"], mrows))
+    grids = last_grids(str(best.get("checkpoint", "") or ""))
+    if grids:
+        for kind, png in grids.items():
+            figures[f"best_{kind}"] = png
+        parts.append(Paragraph("Its last grids: reconstructions (rows alternate originals and reconstructions) and "
+                           "samples from the fixed z."))
+        parts.append(Grids([(f"best_{k}", "reconstructions" if k == "recon" else "samples") for k in grids]))
+    config = _checkpoint_config(str(best.get("checkpoint", "") or ""))
+    if config:
+        parts.append(Details("full resolved configuration", config))
+    return Section("Best trial", parts)
+
+
+def _checkpoint_config(path: str) -> str:
+    if not path or is_remote(path):
+        return ""
+    try:
+        from vaetune.checkpoint import load_checkpoint
+
+        return json.dumps(load_checkpoint(path)["config"], indent=1)
+    except Exception:  # the page shows what it can
+        return ""
+
+
+def _trials_section(results: SearchResults) -> Section:
+    s = results.summary
+    cols = [c for c in [TRIAL_ID, *results.searched, STATUS, EPOCHS, WALL_TIME, results.best_column(),
+                        *(final_column(m) for m in ("val/mse", "val/kl", "eval/fid_sample",
+                                                    "eval/fid_sample_gmm")), ERROR] if c in s]
+    ranked = rank(s, results.best_column(), results.mode)
+    ordered = list(ranked.index) + [i for i in s.index if i not in set(ranked.index)]
+    rows = []
+    for i in ordered:
+        r = s.loc[i]
+        rows.append([_param(r[c]) if c in results.searched else str(r[c]) if c in (TRIAL_ID, STATUS, ERROR)
+                     else _num(r, c) for c in cols])
+    return Section("All trials", [Table(cols, rows, left=1)])
+
