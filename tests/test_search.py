@@ -385,9 +385,10 @@ def _files_of(folder: Path) -> dict[str, int]:
 
 
 def test_a_copied_or_moved_project_is_read_where_it_is_now(finished_search, tmp_path):
-    """The project folder (space, results, MLflow store, cache) copied elsewhere: export, report and
-    --resume read the copy's own files, never the original's paths the search recorded, and write
-    nothing into the original (a moved project's old place may be gone, or be someone else's)."""
+    """The project folder (space, results, MLflow store, cache) copied elsewhere: export and report
+    read the copy's own files, never the original's paths the search recorded, --resume is refused
+    naming the move, and nothing of the original is written (a moved project's old place may be
+    gone, or be someone else's)."""
     from vaetune.results import read_summary
 
     e, raw, proc = finished_search
@@ -409,8 +410,12 @@ def test_a_copied_or_moved_project_is_read_where_it_is_now(finished_search, tmp_
         report = moved.run("report", "results/seq", "--out", "rep")
         assert report.returncode == 0 and (moved.tmp / "rep" / "report.html").is_file(), report.stderr[-2000:]
         assert "the report is not logged to MLflow" in report.stderr
-        resumed = moved.run("search", "seq.yaml", "--resume")  # before: "data.cache_dir" changed, refused
-        assert resumed.returncode == 0, (resumed.stdout[-2000:], resumed.stderr[-2000:])
+        # Tune's saved experiment (its searcher's study, the MLflow callback) names the old place: a
+        # resume here would write there, so it is refused in one line (before: "data.cache_dir changed")
+        resumed = moved.run("search", "seq.yaml", "--resume")
+        said = resumed.stderr.strip().splitlines()[-1]
+        assert resumed.returncode == 2 and "Traceback" not in resumed.stderr, resumed.stderr[-2000:]
+        assert f"ran at {e.tmp} and was moved or copied here" in said and "resume it where it ran" in said
         rows = read_summary(moved.tmp / "results" / "seq")
         assert len(rows) == raw["search"]["num_samples"]
         for path in rows["checkpoint"][rows["checkpoint"] != ""]:

@@ -32,7 +32,7 @@ def run_space(space, *, space_file: str, overrides: list[str], resume: bool, add
     that fails leaves nothing that changes the next run.
     """
     from vaetune.errors import UserError
-    from vaetune.results import SEARCH_FILE, hold, refuse_if_held, results_dir_for
+    from vaetune.results import SEARCH_FILE, hold, move_of, refuse_if_held, results_dir_for
     from vaetune.search import (
         check_space,
         grow_state,
@@ -56,6 +56,12 @@ def run_space(space, *, space_file: str, overrides: list[str], resume: bool, add
                         f"or change `name:` (or --set name=...) to start a new one")
     if resume and not started:
         raise UserError(f"{results}: --resume given but no search named {config.name!r} was started there")
+    moved = move_of(results) if resume else None
+    if moved is not None:  # Tune's saved state and searcher, and the MLflow callback, name the old place
+        raise UserError(f"--resume: {results} ran at {moved.old} and was moved or copied here since; export and "
+                        "report read it here, but a resumed search would write into the old place (Ray Tune's "
+                        "saved experiment names it): resume it where it ran, or start a new search here with "
+                        "--set name=...")
     changes = resume_changes(results, space, config) if resume else []
     refused = [c for c in changes if not c.applicable]
     if refused:

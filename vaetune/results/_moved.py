@@ -3,8 +3,10 @@
 A search records absolute paths: search.json its experiment folder, summary.csv each trial's
 folder and checkpoint, tracking.json an MLflow sqlite file, space.yaml the resolved cache and
 data folders. When the folder (alone, or with the project whose relative `search.storage` held
-it) now lives elsewhere, those paths are read under the new place: export, report and `--resume`
-open the files that moved with it, never the old place (which may be gone, or be someone else's).
+it) now lives elsewhere, those paths are read under the new place: export and report open the
+files that moved with it, never the old place (which may be gone, or be someone else's).
+`vaetune search --resume` refuses a moved folder: Ray Tune's saved experiment (its searcher, the
+MLflow callback) names the old place and would write there.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 from vaetune.errors import UserError
 from vaetune.machine import cpu_count, gpu_count
 from vaetune.outputs import check_writable, output_folder
-from vaetune.results import SEARCH_FILE, SPACE_FILE, is_remote, move_of
+from vaetune.results import SEARCH_FILE, SPACE_FILE, is_remote
 from vaetune.search._checks import data_is_searched, grid_size, runs_grid
 from vaetune.spec import Config, SearchSpace, SpecError
 
@@ -288,9 +288,6 @@ def resume_changes(results: Path, space: SearchSpace, config: Config) -> list[Ch
     if not stored_file.exists():  # a search started before space.yaml was kept: nothing to compare
         return []
     stored = load_space(stored_file)
-    move = move_of(results)
-    if move is not None:  # moved with its project: the resolved paths it kept moved too, no change of the user's
-        stored = space_from_dict(move.values(space_raw(stored, stored.default_config())), str(stored_file))
     given = space_from_dict(space_raw(space, config), space.source)
     return changes_between(_described(parent_params(stored, stored.default_config())),
                            _described(parent_params(given, given.default_config())))

@@ -22,7 +22,6 @@ from vaetune.results import (
     checkpoint_file,
     end_status,
     error_summary,
-    move_of,
     read_tracking,
     trial_label,
     trial_number,
@@ -39,7 +38,6 @@ from vaetune.tracking._store import (
     TAG_TRIAL,
     VIEW_TAG_PREFIX,
     default_artifact_root,
-    left_behind,
     search_view,
     view_key,
 )
@@ -85,7 +83,6 @@ class SearchTracker:
         self.last_checkpoint: dict[str, Any] = {}
         self.state = {"uri": uri, "experiment": experiment, "parent_run_id": None, "trial_runs": {}, "run_names": {}}
         self.resumed = False  # a previous driver of this search left tracking state behind
-        self.artifacts_left = None  # the experiment's artifact folder where a moved project was: not written
         self.lost_checked = False
 
     # -- Tune callback hooks ----------------------------------------------------------------------
@@ -225,12 +222,6 @@ class SearchTracker:
 
     def _apply_search_start(self, event: dict) -> None:
         exp_id = self._experiment_id()
-        self.artifacts_left = left_behind(self.client.get_experiment(exp_id).artifact_location,
-                                          move_of(self.results_dir))
-        if self.artifacts_left:
-            log.warning("the MLflow store moved with this search's project, but MLflow keeps its artifacts at %s "
-                        "(it records absolute paths): metrics and parameters go on, grids and checkpoints are not "
-                        "logged there (they stay in the trials' folders)", self.artifacts_left)
         self.client.set_experiment_tag(exp_id, TAG_EXPERIMENT_KIND, EXPERIMENT_KIND)
         self.client.set_experiment_tag(exp_id, VIEW_TAG_PREFIX + view_key(self.search_name),
                                        search_view(self.search_name, self.metric, self.mode, self.searched))
@@ -242,7 +233,7 @@ class SearchTracker:
         self.state["parent_run_id"] = run.info.run_id
         self._save_state()
         self._log_params(run.info.run_id, {k: str(v) for k, v in self.parent_params.items()})
-        if self.space_file is not None and Path(self.space_file).exists() and not self.artifacts_left:
+        if self.space_file is not None and Path(self.space_file).exists():
             self.client.log_artifact(run.info.run_id, str(self.space_file))
 
     def _apply_trial_start(self, event: dict) -> None:
@@ -278,7 +269,7 @@ class SearchTracker:
             self.client.log_batch(run_id, metrics=metrics[i:i + 500])
 
     def _apply_artifact(self, event: dict) -> None:
-        if Path(event["path"]).exists() and not self.artifacts_left:
+        if Path(event["path"]).exists():
             self.client.log_artifact(self.state["trial_runs"][event["trial"]], event["path"], event["dir"])
 
     def _apply_trial_end(self, event: dict) -> None:
