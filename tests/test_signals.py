@@ -134,3 +134,35 @@ def test_ctrl_c_while_ray_starts_exits_130(tmp_path, run):
     code = driver.wait(timeout=HANG_S)
     assert code == 130, err[-3000:]  # not 139 (a segfault) or 134
     assert "Fatal Python error" not in err and "Traceback" not in err
+
+
+# Python code that a C extension runs (torch's import does, through pybind11), interrupted by Ctrl-C:
+# CPython then marks the process as killed by SIGINT, whatever catches the KeyboardInterrupt later
+_CTRL_C_IN_C_CODE = """
+import ctypes, sys
+from vaetune import cli
+from vaetune.commands import spaces
+
+def run(args):
+    run_string = ctypes.pythonapi.PyRun_String
+    run_string.restype = ctypes.py_object
+    run_string.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.py_object, ctypes.py_object]
+    scope = {}
+    run_string(b"import os, signal\\nos.kill(os.getpid(), signal.SIGINT)\\n", 257, scope, scope)  # Py_file_input
+    return 0
+
+spaces.run = run  # `vaetune spaces` does it
+sys.argv = ["vaetune", "spaces"]
+EXIT
+"""
+
+
+@pytest.mark.parametrize(("ending", "code"), [("sys.exit(cli.main())", -signal.SIGINT), ("cli.entry()", 130)])
+def test_ctrl_c_inside_code_a_c_extension_runs_exits_130(tmp_path, ending, code):
+    """The command line prints `interrupted` either way; ended by sys.exit, as it was, the process
+    then dies of SIGINT (what a Ctrl-C during torch's import did); `vaetune`'s entry exits 130."""
+    (tmp_path / "ctrl_c.py").write_text(_CTRL_C_IN_C_CODE.replace("EXIT", ending))
+    proc = subprocess.run([sys.executable, "-m", "ctrl_c"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=HANG_S)  # run as a module, as `python -m vaetune.cli` is
+    assert proc.returncode == code, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1] == "vaetune spaces: interrupted"

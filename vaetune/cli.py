@@ -138,5 +138,22 @@ def crash_log(argv: list[str]) -> Path | None:
         return path
 
 
+INTERRUPTED = (130, 143)  # Ctrl-C (SIGINT) and SIGTERM: 128 + the signal
+
+
+def entry() -> None:
+    """The `vaetune` command: main(), then exit with its code. After an interruption the process
+    ends at once: a Ctrl-C that landed while a C extension ran Python code (torch's import does)
+    leaves CPython marked as killed by SIGINT whatever caught the KeyboardInterrupt, and its exit
+    would then end the process by SIGINT instead of with 130."""
+    code = main()
+    if code in INTERRUPTED:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()
