@@ -132,8 +132,8 @@ def ctx(tmp_path, checkpoint, monkeypatch) -> Ctx:
     c = Ctx(work=tmp_path / "work", inputs=tmp_path / "in", ckpt=checkpoint, cache=tmp_path / "cache")
     c.work.mkdir()
     c.inputs.mkdir()
+    monkeypatch.chdir(c.work)  # first: the started search records where it is as a search run here would
     _decoy(c)
-    monkeypatch.chdir(c.work)
     monkeypatch.setenv("VAETUNE_CACHE", str(tmp_path / "vaetune-cache"))  # crash logs, if any
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     return c
