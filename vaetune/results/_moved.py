@@ -1,10 +1,10 @@
 """A search folder read where it is now, after it was moved or copied since the search ran.
 
 A search records absolute paths: search.json its experiment folder, summary.csv each trial's
-folder and checkpoint, tracking.json an MLflow sqlite file, space.yaml the resolved cache and
-data folders. When the folder (alone, or with the project whose relative `search.storage` held
-it) now lives elsewhere, those paths are read under the new place: export and report open the
-files that moved with it, never the old place (which may be gone, or be someone else's).
+folder and checkpoint, tracking.json an MLflow sqlite file. When the folder (alone, or with the
+project whose relative `search.storage` held it) now lives elsewhere, those paths are read under
+the new place: export and report open the files that moved with it, never the old place (which
+may be gone, or be someone else's).
 `vaetune search --resume` refuses a moved folder: Ray Tune's saved experiment (its searcher, the
 MLflow callback) names the old place and would write there.
 """
@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path, PurePath
-from typing import Any
 
 from vaetune.results._layout import SEARCH_FILE, is_remote
 
@@ -36,16 +35,6 @@ class Move:
     def uri(self, uri: str) -> str:
         """A tracking URI: a sqlite file under `old` moves; a server or another file does not."""
         return SQLITE + self.path(uri[len(SQLITE):]) if uri.startswith(SQLITE) else uri
-
-    def values(self, value: Any) -> Any:
-        """Every path string inside a parsed YAML/JSON value, moved."""
-        if isinstance(value, str):
-            return self.path(value)
-        if isinstance(value, dict):
-            return {k: self.values(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self.values(v) for v in value]
-        return value
 
 
 def move_of(folder: str | Path) -> Move | None:
