@@ -53,8 +53,13 @@ def space(params: dict, **search):
     (NUMBERS, {"num_samples": 100, "scheduler": "fifo"}, 100, ("tpe", 10)),
     # grid lists: the grid, whatever the count
     (GRID, {"num_samples": 4}, 4, ("grid", 0)),
-    # two objectives: NSGA-II
-    (MIXED, {"num_samples": 16, "metrics": ["val/recon", "val/kl"]}, 16, ("nsga2", 0)),
+    # two objectives and no search.metric: FIFO, so the GP (which models a front), after max(2, 2, 6) = 6
+    (MIXED, {"num_samples": 16, "metrics": ["val/recon", "val/kl"]}, 16, ("gp", 6)),
+    # two objectives under ASHA on a declared metric: TPE (GP would see few completed trials)
+    (MIXED, {"num_samples": 16, "metrics": ["val/recon", "val/kl"], "scheduler": "asha", "metric": "val/recon"}, 16,
+     ("tpe", 6)),
+    # NSGA-II runs only when named (its generations of 50 make a small search random)
+    (MIXED, {"num_samples": 16, "metrics": ["val/recon", "val/kl"], "sampler": "nsga2"}, 16, ("nsga2", 0)),
     # a sampler named: Optuna's own settings (TPE's 10 random trials)
     (MIXED, {"num_samples": 8, "sampler": "tpe"}, 8, ("tpe", 10)),
     (MIXED, {"num_samples": 8, "sampler": "random"}, 8, ("random", 0)),

@@ -40,6 +40,27 @@ def test_full_trial_completes_and_failures_fail():
     assert s._ot_study.trials[0].value == 3.0
 
 
+def test_two_objectives_with_a_floor_reach_optuna_with_each_trials_violation():
+    """Each trial is told with both objectives and how far its KL lies below the floor (5 - KL,
+    0 when it holds), so Optuna's own front leaves out the trial that broke it."""
+    s = TruthfulOptunaSearch(metric=["val/mse", "eval/fid_sample"], mode=["min", "min"],
+                             sampler=make_sampler("tpe", 0), max_epochs=2, constraints={"val/kl": {"min": 5.0}})
+    assert s.set_search_properties(None, None, {"x": tune.uniform(0, 1)})
+    for tid in "abcd":
+        s.suggest(tid)
+    s.on_trial_complete("a", {"val/mse": 0.01, "eval/fid_sample": 300.0, "val/kl": 2.0, "epoch": 2})  # broke it
+    s.on_trial_complete("b", {"val/mse": 0.02, "eval/fid_sample": 200.0, "val/kl": 8.0, "epoch": 2})
+    s.on_trial_complete("c", {"val/mse": 0.03, "eval/fid_sample": 250.0, "val/kl": 9.0, "epoch": 2})  # beaten by b
+    s.on_trial_complete("d", {"val/mse": 0.5, "val/kl": 9.0, "epoch": 1})  # stopped early: pruned
+    a, b, c, d = s._ot_study.trials
+    assert [t.state for t in (a, b, c)] == [optuna.trial.TrialState.COMPLETE] * 3
+    assert d.state == optuna.trial.TrialState.PRUNED and d.intermediate_values == {}  # none for two objectives
+    assert a.values == [0.01, 300.0] and a.constraints == {"val/kl >= 5": 3.0}
+    assert b.constraints == {"val/kl >= 5": 0.0} and c.constraints == {"val/kl >= 5": 0.0}
+    # without the floor a (best val/mse) and b (best FID) would both be on the front
+    assert [t.number for t in s._ot_study.best_trials] == [b.number]
+
+
 def test_intermediate_values_follow_epochs_not_training_iteration():
     s = searcher()
     s.suggest("a")

@@ -15,31 +15,50 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vaetune.checkpoint import atomic_save
-from vaetune.results import CHECKPOINT, RUN_ID, TRIAL_ID, load_checkpoint_at, load_search, pick_best
+from vaetune.results import (
+    CHECKPOINT,
+    RUN_ID,
+    TRIAL_ID,
+    best_column,
+    final_column,
+    load_checkpoint_at,
+    load_search,
+    pick_best,
+    pick_trial,
+)
 
 
 @dataclass
 class Exported:
     path: Path  # the written file
     trial_id: str
-    selected_by: str  # "min best/eval/fid_sample"
-    value: float  # the trial's value of that column
+    selected_by: str  # "min best/eval/fid_sample", or "--trial ID"
+    value: float  # the trial's value of `metric` (NaN: none)
     epoch: int  # the checkpoint's epoch
     source: dict  # search, trial, checkpoint, MLflow run id
+    metric: str = ""  # the summary column of `value`
 
 
-def export_best(results: str | Path, out: str | Path, *, metric: str | None = None, mode: str | None = None) -> Exported:
-    """Write the best trial's checkpoint of a finished search as one self-contained file."""
+def export_best(results: str | Path, out: str | Path, *, metric: str | None = None, mode: str | None = None,
+                trial: str | None = None) -> Exported:
+    """Write the best trial's checkpoint of a finished search (or that of `trial`) as one
+    self-contained file."""
     from vaetune import __version__
     from vaetune.metrics.registry import mode_of
 
     state, summary = load_search(results)
     metric = metric or state["metric"]
     mode = mode or (state["mode"] if metric == state["metric"] else mode_of(metric))
-    row, col = pick_best(summary, metric, mode)
+    if trial is not None:
+        row = pick_trial(summary, trial)
+        col = best_column(metric) if best_column(metric) in summary else final_column(metric)
+        selected = f"--trial {row[TRIAL_ID]}"
+    else:
+        row, col = pick_best(summary, metric, mode)
+        selected = f"{mode} {col}"
     ckpt = load_checkpoint_at(str(row[CHECKPOINT]))
     source = {"search": state["name"], "trial_id": str(row[TRIAL_ID]), "checkpoint": str(row[CHECKPOINT]),
-              "mlflow_run_id": _str(row.get(RUN_ID)), "selected_by": f"{mode} {col}"}
+              "mlflow_run_id": _str(row.get(RUN_ID)), "selected_by": selected}
     exported = {
         "model": ckpt["model"], "config": ckpt["config"], "data": ckpt["data"], "epoch": ckpt["epoch"],
         "metrics": ckpt.get("metrics", {}), "version": __version__, "trained_with_version": ckpt.get("version"),
@@ -48,8 +67,9 @@ def export_best(results: str | Path, out: str | Path, *, metric: str | None = No
     if ckpt.get("prior") is not None:
         exported["prior"] = ckpt["prior"]
     path = atomic_save(exported, out)
-    return Exported(path=path, trial_id=source["trial_id"], selected_by=source["selected_by"], value=float(row[col]),
-                    epoch=int(ckpt["epoch"]), source=source)
+    value = float(row[col]) if col in row and row[col] == row[col] else math.nan
+    return Exported(path=path, trial_id=source["trial_id"], selected_by=source["selected_by"], value=value,
+                    epoch=int(ckpt["epoch"]), source=source, metric=col)
 
 
 def _str(v) -> str:

@@ -13,6 +13,10 @@ def register(commands) -> None:
     p.add_argument("--metric", default=None, help="rank trials by this metric (default: the search metric)")
     p.add_argument("--mode", choices=["min", "max"], default=None,
                    help="better direction of --metric (default: the metric's own)")
+    p.add_argument("--trial", default=None, metavar="ID", help="export this trial instead of the best (any trial "
+                   "with a checkpoint, e.g. one on the Pareto front)")
+    p.add_argument("--pareto", action="store_true", help="list the Pareto front of a multi-objective search "
+                   "(search.metrics) and export nothing")
     p.add_argument("--out", default="best.pt")
     p.add_argument("--register", default=None, metavar="NAME", help="also register it as an MLflow model")
     p.set_defaults(run=run_export)
@@ -43,9 +47,20 @@ def run_export(args: argparse.Namespace) -> int:
     from vaetune.outputs import output_file
     from vaetune.results import load_search
 
+    if args.pareto:
+        return _print_front(args)
+    if args.trial is not None and (args.metric or args.mode):
+        from vaetune.errors import UserError
+
+        raise UserError("--trial: names the trial to export; --metric and --mode rank trials to pick the best, so "
+                        "give one or the other")
     out = output_file(args.out, suffixes=(".pt",))
-    exported = export_best(args.results, out, metric=args.metric, mode=args.mode)
-    print(f"best trial {exported.trial_id} by {exported.selected_by} = {exported.value:.5g}; epoch {exported.epoch}")
+    exported = export_best(args.results, out, metric=args.metric, mode=args.mode, trial=args.trial)
+    if args.trial is not None:
+        print(f"trial {exported.trial_id}: {exported.metric} = {exported.value:.5g}; epoch {exported.epoch}")
+    else:
+        print(f"best trial {exported.trial_id} by {exported.selected_by} = {exported.value:.5g}; "
+              f"epoch {exported.epoch}")
     print(f"exported to {exported.path}")
     if args.register:
         from vaetune.tracking import register_model
@@ -54,6 +69,24 @@ def run_export(args: argparse.Namespace) -> int:
         version, uri = register_model(exported.path, args.register, exported.source["mlflow_run_id"], state,
                                       args.results)
         print(f"registered in MLflow as {args.register} (version {version}), in {uri}")
+    return 0
+
+
+def _print_front(args: argparse.Namespace) -> int:
+    """`vaetune export RESULTS --pareto`: the front's trials, their objectives and how to export each."""
+    from vaetune.errors import UserError
+    from vaetune.results import load_results
+
+    results = load_results(args.results)
+    if not results.objectives:
+        raise UserError(f"--pareto: {args.results} searched one objective ({results.metric}); a front needs "
+                        "several (search.metrics): export its best trial without --pareto")
+    from vaetune.results import front_table
+
+    table = front_table(results.summary, results.objectives, results.constraints)
+    print(table.text)
+    for trial_id in table.members:
+        print(f"  vaetune export {args.results} --trial {trial_id} --out {trial_id}.pt")
     return 0
 
 

@@ -105,6 +105,8 @@ def print_outcome(outcome, space, results, command: str) -> None:
         print(outcome.time.line())
     if outcome.unfinished:
         print(f"search interrupted with {outcome.unfinished} trials to go; continue with: {command} --resume")
+    if outcome.front is not None:
+        print(outcome.front.text)
     best = outcome.best
     if best is None:
         if not outcome.unfinished:
@@ -118,4 +120,6 @@ def print_outcome(outcome, space, results, command: str) -> None:
     store = read_tracking(results).get("uri")  # where this search's runs are
     print(f"  MLflow run: {run_id or 'not recorded yet (MLflow unreachable; sent on --resume)'}"
           + (f" (store {store})" if store else ""))
-    print(f"summary: {results / SUMMARY_FILE}\nexport:  vaetune export {results}")
+    print(f"summary: {results / SUMMARY_FILE}\nexport:  vaetune export {results}"
+          + (" (the best by the first objective; --pareto lists the front, --trial ID exports one)"
+             if outcome.front is not None else ""))

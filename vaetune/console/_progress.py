@@ -42,6 +42,8 @@ class SearchProgress:
         rungs: ASHA's rung epochs (empty for FIFO).
         planned: trials the search will run.
         sampler: what chooses the trials, e.g. "sampler TPE ..., 2 random trials first (...)".
+        aim: a search of several objectives or with constraints, in words ("objectives val/mse
+            (min) and eval/fid_sample (min), trials held to val/kl >= 5"); else it is ranked by `metric`.
     """
 
     name: str
@@ -51,6 +53,7 @@ class SearchProgress:
     rungs: list[int]
     planned: int
     sampler: str = ""  # what chooses the trials (SamplerChoice.describe), for the first line
+    aim: str = ""  # several objectives or constraints, in words, for the first line
     start: float = field(default_factory=time.monotonic)
     trials: dict[int, _Trial] = field(default_factory=dict)
     epoch_seconds: list[float] = field(default_factory=list)
@@ -115,8 +118,8 @@ class SearchProgress:
         at = f"epoch{'s' if len(self.rungs) > 1 else ''} {', '.join(map(str, self.rungs))}"
         rungs = f"; ASHA compares them at {at}" if self.rungs else ""
         sampler = f"; {self.sampler}" if self.sampler else ""
-        return (f"search {self.name}: {self.planned} trials of up to {self.max_epochs} epochs{sampler}; "
-                f"ranked by {self.metric} ({self.mode}){rungs}")
+        aim = f"; {self.aim}; lines show {self.metric}" if self.aim else f"; ranked by {self.metric} ({self.mode})"
+        return f"search {self.name}: {self.planned} trials of up to {self.max_epochs} epochs{sampler}{aim}{rungs}"
 
     def summary(self, now: float) -> str:
         """One line: counts, the best so far, elapsed time and the estimate of what is left."""

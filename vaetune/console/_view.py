@@ -13,6 +13,7 @@ from vaetune.results import (
     DIVERGED,
     DIVERGENCE,
     ERRORED,
+    describe,
     end_status,
     error_summary,
     trial_label,
@@ -53,8 +54,15 @@ class SearchConsole:
         """
         config = space.default_config()
         s = config.search
+        aims = []
+        if s.metrics:
+            aims.append("objectives " + " and ".join(f"{m} ({md})" for m, md in zip(s.metrics, s.modes, strict=True)))
+        if s.constraints:
+            aims.append(f"trials held to {describe(s.bounds())}")
+        if aims and not s.metrics:
+            aims.insert(0, f"ranked by {s.metric} ({s.mode})")
         progress = SearchProgress(config.name, s.metric, s.mode, max_epochs, list(rungs),
-                                  s.num_samples, sampler=sampler)
+                                  s.num_samples, sampler=sampler, aim=", ".join(aims))
         return cls(progress, list(space.params))
 
     # -- Tune callback hooks --------------------------------------------------------------------

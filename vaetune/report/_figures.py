@@ -85,6 +85,31 @@ def rate_distortion(points, front, objectives: tuple[str, str], key_label: str, 
     return png(fig)
 
 
+def objective_front(points, a: str, b: str, mode_a: str, mode_b: str) -> bytes:
+    """Objective `a` against `b`, one point per trial (`points`: trial_id, both objectives,
+    `feasible`, `pareto`): feasible trials as dots, infeasible ones as grey crosses, the Pareto
+    front's members ringed and joined in order of `a`."""
+    fig = _figure(6.4, 4.8)
+    ax = fig.subplots()
+    have = points[points[a].notna() & points[b].notna()]
+    ok, broke = have[have["feasible"]], have[~have["feasible"]]
+    ax.scatter(ok[a], ok[b], s=40, color="tab:blue", zorder=3, label="feasible trial")
+    if len(broke):
+        ax.scatter(broke[a], broke[b], s=50, marker="x", color="0.55", zorder=3, label="broke a constraint")
+    front = have[have["pareto"]].sort_values(a)
+    if len(front):
+        ax.plot(front[a], front[b], "-o", color="crimson", mfc="none", ms=11, lw=1.5, zorder=2, label="Pareto front")
+    for _, r in have.iterrows():
+        ax.annotate(str(r["trial_id"])[:8], (r[a], r[b]), fontsize=7, xytext=(4, 3), textcoords="offset points",
+                    color="0.3")
+    ax.set_xlabel(f"{a} ({'lower' if mode_a == 'min' else 'higher'} is better)")
+    ax.set_ylabel(f"{b} ({'lower' if mode_b == 'min' else 'higher'} is better)")
+    ax.set_title("The search's objectives, one point per trial", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    return png(fig)
+
+
 def _is_number(v) -> bool:
     try:
         return math.isfinite(float(v))

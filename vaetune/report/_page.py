@@ -7,9 +7,10 @@ import json
 import time
 
 from vaetune.report import _figures
+from vaetune.report._front import front_section
 from vaetune.report._importance import param_importance
 from vaetune.report._pareto import FALLBACK, pareto_front
-from vaetune.report._pictures import GRID_SEED, picture_table
+from vaetune.report._pictures import pictures_parts
 from vaetune.report._render import (
     Details,
     Figure,
@@ -17,7 +18,6 @@ from vaetune.report._render import (
     Grids,
     Notes,
     Paragraph,
-    Pictures,
     Report,
     Section,
     Table,
@@ -27,6 +27,7 @@ from vaetune.report._table import KLTable, kl_tables
 from vaetune.results import (
     EPOCHS,
     ERROR,
+    FEASIBLE,
     STATUS,
     STOPPED,
     TRIAL_ID,
@@ -70,11 +71,13 @@ def assemble(results: SearchResults, *, pictures: int = 6):
     sections = [
         _table_section(results, tables, figures, pictures),
         _rd_section(results, tables[0], front, objectives, figures),
+        front_section(results, tables[0].epoch, figures, pictures),
         _mattered_section(results, tables[0], figures),
         _best_section(results, figures),
         _trials_section(results),
     ]
     title = "KL-weight" if tables[0].key_label == "β" else tables[0].key_label
+    sections = [section for section in sections if section is not None]
     return Report(f"vaetune report — {results.name} ({title})", meta, sections, figures), tables, front
 
 
@@ -89,7 +92,8 @@ def _table_section(results: SearchResults, tables: list[KLTable], figures, n_pic
     parts.append(Table(main.header(), main.cells(), main.best_cells(), left=1 if main.sweep else 3))
     parts.append(Notes(main.notes))
     parts += [Finding(line) for line in sentences(main).values()]
-    parts += _pictures_parts(main, figures, n_pictures)
+    parts += pictures_parts(main.rows, figures, n_pictures, main.epoch, main.key_label,
+                            whose="the trial of its first seed" if main.sweep else "its trial")
     for t in tables[1:]:
         rows = f"the {len(t.rows)} rows" if len(t.rows) != 1 else "the one row"
         parts.append(Paragraph(f"At epoch {t.epoch}: {t.how.split(', the best')[0]}, over {rows} with a trial measured "
@@ -98,24 +102,6 @@ def _table_section(results: SearchResults, tables: list[KLTable], figures, n_pic
         parts.append(Notes(t.notes))
     title = "KL-weight quality/coherence table" if main.key_label == "β" else f"Quality/coherence over {main.key}"
     return Section(title, parts)
-
-
-def _pictures_parts(table: KLTable, figures, n_pictures: int) -> list:
-    pics = picture_table(table.rows, n_pictures, table.epoch, table.key_label)
-    if pics is None:
-        return [Notes(["No row has a checkpoint, so there is no picture table."])]
-    figures["pictures_originals"] = pics.originals
-    names_r, names_s = [], []
-    for i, (r, smp) in enumerate(zip(pics.recons, pics.samples, strict=True)):
-        figures[f"pictures_recon_{i}"], figures[f"pictures_samples_{i}"] = r, smp
-        names_r.append(f"pictures_recon_{i}")
-        names_s.append(f"pictures_samples_{i}")
-    whose = "the trial of its first seed" if table.sweep else "its trial"
-    return [Paragraph(f"The same validation images reconstructed by each row's model ({whose}, checkpoint of epoch "
-                  f"{table.epoch}), and samples decoded from the same fixed z (seed {GRID_SEED}); the column header "
-                  "gives the epoch of the checkpoint shown."),
-            Pictures(pics.labels, pics.epochs, "pictures_originals", names_r, names_s),
-            Notes(pics.notes)]
 
 
 def _rd_section(results: SearchResults, table: KLTable, front, objectives, figures) -> Section:
@@ -200,9 +186,11 @@ def _rungs(results: SearchResults) -> list[int]:
 
 
 def _best_section(results: SearchResults, figures) -> Section:
-    ranked = rank(results.summary, results.best_column(), results.mode)
+    s = results.summary
+    ranked = rank(s[s[FEASIBLE].astype(bool)] if FEASIBLE in s else s, results.best_column(), results.mode)
     if ranked.empty:
-        return Section("Best trial", [Paragraph(f"No trial reported {results.metric}.")])
+        held = " while holding the search's constraints" if FEASIBLE in s else ""
+        return Section("Best trial", [Paragraph(f"No trial reported {results.metric}{held}.")])
     best = ranked.iloc[0]
     parts: list = [Paragraph(f"Trial {best['trial_id']} is best by {results.best_column()} = "
                          f"{float(best[results.best_column()]):.5g} ({results.mode}); status {best.get(STATUS, '')}, "

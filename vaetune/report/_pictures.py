@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from vaetune.report._render import Notes, Paragraph, Pictures
 from vaetune.train import GRID_SEED  # the training grids' z: the pictures decode the same codes
 
 log = logging.getLogger(__name__)
@@ -88,3 +89,23 @@ def picture_table(rows, n: int = 6, epoch: int | None = None, key_label: str = "
     if len(data_cache) > 1:
         notes.append("Columns were trained on different data settings; the originals are those of the first column.")
     return PictureTable(labels, originals, recons, samples, epochs, notes)
+
+
+def pictures_parts(rows, figures: dict, n: int, epoch: int | None, key_label: str, *, each: str = "each row's model",
+                   whose: str = "its trial", prefix: str = "pictures") -> list:
+    """The report's parts of a picture table of `rows` (each with checkpoint, label, trial_id): a
+    paragraph, the pictures (their PNGs put in `figures` under `prefix`) and notes."""
+    pics = picture_table(rows, n, epoch, key_label)
+    if pics is None:
+        return [Notes(["No row has a checkpoint, so there is no picture table."])]
+    figures[f"{prefix}_originals"] = pics.originals
+    names_r, names_s = [], []
+    for i, (r, smp) in enumerate(zip(pics.recons, pics.samples, strict=True)):
+        figures[f"{prefix}_recon_{i}"], figures[f"{prefix}_samples_{i}"] = r, smp
+        names_r.append(f"{prefix}_recon_{i}")
+        names_s.append(f"{prefix}_samples_{i}")
+    return [Paragraph(f"The same validation images reconstructed by {each} ({whose + ', ' if whose else ''}checkpoint "
+                      f"of epoch {epoch}), and samples decoded from the same fixed z (seed {GRID_SEED}); the column header "
+                      "gives the epoch of the checkpoint shown."),
+            Pictures(pics.labels, pics.epochs, f"{prefix}_originals", names_r, names_s),
+            Notes(pics.notes)]

@@ -36,6 +36,7 @@ from vaetune.results._files import (
     load_search,
     open_checkpoint,
     pick_best,
+    pick_trial,
     rank,
     read_history,
     read_json,
@@ -59,9 +60,11 @@ from vaetune.results._layout import (
     EPOCHS,
     ERROR,
     ERRORED,
+    FEASIBLE,
     GRIDS_DIR,
     KIND,
     OPTUNA_FILE,
+    PARETO,
     PENDING_DIR,
     PENDING_FILE,
     REPORT_DIR,
@@ -93,6 +96,19 @@ from vaetune.results._layout import (
 )
 from vaetune.results._lock import hold, holder, lock_file, refuse_if_held
 from vaetune.results._moved import Move, move_of
+from vaetune.results._pareto import (
+    MISSING_VIOLATION,
+    Bounds,
+    FrontTable,
+    constraint_names,
+    describe,
+    dominates,
+    feasible,
+    front_table,
+    is_feasible,
+    non_dominated,
+    violations,
+)
 from vaetune.results._search import SearchResults, load_results
 from vaetune.results._time import TimeSplit, frame_reports, time_split
 from vaetune.results._trials import (
@@ -107,6 +123,8 @@ from vaetune.results._trials import (
 )
 
 __all__ = [
+    "MISSING_VIOLATION", "Bounds", "FrontTable", "constraint_names", "describe", "dominates", "feasible", "front_table", "is_feasible",
+    "non_dominated", "pick_trial", "violations",
     "TimeSplit",
     "frame_reports",
     "time_split",
@@ -123,10 +141,12 @@ __all__ = [
     "EPOCHS",
     "ERROR",
     "ERRORED",
+    "FEASIBLE",
     "GRIDS_DIR",
     "KIND",
     "Move",
     "OPTUNA_FILE",
+    "PARETO",
     "PENDING_DIR",
     "PENDING_FILE",
     "REPORT_DIR",

@@ -21,6 +21,7 @@ from vaetune.results._layout import (
     EPOCH,
     EPOCHS,
     ERRORED,
+    FEASIBLE,
     GRIDS_DIR,
     RESULT_FILE,
     SEARCH_FILE,
@@ -204,9 +205,26 @@ def pick_best(summary, metric: str, mode: str):
         known = sorted(set(final_metrics(summary.columns)))
         raise UserError(f"--metric: got {metric!r}; this search recorded: {', '.join(known)}")
     scored = summary[summary[col].notna() & (summary[CHECKPOINT].fillna("") != "")]
+    if FEASIBLE in summary:  # a search with search.constraints: the best of the trials that hold them
+        if scored.empty or not scored[FEASIBLE].astype(bool).any():
+            raise UserError(f"no trial held the search's constraints with a value of {metric} and a checkpoint; "
+                            f"see the {FEASIBLE} column of {SUMMARY_FILE}, or pick one with --trial ID")
+        scored = scored[scored[FEASIBLE].astype(bool)]
     if scored.empty:
         raise UserError(f"no trial has both a value of {metric} and a checkpoint; see {SUMMARY_FILE}")
     return rank(scored, col, mode).iloc[0], col
+
+
+def pick_trial(summary, trial_id: str):
+    """The summary row of one trial (`vaetune export --trial ID`), with a checkpoint."""
+    rows = summary[summary[TRIAL_ID].astype(str) == str(trial_id)]
+    if rows.empty:
+        known = ", ".join(summary[TRIAL_ID].astype(str))
+        raise UserError(f"--trial: got {trial_id!r}; this search's trials are: {known}")
+    row = rows.iloc[0]
+    if not str(row.get(CHECKPOINT, "") or ""):
+        raise UserError(f"--trial: trial {trial_id} kept no checkpoint ({row.get(STATUS)}); see {SUMMARY_FILE}")
+    return row
 
 
 @contextlib.contextmanager

@@ -36,6 +36,9 @@ ERROR = "error"
 CHECKPOINT = "checkpoint"
 TRIAL_PATH = "trial_path"
 RUN_ID = "mlflow_run_id"
+# a search with search.constraints or several search.metrics (vaetune.results._pareto):
+FEASIBLE = "feasible"  # its final values hold every constraint
+PARETO = "pareto"  # feasible, it ran every epoch, and no such trial beats it on every objective
 TEXT_COLUMNS = (TRIAL_ID, STATUS, ERROR, CHECKPOINT, TRIAL_PATH, RUN_ID)
 
 # what a results folder holds (search.json "kind"): a search, or an equal-budget sweep of one key

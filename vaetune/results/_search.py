@@ -54,6 +54,16 @@ class SearchResults:
         return self.state["mode"] if isinstance(self.state["mode"], str) else self.state["mode"][0]
 
     @property
+    def objectives(self) -> list[tuple[str, str]]:
+        """(metric, mode) of each of a multi-objective search's objectives; [] for one objective."""
+        return list(zip(self.state.get("metrics", []), self.state.get("modes", []), strict=True))
+
+    @property
+    def constraints(self) -> dict[str, dict[str, float]]:
+        """search.constraints as the search ran them ({} without)."""
+        return dict(self.state.get("constraints", {}))
+
+    @property
     def searched(self) -> list[str]:
         return list(self.state.get("searched", []))
 

@@ -5,17 +5,23 @@ random), so `auto` sizes the sampler to the trials, the concurrency, the schedul
 of space:
 
 1. a space of grid lists: the grid (every point once);
-2. several objectives (`search.metrics`): NSGA-II;
-3. too few trials for any model (fewer than MIN_MODEL_TRIALS beyond the starting points): random;
-4. no early stopping (FIFO), at most GP_MAX_TRIALS trials: Optuna's Gaussian-process sampler,
+2. too few trials for any model (fewer than MIN_MODEL_TRIALS beyond the starting points): random;
+3. no early stopping (FIFO), at most GP_MAX_TRIALS trials: Optuna's Gaussian-process sampler,
    which models small budgets best (benchmarks/bench_sampler.py: on synthetic objectives of the
    quick start's shape its best of 16 trials was 5x closer to the optimum than TPE's); it
    learns only from completed trials, so under ASHA (most trials pruned) it would see few;
-5. otherwise TPE, multivariate and grouped, with pruned trials as observations (ASHA's rungs,
+4. otherwise TPE, multivariate and grouped, with pruned trials as observations (ASHA's rungs,
    told to Optuna as PRUNED with their intermediate values), a constant liar for the trials
    running at once, and random start-up trials scaled to the budget: a third of the trials,
    at least one per trial running at once and at least 2, at most Optuna's own 10 (a quarter
    did better at 8 trials and worse at 16, a half worse at 8: benchmarks/bench_sampler.py).
+
+Several objectives (`search.metrics`) follow the same rules: GP and TPE model a Pareto front
+(GP by expected hypervolume improvement) and NSGA-II, whose generations of 50 trials make a
+search of a few dozen trials random, is run only when named. Constraints (`search.constraints`)
+reach GP, TPE and NSGA-II as Optuna's `constraints_func`; random and grid sampling mark
+feasibility without steering by it. A multi-objective study takes no intermediate values, so
+pruned trials inform no sampler there.
 
 The starting points (`search.points_to_evaluate`) are trials like any other: they count towards
 the random start-up trials once they report. Naming a sampler other than auto runs that one with
@@ -89,15 +95,14 @@ def choose_sampler(space: SearchSpace, config: Config, trials: int) -> SamplerCh
         return SamplerChoice(s.sampler, optuna_startup(s.sampler))
     if runs_grid(space, config):
         return SamplerChoice("grid", 0, "every searched key is a grid list")
-    if len(s.metrics) >= 2:
-        return SamplerChoice("nsga2", 0, f"{len(s.metrics)} objectives")
     points = len(s.points_to_evaluate)
     if trials - points < MIN_MODEL_TRIALS:
         return SamplerChoice("random", 0, f"{trials} trials: too few to model")
     startup = min(TPE_STARTUP_MAX, max(2, s.max_concurrent, math.ceil(TPE_STARTUP_SHARE * trials)))
+    objectives = f", {len(s.metrics)} objectives" if s.metrics else ""
     if s.scheduler == "fifo" and trials <= GP_MAX_TRIALS:
-        return SamplerChoice("gp", startup, f"{trials} trials, no early stopping")
-    why = f"{trials} trials, {s.max_concurrent} at a time"
-    if s.scheduler == "asha":
+        return SamplerChoice("gp", startup, f"{trials} trials, no early stopping{objectives}")
+    why = f"{trials} trials, {s.max_concurrent} at a time{objectives}"
+    if s.scheduler == "asha" and not s.metrics:
         why += ", pruned trials observed"
     return SamplerChoice("tpe", startup, why)

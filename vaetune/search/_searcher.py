@@ -19,7 +19,17 @@ from ray.tune.search import SearchGenerator
 from ray.tune.search.optuna import OptunaSearch
 
 from vaetune.console import SearchConsole
-from vaetune.results import DRIVER_FILES, SEARCH_FILE, TRIALS_FILE, read_json, write_json
+from vaetune.results import (
+    DIVERGENCE,
+    DRIVER_FILES,
+    SEARCH_FILE,
+    TRIALS_FILE,
+    Bounds,
+    constraint_names,
+    read_json,
+    violations,
+    write_json,
+)
 from vaetune.search._sampler import SamplerChoice, optuna_startup
 from vaetune.tracking import SearchTracker
 
@@ -99,9 +109,11 @@ class TruthfulOptunaSearch(OptunaSearch):
     own `epoch` counter, which, unlike `training_iteration`, survives restores.
     """
 
-    def __init__(self, *args, max_epochs: int, time_attr: str = "epoch", **kwargs):
+    def __init__(self, *args, max_epochs: int, time_attr: str = "epoch", constraints: Bounds | None = None,
+                 **kwargs):
         super().__init__(*args, **kwargs)
         self._max_epochs = max_epochs
+        self._constraints = dict(constraints or {})
         self._time_attr = time_attr
         self._reported_steps: dict[str, set[int]] = {}  # trial -> epochs already told to Optuna
 
@@ -156,13 +168,18 @@ class TruthfulOptunaSearch(OptunaSearch):
         metrics = self.metric if isinstance(self.metric, list) else [self.metric]
         values = [result.get(m) for m in metrics]
         finite = all(v is not None and math.isfinite(v) for v in values)
+        diverged = bool(result.get(DIVERGENCE)) or any(v is not None and not math.isfinite(v) for v in values)
         epochs = int(result.get(self._time_attr, 0))
-        if error or not finite:
+        if error or diverged or (not finite and epochs >= self._max_epochs):
             state, told = TrialState.FAIL, None
-        elif epochs < self._max_epochs:
+        elif epochs < self._max_epochs:  # stopped early: an objective not measured at its rung is no failure
             state, told = TrialState.PRUNED, None
         else:
             state, told = TrialState.COMPLETE, values if len(values) > 1 else values[0]
+        if self._constraints and not error:  # the samplers read them as the trial is told
+            for name, violation in zip(constraint_names(self._constraints), violations(result, self._constraints),
+                                       strict=True):
+                ot_trial.set_constraint(name, violation)
         self._tell(trial_id, ot_trial, told, state)
         self._completed_trials.add(trial_id)
 
@@ -188,24 +205,26 @@ def fail_lost_trials(study: optuna.Study, held: set[int] = frozenset()) -> list[
 
 
 def make_sampler(choice: SamplerChoice | str, seed: int, grid: dict[str, list] | None = None):
-    """The Optuna sampler of a choice (vaetune.search._sampler; a bare name: Optuna's settings)."""
+    """The Optuna sampler of a choice (vaetune.search._sampler; a bare name: Optuna's settings).
+    Constraints need no setting: the samplers that take them (TPE, GP, NSGA-II) read each trial's
+    violations, which the searcher sets on it (`Trial.set_constraint`) as it tells its outcome."""
     if isinstance(choice, str):
         choice = SamplerChoice(choice, optuna_startup(choice))
     startup = choice.startup
-    if choice.sized and choice.name == "tpe":
-        with warnings.catch_warnings():  # `group` is experimental in Optuna 5
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+    with warnings.catch_warnings():  # `group` is experimental in Optuna 5
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if choice.sized and choice.name == "tpe":
             return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, multivariate=True,
                                               group=True, constant_liar=True)
-    samplers = {
-        "tpe": lambda: optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup),
-        "gp": lambda: optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup),
-        "random": lambda: optuna.samplers.RandomSampler(seed=seed),
-        "cmaes": lambda: optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False),
-        "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=seed),
-        "grid": lambda: _TuneGridSampler(grid or {}, seed=seed),
-    }
-    return samplers[choice.name]()
+        samplers = {
+            "tpe": lambda: optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup),
+            "gp": lambda: optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup),
+            "random": lambda: optuna.samplers.RandomSampler(seed=seed),
+            "cmaes": lambda: optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False),
+            "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=seed),
+            "grid": lambda: _TuneGridSampler(grid or {}, seed=seed),
+        }
+        return samplers[choice.name]()
 
 
 class _TuneGridSampler(optuna.samplers.GridSampler):

@@ -50,7 +50,8 @@ def write_state(results: Path, space: SearchSpace, config: Config, *, space_file
     state = {
         "name": config.name, KIND: SEARCH, "space_file": str(Path(space_file).resolve()),
         "overrides": list(overrides), "storage": s.storage, "experiment_path": experiment_path(s.storage, config.name),
-        "metric": s.metric, "mode": s.mode,
+        "metric": s.metric, "mode": s.mode, **({"metrics": s.metrics, "modes": s.modes} if s.metrics else {}),
+        **({"constraints": s.bounds()} if s.constraints else {}),
         "max_epochs": max_epochs(config), "searched": list(space.params), "trials": planned_trials(space, config),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "vaetune_version": __version__, **(extra or {}),
     }

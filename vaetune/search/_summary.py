@@ -17,6 +17,8 @@ from vaetune.results import (
     EPOCHS,
     ERROR,
     ERRORED,
+    FEASIBLE,
+    PARETO,
     RUN_ID,
     STATUS,
     STOPPED,
@@ -25,11 +27,15 @@ from vaetune.results import (
     TRIALS_FILE,
     UNFINISHED,
     WALL_TIME,
+    FrontTable,
     TimeSplit,
     best_column,
     error_line,
+    feasible,
     final_column,
     frame_reports,
+    front_table,
+    non_dominated,
     rank,
     read_json,
     read_tracking,
@@ -52,6 +58,7 @@ class Outcome:
     unfinished: int  # trials interrupted or never started
     best: dict[str, Any] | None  # the best row by best/<metric>
     time: TimeSplit | None = None  # where the trials' time went (None: nothing timed)
+    front: FrontTable | None = None  # several objectives: the Pareto front marked in summary.csv
 
     @property
     def counts(self) -> dict[str, int]:
@@ -72,17 +79,41 @@ def summarise(result_grid, space: SearchSpace, config: Config, results: Path) ->
     """Write summary.csv and return the outcome."""
     import pandas as pd
 
-    rows = trial_rows(result_grid, space, config, results)
+    rows = mark_front(trial_rows(result_grid, space, config, results), config)
     path = write_summary(results, rows)
     unfinished = sum(r[STATUS] == UNFINISHED for r in rows) + max(0, planned_trials(space, config) - len(rows))
     metric, mode = config.search.metric, config.search.mode
     best = None
     if rows:
-        ranked = rank(pd.DataFrame(rows), best_column(metric), mode)
+        frame = pd.DataFrame(rows)
+        ranked = rank(frame[frame[FEASIBLE]] if FEASIBLE in frame else frame, best_column(metric), mode)
         best = ranked.iloc[0].to_dict() if len(ranked) else None
+    s = config.search
+    front = (front_table(pd.DataFrame(rows), list(zip(s.metrics, s.modes, strict=True)), s.bounds())
+             if rows and s.metrics else None)
     frames = [getattr(r, "metrics_dataframe", None) for r in result_grid]
     return Outcome(rows=rows, summary_path=path, metric=metric, mode=mode, unfinished=unfinished, best=best,
-                   time=time_split(frame_reports(frames)))
+                   time=time_split(frame_reports(frames)), front=front)
+
+
+def mark_front(rows: list[dict[str, Any]], config: Config) -> list[dict[str, Any]]:
+    """A search with constraints: each row's `feasible` (its final values hold them); with several
+    objectives: `pareto`, the feasible trials that ran every epoch and that no other such trial
+    beats on every objective's final value (all at the last epoch: like with like)."""
+    import pandas as pd
+
+    s = config.search
+    if not rows or not (s.constraints or s.metrics):
+        return rows
+    frame = pd.DataFrame(rows)
+    ok = feasible(frame, s.bounds(), final_column)
+    if s.constraints:
+        frame[FEASIBLE] = ok
+    if s.metrics:
+        among = ok & (frame[STATUS] == COMPLETED)
+        frame[PARETO] = non_dominated(frame, [(final_column(m), md) for m, md in zip(s.metrics, s.modes, strict=True)],
+                                      among=among)
+    return frame.to_dict("records")
 
 
 def trial_rows(result_grid, space: SearchSpace, config: Config, results: Path) -> list[dict[str, Any]]:
@@ -112,7 +143,10 @@ def trial_rows(result_grid, space: SearchSpace, config: Config, results: Path) -
         for key in sorted(k for k in last if "/" in k and isinstance(last[k], (int, float))):
             row[final_column(key)] = last[key]
         row[best_column(metric)] = _best_value(r.metrics_dataframe, metric, mode)
-        row[CHECKPOINT] = storage_uri(config.search.storage, _best_checkpoint(r, metric, mode))
+        # several objectives: the front judges the last epoch, so its checkpoint is the trial's
+        last_checkpoint = r.checkpoint.path if r.checkpoint else None
+        row[CHECKPOINT] = storage_uri(config.search.storage, last_checkpoint if config.search.metrics
+                                      else _best_checkpoint(r, metric, mode))
         row[TRIAL_PATH] = storage_uri(config.search.storage, r.path)
         row[RUN_ID] = runs.get(trial_id, "")
         rows.append(row)

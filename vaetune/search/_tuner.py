@@ -36,14 +36,13 @@ def tune_config(space: SearchSpace, config: Config, results: Path):
     s = config.search
     top = max_epochs(config)
     choice = sampler_of(space, config)
-    multi = choice.name == "nsga2"
-    metric = s.metrics if multi else s.metric
-    mode = (s.modes or [s.mode] * len(s.metrics)) if multi else s.mode
+    metric, mode = (list(s.metrics), list(s.modes)) if s.metrics else (s.metric, s.mode)
     grid = {k: list(d.args) for k, d in space.params.items()} if choice.name == "grid" else None
+    constraints = s.bounds()
     searcher = TruthfulOptunaSearch(
         metric=metric, mode=mode, sampler=make_sampler(choice, s.seed, grid),
         points_to_evaluate=full_points(space, config) or None, storage=optuna.storages.RDBStorage(optuna_url(results)),
-        study_name=config.name, max_epochs=top)
+        study_name=config.name, max_epochs=top, constraints=constraints)
     searcher = PlannedSearch(ConcurrencyLimiter(searcher, max_concurrent=s.max_concurrent), results)
     if s.scheduler == "asha":
         scheduler = ASHAScheduler(time_attr="epoch", metric=s.metric, mode=s.mode, max_t=top,

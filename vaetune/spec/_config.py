@@ -9,6 +9,7 @@ imports torch; `vaetune --help` never gets here.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any, Literal, get_args, get_origin
 
@@ -201,15 +202,43 @@ class TrainConfig(_Section):
         return name
 
 
+class Bound(_Section):
+    """search.constraints: the bounds one metric must hold, e.g. {min: 5} for val/kl."""
+
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _a_bound_that_can_hold(self) -> Bound:
+        if self.min is None and self.max is None:
+            raise ValueError("give min, max or both, e.g. {min: 5}")
+        for side in ("min", "max"):
+            v = getattr(self, side)
+            if v is not None and not math.isfinite(v):
+                raise ValueError(f"{side} must be a finite number, not {v}")
+        if self.min is not None and self.max is not None and self.min >= self.max:
+            raise ValueError(f"min ({self.min}) must be below max ({self.max}): no value could hold both")
+        return self
+
+
 class SearchConfig(_Section):
     metric: str | None = None  # None: eval/fid_sample when train.fid_every > 0, else val/elbo
     mode: Literal["min", "max"] | None = None  # None: the metric's own better direction
     # auto: chosen and sized for the trials, concurrency and space (vaetune.search._sampler);
     # or one of Optuna's samplers with Optuna's own settings (gp: its Gaussian-process sampler)
     sampler: Literal["auto", "tpe", "gp", "random", "cmaes", "nsga2", "grid"] = "auto"
-    # nsga2: the objectives, e.g. [val/recon, eval/fid_sample]
+    # two or more objectives, e.g. [val/mse, eval/fid_sample]: Optuna searches their Pareto front
+    # (search.metric then ranks checkpoints and, under ASHA, stops trials; unset: the first objective,
+    # and the scheduler defaults to fifo)
     metrics: list[str] = Field(default_factory=list)
-    modes: list[Literal["min", "max"]] = Field(default_factory=list)  # nsga2: one mode per objective
+    modes: list[Literal["min", "max"]] = Field(default_factory=list)  # one per objective; unset: each metric's own
+    # bounds a trial's final values must hold to count (feasible): {val/kl: {min: 5}}; Optuna's
+    # constrained sampling (TPE, GP, NSGA-II) steers away from trials that break them
+    constraints: dict[str, Bound] = Field(default_factory=dict)
+
+    def bounds(self) -> dict[str, dict[str, float]]:
+        """search.constraints as plain numbers: {val/kl: {min: 5.0}} (vaetune.results.Bounds)."""
+        return {m: b.model_dump(exclude_none=True) for m, b in self.constraints.items()}
     num_samples: int = Field(8, ge=1)  # trials
     max_concurrent: int = Field(2, ge=1)  # trials running at once
     seed: int = 0
@@ -293,12 +322,36 @@ class Config(_Section):
             self.model.check_image_size(size)
         except ValueError as exc:
             raise CrossFieldError("data.image_size", size, str(exc)) from None
+        self._resolve_objectives()
         self._resolve_metrics()
-        if self.search.sampler == "nsga2" and len(self.search.metrics) < 2:
-            raise CrossFieldError("search.metrics", self.search.metrics, "nsga2 needs at least two metrics")
-        if len(self.search.modes) not in (0, len(self.search.metrics)):
-            raise CrossFieldError("search.modes", self.search.modes, "give one mode per entry of search.metrics")
         return self
+
+    def _resolve_objectives(self) -> None:
+        """Several objectives: a sampler that takes them, and one number for ASHA (search.metric,
+        declared; without it the search runs FIFO), checked before search.metric gets its default."""
+        s = self.search
+        if len(s.metrics) == 1:
+            raise CrossFieldError("search.metrics", s.metrics, "give two or more objectives (for one, set "
+                                  "search.metric)")
+        if len(set(s.metrics)) != len(s.metrics):
+            raise CrossFieldError("search.metrics", s.metrics, "each objective once")
+        if s.sampler == "nsga2" and not s.metrics:
+            raise CrossFieldError("search.metrics", s.metrics, "nsga2 needs at least two metrics")
+        if len(s.modes) not in (0, len(s.metrics)):
+            raise CrossFieldError("search.modes", s.modes, "give one mode per entry of search.metrics")
+        if s.sampler == "cmaes" and (s.metrics or s.constraints):
+            what = "search.metrics" if s.metrics else "search.constraints"
+            raise CrossFieldError("search.sampler", s.sampler, f"Optuna's CMA-ES takes one objective and no "
+                                  f"constraints, and {what} is set: use auto, tpe, gp or nsga2")
+        if not s.metrics:
+            return
+        if s.scheduler == "asha" and "metric" not in s.model_fields_set:
+            if "scheduler" in s.model_fields_set:
+                raise CrossFieldError("search.scheduler", s.scheduler, "ASHA stops trials by one number: name "
+                                      f"it with search.metric (e.g. {s.metrics[0]}), or set search.scheduler: fifo")
+            s.scheduler = "fifo"
+        if s.metric is None:
+            s.metric = s.metrics[0]
 
     def _resolve_metrics(self) -> None:
         """The search metric(s) must be ones a trial of this config reports; unset ones get defaults
@@ -309,7 +362,8 @@ class Config(_Section):
         if s.metric is None:
             s.metric = "eval/fid_sample" if fid_on else "val/elbo"
         reported = registry.rankable(fid_on, prior_on)
-        for key, metric in [("search.metric", s.metric), *(("search.metrics", m) for m in s.metrics)]:
+        for key, metric in [("search.metric", s.metric), *(("search.metrics", m) for m in s.metrics),
+                            *(("search.constraints", m) for m in s.constraints)]:
             if metric in reported:
                 continue
             if metric in registry.rankable(True, prior_on):
@@ -318,5 +372,7 @@ class Config(_Section):
                 raise CrossFieldError(key, metric, "a metric of the fitted prior needs "
                                       "train.prior: gmm (and train.fid_every > 0)")
             raise CrossFieldError(key, metric, f"a trial reports: {', '.join(reported)}")
+        if s.metrics and not s.modes:
+            s.modes = [registry.mode_of(m) for m in s.metrics]
         if s.mode is None:
-            s.mode = registry.mode_of(s.metric)
+            s.mode = s.modes[s.metrics.index(s.metric)] if s.metric in s.metrics else registry.mode_of(s.metric)

@@ -29,6 +29,8 @@ from vaetune.tracking._store import (
     TAG_BEST_RUN,
     TAG_BEST_TRIAL,
     TAG_ERROR,
+    TAG_FEASIBLE,
+    TAG_PARETO,
     TAG_SEARCH,
     TAG_STATUS,
     TAG_TRIAL,
@@ -44,7 +46,7 @@ from vaetune.tracking._store import (
 from vaetune.tracking._tracker import SearchTracker, numeric_metrics
 
 __all__ = [
-    "TAG_BEST_RUN", "TAG_BEST_TRIAL", "TAG_ERROR", "TAG_SEARCH", "TAG_STATUS", "TAG_TRIAL", "SearchTracker",
+    "TAG_BEST_RUN", "TAG_BEST_TRIAL", "TAG_ERROR", "TAG_FEASIBLE", "TAG_PARETO", "TAG_SEARCH", "TAG_STATUS", "TAG_TRIAL", "SearchTracker",
     "check_server", "default_artifact_root", "latest_search", "left_behind", "log_search_outcome",
     "numeric_metrics", "register_model", "resolve_uri", "search_view", "ui_command", "view_url",
 ]

@@ -10,6 +10,8 @@ from pathlib import Path
 from vaetune.errors import UserError
 from vaetune.results import (
     EPOCHS,
+    FEASIBLE,
+    PARETO,
     RUN_ID,
     SUMMARY_FILE,
     TRIAL_ID,
@@ -18,7 +20,7 @@ from vaetune.results import (
     read_summary,
     read_tracking,
 )
-from vaetune.tracking._store import TAG_BEST_RUN, TAG_BEST_TRIAL
+from vaetune.tracking._store import TAG_BEST_RUN, TAG_BEST_TRIAL, TAG_FEASIBLE, TAG_PARETO
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +45,10 @@ def log_search_outcome(results: Path, metric: str, mode: str, searched: list[str
     try:
         client = MlflowClient(tracking_uri=state["uri"])
         client.log_artifact(parent, str(summary_file))
+        summary = read_summary(results)
+        _tag_front(client, summary)
         try:
-            best, col = pick_best(read_summary(results), metric, mode)
+            best, col = pick_best(summary, metric, mode)
         except UserError:  # no trial scored: nothing to point at
             return None
         run_id = str(best.get(RUN_ID) or "")
@@ -67,3 +71,16 @@ def log_search_outcome(results: Path, metric: str, mode: str, searched: list[str
         log.warning("logging the outcome to MLflow run %s at %s failed (%s: %s)", parent, state["uri"],
                     type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "")
         return None
+
+
+def _tag_front(client, summary) -> None:
+    """Each trial's run of a multi-objective or constrained search: whether it is on the Pareto
+    front and whether it held the constraints (summary.csv's columns), so the MLflow UI filters
+    by them (tags.`vaetune.pareto` = 'true')."""
+    for column, tag in ((PARETO, TAG_PARETO), (FEASIBLE, TAG_FEASIBLE)):
+        if column not in summary:
+            continue
+        for _, row in summary.iterrows():
+            run_id = str(row.get(RUN_ID) or "")
+            if run_id:
+                client.set_tag(run_id, tag, "true" if bool(row[column]) else "false")

@@ -23,6 +23,8 @@ TAG_STATUS = "vaetune.status"
 TAG_ERROR = "vaetune.error"
 TAG_BEST_RUN = "vaetune.best_run_id"  # on the parent run: the run of the best trial
 TAG_BEST_TRIAL = "vaetune.best_trial"  # on the parent run: the best trial's run name
+TAG_PARETO = "vaetune.pareto"  # on a trial's run of a multi-objective search: "true" on the Pareto front
+TAG_FEASIBLE = "vaetune.feasible"  # on a trial's run of a search with constraints: "true" when it held them
 LOST_MESSAGE = ("started after the last experiment snapshot of a driver that was stopped; --resume could not "
                 "continue it, and the searcher suggested a new trial in its place")
 RETRY_AFTER_S = 15.0  # seconds between attempts to reach an MLflow that failed
