@@ -245,3 +245,68 @@ def test_the_report_shows_the_front_with_a_picture_per_member(front):
     if len(members) > 1:
         assert "train.beta" in section.split("The same validation images")[-1]  # a sentence on what moves
 
+
+
+# ---------------------------------------------------------------------------------------------
+# two objectives under ASHA, which stops trials by the declared search.metric alone
+
+
+ASHA = "front_asha"
+
+
+@pytest.fixture(scope="module")
+def asha(tmp_path_factory):
+    env = Env(tmp_path_factory.mktemp("front_asha"))
+    try:
+        raw = front_space(env.tmp / "cache")
+        raw["name"] = ASHA
+        raw["train"].update(epochs=3, fid_every=3)
+        raw["search"].update(scheduler="asha", metric="val/mse", grace_period=1, reduction_factor=3,
+                             num_samples=4, max_concurrent=1)
+        proc = env.run("search", str(env.write(raw)))
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        report = env.run("report", f"results/{ASHA}")
+        assert report.returncode == 0, report.stdout[-3000:] + report.stderr[-3000:]
+        yield env, proc, env.tmp / "results" / ASHA
+    finally:
+        env.cleanup()
+
+
+def test_asha_on_a_declared_metric_stops_trials_and_the_front_holds_only_full_ones(asha):
+    env, proc, results = asha
+    s = pd.read_csv(results / "summary.csv", dtype={"trial_id": str})
+    assert "ASHA compares them at epoch 1" in proc.stdout
+    study = optuna.load_study(study_name=ASHA, storage=f"sqlite:///{results / 'optuna.db'}")
+    states = {t.user_attrs["tune_trial_id"]: t.state for t in study.trials}
+    for _, row in s.iterrows():  # a stopped trial is pruned, not failed, though Optuna got no value for it
+        expected = {"completed": optuna.trial.TrialState.COMPLETE, "stopped": optuna.trial.TrialState.PRUNED}
+        assert states[row["trial_id"]] == expected[row["status"]], (row["trial_id"], row["status"])
+    assert set(s.loc[s["pareto"], "trial_id"]) == by_hand(s)
+    assert set(s.loc[s["pareto"], "status"]) <= {"completed"}
+
+
+def test_the_report_front_under_asha_compares_every_trial_at_one_epoch(asha):
+    """The report's front is at the KL table's epoch, from each trial's per-epoch history: here
+    worked out again from result.json (both objectives are measured at ASHA's rung: they rank
+    the trial), with the floor on that epoch's KL."""
+    env, proc, results = asha
+    md = (results / "report" / "report.md").read_text()
+    section = md[md.index("## Quality against coherence: the Pareto front"):]
+    epoch = int(section.split("measured at epoch ")[1].split(".")[0])
+    points = {}
+    for path in results.glob("run_trial_*/result.json"):
+        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        at = [r for r in records if r["epoch"] == epoch]
+        if at and at[-1].get("eval/epoch") == epoch:
+            r = at[-1]
+            points[r["trial_id"]] = (r["val/mse"], r["eval/fid_sample"], r["val/kl"])
+    assert len(points) >= 2, points
+    ok = {t: p for t, p in points.items() if p[2] >= FLOOR}
+    def beats(q, p):  # both minimised: no worse on either and better on one
+        return q[0] <= p[0] and q[1] <= p[1] and (q[0] < p[0] or q[1] < p[1])
+
+    expected = {t for t, p in ok.items() if not any(beats(q, p) for u, q in ok.items() if u != t)}
+    table = section[section.index("The front's"):section.index("The same validation images")]
+    rows = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| trial |")]
+    assert {line.split("|")[1].strip() for line in rows} == expected
+    assert f"for each of the {len(points)} trials measured at epoch {epoch}" in section

@@ -142,10 +142,10 @@ def evaluation_epochs(config: Config, rungs: Iterable[int]) -> tuple[frozenset[i
 
 
 def ranking_sets(config: Config) -> frozenset[ImageSet]:
-    """The image sets a rung's evaluation decodes: those of the search metric(s) (none for a
-    val/ metric: ASHA ranks by a value every epoch reports)."""
+    """The image sets a rung's evaluation decodes: those of the search metric(s) and of the
+    constrained metrics (none for val/ metrics: every epoch reports them)."""
     s = config.search
-    return image_sets([s.metric, *s.metrics])
+    return image_sets([s.metric, *s.metrics, *s.constraints])
 
 
 def checkpoint_score(epoch: int, metrics: dict[str, float], kept: Collection[int], metric: str,

@@ -95,6 +95,7 @@ def front_sentences(front, searched: list[str], first: tuple[str, str], second: 
     span_a = float(front[a].max() - front[a].min()) or 1.0
     span_b = float(front[b].max() - front[b].min()) or 1.0
     ids = [str(t) for t in front[TRIAL_ID]]
+    lopsided = len(out)
     for i in range(len(front) - 1):
         da = abs(float(front[a].iloc[i + 1] - front[a].iloc[i])) / span_a
         db = abs(float(front[b].iloc[i + 1] - front[b].iloc[i])) / span_b
@@ -105,6 +106,9 @@ def front_sentences(front, searched: list[str], first: tuple[str, str], second: 
         elif db >= STEEP * da:
             out.append(f"{step}, {b} gets better by {db:.0%} of its range on the front while {a} gets worse by "
                        f"only {da:.0%} of its range: that step buys much of {b} for little of {a}.")
+    if len(out) == lopsided:
+        out.append(f"No step between neighbours on the front moves one objective {STEEP:g}× as far as the other "
+                   "(each as a share of its range on the front): along it the two trade in like measure.")
     return out
 
 
