@@ -31,6 +31,7 @@ from vaetune.results import (
     MISSING_VIOLATION,
     dominates,
     feasible,
+    front_table,
     non_dominated,
     violations,
 )
@@ -138,6 +139,20 @@ def test_violations_are_distances_outside_the_bounds():
     assert violations({}, {"val/kl": {"max": 0.5}}) == [MISSING_VIOLATION]
     t = pd.DataFrame({"final/val/kl": [7.0, 4.0, None]})
     assert list(feasible(t, {"val/kl": {"min": 5.0}}, lambda m: f"final/{m}")) == [True, False, False]
+
+
+def test_the_front_table_lists_the_marked_members_best_first_and_counts_the_rest():
+    s = pd.DataFrame({
+        "trial_id": ["a", "b", "c", "d"], "status": ["completed", "completed", "completed", "stopped"],
+        "final/val/mse": [0.02, 0.01, 0.03, 0.001], "final/eval/fid_sample": [150.0, 180.0, 100.0, 90.0],
+        "final/val/kl": [9.0, 12.0, 1.0, 20.0], "feasible": [True, True, False, True],
+        "pareto": [True, True, False, False]})
+    table = front_table(s, OBJECTIVES, {"val/kl": {"min": 5.0}})
+    assert table.members == ["b", "a"]  # by val/mse, lowest first
+    head = table.text.splitlines()[0]
+    assert "2 trials, of the 3 that ran every epoch, 1 of which broke val/kl >= 5" in head
+    empty = front_table(s.assign(pareto=False, status="stopped"), OBJECTIVES, {})
+    assert empty.members == [] and "none ran every epoch" in empty.text
 
 
 # ---------------------------------------------------------------------------------------------

@@ -117,14 +117,13 @@ def front_table(summary, objectives: Sequence[tuple[str, str]], constraints: Bou
     front = summary[marked].sort_values(final_column(first), ascending=(mode == "min"), kind="stable")
     shown = [m for m, _ in objectives] + [m for m in ("val/kl", "val/active_units")
                                           if m not in dict(objectives) and final_column(m) in summary]
-    done = int((summary[STATUS] == COMPLETED).sum()) if STATUS in summary else 0
-    lines = [f"Pareto front at the last epoch: {len(front)} of the {done} trials that ran every epoch"
-             + (f" and held {describe(constraints)}" if constraints else "")
-             + f" ({', '.join(f'{m} {md}' for m, md in objectives)}):"]
+    done = summary[STATUS] == COMPLETED if STATUS in summary else summary[TRIAL_ID].isna() & False
+    head = (f"Pareto front at the last epoch ({', '.join(f'{m} {md}' for m, md in objectives)}): "
+            f"{len(front)} trial{'s' * (len(front) != 1)}, of the {int(done.sum())} that ran every epoch")
     if constraints and FEASIBLE in summary:
-        broke = summary[~summary[FEASIBLE].fillna(False).astype(bool) & (summary[STATUS] == COMPLETED)]
-        if len(broke):
-            lines[0] = lines[0][:-1] + f"; {len(broke)} broke the constraints:"
+        broke = int((~summary[FEASIBLE].fillna(False).astype(bool) & done).sum())
+        head += f", {broke} of which broke {describe(constraints)}"
+    lines = [head + ":"]
     width = max([len("trial"), *(len(str(t)) for t in front[TRIAL_ID])])
     lines.append("  " + "trial".ljust(width) + "".join(f"  {m:>16}" for m in shown))
     for _, row in front.iterrows():
@@ -132,8 +131,9 @@ def front_table(summary, objectives: Sequence[tuple[str, str]], constraints: Bou
         lines.append("  " + str(row[TRIAL_ID]).ljust(width)
                      + "".join(f"  {_cell(v):>16}" for v in cells))
     if front.empty:
-        lines.append("  (no trial is on it: none ran every epoch" + (" and held the constraints)" if constraints
-                                                                    else ")"))
+        why = ("none ran every epoch" if not done.any() else "none of those held the constraints" if constraints
+               else "none of those has a value of every objective")
+        lines.append(f"  (no trial is on it: {why})")
     return FrontTable([str(t) for t in front[TRIAL_ID]], "\n".join(lines))
 
 
