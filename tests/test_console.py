@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from vaetune.console import RUNNING_ROWS, SearchProgress
-from vaetune.results import end_status, short_value, trial_label
+from vaetune.results import end_status, short_value, status_phrase, trial_label
 
 
 @pytest.mark.parametrize("value, shown", [
@@ -29,7 +29,8 @@ def test_a_trial_is_named_by_what_it_tried_beta_and_latent_size_first():
 
 def test_how_a_trial_ended():
     assert end_status(6, 6) == "completed"
-    assert end_status(1, 6) == "stopped by ASHA at epoch 1"
+    assert end_status(1, 6) == "stopped"  # the word of summary.csv and MLflow's tag; the console says more:
+    assert status_phrase("stopped", 1) == "stopped by ASHA at epoch 1" and status_phrase("completed", 6) == "completed"
     assert end_status(0, 6, "vaetune.losses.DivergedError: loss became nan") == "diverged"
     assert end_status(0, 6, "RuntimeError: CUDA out of memory") == "errored"
 

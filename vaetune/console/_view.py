@@ -16,6 +16,7 @@ from vaetune.results import (
     describe,
     end_status,
     error_summary,
+    status_phrase,
     trial_label,
     trial_number,
 )
@@ -86,7 +87,7 @@ class SearchConsole:
             last = trial.last_result or {}
             epochs = int(last.get("epoch", 0) or 0)
             status = (DIVERGED if last.get(DIVERGENCE) else ERRORED if trial.status == "ERROR"
-                      else end_status(epochs, self.progress.max_epochs))
+                      else status_phrase(end_status(epochs, self.progress.max_epochs), epochs))
             self.progress.restored(trial_number(trial), self._label(trial), status, epochs,
                                    _number(last.get(self.progress.metric)), now)
         if ended:
@@ -110,7 +111,7 @@ class SearchConsole:
                                             error=str(last[DIVERGENCE])))
             return
         epochs = int(last.get("epoch", 0) or 0)
-        status = end_status(epochs, self.progress.max_epochs)
+        status = status_phrase(end_status(epochs, self.progress.max_epochs), epochs)
         self._write(self.progress.ended(trial_number(trial), status, time.monotonic()))
 
     def on_trial_error(self, iteration, trials, trial, **info):

@@ -118,6 +118,7 @@ from vaetune.results._trials import (
     error_summary,
     short_keys,
     short_value,
+    status_phrase,
     trial_label,
     trial_number,
 )
@@ -197,7 +198,7 @@ __all__ = [
     "read_tracking",
     "results_dir_for",
     "short_keys",
-    "short_value",
+    "short_value", "status_phrase",
     "storage_uri",
     "trial_label",
     "trial_number",

@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from vaetune.results._layout import COMPLETED, DIVERGED, ERRORED
+from vaetune.results._layout import COMPLETED, DIVERGED, ERRORED, STOPPED
 
 # short names of well-known searched keys (the last part of the dotted key otherwise)
 SHORT_KEYS = {"beta": "β", "latent_dim": "z", "warmup_epochs": "warmup", "batch_size": "batch"}
@@ -56,10 +56,16 @@ def trial_number(trial) -> int:
 
 
 def end_status(epochs: int, max_epochs: int, error: str | None = None) -> str:
-    """How a trial ended, in the words of the console and of the MLflow tag vaetune.status."""
+    """How a trial ended, one word of summary.csv's status column, which the MLflow tag
+    vaetune.status carries too: completed, stopped (by the scheduler), diverged or errored."""
     if error is not None:
         return DIVERGED if "DivergedError" in error else ERRORED
-    return COMPLETED if epochs >= max_epochs else f"stopped by ASHA at epoch {epochs}"
+    return COMPLETED if epochs >= max_epochs else STOPPED
+
+
+def status_phrase(status: str, epochs: int) -> str:
+    """A status as the console's event line says it: "stopped by ASHA at epoch 4", else the word."""
+    return f"stopped by ASHA at epoch {epochs}" if status == STOPPED else status
 
 
 ERROR_LINE_MAX = 500  # characters of an error's line kept in summary.csv and MLflow tags

@@ -21,7 +21,6 @@ from vaetune.results import (
     PARETO,
     RUN_ID,
     STATUS,
-    STOPPED,
     TRIAL_ID,
     TRIAL_PATH,
     TRIALS_FILE,
@@ -30,6 +29,7 @@ from vaetune.results import (
     FrontTable,
     TimeSplit,
     best_column,
+    end_status,
     error_line,
     feasible,
     final_column,
@@ -136,7 +136,7 @@ def trial_rows(result_grid, space: SearchSpace, config: Config, results: Path) -
         elif not ended:
             status = UNFINISHED
         else:
-            status = COMPLETED if epochs >= top else STOPPED
+            status = end_status(epochs, top)
         row: dict[str, Any] = {TRIAL_ID: trial_id, **{k: config_of.get(k) for k in space.params}}
         row.update({STATUS: status, EPOCHS: epochs, WALL_TIME: round(float(last.get("time_total_s", 0.0)), 2),
                     ERROR: _error_of(r.error) if r.error is not None else str(last.get(DIVERGENCE) or "")})

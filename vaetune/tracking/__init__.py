@@ -5,7 +5,7 @@ trial processes racing to create the experiment): the trials never talk to MLflo
 callback in the driver logs for them. Each search is a parent run in an experiment named after
 the search; each trial a nested child run named by what it tried (`β=0.0033 z=4 lr=2e-4`), with
 its resolved hyperparameters, its metrics every epoch (step = epoch), its grids and final
-checkpoint, and a status tag (completed, stopped by ASHA at epoch N, diverged, errored). When the
+checkpoint, and a status tag (summary.csv's word: completed, stopped, diverged, errored). When the
 search ends, the parent run gets the best trial's metrics and parameters, a tag naming its run,
 and `summary.csv`.
 
