@@ -72,7 +72,7 @@ def test_every_node_installs_and_prepares_vaetune(prepared):
     assert (ROOT / "pyproject.toml").exists()  # `.` is the repository: ray up runs from its root
     setup = "\n".join(prepared["setup_commands"])
     assert 'pip install -q -e "$HOME/vaetune[cluster]"' in setup
-    assert "python -m vaetune.cluster prepare" in setup  # FID weights on every node
+    assert "vaetune cluster prepare" in setup  # FID weights on every node
     head = "\n".join(prepared["head_setup_commands"])
     assert "MLFLOW_TRACKING_URI=http://127.0.0.1:5000" in head
     assert head.startswith(setup)  # Ray runs the common setup first on the head as well

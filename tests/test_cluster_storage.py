@@ -1,5 +1,5 @@
 """Storage and data on many nodes, without a cluster: checkpoint URIs for remote storage, a
-trial's data on a node that lacks the source, and `python -m vaetune.cluster prepare`."""
+trial's data on a node that lacks the source, and `vaetune cluster prepare`."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ def test_prepare_node(tmp_path):
     missing = tmp_path / "m.yaml"
     missing.write_text(yaml.safe_dump({"name": "m", "data": {"source": str(tmp_path / "data/ygo")},
                                        "train": {"beta": {"loguniform": [0.1, 1]}}}))
-    out = subprocess.run([sys.executable, "-m", "vaetune.cluster", "prepare", str(space), str(missing)],
+    out = subprocess.run([sys.executable, "-m", "vaetune.cli", "cluster", "prepare", str(space), str(missing)],
                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()

@@ -23,6 +23,7 @@ import traceback
 from pathlib import Path
 
 from vaetune.commands import (
+    cluster,
     dashboard,
     data,
     export,
@@ -40,7 +41,7 @@ from vaetune.errors import Failure, UserError
 
 log = logging.getLogger("vaetune")
 
-COMMANDS = (init, spaces, search, sweep, train, data, fid, export, ui, dashboard, report, pictures)  # in the order --help lists them
+COMMANDS = (init, spaces, search, sweep, train, data, fid, export, ui, dashboard, report, pictures, cluster)  # in the order --help lists them
 
 
 class Parser(argparse.ArgumentParser):

