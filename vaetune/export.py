@@ -30,16 +30,26 @@ class Exported:
 
 def export_best(results: str | Path, out: str | Path, *, metric: str | None = None, mode: str | None = None) -> Exported:
     """Write the best trial's checkpoint of a finished search as one self-contained file."""
-    from vaetune import __version__
     from vaetune.metrics.registry import mode_of
 
     state, summary = load_search(results)
     metric = metric or state["metric"]
     mode = mode or (state["mode"] if metric == state["metric"] else mode_of(metric))
     row, col = pick_best(summary, metric, mode)
+    exported = exported_checkpoint(state, row, f"{mode} {col}")
+    path = atomic_save(exported, out)
+    return Exported(path=path, trial_id=str(row[TRIAL_ID]), selected_by=f"{mode} {col}", value=float(row[col]),
+                    epoch=int(exported["epoch"]), source=exported["source"])
+
+
+def exported_checkpoint(state: dict, row, selected_by: str) -> dict:
+    """The self-contained checkpoint `vaetune export` writes for one trial (a summary row) of the
+    search whose search.json is `state`; `selected_by` says how the trial was chosen."""
+    from vaetune import __version__
+
     ckpt = load_checkpoint_at(str(row[CHECKPOINT]))
     source = {"search": state["name"], "trial_id": str(row[TRIAL_ID]), "checkpoint": str(row[CHECKPOINT]),
-              "mlflow_run_id": _str(row.get(RUN_ID)), "selected_by": f"{mode} {col}"}
+              "mlflow_run_id": _str(row.get(RUN_ID)), "selected_by": selected_by}
     exported = {
         "model": ckpt["model"], "config": ckpt["config"], "data": ckpt["data"], "epoch": ckpt["epoch"],
         "metrics": ckpt.get("metrics", {}), "version": __version__, "trained_with_version": ckpt.get("version"),
@@ -47,9 +57,18 @@ def export_best(results: str | Path, out: str | Path, *, metric: str | None = No
     }
     if ckpt.get("prior") is not None:
         exported["prior"] = ckpt["prior"]
-    path = atomic_save(exported, out)
-    return Exported(path=path, trial_id=source["trial_id"], selected_by=source["selected_by"], value=float(row[col]),
-                    epoch=int(ckpt["epoch"]), source=source)
+    return exported
+
+
+def checkpoint_bytes(checkpoint: dict) -> bytes:
+    """A checkpoint dict as the bytes of its file (what `atomic_save` writes), for a download."""
+    import io
+
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(checkpoint, buf)
+    return buf.getvalue()
 
 
 def _str(v) -> str:
