@@ -27,6 +27,7 @@ from vaetune.commands import (
     data,
     export,
     fid,
+    gallery,
     init,
     pictures,
     report,
@@ -40,7 +41,7 @@ from vaetune.errors import Failure, UserError
 
 log = logging.getLogger("vaetune")
 
-COMMANDS = (init, spaces, search, sweep, train, data, fid, export, ui, dashboard, report, pictures)  # in the order --help lists them
+COMMANDS = (init, spaces, search, sweep, train, data, fid, export, ui, dashboard, gallery, report, pictures)  # in the order --help lists them
 
 
 class Parser(argparse.ArgumentParser):
