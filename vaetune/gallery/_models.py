@@ -3,7 +3,7 @@ with its fitted latent prior, its classes, and the images of its data (validatio
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from vaetune.errors import UserError
@@ -53,6 +53,9 @@ def load(checkpoint: str, device: str | None = None) -> Loaded:
                   state=state, prior=prior)
 
 
+BANK_BYTES = 1 << 30  # training images kept as float32 for the nearest-image search up to this size
+
+
 @dataclass
 class Images:
     """The images of a model's data: validation (what is reconstructed) and training (what a sample
@@ -61,6 +64,8 @@ class Images:
     val: Any
     val_labels: Any  # (N,) int64, or None
     train: Any
+    _bank: Any = field(default=None, repr=False)  # (flattened float32 training images, their squared norms)
+    held_out: float | None = None  # the validation images' median distance to the training set, once measured
 
     def pick(self, n: int, seed: int):
         """The indices of n validation images, a seeded random choice (the same for every trial)."""
@@ -68,6 +73,18 @@ class Images:
 
         order = torch.randperm(len(self.val), generator=torch.Generator().manual_seed(seed))
         return order[:min(n, len(self.val))]
+
+    def bank(self):
+        """The training images as float32 (N, C*H*W) in [0, 1] and their squared norms (N,): kept
+        after the first call when they fit BANK_BYTES (a search of them is then one matrix-vector
+        product), converted again at each call otherwise."""
+        if self._bank is not None:
+            return self._bank
+        flat = self.train.flatten(1).float().div(255)
+        bank = (flat, flat.square().sum(1))
+        if flat.numel() * 4 <= BANK_BYTES:
+            self._bank = bank
+        return bank
 
 
 def data_images(config) -> Images:

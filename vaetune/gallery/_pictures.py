@@ -23,14 +23,13 @@ from vaetune.viz import (
     grid_png,
     interpolation_strips,
     kl_order,
-    nearest_pixel,
-    nearest_pixels,
     traversal,
 )
 
 MAX_SAMPLES = 64  # images a sample grid shows
 EXPLORER_DIMS = 6  # sliders of the latent explorer: the most active dimensions by KL
 KL_IMAGES = 512  # validation images the KL order is measured on
+NEAR_SLACK = 16  # candidates beyond k whose exact distances are compared (float32 rounding of the fast ones)
 DISPLAY_WIDTH = 320  # a grid is shown at least this wide (scaled up by a whole factor, nearest neighbour)
 
 
@@ -149,17 +148,32 @@ def interpolate(loaded: Loaded, x: torch.Tensor, steps: int, y: torch.Tensor | N
 
 
 def nearest_training(images: Images, sample: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """A sample's (1, C, H, W) k nearest training images by RMS pixel distance: (k,) distances and
-    (k, C, H, W) images in [0, 1]."""
-    d, i = nearest_pixels(sample, images.train, k)
+    """A sample's (1, C, H, W) k nearest training images by RMS pixel distance, nearest first:
+    (k,) distances and (k, C, H, W) images in [0, 1]."""
+    d, i = _nearest(images, sample, k)
     return d[0], images.train[i[0]].float().div(255)
 
 
 def validation_distance(images: Images, n: int = 64) -> float:
     """The median RMS pixel distance of held-out validation images to their nearest training image:
-    what a sample that copies nothing is near."""
-    d, _ = nearest_pixel(images.val[:n].float().div(255), images.train)
-    return float(d.median())
+    what a sample that copies nothing is near (measured once per data)."""
+    if images.held_out is None:
+        d, _ = _nearest(images, images.val[:n].float().div(255), 1)
+        images.held_out = float(d[:, 0].median())
+    return images.held_out
+
+
+def _nearest(images: Images, queries: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(distances, indices) (n, k) of the k training images nearest each query (n, C, H, W) in
+    [0, 1], by RMS pixel distance. Candidates come from |q - b|^2 = |q|^2 - 2 q.b + |b|^2 (one
+    product with the kept float bank, rounded in float32); their exact distances rank them."""
+    bank, norms = images.bank()  # (N, D), (N,)
+    q = queries.float().flatten(1)  # (n, D)
+    approx = q.square().sum(1, keepdim=True) - 2 * q @ bank.T + norms  # (n, N)
+    _, cand = approx.topk(min(k + NEAR_SLACK, len(bank)), dim=1, largest=False)  # (n, k + slack)
+    exact = (bank[cand] - q[:, None]).square().sum(2)  # (n, k + slack)
+    d2, j = exact.topk(min(k, len(bank)), dim=1, largest=False)
+    return d2.sqrt() / math.sqrt(q.shape[1]), cand.gather(1, j)
 
 
 def grid(images: torch.Tensor, ncols: int | None = None) -> bytes:

@@ -77,7 +77,6 @@ from vaetune.viz._neighbours import (
     Neighbours,
     nearest_features,
     nearest_pixel,
-    nearest_pixels,
     neighbours,
     neighbours_hist,
 )
@@ -87,7 +86,7 @@ __all__ = [
     "FIG_DPI", "INTERPOLATORS", "PAD", "Neighbours", "blank", "check_picture_size", "check_shape", "encode_all",
     "figure_png", "gif_bytes", "gif_scale", "grid_pixels", "grid_png", "interpolation_grid", "interpolation_picture",
     "check_grid_steps", "interpolation_row", "interpolation_strips", "kl_order", "latent_plane", "lerp", "load_val", "make_grid", "manifold_figure",
-    "manifold_picture", "nearest_features", "nearest_pixel", "nearest_pixels", "neighbours", "neighbours_hist", "progress_picture",
+    "manifold_picture", "nearest_features", "nearest_pixel", "neighbours", "neighbours_hist", "progress_picture",
     "project_2d", "save_gif", "save_grid", "slerp", "to_pil", "traversal", "traversal_picture", "trial_checkpoints",
     "walk_frames",
 ]

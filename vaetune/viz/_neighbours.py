@@ -13,24 +13,14 @@ from vaetune.viz._grids import FIG_DPI, check_picture_size, figure_png
 
 def nearest_pixel(queries: torch.Tensor, bank: torch.Tensor, chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
     """Per query, (distance, index) of its nearest bank image by RMS pixel difference in [0, 1]."""
-    d, i = nearest_pixels(queries, bank, 1, chunk)
-    return d[:, 0], i[:, 0]
-
-
-def nearest_pixels(queries: torch.Tensor, bank: torch.Tensor, k: int,
-                   chunk: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per query (N, C, H, W) in [0, 1], (distances, indices) (N, k) of its k nearest images of
-    the uint8 `bank`, nearest first, by RMS pixel difference in [0, 1]."""
     q = queries.float().flatten(1)
-    k = min(k, len(bank))
-    best_d = torch.full((len(q), 0), float("inf"))
-    best_i = torch.zeros(len(q), 0, dtype=torch.long)
+    best_d = torch.full((len(q),), float("inf"))
+    best_i = torch.zeros(len(q), dtype=torch.long)
     for start in range(0, len(bank), chunk):
         b = bank[start:start + chunk].float().div(255).flatten(1)
-        d, i = torch.cdist(q, b).topk(min(k, len(b)), dim=1, largest=False)
-        best_d, order = torch.cat([best_d, d], 1).sort(dim=1, stable=True)  # earlier chunks first on ties
-        best_i = torch.cat([best_i, i + start], 1).gather(1, order)
-        best_d, best_i = best_d[:, :k], best_i[:, :k]
+        d, i = torch.cdist(q, b).min(1)
+        better = d < best_d
+        best_d[better], best_i[better] = d[better], i[better] + start
     return best_d / math.sqrt(q.shape[1]), best_i
 
 
