@@ -63,10 +63,11 @@ def sampling(loaded: list) -> dict:
     """The sidebar: how every section's samples are drawn."""
     bar = st.sidebar
     bar.header("Samples")
-    samplers = ["gmm", "prior"] if all(m.prior is not None for m in loaded) else ["prior"]
+    # N(0, I) first: the very same z for every compared trial (of one latent size); each fitted prior is its own
+    samplers = ["prior", "gmm"] if all(m.prior is not None for m in loaded) else ["prior"]
     sampler = bar.radio("z from", samplers, format_func=SAMPLER_NAMES.get, key="sampler",
-                        help="the Gaussian mixture fitted to the training images' codes, or N(0, I); the "
-                             "same seed gives the same draw for every trial")
+                        help="N(0, I), or the Gaussian mixture fitted to each model's training codes (what "
+                             "vaetune sample draws from by default); one seed gives one draw for every trial")
     temperature = bar.slider("temperature (scale of z)", 0.1, 2.0, 1.0, 0.05, key="temperature")
     n = bar.slider("images", 1, MAX_SAMPLES, 16, key="n")
     st.session_state.setdefault("seed", 0)  # "New samples" sets it too

@@ -38,9 +38,12 @@ def samples(gallery, chosen, loaded, s) -> None:
     for col, entry, m in zip(st.columns(len(chosen)), chosen, loaded, strict=True):
         with shielded(col):
             show(col, f"samples_{entry.key}", _sampled(m, s), f"{entry.label} · epoch {m.epoch}")
-    st.caption(f"z from the {'fitted latent prior' if s['sampler'] == 'gmm' else 'N(0, I)'} with seed {s['seed']}, "
-               f"scaled by {s['temperature']:g}: the same seed's draw for every trial (one z for trials of one "
-               f"latent size under N(0, I)); at temperature 1 these are `vaetune sample --seed {s['seed']}`.")
+    if s["sampler"] == "gmm":
+        how = "each trial's fitted latent prior, drawn with the same seed"
+    else:
+        how = "N(0, I): the very same z for every trial of one latent size"
+    st.caption(f"z from {how} (seed {s['seed']}), scaled by {s['temperature']:g}; at temperature 1 these are "
+               f"`vaetune sample --seed {s['seed']} --sampler {s['sampler']}`.")
 
 
 def _validation(m, n: int, seed: int):
@@ -144,9 +147,10 @@ def epochs(gallery, chosen, loaded, s) -> None:
     if len(kept) > 1:
         at = st.select_slider("kept checkpoint", range(len(kept)), at, key=f"epoch_{entry.key}",
                               format_func=lambda i: f"epoch {kept[i][0]}" if kept[i][0] is not None else Path(kept[i][1]).name)
+    elif not entry.trial_path:
+        st.caption("a checkpoint file holds one epoch")
     else:
-        st.caption("this trial keeps one checkpoint here" + (" (its folder is in remote storage)"
-                                                             if entry.trial_path else ""))
+        st.caption("one checkpoint: the trial keeps no other here (or its folder is in remote storage)")
     m = model_at(kept[at][1])
     left, right = st.columns(2)
     sampler = s["sampler"] if m.prior is not None else "prior"

@@ -45,7 +45,7 @@ class Entry:
     label: str  # what the picker says: `#1 3f2a β=0.01 z=4`
     checkpoint: str  # its checkpoint (a folder or file, local or remote): the one export takes
     trial_path: str = ""  # its Ray trial folder ("" for a checkpoint file)
-    history: Any = None  # its per-epoch results (DataFrame), None when not on this machine
+    history: Any = field(default=None, compare=False)  # its per-epoch results (DataFrame); None: not on this machine
 
 
 @dataclass
