@@ -426,5 +426,13 @@ def test_the_served_gallery_in_chromium(work, run, best, trials, tmp_path):
             assert all(f"{e.label} · epoch 3" in text for e in trials[:2])
             assert "Traceback" not in text
             browser.screenshot(path=tmp_path / "gallery.png", full_page=True)
+
+            browser.get_by_text("Reconstructions", exact=True).click()  # a file that is not an image, uploaded
+            browser.locator('[data-testid="stFileUploader"] input[type="file"]').first.set_input_files(
+                files=[{"name": "notes.png", "mimeType": "image/png", "buffer": b"this is not an image"}])
+            said = browser.get_by_text("notes.png: not a usable image").first
+            said.wait_for()
+            assert "Traceback" not in browser.inner_text("body")
     with Image.open(tmp_path / "gallery.png") as shot:
         assert shot.width == 1600 and len(np.unique(np.asarray(shot.convert("L")))) > 16  # a page, not a blank
+    assert "Traceback" not in (tmp_path / "gallery.log").read_text()  # nor in the terminal
