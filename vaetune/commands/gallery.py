@@ -21,10 +21,8 @@ def register(commands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import subprocess
-
-    from vaetune.commands._serve import check_port
-    from vaetune.errors import Failure, UserError
+    from vaetune.commands._serve import check_port, serve
+    from vaetune.errors import UserError
 
     try:
         import streamlit  # noqa: F401 - installed with vaetune; say so plainly if it was removed
@@ -36,11 +34,5 @@ def run(args: argparse.Namespace) -> int:
     check_port(args.port)
     base = f"http://127.0.0.1:{args.port}"
     print(f"vaetune gallery of {gallery.title} ({gallery.source})\n  {base}\n(Ctrl-C stops it)", flush=True)
-    try:
-        cmd, env = server_command(gallery.source, args.port)
-        code = subprocess.call(cmd, env=env)
-    except KeyboardInterrupt:
-        return 0
-    if code not in (0, -2, 130):  # not a Ctrl-C (Streamlit printed its reason above)
-        raise Failure(f"the gallery's Streamlit server exited with code {code}")
-    return 0
+    cmd, env = server_command(gallery.source, args.port)
+    return serve(cmd, env, "the gallery's Streamlit server")
