@@ -119,9 +119,21 @@ def read_for_model(path: str, config):
     """One image file decoded the way the model's data was: float (1, C, H, W) in [0, 1]."""
     from vaetune.data import load_image
 
+    return load_image(path, **_decoding(config)).float().div(255)[None]
+
+
+def decode_for_model(data: bytes, name: str, config):
+    """An image's bytes (an upload named `name`) decoded the way the model's data was: float
+    (1, C, H, W) in [0, 1]; a UserError naming it when they are not a usable image."""
+    from vaetune.data import image_from_bytes
+
+    return image_from_bytes(data, name, **_decoding(config)).float().div(255)[None]
+
+
+def _decoding(config) -> dict:
+    """The data settings an image is read with for a model: size, channels, background, resizing."""
     d = config.data
-    return load_image(path, image_size=d.image_size, channels=d.channels, background=tuple(d.background),
-                      resize=d.resize).float().div(255)[None]
+    return {"image_size": d.image_size, "channels": d.channels, "background": tuple(d.background), "resize": d.resize}
 
 
 def reconstruct(model, config, path: str):

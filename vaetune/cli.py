@@ -28,6 +28,7 @@ from vaetune.commands import (
     data,
     export,
     fid,
+    gallery,
     init,
     pictures,
     report,
@@ -41,7 +42,8 @@ from vaetune.errors import Failure, UserError
 
 log = logging.getLogger("vaetune")
 
-COMMANDS = (init, spaces, search, sweep, train, data, fid, export, ui, dashboard, report, pictures, cluster)  # in the order --help lists them
+COMMANDS = (init, spaces, search, sweep, train, data, fid, export, ui, dashboard, gallery, report, pictures,
+            cluster)  # in the order --help lists them
 
 
 class Parser(argparse.ArgumentParser):

@@ -43,7 +43,6 @@ def export_best(results: str | Path, out: str | Path, *, metric: str | None = No
                 trial: str | None = None) -> Exported:
     """Write the best trial's checkpoint of a finished search (or that of `trial`) as one
     self-contained file."""
-    from vaetune import __version__
     from vaetune.metrics.registry import mode_of
 
     state, summary = load_search(results)
@@ -56,9 +55,21 @@ def export_best(results: str | Path, out: str | Path, *, metric: str | None = No
     else:
         row, col = pick_best(summary, metric, mode)
         selected = f"{mode} {col}"
+    exported = exported_checkpoint(state, row, selected)
+    path = atomic_save(exported, out)
+    value = float(row[col]) if col in row and row[col] == row[col] else math.nan
+    return Exported(path=path, trial_id=str(row[TRIAL_ID]), selected_by=selected, value=value,
+                    epoch=int(exported["epoch"]), source=exported["source"], metric=col)
+
+
+def exported_checkpoint(state: dict, row, selected_by: str) -> dict:
+    """The self-contained checkpoint `vaetune export` writes for one trial (a summary row) of the
+    search whose search.json is `state`; `selected_by` says how the trial was chosen."""
+    from vaetune import __version__
+
     ckpt = load_checkpoint_at(str(row[CHECKPOINT]))
     source = {"search": state["name"], "trial_id": str(row[TRIAL_ID]), "checkpoint": str(row[CHECKPOINT]),
-              "mlflow_run_id": _str(row.get(RUN_ID)), "selected_by": selected}
+              "mlflow_run_id": _str(row.get(RUN_ID)), "selected_by": selected_by}
     exported = {
         "model": ckpt["model"], "config": ckpt["config"], "data": ckpt["data"], "epoch": ckpt["epoch"],
         "metrics": ckpt.get("metrics", {}), "version": __version__, "trained_with_version": ckpt.get("version"),
@@ -66,10 +77,18 @@ def export_best(results: str | Path, out: str | Path, *, metric: str | None = No
     }
     if ckpt.get("prior") is not None:
         exported["prior"] = ckpt["prior"]
-    path = atomic_save(exported, out)
-    value = float(row[col]) if col in row and row[col] == row[col] else math.nan
-    return Exported(path=path, trial_id=source["trial_id"], selected_by=source["selected_by"], value=value,
-                    epoch=int(ckpt["epoch"]), source=source, metric=col)
+    return exported
+
+
+def checkpoint_bytes(checkpoint: dict) -> bytes:
+    """A checkpoint dict as the bytes of its file (what `atomic_save` writes), for a download."""
+    import io
+
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(checkpoint, buf)
+    return buf.getvalue()
 
 
 def _str(v) -> str:

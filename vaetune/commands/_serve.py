@@ -1,10 +1,12 @@
-"""What the commands that serve a page on 127.0.0.1 share: the check of the port they are given."""
+"""What the commands that serve a page on 127.0.0.1 share: the check of the port they are given,
+and the server run in the foreground until Ctrl-C."""
 
 from __future__ import annotations
 
 import socket
+import subprocess
 
-from vaetune.errors import UserError
+from vaetune.errors import Failure, UserError
 
 
 def check_port(port: int, flag: str = "--port") -> None:
@@ -25,3 +27,21 @@ def check_port(port: int, flag: str = "--port") -> None:
             other = port + 1 if port < 65535 else 8080
             raise UserError(f"{flag}: got {port}; 127.0.0.1:{port} cannot be used "
                             f"({exc.strerror}); pass a free port, e.g. {flag} {other}") from None
+
+
+def serve(cmd: list[str], env: dict[str, str], what: str) -> int:
+    """Run a server command in the foreground until it ends; Ctrl-C ends it (exit code 0), any
+    other end is a Failure naming `what` (the server printed its reason above).
+
+    Args:
+        cmd: the server's command line.
+        env: its environment.
+        what: the server, for the message ("the MLflow UI").
+    """
+    try:
+        code = subprocess.call(cmd, env=env)
+    except KeyboardInterrupt:
+        return 0
+    if code not in (0, -2, 130):  # not a Ctrl-C
+        raise Failure(f"{what} exited with code {code}")
+    return 0

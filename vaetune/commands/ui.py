@@ -20,11 +20,10 @@ def register(commands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import subprocess
     from pathlib import Path
 
-    from vaetune.commands._serve import check_port
-    from vaetune.errors import Failure, UserError
+    from vaetune.commands._serve import check_port, serve
+    from vaetune.errors import UserError
     from vaetune.tracking import check_server, latest_search, resolve_uri, ui_command, view_url
 
     check_port(args.port)
@@ -39,11 +38,5 @@ def run(args: argparse.Namespace) -> int:
         experiment_id, search = latest
         print(f"  {view_url(base, experiment_id, search)}  (search {search}: its trials)")
     print(f"  {base}  (all experiments)\n(Ctrl-C stops it)", flush=True)
-    try:
-        cmd, env = ui_command(uri, args.port)
-        code = subprocess.call(cmd, env=env)
-    except KeyboardInterrupt:
-        return 0
-    if code not in (0, -2, 130):  # not a Ctrl-C (mlflow printed its reason above)
-        raise Failure(f"the MLflow UI exited with code {code}")
-    return 0
+    cmd, env = ui_command(uri, args.port)
+    return serve(cmd, env, "the MLflow UI")

@@ -13,7 +13,7 @@ from __future__ import annotations
 from vaetune.data.augment import Augment
 from vaetune.data.decode import DecodeSettings, InvalidImage, decode_image
 from vaetune.data.imagedata import ImageData
-from vaetune.data.load import convert_channels, load_data, load_image, read_images
+from vaetune.data.load import convert_channels, image_from_bytes, load_data, load_image, read_images
 from vaetune.data.sources import SOURCES, open_source
 from vaetune.data.splits import split_indices
 from vaetune.data.sprites import SpriteSet, generate_sprites
@@ -28,6 +28,7 @@ __all__ = [
     "convert_channels",
     "decode_image",
     "generate_sprites",
+    "image_from_bytes",
     "load_data",
     "load_image",
     "open_source",

@@ -200,8 +200,20 @@ def load_image(path: str | Path, *, image_size: int | None = None, channels: int
         data = path.read_bytes()
     except OSError as exc:
         raise UserError(f"{path}: cannot read the image ({exc.strerror or exc})") from None
+    return image_from_bytes(data, str(path), image_size=image_size, channels=channels, background=background,
+                            resize=resize, min_side=min_side)
+
+
+def image_from_bytes(data: bytes, name: str, *, image_size: int | None = None, channels: int = 3,
+                     background: tuple[int, int, int] = (255, 255, 255), resize: str = "fit",
+                     min_side: int = 1) -> torch.Tensor:
+    """An image file's bytes (an upload) as uint8 (C, H, W), decoded exactly as data sets are.
+
+    Raises:
+        UserError: naming `name`, when the bytes are not a usable image.
+    """
     try:
         return torch.from_numpy(decode_image(data, DecodeSettings(image_size, channels, tuple(background), resize,
                                                                   min_side)))
     except InvalidImage as exc:
-        raise UserError(f"{path}: not a usable image ({exc.reason})") from None
+        raise UserError(f"{name}: not a usable image ({exc.reason})") from None

@@ -41,6 +41,7 @@ from vaetune.viz._grids import (
     blank,
     check_picture_size,
     figure_png,
+    gif_bytes,
     gif_scale,
     grid_pixels,
     grid_png,
@@ -56,6 +57,7 @@ from vaetune.viz._latent import (
     interpolation_grid,
     interpolation_picture,
     interpolation_row,
+    interpolation_strips,
     kl_order,
     lerp,
     load_val,
@@ -82,8 +84,8 @@ from vaetune.viz._progress import progress_picture, trial_checkpoints
 
 __all__ = [
     "FIG_DPI", "INTERPOLATORS", "PAD", "Neighbours", "blank", "check_picture_size", "check_shape", "encode_all",
-    "figure_png", "gif_scale", "grid_pixels", "grid_png", "interpolation_grid", "interpolation_picture",
-    "check_grid_steps", "interpolation_row", "kl_order", "latent_plane", "lerp", "load_val", "make_grid", "manifold_figure",
+    "figure_png", "gif_bytes", "gif_scale", "grid_pixels", "grid_png", "interpolation_grid", "interpolation_picture",
+    "check_grid_steps", "interpolation_row", "interpolation_strips", "kl_order", "latent_plane", "lerp", "load_val", "make_grid", "manifold_figure",
     "manifold_picture", "nearest_features", "nearest_pixel", "neighbours", "neighbours_hist", "progress_picture",
     "project_2d", "save_gif", "save_grid", "slerp", "to_pil", "traversal", "traversal_picture", "trial_checkpoints",
     "walk_frames",

@@ -77,7 +77,9 @@ def gif_scale(h: int, w: int, target: int = 128) -> int:
 
 
 
-def save_gif(frames: torch.Tensor, out: Path, scale: int, ms_per_frame: int = 80) -> Path:
+def gif_bytes(frames: torch.Tensor, scale: int, ms_per_frame: int = 80) -> bytes:
+    """Frames (N, C, H, W) in [0, 1] as a looping GIF, each scaled up `scale` times (nearest
+    neighbour), marked as vaetune's (vaetune.outputs)."""
     from PIL import Image
 
     from vaetune.outputs import gif_comment
@@ -88,7 +90,13 @@ def save_gif(frames: torch.Tensor, out: Path, scale: int, ms_per_frame: int = 80
             f = f[:3] * f[3:] + (1 - f[3:])
         im = to_pil(f.clamp(0, 1))
         pics.append(im.resize((im.width * scale, im.height * scale), Image.NEAREST).convert("RGB"))
+    buf = io.BytesIO()
+    pics[0].save(buf, format="GIF", save_all=True, append_images=pics[1:], duration=ms_per_frame, loop=0,
+                 optimize=False, comment=gif_comment())
+    return buf.getvalue()
+
+
+def save_gif(frames: torch.Tensor, out: Path, scale: int, ms_per_frame: int = 80) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
-    pics[0].save(out, save_all=True, append_images=pics[1:], duration=ms_per_frame, loop=0, optimize=False,
-                 comment=gif_comment())
+    out.write_bytes(gif_bytes(frames, scale, ms_per_frame))
     return out

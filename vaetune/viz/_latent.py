@@ -88,6 +88,14 @@ def interpolation_grid(model, corners: list[torch.Tensor], steps: int, mode: str
     return model.decode(z, None if y is None else y[:1].expand(len(z)))
 
 
+def interpolation_strips(model, x: torch.Tensor, codes: list[torch.Tensor], steps: int, modes: list[str],
+                         y: torch.Tensor | None) -> torch.Tensor:
+    """(len(modes) * (steps + 2), C, H, W): one row per mode, `A | steps decoded codes | B`, of two
+    images x (2, C, H, W) in [0, 1] and their codes; the decoded ends are their reconstructions."""
+    return torch.cat([torch.cat([x[:1], interpolation_row(model, codes[0], codes[1], steps, m, y), x[1:]])
+                      for m in modes])
+
+
 @torch.no_grad()
 def interpolation_picture(model, config, paths: list[str], *, grid: bool, mode: str, steps: int,
                           label: int | None) -> tuple[torch.Tensor, int, list[str]]:
@@ -107,8 +115,7 @@ def interpolation_picture(model, config, paths: list[str], *, grid: bool, mode: 
     if all(torch.equal(codes[0], c) for c in codes[1:]):  # every step would be the same picture
         raise UserError(f"{' and '.join(paths)}: the images have the same code; give images that differ")
     if not grid:
-        rows = [torch.cat([x[:1], interpolation_row(model, codes[0], codes[1], steps, m, y), x[1:]]) for m in modes]
-        return torch.cat(rows), steps + 2, modes
+        return interpolation_strips(model, x, codes, steps, modes, y), steps + 2, modes
     grids = [interpolation_grid(model, codes, steps, m, y) for m in modes]
     rows = []
     for r in range(steps):  # lerp row r | blank | slerp row r
