@@ -122,6 +122,29 @@ def test_vaetune_train_trains_the_new_architecture_and_its_checkpoint_loads(tmp_
     assert model.encoder[1].out_features == 32 and model.sample(2).shape == (2, 3, 16, 16)
 
 
+def test_vaetune_init_offers_the_new_architecture_where_it_takes_the_images(tmp_path):
+    """init picks conv below 64 px and resnet from there, and names the other registered
+    architectures that take the folder's size: tiny (at most 32 px) at 16 px, not at 64."""
+    from PIL import Image
+
+    for size in (16, 64):
+        folder = tmp_path / f"px{size}"
+        folder.mkdir()
+        for i in range(20):
+            Image.new("RGB", (size, size), (12 * i, 200 - 9 * i, 90)).save(folder / f"{i:02d}.png")
+        out = tmp_path / f"space{size}.yaml"
+        assert main(["init", str(folder), "--out", str(out), "--gpu", "0"]) == 0
+        lines = out.read_text().splitlines()
+        i = next(i for i, line in enumerate(lines) if line.startswith("  arch:"))
+        above = []  # the comment init wrote above the key, its lines joined
+        while lines[i - 1].startswith("  #"):
+            i -= 1
+            above.insert(0, lines[i].strip().lstrip("#").strip())
+        text = " ".join(above)
+        assert ("tiny" in text) == (size <= 32), text
+        assert "also registered" in text and "set model.arch" in text
+
+
 def test_a_new_objective_is_chosen_by_train_objective(tmp_path):
     err = spec_error(space(tmp_path, train={"objective": "nope"}))
     assert err.key == "train.objective" and "'recon_only'" in err.accepted

@@ -24,6 +24,7 @@ from vaetune.init_space._rules import (
     _search_name,
     _split,
 )
+from vaetune.models import MODELS, config_for
 from vaetune.models.conv import conv_depth
 
 log = logging.getLogger(__name__)
@@ -103,6 +104,20 @@ def _data_choices(
     return data
 
 
+def other_architectures(chosen: str, size: int) -> list[str]:
+    """The registered architectures (vaetune.models) besides `chosen` that take `size` px images."""
+    out = []
+    for name in sorted(MODELS):
+        if name == chosen:
+            continue
+        try:
+            config_for(name).check_image_size(size)
+        except ValueError:
+            continue
+        out.append(name)
+    return out
+
+
 def _model_choices(facts: SourceFacts, kind: str, size: int, c: dict[str, str]) -> dict[str, Any]:
     model: dict[str, Any] = {}
     if size >= RESNET_FROM:
@@ -119,6 +134,10 @@ def _model_choices(facts: SourceFacts, kind: str, size: int, c: dict[str, str]) 
             f"{size} px: the plain conv VAE ({size} -> {size >> conv_depth(size)} px in "
             f"{conv_depth(size)} stages), as the shipped spaces use below {RESNET_FROM} px"
         )
+    others = other_architectures(model["arch"], size)
+    if others:
+        c["model.arch"] += (f"; also registered for {size} px: {', '.join(others)} (set model.arch to one; "
+                            "its options: docs/search-spaces.md)")
     model["width"] = {"choice": [16, 32] if kind == "cpu" and size < RESNET_FROM else [32, 64]}
     c["model.width"] = "channels of the first stage" + ("; small on a CPU" if kind == "cpu" else "")
     latent = _latent(facts.usable, size)
