@@ -109,7 +109,8 @@ def test_a_shipped_space_is_found_by_name_from_any_folder_and_a_users_file_wins(
     assert load_space("ygo.yaml").default_config().name == "mine"  # the user's own file of that name
     with pytest.raises(SpecError) as err:
         load_space("dragons")
-    assert "does not exist" in str(err.value) and "sprites, villagers, ygo (vaetune spaces)" in str(err.value)
+    names = ", ".join(sorted(p.stem for p in SPACES))  # every shipped space, named in the fix
+    assert "does not exist" in str(err.value) and f"given by name: {names} (vaetune spaces)" in str(err.value)
     with pytest.raises(SpecError) as err:
         load_space("spaces/ygo.yaml")  # a path is the user's: never a shipped space
     assert "does not exist" in str(err.value) and "vaetune spaces" not in str(err.value)
