@@ -18,7 +18,6 @@ checkpoint: ASHA's rungs and the last epoch (`vaetune.search.kept_epochs`).
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from vaetune.metrics.registry import EVAL_EPOCH, GENERATIVE, GMM_KEYS, SAMPLE_KEYS
 from vaetune.results import (
@@ -34,6 +33,7 @@ from vaetune.results import (
     SearchResults,
     checkpoint_at,
     final_column,
+    finite_number,
     latest_checkpoint_of,
 )
 from vaetune.search import BETA
@@ -72,13 +72,6 @@ def _fid_epochs(results: SearchResults) -> frozenset[int]:
     return epochs_at(config.train.fid_every, config.train.epochs, candidate_epochs(results))
 
 
-def _number(v: Any) -> float | None:
-    try:
-        v = float(v)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
-
 
 def measured_at(results: SearchResults, row, epoch: int, metrics: tuple[str, ...]) -> dict[str, float | None] | None:
     """A trial's metrics measured at `epoch` (None for one it did not measure there: not recorded,
@@ -89,19 +82,19 @@ def measured_at(results: SearchResults, row, epoch: int, metrics: tuple[str, ...
     if at is not None and not at.empty:
         record = at.iloc[-1]
         if EVAL_EPOCH in record.index:
-            stamp = _number(record[EVAL_EPOCH])
+            stamp = finite_number(record[EVAL_EPOCH])
             measured_eval = stamp == epoch
         else:
             measured_eval = epoch in _fid_epochs(results)
-        values = {m: _number(record[m]) if m in record.index else None for m in metrics}
+        values = {m: finite_number(record[m]) if m in record.index else None for m in metrics}
     else:
-        if _number(row.get(EPOCHS)) != epoch:
+        if finite_number(row.get(EPOCHS)) != epoch:
             return None
         if final_column(EVAL_EPOCH) in row:
-            measured_eval = _number(row.get(final_column(EVAL_EPOCH))) == epoch
+            measured_eval = finite_number(row.get(final_column(EVAL_EPOCH))) == epoch
         else:  # a trial measures FID where it ends, unless an error ended it
             measured_eval = row.get(STATUS) in (COMPLETED, STOPPED)
-        values = {m: _number(row.get(final_column(m))) for m in metrics}
+        values = {m: finite_number(row.get(final_column(m))) for m in metrics}
     if not measured_eval:  # what the history holds of FID/KID at this epoch was measured earlier
         if results.metric in GENERATIVE:
             return None  # not ranked at this epoch: left out of its comparison
@@ -121,7 +114,7 @@ def at_epoch(results: SearchResults, epoch: int, metrics: tuple[str, ...]):
             continue
         path = str(trial.get(TRIAL_PATH, "") or "")
         checkpoint = checkpoint_at(path, results.histories.get(str(trial[TRIAL_ID])), epoch)
-        if not checkpoint and _number(trial.get(EPOCHS)) == epoch:  # its last epoch, not in its history
+        if not checkpoint and finite_number(trial.get(EPOCHS)) == epoch:  # its last epoch, not in its history
             checkpoint = latest_checkpoint_of(path) or str(trial.get(CHECKPOINT, "") or "")
         rows.append({TRIAL_ID: str(trial[TRIAL_ID]), **{k: trial[k] for k in results.searched if k in trial},
                      STATUS: str(trial.get(STATUS, "")), EPOCHS: trial.get(EPOCHS), CHECKPOINT: checkpoint,

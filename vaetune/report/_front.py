@@ -17,7 +17,14 @@ from vaetune.report import _figures
 from vaetune.report._epochs import at_epoch
 from vaetune.report._pictures import pictures_parts
 from vaetune.report._render import Figure, Finding, Notes, Paragraph, Section, Table
-from vaetune.results import TRIAL_ID, SearchResults, describe, feasible, non_dominated
+from vaetune.results import (
+    TRIAL_ID,
+    SearchResults,
+    describe,
+    feasible,
+    finite_number,
+    non_dominated,
+)
 
 EXTRA = ("val/kl", "val/active_units")  # beside the objectives in the front's table
 STEEP = 3.0  # a step along the front is lopsided when one objective moves this many times the other
@@ -77,7 +84,7 @@ def front_sentences(front, searched: list[str], first: tuple[str, str], second: 
     out = []
     for p in searched:
         values = list(front[p])
-        numbers = [_number(v) for v in values]
+        numbers = [finite_number(v) for v in values]
         if all(v is not None for v in numbers):
             if len(set(numbers)) == 1:
                 out.append(f"{p} is {_cell(values[0])} on the whole front: it does not move along it.")
@@ -112,16 +119,9 @@ def front_sentences(front, searched: list[str], first: tuple[str, str], second: 
     return out
 
 
-def _number(v) -> float | None:
-    try:
-        v = float(v)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
-
 
 def _cell(v) -> str:
-    n = _number(v)
+    n = finite_number(v)
     if n is None:
         return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
     return f"{n:.4g}"

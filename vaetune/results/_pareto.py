@@ -20,7 +20,8 @@ Bounds = Mapping[str, Mapping[str, float | None]]  # metric -> {"min": x, "max":
 MISSING_VIOLATION = 1.0  # a constrained metric a trial never reported: infeasible by this much
 
 
-def _number(v: Any) -> float | None:
+def finite_number(v: Any) -> float | None:
+    """A value as a finite float, or None (not a number, NaN or infinite: not measured)."""
     try:
         v = float(v)
     except (TypeError, ValueError):
@@ -39,7 +40,7 @@ def violations(values: Mapping[str, Any], constraints: Bounds) -> list[float]:
     outside the bound, 0.0 inside it."""
     out = []
     for metric, bounds in constraints.items():
-        v = _number(values.get(metric))
+        v = finite_number(values.get(metric))
         for side in ("min", "max"):
             bound = bounds.get(side)
             if bound is None:
@@ -80,7 +81,7 @@ def non_dominated(frame, objectives: Sequence[tuple[str, str]], among=None):
     eligible = pd.Series(True, index=frame.index) if among is None else among.reindex(frame.index, fill_value=False)
     points = {}
     for i, row in frame.iterrows():
-        values = [_number(row.get(c)) for c in columns]
+        values = [finite_number(row.get(c)) for c in columns]
         if bool(eligible[i]) and all(v is not None for v in values):
             points[i] = values
     front = {i for i, p in points.items() if not any(dominates(q, p, modes) for j, q in points.items() if j != i)}
@@ -138,5 +139,5 @@ def front_table(summary, objectives: Sequence[tuple[str, str]], constraints: Bou
 
 
 def _cell(v: Any) -> str:
-    n = _number(v)
+    n = finite_number(v)
     return "—" if n is None else f"{n:.5g}"
