@@ -41,7 +41,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from vaetune.devices import resolve_device
+from vaetune.machine import resolve_device
 from vaetune.metrics import FeatureExtractor, evaluate_generative, get_inception
 from vaetune.metrics._features import batches, to_float_rgb
 from vaetune.metrics._stats import frechet_distance, frechet_distance_lowrank, statistics
@@ -118,8 +118,8 @@ def throughput(device: torch.device, n: int, batch_size: int | None, repeats: in
 
 def reference_cache(device: torch.device, n: int, batch_size: int | None, size: int) -> tuple[list[dict], dict]:
     from vaetune.data import load_data
-    from vaetune.models import build_model
-    from vaetune.spec import DataConfig, ModelConfig, TrainConfig
+    from vaetune.models import ModelConfig, TrainConfig, build_model
+    from vaetune.spec import DataConfig
 
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -5,7 +5,7 @@
 
 The trial of ygo/apples-sized searches: the conv VAE (width 32, latent 128) at 64 px, batch 128,
 the training step of vaetune.train (uint8 images on the device, indexed per batch, float /255,
-the elbo objective of vaetune.objectives with BCE, AdamW). Each repetition times S steps of every variant in a
+the elbo objective of vaetune.models with BCE, AdamW). Each repetition times S steps of every variant in a
 rotating order, synchronising the device only around the timed window. Ratio = images/s of the
 variant / images/s of fp32 in the same repetition.
 
@@ -46,8 +46,7 @@ class _Variant:
     def __init__(self, name: str, images, batch: int, device: str):
         import torch
 
-        from vaetune.models import build_model, config_for
-        from vaetune.spec import TrainConfig
+        from vaetune.models import TrainConfig, build_model, config_for
 
         torch.manual_seed(0)
         self.name, self.images, self.batch, self.device = name, images, batch, device
@@ -64,7 +63,7 @@ class _Variant:
     def step(self) -> None:
         import torch
 
-        from vaetune.objectives import elbo
+        from vaetune.models import elbo
 
         idx = torch.randint(0, len(self.images), (self.batch,), device=self.device, generator=self.gen)
         x = self.images[idx].float().div_(255)

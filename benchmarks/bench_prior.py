@@ -1,4 +1,4 @@
-"""Fit time of the latent prior (vaetune.prior.fit_prior) for the candidate defaults.
+"""Fit time of the latent prior (vaetune.models.fit_prior) for the candidate defaults.
 
     python benchmarks/bench_prior.py [--reps 3] [--sizes 1000,10000,50000] [--dims 8,32,128]
                                      [--candidates diag:10:10000,full:10:2000,...] [--quality]
@@ -53,7 +53,7 @@ def parse_candidates(text: str) -> list[tuple[str, int, int | None]]:
 
 
 def time_fit(x: np.ndarray, cov: str, k: int, max_points: int | None, reps: int) -> list[float]:
-    from vaetune.prior import fit_prior
+    from vaetune.models import fit_prior
 
     times = []
     for _ in range(reps):
@@ -79,7 +79,7 @@ def held_out_log_likelihood(prior, codes: np.ndarray) -> float:
 
 
 def quality(n: int, dims: list[int], cands: list[tuple[str, int, int | None]]) -> None:
-    from vaetune.prior import fit_prior
+    from vaetune.models import fit_prior
 
     print(f"# held-out mean log-likelihood (nats/code), fitted on N = {n}, 10,000 fresh codes")
     print(" | ".join(f"{h:>18}" for h in ["D"] + [f"{c}:{k}:{'all' if m is None else m}" for c, k, m in cands]))

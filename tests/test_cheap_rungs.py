@@ -25,8 +25,8 @@ import yaml
 
 from vaetune.metrics import evaluate_generative
 from vaetune.metrics.registry import GMM_KEYS, SAMPLE_KEYS
+from vaetune.search import evaluation_epochs, ranking_sets
 from vaetune.spec import space_from_dict
-from vaetune.trainable import evaluation_epochs, ranking_sets
 
 
 def config(**sections):
@@ -65,8 +65,7 @@ def test_the_evaluation_plan_of_a_trial(sections, full, ranking, sets):
 
 def test_a_subset_of_image_sets_measures_what_the_full_evaluation_measures_of_them(offline_caches, tmp_path):
     from vaetune.data import load_data
-    from vaetune.models import build_model
-    from vaetune.prior import fit_model_prior
+    from vaetune.models import build_model, fit_model_prior
 
     cfg = config()
     data = load_data(cfg.data.model_copy(update={"cache_dir": str(tmp_path / "data")}))

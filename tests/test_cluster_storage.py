@@ -42,7 +42,7 @@ def test_max_failures_default_retries_lost_nodes():
 
 
 def test_trial_data_missing_on_its_node_says_why(tmp_path):
-    from vaetune.trainable import _load_data_on_this_node
+    from vaetune.search._trainable import _load_data_on_this_node
 
     cfg = DataConfig(source=str(tmp_path / "not-synced"), cache_dir=str(tmp_path / "cache"))
     with pytest.raises(UserError, match="must exist at the same path on every node"):
@@ -51,7 +51,7 @@ def test_trial_data_missing_on_its_node_says_why(tmp_path):
 
 def test_trial_data_decodes_on_a_node_without_the_cache(tmp_path):
     """A worker whose disk lacks the cache decodes from the source and fills its own cache."""
-    from vaetune.trainable import _load_data_on_this_node
+    from vaetune.search._trainable import _load_data_on_this_node
 
     cache = tmp_path / "node2" / "cache"  # does not exist yet on this "node"
     data = _load_data_on_this_node(DataConfig(source="builtin:sprites", image_size=16, count=64, cache_dir=str(cache)))

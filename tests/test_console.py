@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from vaetune.console import RUNNING_ROWS, SearchProgress
 from vaetune.results import end_status, short_value, status_phrase, trial_label
+from vaetune.search import RUNNING_ROWS, SearchProgress
 
 
 @pytest.mark.parametrize("value, shown", [
@@ -31,7 +31,7 @@ def test_how_a_trial_ended():
     assert end_status(6, 6) == "completed"
     assert end_status(1, 6) == "stopped"  # the word of summary.csv and MLflow's tag; the console says more:
     assert status_phrase("stopped", 1) == "stopped by ASHA at epoch 1" and status_phrase("completed", 6) == "completed"
-    assert end_status(0, 6, "vaetune.losses.DivergedError: loss became nan") == "diverged"
+    assert end_status(0, 6, "vaetune.models._losses.DivergedError: loss became nan") == "diverged"
     assert end_status(0, 6, "RuntimeError: CUDA out of memory") == "errored"
 
 

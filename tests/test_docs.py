@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from vaetune.models import DEFAULT_ARCH, ModelConfig
 from vaetune.spec import (
-    DEFAULT_ARCH,
     Config,
-    ModelConfig,
     embed_reference,
     reference_yaml,
     validate_config,

@@ -1,13 +1,15 @@
 """The extension points as docs/architecture.md tells a newcomer to use them: an architecture
 added as one config + one class + one decorator (here in this file, as it would be in
-vaetune/models/tiny.py), and an objective added as one function; each validates in a search
-space, trains through `vaetune train` or `train()`, and loads back. Also: the page's module map
-lists exactly the modules of the package."""
+vaetune/models/tiny.py), and an objective added as one function (of vaetune/models/_objectives.py);
+each validates in a search space, trains through `vaetune train` or `train()`, and loads back.
+Also: the page's module map lists exactly the modules of the package, the packages keep to their
+faces, and no package imports one that imports it back."""
 
 from __future__ import annotations
 
 import inspect
 import re
+from itertools import pairwise
 from pathlib import Path
 from typing import Literal
 
@@ -18,10 +20,18 @@ from torch import nn
 
 from vaetune.checkpoint import load_checkpoint, load_model
 from vaetune.cli import main
-from vaetune.losses import LossTerms, kl_per_dim, recon_loss
-from vaetune.models import MODELS, VAE, register_architecture
-from vaetune.objectives import OBJECTIVES, register_objective
-from vaetune.spec import ModelConfig, SpecError, space_from_dict
+from vaetune.models import (
+    MODELS,
+    OBJECTIVES,
+    VAE,
+    LossTerms,
+    ModelConfig,
+    kl_per_dim,
+    recon_loss,
+    register_architecture,
+    register_objective,
+)
+from vaetune.spec import SpecError, space_from_dict
 from vaetune.train import EachEpoch, latest_checkpoint, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,7 +62,7 @@ class TinyVAE(VAE):
             nn.Linear(h, C * H * W), nn.Unflatten(1, (C, H, W)))  # (B, C, H, W) logits
 
 
-# -- the objective: what one more function in vaetune/objectives.py would be --------------------
+# -- the objective: what one more function in vaetune/models/_objectives.py would be -----------
 
 
 def recon_only(out, x, cfg, epoch):
@@ -221,3 +231,65 @@ def test_the_package_faces_hold():
                 broken += [f"{path.relative_to(ROOT)} exports {e.value}" for e in getattr(node.value, "elts", [])
                            if isinstance(e, ast.Constant) and e.value.startswith("_")]
     assert not broken, "\n".join(broken)
+
+
+def _unit(dotted: str) -> str:
+    """The package or root module a dotted name belongs to: vaetune.search._run -> vaetune.search,
+    vaetune.cli -> vaetune.cli, vaetune.__version__ -> vaetune (the package's own face)."""
+    parts = dotted.split(".")
+    if len(parts) < 2 or not ((ROOT / "vaetune" / parts[1]).is_dir() or (ROOT / "vaetune" / f"{parts[1]}.py").is_file()):
+        return "vaetune"
+    return ".".join(parts[:2])
+
+
+def _imports_between_packages() -> dict[str, dict[str, str]]:
+    """{package: {package it imports: where, the first time}} over every import of vaetune in the
+    package: at the top, inside functions and under TYPE_CHECKING alike."""
+    import ast
+
+    graph: dict[str, dict[str, str]] = {}
+    for path in sorted((ROOT / "vaetune").rglob("*.py")):
+        here = _unit(_package_of(path) if path.name == "__init__.py" else
+                     ".".join(path.relative_to(ROOT).with_suffix("").parts))
+        edges = graph.setdefault(here, {})
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("vaetune"):
+                targets = [f"{node.module}.{a.name}" for a in node.names] if node.module == "vaetune" else [node.module]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names if a.name.startswith("vaetune")]
+            else:
+                continue
+            for target in map(_unit, targets):
+                if target != here:
+                    edges.setdefault(target, f"{path.relative_to(ROOT)}:{node.lineno}")
+    return graph
+
+
+def test_no_package_imports_one_that_imports_it_back():
+    """The packages (and root modules) of vaetune import each other without a loop, counting the
+    imports inside functions: each can be read knowing only the floors below it. A loop found is
+    printed with the line of each import in it."""
+    graph = _imports_between_packages()
+    state: dict[str, str] = {}
+    stack: list[str] = []
+    loops: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        state[node] = "open"
+        stack.append(node)
+        for nxt in graph.get(node, {}):
+            if state.get(nxt) == "open":
+                loops.append(stack[stack.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt)
+        stack.pop()
+        state[node] = "done"
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node)
+    assert not loops, "\n".join(loop[0] + "".join(f" -> {b} (by {graph[a][b]})" for a, b in pairwise(loop))
+                                 for loop in loops)
+    assert {"vaetune.spec", "vaetune.models", "vaetune.search", "vaetune.cli"} <= set(graph)  # it saw the package
+    assert "vaetune.models" in graph["vaetune.spec"]  # and the imports: the spec reads the model stage's registries
+

@@ -38,8 +38,8 @@ from vaetune.metrics._inception import (
     build_inception,
     fid_helper_torchscript_path,
 )
-from vaetune.models import VAE, build_model, config_for
-from vaetune.spec import DataConfig, SplitConfig, TrainConfig
+from vaetune.models import VAE, TrainConfig, build_model, config_for
+from vaetune.spec import DataConfig, SplitConfig
 
 N_SET = 12
 

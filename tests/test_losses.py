@@ -7,10 +7,18 @@ import math
 import pytest
 import torch
 
-from vaetune.losses import DivergedError, check_finite, kl_per_dim, recon_loss
-from vaetune.models import VAEOutput
-from vaetune.objectives import OBJECTIVES, capacity, elbo, objective_loss
-from vaetune.spec import TrainConfig
+from vaetune.models import (
+    OBJECTIVES,
+    DivergedError,
+    TrainConfig,
+    VAEOutput,
+    capacity,
+    check_finite,
+    elbo,
+    kl_per_dim,
+    objective_loss,
+    recon_loss,
+)
 
 
 def output(recon: list[float], mu: list[list[float]], logvar: list[list[float]]) -> VAEOutput:

@@ -6,9 +6,8 @@ import pytest
 import torch
 
 from vaetune.errors import UserError
-from vaetune.models import MODELS, VAE, VAEOutput, build_model, config_for
+from vaetune.models import MODELS, VAE, ModelConfig, VAEOutput, build_model, config_for
 from vaetune.models.conv import ConvConfig, conv_depth
-from vaetune.spec import ModelConfig
 
 D = 8  # latent size used throughout: small, fast
 

@@ -27,7 +27,7 @@ from vaetune.metrics import (
 )
 from vaetune.metrics import _precision_recall as pr_module
 from vaetune.metrics._features import quantize
-from vaetune.spec import TrainConfig
+from vaetune.models import TrainConfig
 
 N_IMAGES = 6
 

@@ -11,7 +11,7 @@ from sklearn.mixture import GaussianMixture
 from vaetune.checkpoint import load_model
 from vaetune.data import load_data
 from vaetune.metrics import GMM_KEYS, PR_KEYS, evaluate_generative
-from vaetune.prior import (
+from vaetune.models import (
     COVARIANCES,
     REG_COVAR,
     LatentMixture,

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from vaetune.quality import psnr, ssim
+from vaetune.metrics import psnr, ssim
 
 
 def test_ssim_of_identical_images_is_one_and_of_noise_is_near_zero():

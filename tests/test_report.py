@@ -188,7 +188,7 @@ def test_a_trials_checkpoint_holds_the_prior_its_fid_measured(search):
     from vaetune.checkpoint import load_model, load_prior
     from vaetune.data import load_data
     from vaetune.metrics import evaluate_generative
-    from vaetune.prior import LatentMixture
+    from vaetune.models import LatentMixture
 
     row = summary(search).iloc[0]
     path = Path(row["checkpoint"]) / "checkpoint.pt"  # the trial's best by eval/fid_sample_gmm
@@ -212,7 +212,7 @@ def test_export_keeps_the_prior_and_sample_draws_from_it(search, tmp_path, capsy
     from torchvision.utils import save_image
 
     from vaetune.checkpoint import load_model
-    from vaetune.prior import LatentMixture
+    from vaetune.models import LatentMixture
 
     s = summary(search)
     best = s.loc[s["best/eval/fid_sample_gmm"].idxmin()]

@@ -7,8 +7,7 @@ import math
 import pytest
 import torch
 
-from vaetune.schedules import beta_at, capacity_at, lr_factor, make_optimizer, set_lr
-from vaetune.spec import TrainConfig
+from vaetune.models import TrainConfig, beta_at, capacity_at, lr_factor, make_optimizer, set_lr
 
 
 def test_constant_beta():

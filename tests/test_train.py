@@ -16,7 +16,7 @@ from PIL import Image
 
 from vaetune.checkpoint import load_checkpoint, load_model
 from vaetune.data import load_data
-from vaetune.losses import DivergedError
+from vaetune.models import DivergedError
 from vaetune.spec import space_from_dict
 from vaetune.train import Callback, EachEpoch, latest_checkpoint, standard_callbacks, train
 
@@ -93,8 +93,8 @@ def test_each_checkpoint_holds_the_prior_of_its_weights_and_a_trial_reports_its_
     with train.prior none they are never reported and no checkpoint holds a prior."""
     from vaetune.metrics import GMM_KEYS
     from vaetune.metrics.registry import generative
-    from vaetune.prior import LatentMixture, encode_means, fit_prior
-    from vaetune.trainable import trial_callbacks
+    from vaetune.models import LatentMixture, encode_means, fit_prior
+    from vaetune.search import trial_callbacks
 
     raw = tiny(tmp_path, epochs=2, fid_every=2, fid_samples=8, prior_components=3)
     raw["search"] = {"metric": "eval/fid_sample_gmm"}
@@ -230,7 +230,7 @@ def _as_saved(saved: dict, live: dict) -> bool:
 
 
 def test_a_trial_checkpoints_at_each_rung_where_asha_may_stop_it(tmp_path):
-    from vaetune.trainable import trial_callbacks
+    from vaetune.search import trial_callbacks
 
     config = space_from_dict(tiny(tmp_path, checkpoint_every=3, grid_every=3)).resolve()
     data = load_data(config.data)

@@ -60,7 +60,7 @@ def load_model(path: str | Path, device: str = "cpu"):
 
 
 def load_prior(state: dict, path: str | Path, latent_dim: int):
-    """The fitted latent prior (vaetune.prior.LatentMixture) a checkpoint holds; None: it has none.
+    """The fitted latent prior (vaetune.models.LatentMixture) a checkpoint holds; None: it has none.
 
     Args:
         state: the checkpoint's dict (`load_checkpoint`, `load_model`).
@@ -70,7 +70,7 @@ def load_prior(state: dict, path: str | Path, latent_dim: int):
     raw = state.get("prior")
     if raw is None:
         return None
-    from vaetune.prior import LatentMixture
+    from vaetune.models import LatentMixture
 
     try:
         prior = LatentMixture.from_state(raw)
@@ -91,7 +91,7 @@ SAMPLERS = ("gmm", "prior")  # `vaetune sample --sampler`: the fitted latent pri
 
 def sample_images(model, n: int, *, label: int | None = None, seed: int = 0, prior=None):
     """n images (n, C, H, W) in [0, 1] decoded from z ~ N(0, I), or from `prior` (a fitted
-    vaetune.prior.LatentMixture) when given; a conditional model decodes `label` (default 0)."""
+    vaetune.models.LatentMixture) when given; a conditional model decodes `label` (default 0)."""
     import torch
 
     if n < 1:

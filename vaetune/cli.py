@@ -18,9 +18,6 @@ import argparse
 import logging
 import os
 import sys
-import time
-import traceback
-from pathlib import Path
 
 from vaetune.commands import (
     cluster,
@@ -38,7 +35,7 @@ from vaetune.commands import (
     train,
     ui,
 )
-from vaetune.errors import Failure, UserError
+from vaetune.errors import Failure, UserError, crash_log, one_line
 
 log = logging.getLogger("vaetune")
 
@@ -98,11 +95,6 @@ def main(argv: list[str] | None = None) -> int:
         return _bug(name, argv)
 
 
-def one_line(err: BaseException) -> str:
-    """An error's message on one line (a library's message may span several)."""
-    return " ".join(str(err).split())
-
-
 def _bug(name: str, argv: list[str] | None) -> int:
     """The exception being handled is a bug: one line here, the traceback in a file; exit code 1."""
     exc = sys.exc_info()[1]
@@ -112,33 +104,6 @@ def _bug(name: str, argv: list[str] | None) -> int:
         "the traceback could not be written (set VAETUNE_CACHE to a writable folder and run it again)")
     print(f"{name}: internal error (a bug in vaetune): {type(exc).__name__}: {first}; {where}", file=sys.stderr)
     return 1
-
-
-def crash_log(argv: list[str]) -> Path | None:
-    """Write the current exception's traceback, with the command line, to a log file; returns its path
-    (None when neither the cache nor the working folder takes it: the one line must still be printed)."""
-    from vaetune import __version__
-    from vaetune.fileio import cache_root
-
-    try:
-        cwd = str(Path.cwd())
-    except OSError:  # the working folder was removed
-        cwd = "(removed)"
-    text = (f"vaetune {__version__}\ncommand: vaetune {' '.join(argv)}\ncwd: {cwd}\n\n"
-            f"{traceback.format_exc()}")
-    folder = cache_root() / "logs"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
-        path.write_text(text)
-        return path
-    except OSError:  # an unwritable cache: the working folder
-        try:
-            path = Path(f"vaetune-crash-{time.strftime('%Y%m%d-%H%M%S')}.log").resolve()
-            path.write_text(text)
-        except OSError:
-            return None
-        return path
 
 
 INTERRUPTED = (130, 143)  # Ctrl-C (SIGINT) and SIGTERM: 128 + the signal

@@ -4,9 +4,20 @@
   key, the bad value and what is accepted. Exit code 2.
 - `Failure`: the work itself failed for a reason the message explains and the user can act on
   (training diverged); neither a mistake in the arguments nor a bug. Exit code 1.
+
+`one_line` is how every one of them is printed; `crash_log` writes a bug's traceback to a file, so
+the terminal gets one line naming it (vaetune.cli and the gallery's page).
 """
 
 from __future__ import annotations
+
+import os
+import time
+import traceback
+from pathlib import Path
+
+from vaetune import __version__
+from vaetune.fileio import cache_root
 
 
 class UserError(Exception):
@@ -15,3 +26,32 @@ class UserError(Exception):
 
 class Failure(Exception):
     """Work that failed for a reason its message explains (not a bug): one line, exit code 1."""
+
+
+def one_line(err: BaseException) -> str:
+    """An error's message on one line (a library's message may span several)."""
+    return " ".join(str(err).split())
+
+
+def crash_log(argv: list[str]) -> Path | None:
+    """Write the current exception's traceback, with the command line, to a log file; returns its path
+    (None when neither the cache nor the working folder takes it: the one line must still be printed)."""
+    try:
+        cwd = str(Path.cwd())
+    except OSError:  # the working folder was removed
+        cwd = "(removed)"
+    text = (f"vaetune {__version__}\ncommand: vaetune {' '.join(argv)}\ncwd: {cwd}\n\n"
+            f"{traceback.format_exc()}")
+    folder = cache_root() / "logs"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+        path.write_text(text)
+        return path
+    except OSError:  # an unwritable cache: the working folder
+        try:
+            path = Path(f"vaetune-crash-{time.strftime('%Y%m%d-%H%M%S')}.log").resolve()
+            path.write_text(text)
+        except OSError:
+            return None
+        return path

@@ -1,4 +1,5 @@
-"""What this machine has (memory, CPUs, GPUs), for the checks made before work starts.
+"""What this machine has (memory, CPUs, GPUs), for the checks made before work starts, and which
+torch device a setting names: the one rule for `train.device` and `--device`.
 
 A request that cannot be met here (a trial asking for a GPU on a machine without one, images
 that cannot fit in memory) is refused at once with the figures, instead of waiting for ever or
@@ -64,3 +65,16 @@ def check_fits(nbytes: float, what: str, fix: str) -> None:
     have = memory_bytes()
     if nbytes > have:
         raise UserError(f"{what} need {size(nbytes)} of memory; this machine has {size(have)}; {fix}")
+
+
+def resolve_device(name, *, what: str = "train.device") -> str:
+    """"auto" or None -> "cuda" when a CUDA device is visible, else "cpu"; "cuda"/"cuda:N" only
+    where CUDA is visible (a UserError naming `what` otherwise); anything else as given."""
+    import torch
+
+    name = "auto" if name is None else str(name)
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"{what}: got {name!r} but no CUDA device is visible; use auto or cpu")
+    return name

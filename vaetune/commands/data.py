@@ -52,11 +52,12 @@ def run_inspect(args: argparse.Namespace) -> int:
 
     from pydantic import ValidationError
 
-    from vaetune.data.inspect import save_preview, summary_lines
+    from vaetune.data.inspect import summary_lines
     from vaetune.data.load import load_data
     from vaetune.errors import UserError
     from vaetune.outputs import output_file
     from vaetune.spec import DataConfig, load_space
+    from vaetune.viz import save_preview
 
     if Path(args.source).suffix.lower() in (".yaml", ".yml"):
         cfg = load_space(args.source).default_config().data

@@ -31,8 +31,8 @@ def run(args: argparse.Namespace) -> int:
     import logging
     import time
 
-    from vaetune.devices import resolve_device
     from vaetune.errors import UserError
+    from vaetune.machine import resolve_device
     from vaetune.metrics import PR_K, FeatureExtractor, fid_from_features, kid, precision_recall
 
     if args.n is not None and args.n < 2:

@@ -1,5 +1,6 @@
 """What `vaetune data inspect SOURCE` shows of a loaded data set: counts, split sizes, skipped
-files with their reasons, label counts and the cache location (as lines), and a preview grid.
+files with their reasons, label counts and the cache location (as lines); its preview grid is
+drawn by vaetune.viz.save_preview.
 
 The data is decoded (or loaded from the cache) exactly as training would load it.
 """
@@ -7,16 +8,12 @@ The data is decoded (or loaded from the cache) exactly as training would load it
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
-
-import torch
 
 from vaetune.data.cache import cache_path, skipped_path
 from vaetune.data.imagedata import ImageData
 from vaetune.data.load import skip_summary
 from vaetune.spec import DataConfig
 
-_PREVIEW = 64  # images in the preview grid
 _LISTED = 20  # skipped files listed; all of them are in the .skipped.tsv file
 
 
@@ -40,18 +37,3 @@ def summary_lines(data: ImageData, cfg: DataConfig) -> list[str]:
     lines.append(f"cache:    {cache_path(cfg.cache_dir, data.fingerprint)}")
     lines.append(f"skipped list: {skipped_path(cfg.cache_dir, data.fingerprint)}")
     return lines
-
-
-def save_preview(data: ImageData, out: Path) -> None:
-    """A grid of up to 64 evenly spaced images (the whole collection, not only its first folder)."""
-    from torchvision.utils import make_grid
-
-    from vaetune.outputs import png_info
-    from vaetune.viz import to_pil
-
-    if len(data) == 0:
-        return
-    index = torch.linspace(0, len(data) - 1, min(_PREVIEW, len(data))).round().long().unique()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    grid = make_grid(data.images[index].float() / 255, nrow=8, padding=2, pad_value=0.5)  # (C, H', W')
-    to_pil(grid).save(out, format="PNG", pnginfo=png_info())

@@ -19,7 +19,7 @@ class Loaded:
     model: Any
     config: Any
     state: dict
-    prior: Any  # vaetune.prior.LatentMixture, or None
+    prior: Any  # vaetune.models.LatentMixture, or None
 
     @property
     def device(self):
@@ -44,7 +44,7 @@ def load(checkpoint: str, device: str | None = None) -> Loaded:
     """The model of a checkpoint, local or remote (fetched as `vaetune export` fetches it), on
     `device` (default: CUDA when visible, else the CPU)."""
     from vaetune.checkpoint import load_prior
-    from vaetune.devices import resolve_device
+    from vaetune.machine import resolve_device
     from vaetune.results import load_model_at
 
     model, config, state = load_model_at(checkpoint)

@@ -73,7 +73,7 @@ def shielded(where=st, target: str = ""):
     """Run a part of the page; a user's mistake becomes its one line in the page, and anything
     else one line naming the crash log that holds its traceback: never a traceback in the page
     or the terminal."""
-    from vaetune.cli import crash_log, one_line
+    from vaetune.errors import crash_log, one_line
 
     try:
         yield

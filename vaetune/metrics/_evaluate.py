@@ -4,7 +4,7 @@ Per evaluation: the reference statistics come from the on-disk cache (computed b
 trial that needs them); N samples are drawn in batches and N reference images are reconstructed
 in batches, each batch quantised to uint8 (as saving a PNG would) and fed straight to Inception;
 nothing generated is written to disk. The samples' features also give precision and recall
-against the reference features; with a fitted latent prior (vaetune.prior), N more samples
+against the reference features; with a fitted latent prior (vaetune.models), N more samples
 decoded from it get the same measures under the ``_gmm`` names. An evaluation may decode only
 some of these image sets (``sets``: at ASHA's rungs a trial measures only what ranks it); what
 a set left out would have measured is then absent, never carried from another evaluation.
@@ -35,7 +35,7 @@ from vaetune.metrics._stats import (
 from vaetune.metrics.registry import IMAGE_SETS, PR_KEYS, SAMPLE_KEYS, ImageSet, of_fitted_prior
 
 if TYPE_CHECKING:
-    from vaetune.prior import LatentMixture
+    from vaetune.models import LatentMixture
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ def evaluate_generative(model: torch.nn.Module, data: Any, cfg: Any, device: str
         batch_size: images per Inception batch; None: 200 on CUDA, 50 on CPU.
         method: Frechet distance computation, see :func:`vaetune.metrics.fid_from_features`.
         pr_k: neighbourhood size of precision and recall (:func:`vaetune.metrics.precision_recall`).
-        prior: a fitted latent prior (:func:`vaetune.prior.fit_prior`); when given, N more
+        prior: a fitted latent prior (:func:`vaetune.models.fit_prior`); when given, N more
             samples are decoded from z drawn from it (seeded, labelled as the N(0, I) samples are).
         sets: the image sets to decode and measure (``registry.IMAGE_SETS``): ``samples`` (from
             N(0, I)), ``recon`` (the reference images reconstructed), ``gmm`` (from ``prior``,

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 import torch
 
-from vaetune.devices import resolve_device
+from vaetune.machine import resolve_device
 from vaetune.metrics._inception import get_inception
 
 log = logging.getLogger(__name__)

@@ -22,10 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vaetune.spec import ModelConfig
+from vaetune.models._config import ModelConfig
 
 if TYPE_CHECKING:
-    from vaetune.prior import LatentMixture
+    from vaetune.models._prior import LatentMixture
 
 __all__ = ["MODELS", "VAE", "VAEOutput", "register_architecture"]
 
@@ -114,7 +114,7 @@ class VAE(nn.Module):
     def sample(self, n: int, y: torch.Tensor | None = None, generator: torch.Generator | None = None,
                prior: LatentMixture | None = None) -> torch.Tensor:
         """n images (n, C, H, W) in [0, 1] decoded from z ~ N(0, I), or from `prior` (a fitted
-        vaetune.prior.LatentMixture) when given.
+        vaetune.models.LatentMixture) when given.
 
         A conditional model decodes the labels y (n,); with y=None it draws labels uniformly from
         its classes with the same generator, so a seeded generator gives the same images and

@@ -8,7 +8,7 @@ from pydantic import Field
 from torch import nn
 
 from vaetune.models._base import VAE, register_architecture
-from vaetune.spec import ModelConfig
+from vaetune.models._config import ModelConfig
 
 
 def conv_depth(image_size: int) -> int:

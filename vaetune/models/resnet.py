@@ -10,7 +10,7 @@ from pydantic import Field
 from torch import nn
 
 from vaetune.models._base import VAE, register_architecture
-from vaetune.spec import ModelConfig
+from vaetune.models._config import ModelConfig
 
 
 class ResNetConfig(ModelConfig):

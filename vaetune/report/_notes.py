@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING
 from vaetune.metrics.registry import get
 from vaetune.report._epochs import BETA_IN_EFFECT, CAPACITY, DASH, OBJECTIVE, SCHEDULE
 from vaetune.results import TRIAL_ID, SearchResults
-from vaetune.search import BETA, default_values, kept_epochs
-from vaetune.trainable import evaluation_epochs
+from vaetune.search import BETA, default_values, evaluation_epochs, kept_epochs
 
 if TYPE_CHECKING:
     from vaetune.report._table import KLTable

@@ -16,7 +16,10 @@ study and search.json, which --resume, `vaetune export` and `vaetune report` rea
 - `_searcher`: the Optuna searcher and the driver's callbacks (need Ray at import);
 - `_run`: Ray start, the shared data, new or restored Tuner, fit;
 - `_summary`: summary.csv rows and the outcome;
-- `_sweep`: an equal-budget sweep of one key around a configuration, as a grid space.
+- `_sweep`: an equal-budget sweep of one key around a configuration, as a grid space;
+- `_trainable`: the Ray Tune adapter: one trial = one `train()`, reporting every epoch;
+- `_console` (with `_progress`, the state it tells, and `_quiet`, the libraries silenced): what a
+  person watching the search sees.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from vaetune.search._checks import (
     planned_trials,
     rungs_of,
 )
+from vaetune.search._console import REDRAW_EVERY_S, SearchConsole
 from vaetune.search._preflight import (
     Change,
     changes_between,
@@ -36,13 +40,16 @@ from vaetune.search._preflight import (
     ray_address,
     resume_changes,
 )
+from vaetune.search._progress import RUNNING_ROWS, SUMMARY_EVERY_S, SearchProgress
 from vaetune.search._run import run_search, terminated, tune_environment
 from vaetune.search._state import grow_state, read_state, space_raw, write_state
 from vaetune.search._summary import Outcome, summarise, trial_rows
 from vaetune.search._sweep import BETA, SEED, Sweep, check_resume, default_values, plan_sweep
+from vaetune.search._trainable import evaluation_epochs, ranking_sets, run_trial, trial_callbacks
 
 __all__ = [
-    "BETA", "SEED", "Change", "Outcome", "changes_between", "Sweep", "asha_rungs", "check_resume", "check_space", "default_values",
+    "BETA", "REDRAW_EVERY_S", "RUNNING_ROWS", "SEED", "SUMMARY_EVERY_S", "Change", "SearchConsole", "SearchProgress",
+    "evaluation_epochs", "ranking_sets", "run_trial", "trial_callbacks", "Outcome", "changes_between", "Sweep", "asha_rungs", "check_resume", "check_space", "default_values",
     "grow_state", "kept_epochs", "max_epochs", "plan_sweep", "planned_trials", "preflight", "ray_address", "read_state",
     "resume_changes", "run_search", "rungs_of", "space_raw", "summarise", "terminated", "trial_rows", "tune_environment",
     "write_state",

@@ -115,8 +115,8 @@ def run_search(space: SearchSpace, config: Config, results: Path, *, address: st
     import ray
     from ray import tune
 
-    from vaetune.console import quiet_libraries
     from vaetune.search._preflight import check_cluster_resources
+    from vaetune.search._quiet import quiet_libraries
 
     s, res = config.search, config.resources
     if not verbose:

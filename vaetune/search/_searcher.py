@@ -18,7 +18,6 @@ from ray.tune import Callback
 from ray.tune.search import SearchGenerator
 from ray.tune.search.optuna import OptunaSearch
 
-from vaetune.console import SearchConsole
 from vaetune.results import (
     DIVERGENCE,
     DRIVER_FILES,
@@ -30,6 +29,7 @@ from vaetune.results import (
     violations,
     write_json,
 )
+from vaetune.search._console import SearchConsole
 from vaetune.search._sampler import SamplerChoice, optuna_startup
 from vaetune.tracking import SearchTracker
 
@@ -41,7 +41,7 @@ class MLflowSearchCallback(SearchTracker, Callback):
 
 
 class ConsoleCallback(SearchConsole, Callback):
-    """The search's console: a live view on a terminal, event lines in a log (see vaetune.console)."""
+    """The search's console: a live view on a terminal, event lines in a log (see vaetune.search._console)."""
 
 
 class TrialLedger(Callback):

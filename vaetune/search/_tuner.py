@@ -100,7 +100,7 @@ def trainable(space: SearchSpace, config: Config, raw: dict[str, Any], data):
     compared) and resources."""
     from ray import tune
 
-    from vaetune.trainable import run_trial
+    from vaetune.search._trainable import run_trial
 
     fn = tune.with_parameters(run_trial, space_raw=raw, source=space.source, data=data, rungs=kept_epochs(config),
                               driver_cwd=str(Path.cwd()))

@@ -14,17 +14,13 @@ docs/search-spaces.md, generated from the sections).
 from __future__ import annotations
 
 from vaetune.spec._config import (
-    DEFAULT_ARCH,
     AugmentConfig,
     Config,
     DataConfig,
-    ModelConfig,
-    PriorCovariance,
     ResourcesConfig,
     SearchConfig,
     SplitConfig,
     TrackingConfig,
-    TrainConfig,
     architecture_config,
 )
 from vaetune.spec._distributions import DISTRIBUTIONS, Distribution
@@ -44,9 +40,9 @@ from vaetune.spec._validate import stored_config, validate_config
 from vaetune.spec._yaml import YamlLoader, yaml_load
 
 __all__ = [
-    "DEFAULT_ARCH", "DISTRIBUTIONS", "SEARCHABLE_SECTIONS", "AugmentConfig", "Config", "DataConfig",
-    "Distribution", "ModelConfig", "PriorCovariance", "ResourcesConfig", "SearchConfig",
-    "SearchSpace", "SpecError", "SplitConfig", "TrackingConfig", "TrainConfig", "YamlLoader",
+    "DISTRIBUTIONS", "SEARCHABLE_SECTIONS", "AugmentConfig", "Config", "DataConfig",
+    "Distribution", "ResourcesConfig", "SearchConfig",
+    "SearchSpace", "SpecError", "SplitConfig", "TrackingConfig", "YamlLoader",
     "architecture_config", "describe", "embed_reference", "flatten", "load_space", "parse_override",
     "reference_yaml", "set_dotted", "shipped_space", "shipped_spaces", "space_from_dict", "stored_config", "validate_config",
     "yaml_load",

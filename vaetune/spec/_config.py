@@ -1,21 +1,19 @@
 """The configuration's sections: typed, validated, unknown keys refused.
 
 `Config` is what one trial runs: data, model, train, search, resources, tracking. The `model`
-section is validated by the config of the architecture `model.arch` names (registered in
-vaetune.models, each with its own options and image-size rule); `train.objective` names a loss
-registered in vaetune.objectives. Both registries are read when a config is validated, which
-imports torch; `vaetune --help` never gets here.
+and `train` sections are the model stage's (vaetune.models): `model` is validated by the config
+of the architecture `model.arch` names (each with its own options and image-size rule), and
+`train.objective` names a loss registered there. Reading those registries imports torch;
+`vaetune --help` never gets here.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     SerializeAsAny,
     ValidatorFunctionWrapHandler,
@@ -23,33 +21,13 @@ from pydantic import (
     model_validator,
 )
 
-from vaetune.spec._errors import CrossFieldError, one_of
+from vaetune.metrics import registry
+from vaetune.models import DEFAULT_ARCH, MODELS, ModelConfig, TrainConfig
+from vaetune.sections import Section, one_of
+from vaetune.spec._errors import CrossFieldError
 
 
-class _Section(BaseModel):
-    # Unknown keys are errors: a typo must not silently fall back to a default.
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _no_boolean_numbers(cls, value: Any, info) -> Any:
-        # pydantic would read true as 1: a boolean where a number belongs is a mistake to report
-        if isinstance(value, bool) and _wants_number(cls.model_fields[info.field_name].annotation):
-            raise ValueError("a boolean is not a number; give a number here")
-        return value
-
-
-def _wants_number(annotation: Any) -> bool:
-    """Whether a field takes a number and not a boolean: int, float, their Optional, a Literal of numbers."""
-    args = get_args(annotation)
-    if get_origin(annotation) is Literal:
-        return all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in args)
-    if args:  # X | None
-        return any(_wants_number(a) for a in args if a is not type(None))
-    return annotation in (int, float)
-
-
-class AugmentConfig(_Section):
+class AugmentConfig(Section):
     hflip: float = Field(0.0, ge=0, le=1)  # probability of a horizontal flip
     vflip: float = Field(0.0, ge=0, le=1)  # probability of a vertical flip
     rotate: float = Field(0.0, ge=0, le=180)  # max rotation in degrees, uniform in [-r, r]
@@ -58,7 +36,7 @@ class AugmentConfig(_Section):
     saturation: float = Field(0.0, ge=0, le=1)
 
 
-class SplitConfig(_Section):
+class SplitConfig(Section):
     train: float = Field(0.8, gt=0, le=1)
     val: float = Field(0.1, ge=0, lt=1)
     test: float = Field(0.1, ge=0, lt=1)
@@ -71,7 +49,7 @@ class SplitConfig(_Section):
         return self
 
 
-class DataConfig(_Section):
+class DataConfig(Section):
     # a folder of images, a .zip, hf:NAME or a folder saved by `datasets`, or builtin:sprites
     source: str = "builtin:sprites"
     image_size: int = Field(32, ge=8, le=1024)  # square side in pixels after resizing
@@ -99,32 +77,12 @@ class DataConfig(_Section):
         return v
 
 
-class ModelConfig(_Section):
-    """What every architecture takes. An architecture's own config (in its file in vaetune.models)
-    subclasses this with its options and its image-size rule; `arch` picks which one validates the
-    section, e.g. ``model: {arch: conv, latent_dim: 16, width: 32}``."""
-
-    arch: str = "conv"  # an architecture registered in vaetune.models (one file each)
-    latent_dim: int = Field(16, ge=1, le=4096)  # dimensions of z
-    conditional: bool = False  # condition encoder and decoder on the class label (CVAE)
-    logvar_clamp: float = Field(10.0, gt=0)  # logvar is clamped to [-c, c] for stability
-
-    def check_image_size(self, size: int) -> None:
-        """Raise ValueError, saying which sizes fit, if square images of side `size` do not fit
-        this architecture. Every size fits unless an architecture says otherwise."""
-
-
-DEFAULT_ARCH: str = ModelConfig.model_fields["arch"].default
-
-
 def architecture_config(raw: Any) -> type[ModelConfig]:
     """The config class that validates a `model` section: the one registered for its `arch`.
 
     Raises:
         CrossFieldError: on model.arch, listing the registered architectures.
     """
-    from vaetune.models import MODELS
-
     arch = raw.get("arch", DEFAULT_ARCH) if isinstance(raw, dict) else DEFAULT_ARCH
     if not (isinstance(arch, str) and arch in MODELS):
         raise CrossFieldError("model.arch", arch, f"input should be {one_of(MODELS)} "
@@ -132,77 +90,7 @@ def architecture_config(raw: Any) -> type[ModelConfig]:
     return MODELS[arch].config_class
 
 
-# scikit-learn's covariance types of a Gaussian mixture (vaetune.prior)
-PriorCovariance = Literal["full", "diag", "spherical", "tied"]
-
-
-class TrainConfig(_Section):
-    epochs: int = Field(10, ge=1)
-    batch_size: int = Field(128, ge=1)
-    lr: float = Field(1e-3, gt=0)
-    lr_schedule: Literal["constant", "cosine"] = "constant"  # cosine: linear warm-up then cosine decay
-    lr_warmup_epochs: float = Field(0.0, ge=0)
-    weight_decay: float = Field(0.0, ge=0)  # AdamW's (decoupled)
-    grad_clip: float | None = Field(None, gt=0)  # max global gradient norm; None disables
-    recon_loss: Literal["mse", "bce"] = "mse"
-    recon_reduction: Literal["sum", "mean"] = "sum"  # sum over pixels per image, or mean over pixels
-    recon_weight: float = Field(1.0, gt=0)  # elbo: loss = recon_weight * recon + beta * KL
-    # the loss, from vaetune.objectives: elbo (recon + beta * KL) | capacity (recon + gamma * |KL - C|)
-    objective: str = "elbo"
-    beta: float = Field(1.0, ge=0)  # KL weight (elbo)
-    beta_schedule: Literal["constant", "linear", "cyclical"] = "constant"  # how the KL weight moves
-    warmup_epochs: float = Field(0.0, ge=0)  # linear: epochs for beta to ramp 0 -> beta
-    cycles: int = Field(4, ge=1)  # cyclical (Fu et al. 2019): number of cycles M over training
-    cycle_ratio: float = Field(0.5, gt=0, le=1)  # cyclical: fraction R of a cycle spent ramping
-    capacity_max: float = Field(25.0, ge=0)  # capacity (Burgess et al. 2018): C_max in nats
-    capacity_epochs: float = Field(10.0, gt=0)  # capacity: epochs for C to reach C_max
-    capacity_gamma: float = Field(100.0, gt=0)  # capacity: gamma in gamma * |KL - C|
-    free_bits: float = Field(0.0, ge=0)  # elbo: nats per latent dimension not penalised
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    amp: Literal["off", "bf16"] = "off"  # bf16: autocast on CUDA (ignored on CPU)
-    num_threads: int | None = Field(None, ge=1)  # torch CPU threads per trial; None: torch's
-    checkpoint_every: int = Field(1, ge=1)  # epochs between checkpoints (and always at the end)
-    grid_every: int = Field(1, ge=1)  # epochs between reconstruction/sample grid PNGs
-    grid_size: int = Field(8, ge=1, le=32)  # images per grid row; grids are grid_size x grid_size
-    fid_every: int = Field(0, ge=0)  # epochs between FID/KID evaluations; 0 disables
-    fid_samples: int = Field(1000, ge=2)  # generated and real images used for FID/KID
-    fid_reference: Literal["val", "train", "test"] = "val"  # split that the real statistics use
-    # gmm: at each FID evaluation and checkpoint, a Gaussian mixture fitted to the training set's
-    # posterior means (Ghosh et al. 2020); eval/*_gmm measure N samples from it, the checkpoint
-    # keeps it and `vaetune sample` draws from it. none: z ~ N(0, I) only
-    prior: Literal["gmm", "none"] = "gmm"
-    prior_components: int = Field(10, ge=1)  # the mixture's components (Ghosh et al. use 10)
-    # diag fits 5,000 means in well under a second on a CPU; full has D² parameters per component
-    prior_covariance: PriorCovariance = "diag"
-    seed: int = 0
-
-    @property
-    def fits_prior(self) -> bool:
-        """Whether a latent prior is fitted (and its eval/*_gmm metrics measured with FID)."""
-        return self.prior != "none"
-
-    @field_validator("objective")
-    @classmethod
-    def _registered_objective(cls, name: str) -> str:
-        from vaetune.objectives import OBJECTIVES
-
-        if name not in OBJECTIVES:
-            raise ValueError(f"input should be {one_of(OBJECTIVES)} "
-                             "(the objectives in vaetune.objectives)")
-        return name
-
-    @field_validator("beta_schedule", mode="before")
-    @classmethod
-    def _capacity_is_an_objective(cls, name: Any) -> Any:
-        # beta_schedule: capacity switched the loss before train.objective existed; translating it
-        # silently would keep a searched {choice: [linear, capacity]} mixing schedules and losses
-        if name == "capacity":
-            raise ValueError("capacity is an objective, not a schedule of the KL weight: set "
-                             "train.objective: capacity (β schedules: constant, linear, cyclical)")
-        return name
-
-
-class Bound(_Section):
+class Bound(Section):
     """search.constraints: the bounds one metric must hold, e.g. {min: 5} for val/kl."""
 
     min: float | None = None
@@ -221,7 +109,7 @@ class Bound(_Section):
         return self
 
 
-class SearchConfig(_Section):
+class SearchConfig(Section):
     metric: str | None = None  # None: eval/fid_sample when train.fid_every > 0, else val/elbo
     mode: Literal["min", "max"] | None = None  # None: the metric's own better direction
     # auto: chosen and sized for the trials, concurrency and space (vaetune.search._sampler);
@@ -260,12 +148,12 @@ class SearchConfig(_Section):
     keep_checkpoints: int = Field(2, ge=1)
 
 
-class ResourcesConfig(_Section):
+class ResourcesConfig(Section):
     cpu: float = Field(1.0, gt=0)  # per trial
     gpu: float = Field(0.0, ge=0)  # per trial; 0.25 lets four trials share a GPU
 
 
-class TrackingConfig(_Section):
+class TrackingConfig(Section):
     uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else MLflow's own default (./mlflow.db)
     experiment: str | None = None  # None: the search name
 
@@ -273,7 +161,7 @@ class TrackingConfig(_Section):
 NAME_MAX = 100  # a search's name is a folder name and an MLflow experiment name
 
 
-class Config(_Section):
+class Config(Section):
     # the search's name: its folder results/<name>/ and its MLflow experiment
     name: str = "search"
     data: DataConfig = Field(default_factory=DataConfig)
@@ -356,8 +244,6 @@ class Config(_Section):
     def _resolve_metrics(self) -> None:
         """The search metric(s) must be ones a trial of this config reports; unset ones get defaults
         (the metric: sample FID when FID is on, else val/elbo; the mode: the metric's own)."""
-        from vaetune.metrics import registry
-
         s, fid_on, prior_on = self.search, bool(self.train.fid_every), self.train.fits_prior
         if s.metric is None:
             s.metric = "eval/fid_sample" if fid_on else "val/elbo"

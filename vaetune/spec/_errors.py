@@ -22,9 +22,3 @@ class CrossFieldError(ValueError):
     def __init__(self, key: str, value: Any, accepted: str):
         self.key, self.value, self.accepted = key, value, accepted
         super().__init__(f"{key}: {accepted}")
-
-
-def one_of(names) -> str:
-    """'a', 'b' or 'c': the accepted values, as pydantic words them for a Literal."""
-    quoted = [repr(n) for n in names]
-    return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"

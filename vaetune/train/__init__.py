@@ -3,7 +3,7 @@
 `train(config, callbacks)` (vaetune.train._loop) is plain PyTorch and knows nothing of Ray,
 MLflow or files; what happens at each epoch's end is composed from callbacks
 (vaetune.train.callbacks): FID/KID, grids, checkpoints, a progress bar, a reporter. `vaetune
-train` and the Ray Tune adapter (vaetune.trainable) each compose their own list.
+train` and the Ray Tune adapter (vaetune.search._trainable) each compose their own list.
 
 Modules, one concern each: `_device` (device, batches on it or in pinned host memory), `_rng`
 (RNG streams), `_validate` (val/ metrics and their units), `_grids` (grid images), `_state`

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from vaetune.devices import resolve_device  # noqa: F401  re-exported: train.device
+from vaetune.machine import resolve_device  # noqa: F401  re-exported: train.device
 
 log = logging.getLogger(__name__)
 

@@ -43,8 +43,7 @@ def train(config: Config, callbacks: Sequence[Callback] = (), *, data: ImageData
     import torch
 
     from vaetune.data import Augment, load_data
-    from vaetune.models import build_model
-    from vaetune.schedules import make_optimizer
+    from vaetune.models import build_model, make_optimizer
 
     tc = config.train
     if tc.num_threads:
@@ -93,9 +92,7 @@ def _train_epoch(model, optimizer, batches, shuffle_gen, augment, tc, epoch: int
     """One pass over the training split (epoch is 0-based); returns the train/ metrics, beta, lr."""
     import torch
 
-    from vaetune.losses import check_finite
-    from vaetune.objectives import objective_loss
-    from vaetune.schedules import beta_at, lr_factor, set_lr
+    from vaetune.models import beta_at, check_finite, lr_factor, objective_loss, set_lr
 
     use_bf16 = device == "cuda" and tc.amp == "bf16"
     model.train()

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 
 class LatentPrior(Callback):
-    """The latent prior of the epoch's model at the epochs `at` (vaetune.prior.fit_model_prior): a
+    """The latent prior of the epoch's model at the epochs `at` (vaetune.models.fit_model_prior): a
     Gaussian mixture of `train.prior_components` components (`train.prior_covariance`) fitted to
     the posterior means of a seeded subset of the training split, in `end.prior` for the evaluation
     and the checkpoint after it. The fit is a function of the weights and `train.seed` and draws
@@ -42,7 +42,7 @@ class LatentPrior(Callback):
     def on_epoch_end(self, end: EpochEnd) -> None:
         if end.epoch not in self.at:
             return
-        from vaetune.prior import fit_model_prior
+        from vaetune.models import fit_model_prior
 
         t0 = time.perf_counter()
         tc = end.config.train

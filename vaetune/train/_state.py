@@ -39,7 +39,7 @@ def save_training_state(out: Path, model, optimizer, shuffle_gen, epoch: int, co
         config: the resolved `Config`, stored so the checkpoint rebuilds its model alone.
         data: the `ImageData` trained on (shape, classes, label names, fingerprint are stored).
         metrics: the epoch's metrics; a resumed run carries its last eval/ values from them.
-        prior: the latent prior fitted to this model (vaetune.prior.LatentMixture), stored as
+        prior: the latent prior fitted to this model (vaetune.models.LatentMixture), stored as
             plain tensors under "prior"; None: none stored.
     """
     from vaetune import __version__

@@ -7,7 +7,7 @@ Units:
   -ELBO in nats under a Bernoulli decoder; with MSE it is -ELBO under a Gaussian decoder of
   variance 1/2, up to a constant.
 - `val/mse`: mean squared error per pixel in [0, 1] units; `val/psnr`: 10 log10(1 / mse), in dB,
-  averaged over images; `val/ssim`: mean SSIM (vaetune.quality).
+  averaged over images; `val/ssim`: mean SSIM (vaetune.metrics).
 - `val/active_units`: latent dimensions with Cov_x(E[z|x]) > 0.01 (Burda et al. 2016).
 """
 
@@ -29,8 +29,8 @@ def validate(model, val_x, val_y, tc, device: str) -> dict[str, float]:
     """
     import torch
 
-    from vaetune.losses import kl_per_dim, recon_loss
-    from vaetune.quality import mse, psnr_from_mse, ssim
+    from vaetune.metrics import mse, psnr_from_mse, ssim
+    from vaetune.models import kl_per_dim, recon_loss
 
     model.eval()
     totals = torch.zeros(6, dtype=torch.float64)  # recon, kl, elbo, mse, psnr, ssim

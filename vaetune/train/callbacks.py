@@ -23,8 +23,7 @@ if TYPE_CHECKING:
     import torch
 
     from vaetune.data import ImageData
-    from vaetune.models import VAE
-    from vaetune.prior import LatentMixture
+    from vaetune.models import VAE, LatentMixture
     from vaetune.spec import Config
 
 

@@ -48,6 +48,7 @@ from vaetune.viz._grids import (
     make_grid,
     save_gif,
     save_grid,
+    save_preview,
     to_pil,
 )
 from vaetune.viz._latent import (
@@ -87,6 +88,6 @@ __all__ = [
     "figure_png", "gif_bytes", "gif_scale", "grid_pixels", "grid_png", "interpolation_grid", "interpolation_picture",
     "check_grid_steps", "interpolation_row", "interpolation_strips", "kl_order", "latent_plane", "lerp", "load_val", "make_grid", "manifold_figure",
     "manifold_picture", "nearest_features", "nearest_pixel", "neighbours", "neighbours_hist", "progress_picture",
-    "project_2d", "save_gif", "save_grid", "slerp", "to_pil", "traversal", "traversal_picture", "trial_checkpoints",
+    "project_2d", "save_gif", "save_grid", "save_preview", "slerp", "to_pil", "traversal", "traversal_picture", "trial_checkpoints",
     "walk_frames",
 ]

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import torch
 
+from vaetune.data import ImageData
+from vaetune.outputs import png_info
+
 PAD = 1  # white pixels between the images of a grid
 FIG_DPI = 100
 
@@ -44,8 +47,6 @@ def figure_png(fig) -> bytes:
 
 def grid_png(images: torch.Tensor, ncols: int) -> bytes:
     """A grid of images (N, C, H, W) in [0, 1] as PNG bytes, marked as vaetune's (vaetune.outputs)."""
-    from vaetune.outputs import png_info
-
     buf = io.BytesIO()
     to_pil(make_grid(images, ncols)).save(buf, format="PNG", pnginfo=png_info())
     return buf.getvalue()
@@ -100,3 +101,19 @@ def save_gif(frames: torch.Tensor, out: Path, scale: int, ms_per_frame: int = 80
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(gif_bytes(frames, scale, ms_per_frame))
     return out
+
+
+PREVIEW = 64  # images in `vaetune data inspect`'s preview grid
+
+
+def save_preview(data: ImageData, out: Path) -> None:
+    """`vaetune data inspect`'s preview: a grid of up to PREVIEW evenly spaced images of `data`
+    (the whole collection, not only its first folder), grey between them."""
+    from torchvision.utils import make_grid as tv_grid
+
+    if len(data) == 0:
+        return
+    index = torch.linspace(0, len(data) - 1, min(PREVIEW, len(data))).round().long().unique()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    grid = tv_grid(data.images[index].float() / 255, nrow=8, padding=2, pad_value=0.5)  # (C, H', W')
+    to_pil(grid).save(out, format="PNG", pnginfo=png_info())

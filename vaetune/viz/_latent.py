@@ -132,7 +132,7 @@ def interpolation_picture(model, config, paths: list[str], *, grid: bool, mode: 
 @torch.no_grad()
 def kl_order(model, x: torch.Tensor, y: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Latent dimensions by mean KL over the images, largest first: (order, kl per dim)."""
-    from vaetune.losses import kl_per_dim
+    from vaetune.models import kl_per_dim
 
     mu, logvar = encode_all(model, x, y)
     kl = kl_per_dim(mu, logvar).mean(0)  # (D,)

@@ -1,6 +1,6 @@
 """The terms every VAE objective is built from: reconstruction error and KL, per image.
 
-The objectives themselves (ELBO, capacity, ...) are in vaetune.objectives.
+The objectives themselves (ELBO, capacity, ...) are in _objectives.py.
 
 Units: KL is in nats per image (summed over latent dimensions). The reconstruction term is per
 image too: with reduction "sum" it is summed over the C*H*W pixel values (for BCE this is the
@@ -14,12 +14,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
 from vaetune.errors import Failure
-from vaetune.models import VAEOutput
+
+if TYPE_CHECKING:
+    from vaetune.models._base import (
+        VAEOutput,  # whose config module imports the objectives, built on these
+    )
 
 __all__ = ["DivergedError", "LossTerms", "check_finite", "kl_per_dim", "recon_loss"]
 

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-from vaetune.spec import TrainConfig
+if TYPE_CHECKING:
+    from vaetune.models._config import (
+        TrainConfig,  # which imports the objectives, which import this
+    )
 
 __all__ = ["beta_at", "capacity_at", "lr_factor", "make_optimizer", "set_lr"]
 
@@ -53,7 +57,7 @@ def beta_at(cfg: TrainConfig, epoch: float) -> float:
 
 def capacity_at(cfg: TrainConfig, epoch: float) -> float | None:
     """Target KL C in nats (Burgess et al. 2018): 0 -> capacity_max linearly over capacity_epochs,
-    then constant. None unless ``cfg.objective == "capacity"`` (vaetune.objectives)."""
+    then constant. None unless ``cfg.objective == "capacity"`` (vaetune.models)."""
     _check_epoch(epoch)
     if cfg.objective != "capacity":
         return None

@@ -55,7 +55,7 @@ def run_trial(params: dict[str, Any], *, space_raw: dict, source: str, data=None
     """
     from ray import tune
 
-    from vaetune.losses import DivergedError
+    from vaetune.models import DivergedError
     from vaetune.spec import space_from_dict
 
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # one "checkpoint created" line per epoch is noise

@@ -1,4 +1,18 @@
-"""The console's Tune callback body: lines in a log, a live view (rich) on a terminal."""
+"""What a person watching `vaetune search` sees, and how a trial is called there and in MLflow.
+
+On a terminal: one compact view, redrawn in place (rich's Live), with the trials running,
+stopped, completed and failed, the best so far with its values, the time elapsed and an
+estimate of the time left. In a log or CI (no terminal): one line per trial event (started,
+passed a rung, stopped, completed, failed) and a one-line summary every few minutes. A failed
+trial is one line naming it, the error and where its full traceback is (its trial folder; MLflow
+keeps it too). `vaetune search --verbose` gives Ray Tune's own tables back instead.
+
+A trial is called by what it tried, e.g. `#3 β=0.0033 z=4 lr=2e-4`: its number in the search
+(the one in its Tune folder name) and its searched values, short keys, 2 significant digits.
+
+The Tune callback that drives it is `_searcher.ConsoleCallback`; the state it tells is
+`_progress.SearchProgress`; rich is imported where it is used.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +22,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from vaetune.console._progress import SUMMARY_EVERY_S, SearchProgress, _duration
 from vaetune.results import (
     DIVERGED,
     DIVERGENCE,
@@ -20,6 +33,7 @@ from vaetune.results import (
     trial_label,
     trial_number,
 )
+from vaetune.search._progress import SUMMARY_EVERY_S, SearchProgress, _duration
 
 REDRAW_EVERY_S = 1.0  # the terminal view is redrawn at most this often
 

@@ -12,7 +12,7 @@ here a scikit-learn ``GaussianMixture`` on the posterior means.
 encoding only the images the fit uses; training does so at each FID evaluation and checkpoint
 (``train.prior``, vaetune.train.LatentPrior).
 
-Defaults (``train.prior_components`` and ``train.prior_covariance``, owned by the spec;
+Defaults (``train.prior_components`` and ``train.prior_covariance``, owned by the train section;
 benchmarks/bench_prior.py, one thread, a shared 2-core machine at load 9-25): a
 diagonal mixture of 10 components on at most 5,000 means fitted in 0.02-0.6 s at load ~10
 (up to 1.5 s at load ~25) for N = 1,000-50,000 and D = 8-256. On held-out synthetic codes (whose
@@ -31,13 +31,13 @@ from typing import get_args
 import numpy as np
 import torch
 
-from vaetune.spec import PriorCovariance, TrainConfig
+from vaetune.models._config import PriorCovariance, TrainConfig
 
 log = logging.getLogger(__name__)
 
 Covariance = PriorCovariance
 COVARIANCES: tuple[str, ...] = get_args(PriorCovariance)
-# the spec owns the defaults (train.prior_components, train.prior_covariance); why these: above
+# the train section owns the defaults (train.prior_components, train.prior_covariance); why these: above
 _DEFAULTS = TrainConfig.model_fields
 PRIOR_COMPONENTS: int = _DEFAULTS["prior_components"].default  # Ghosh et al.'s 10
 PRIOR_COVARIANCE: Covariance = _DEFAULTS["prior_covariance"].default  # diag: full costs O(D^2) a point

@@ -12,17 +12,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
-from vaetune.losses import LossTerms, kl_per_dim, recon_loss
-from vaetune.models import VAEOutput
-from vaetune.schedules import beta_at, capacity_at
-from vaetune.spec import TrainConfig
+from vaetune.models._losses import LossTerms, kl_per_dim, recon_loss
+from vaetune.models._schedules import beta_at, capacity_at
+
+if TYPE_CHECKING:  # the model and train sections (and so VAE) import this module's registry
+    from vaetune.models._base import VAEOutput
+    from vaetune.models._config import TrainConfig
 
 __all__ = ["OBJECTIVES", "Objective", "capacity", "elbo", "objective_loss", "register_objective"]
 
-LossFn = Callable[[VAEOutput, torch.Tensor, TrainConfig, float], LossTerms]
+LossFn = Callable[["VAEOutput", torch.Tensor, "TrainConfig", float], LossTerms]
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,7 @@ def _recon(out: VAEOutput, x: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
 @register_objective("elbo", keys=("beta", "beta_schedule", "warmup_epochs", "cycles", "cycle_ratio",
                                   "free_bits"))
 def elbo(out: VAEOutput, x: torch.Tensor, cfg: TrainConfig, epoch: float) -> LossTerms:
-    """``recon_weight * recon + beta * KL'``, β from its schedule (vaetune.schedules.beta_at).
+    """``recon_weight * recon + beta * KL'``, β from its schedule (beta_at).
 
     KL' applies free bits (Kingma et al. 2016): each latent dimension's KL, averaged over the
     batch, is clamped below at ``cfg.free_bits`` nats, so dimensions under the budget get no KL
@@ -84,7 +87,7 @@ def elbo(out: VAEOutput, x: torch.Tensor, cfg: TrainConfig, epoch: float) -> Los
 @register_objective("capacity", keys=("capacity_max", "capacity_epochs", "capacity_gamma"))
 def capacity(out: VAEOutput, x: torch.Tensor, cfg: TrainConfig, epoch: float) -> LossTerms:
     """Burgess et al. 2018: ``recon_weight * recon + capacity_gamma * |KL - C|``, the target C
-    rising from 0 to capacity_max nats over capacity_epochs (vaetune.schedules.capacity_at).
+    rising from 0 to capacity_max nats over capacity_epochs (capacity_at).
     β and free bits are not used."""
     recon = _recon(out, x, cfg)
     kl = kl_per_dim(out.mu, out.logvar).sum(dim=1).mean()  # scalar, true KL per image
