@@ -28,7 +28,7 @@ import yaml
 from PIL import Image
 
 from vaetune import cli
-from vaetune.search import write_state
+from vaetune.search import plan_search, write_state
 from vaetune.spec import space_from_dict
 
 BOUND_S = 30  # a hang guard per case, not a benchmark: each takes well under a second or two here
@@ -105,7 +105,7 @@ def _decoy(ctx: Ctx) -> None:
     (w / "mydir" / "keep.txt").write_text("keep\n")
     # a search that started (search.json, space.yaml) with the space of ctx.space("started")
     space = space_from_dict(yaml.safe_load(Path(ctx.space("started")).read_text()), "started.yaml")
-    write_state(w / "results" / "started", space, space.default_config(), space_file="started.yaml", overrides=[])
+    write_state(w / "results" / "started", plan_search(space), space_file="started.yaml", overrides=[])
     # a finished search whose best trial is the module's checkpoint, and one where every trial errored
     for name, rows in {
         "done": [{"trial_id": "t1", "status": "completed", "epochs": 1, "train.beta": 0.1,

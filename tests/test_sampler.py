@@ -13,7 +13,7 @@ import pytest
 
 from vaetune.search._sampler import choose_sampler
 from vaetune.search._searcher import make_sampler
-from vaetune.spec import space_from_dict
+from vaetune.spec import SearchPlan, space_from_dict
 
 NUMBERS = {"train.lr": {"loguniform": [1e-4, 1e-2]}, "train.beta": {"loguniform": [0.01, 10]}}
 MIXED = {**NUMBERS, "model.latent_dim": {"choice": [4, 8, 16]}}
@@ -66,17 +66,17 @@ def space(params: dict, **search):
 ])
 def test_auto_sizes_the_sampler_to_the_search(params, search, trials, expected):
     s = space(params, **search)
-    choice = choose_sampler(s, s.default_config(), trials)
+    choice = choose_sampler(SearchPlan.of(s), trials)
     assert (choice.name, choice.startup) == expected
 
 
 def test_the_choice_is_described_in_one_phrase():
     s = space(MIXED, num_samples=8, max_concurrent=2)
-    choice = choose_sampler(s, s.default_config(), 8)
+    choice = choose_sampler(SearchPlan.of(s), 8)
     assert choice.describe() == ("sampler TPE (multivariate, grouped), 3 random trials first "
                                  "(8 trials, 2 at a time, pruned trials observed)")
     named = space(MIXED, num_samples=8, sampler="tpe")
-    assert choose_sampler(named, named.default_config(), 8).describe() == (
+    assert choose_sampler(SearchPlan.of(named), 8).describe() == (
         "sampler TPE, 10 random trials first (as search.sampler names it)")
 
 
@@ -97,7 +97,7 @@ def test_the_sized_samplers_model_where_optunas_defaults_are_still_random():
     models after 4 random trials and gets far closer; summed over seeds to average out luck."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     s = space(NUMBERS, num_samples=10, scheduler="fifo")
-    choice = choose_sampler(s, s.default_config(), 10)
+    choice = choose_sampler(SearchPlan.of(s), 10)
     assert (choice.name, choice.startup) == ("gp", 4)
     sized = sum(_best_value(make_sampler(choice, seed), 10) for seed in range(3))
     default = sum(_best_value(optuna.samplers.TPESampler(seed=seed), 10) for seed in range(3))

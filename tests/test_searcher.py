@@ -6,8 +6,8 @@ import optuna
 import pytest
 from ray import tune
 
-from vaetune.search import asha_rungs
 from vaetune.search._searcher import TruthfulOptunaSearch, make_sampler
+from vaetune.spec import asha_rungs
 
 
 def searcher(sampler: str = "tpe", grid=None, max_epochs: int = 4) -> TruthfulOptunaSearch:

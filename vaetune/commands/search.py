@@ -18,9 +18,9 @@ def register(commands) -> None:
 def run(args: argparse.Namespace) -> int:
     from vaetune.spec import load_space
 
-    space = load_space(args.space, args.overrides)
-    return run_space(space, space_file=args.space, overrides=args.overrides, resume=args.resume,
-                     address=args.address, verbose=args.tune_output, command=f"vaetune search {args.space}")
+    return run_space(load_space(args.space, args.overrides), space_file=args.space, overrides=args.overrides,
+                     resume=args.resume, address=args.address, verbose=args.tune_output,
+                     command=f"vaetune search {args.space}")
 
 
 def run_space(space, *, space_file: str, overrides: list[str], resume: bool, address: str | None,
@@ -36,6 +36,7 @@ def run_space(space, *, space_file: str, overrides: list[str], resume: bool, add
     from vaetune.search import (
         check_space,
         grow_state,
+        plan_search,
         preflight,
         ray_address,
         resume_changes,
@@ -46,8 +47,9 @@ def run_space(space, *, space_file: str, overrides: list[str], resume: bool, add
     )
     from vaetune.tracking import log_search_outcome
 
-    config = space.default_config()
-    check_space(space, config)
+    plan = plan_search(space)  # worked out once: every part below reads it
+    config = plan.config
+    check_space(plan)
     results = results_dir_for(config.search.storage, config.name)
     refuse_if_held(results, "a search")  # before "already ran": a second start of a running search
     started = (results / SEARCH_FILE).exists()
@@ -62,30 +64,30 @@ def run_space(space, *, space_file: str, overrides: list[str], resume: bool, add
                         "report read it here, but a resumed search would write into the old place (Ray Tune's "
                         "saved experiment names it): resume it where it ran, or start a new search here with "
                         "--set name=...")
-    changes = resume_changes(results, space, config) if resume else []
+    changes = resume_changes(results, plan) if resume else []
     refused = [c for c in changes if not c.applicable]
     if refused:
         raise UserError(f"--resume: {results} was started with another space: {'; '.join(map(str, refused))}; a "
                         "resumed search runs the space it started with (only search.num_samples may grow): undo "
                         "the change, or start a new search with --set name=...")
     address, named = ray_address(address)
-    data = preflight(space, config, results, address=address, resume=resume, named=named)
+    data = preflight(plan, results, address=address, resume=resume, named=named)
 
     def record() -> None:  # once Ray is up: the search exists from here on
         if not resume:
-            write_state(results, space, config, space_file=space_file, overrides=overrides, extra=state_extra)
+            write_state(results, plan, space_file=space_file, overrides=overrides, extra=state_extra)
         elif changes:
-            before = grow_state(results, space, config)
+            before = grow_state(results, plan)
             print(f"--resume: {changes[0]}: the search goes on to {config.search.num_samples} trials "
                   f"({config.search.num_samples - before} more)", flush=True)
 
     with hold(results, "a search"):  # until its summary is written: a second start or export is refused
-        grid = run_search(space, config, results, address=address, resume=resume, verbose=verbose, data=data,
+        grid = run_search(plan, results, address=address, resume=resume, verbose=verbose, data=data,
                           before_fit=record, named=named)
-        outcome = summarise(grid, space, config, results)
+        outcome = summarise(grid, plan, results)
         if not outcome.unfinished:  # an interrupted search gets its outcome when it is resumed and ends
-            log_search_outcome(results, config.search.metric, config.search.mode, list(space.params))
-    print_outcome(outcome, space, results, command)
+            log_search_outcome(results, config.search.metric, config.search.mode, plan.searched)
+    print_outcome(outcome, plan.space, results, command)
     return 143 if outcome.exit_code == 130 and terminated() else outcome.exit_code  # 128 + SIGTERM
 
 

@@ -170,7 +170,7 @@ def _batch_and_epochs(n_train: int, kind: str) -> tuple[int, int, str, str]:
 
 
 def _rungs(grace: int, max_t: int) -> str:
-    from vaetune.search import asha_rungs
+    from vaetune.spec import asha_rungs
 
     return ", ".join(map(str, asha_rungs(grace, 3, max_t) or [max_t]))
 

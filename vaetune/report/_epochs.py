@@ -36,7 +36,7 @@ from vaetune.results import (
     finite_number,
     latest_checkpoint_of,
 )
-from vaetune.search import BETA
+from vaetune.spec import BETA
 
 # the table's rows: β, or the capacity target when β is not in the loss (train.objective capacity)
 CAPACITY = "train.capacity_max"
@@ -56,10 +56,7 @@ EXTRA_METRICS = ("val/recon", "val/elbo", BETA_IN_EFFECT)
 
 def candidate_epochs(results: SearchResults) -> list[int]:
     """Epochs where trials can be compared: ASHA's rungs and the last epoch."""
-    from vaetune.search import kept_epochs
-
-    config = results.config()
-    return kept_epochs(config) if config is not None else [results.max_epochs]
+    return list(results.plan.kept_epochs) if results.plan is not None else [results.max_epochs]
 
 
 def _fid_epochs(results: SearchResults) -> frozenset[int]:

@@ -8,22 +8,23 @@ from typing import TYPE_CHECKING
 from vaetune.metrics.registry import get
 from vaetune.report._epochs import BETA_IN_EFFECT, CAPACITY, DASH, OBJECTIVE, SCHEDULE
 from vaetune.results import TRIAL_ID, SearchResults
-from vaetune.search import BETA, default_values, evaluation_epochs, kept_epochs
+from vaetune.search import default_values, evaluation_epochs
+from vaetune.spec import BETA
 
 if TYPE_CHECKING:
     from vaetune.report._table import KLTable
-    from vaetune.spec import Config
+    from vaetune.spec import SearchPlan
 
 
 def _labels(metrics: list[str]) -> str:
     return ", ".join(get(m).label for m in metrics)
 
 
-def _ranking_only(config: Config | None, epoch: int | None) -> bool:
-    """Whether trials of `config` measured only what ranks them at `epoch` (a cheap rung)."""
-    if config is None or epoch is None:
+def _ranking_only(plan: SearchPlan | None, epoch: int | None) -> bool:
+    """Whether the trials of `plan` measured only what ranks them at `epoch` (a cheap rung)."""
+    if plan is None or epoch is None:
         return False
-    _, ranking = evaluation_epochs(config, kept_epochs(config))
+    _, ranking = evaluation_epochs(plan.config, plan.kept_epochs)
     return epoch in ranking
 
 
@@ -42,9 +43,9 @@ def missing_notes(results: SearchResults, missing: list[str], epoch: int | None 
         notes.append(f"{_labels(unfitted)}: {DASH} because the search ran with train.prior none, so "
                      "no latent prior was fitted.")
     evals = [m for m in evals if m not in unfitted]
-    ranked_only = _ranking_only(config, epoch)
+    ranked_only = _ranking_only(results.plan, epoch)
     if evals and ranked_only:
-        full, _ = evaluation_epochs(config, kept_epochs(config))
+        full, _ = evaluation_epochs(config, results.plan.kept_epochs)
         notes.append(f"{_labels(evals)}: {DASH}, not measured at epoch {epoch}: at ASHA's rungs a trial "
                      f"measures only what ranks it (search.rung_eval: ranking); every measure at epochs "
                      f"{', '.join(map(str, sorted(full)))}.")

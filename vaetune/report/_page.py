@@ -176,13 +176,7 @@ def _mattered_section(results: SearchResults, table: KLTable, figures) -> Sectio
 
 
 def _rungs(results: SearchResults) -> list[int]:
-    config = results.config()
-    if config is None or config.search.scheduler != "asha":
-        return []
-    from vaetune.search import asha_rungs
-
-    s = config.search
-    return asha_rungs(min(s.grace_period, results.max_epochs), s.reduction_factor, results.max_epochs)
+    return list(results.plan.rungs) if results.plan is not None else []
 
 
 def _best_section(results: SearchResults, figures) -> Section:

@@ -30,7 +30,7 @@ from vaetune.report._epochs import (
 )
 from vaetune.report._notes import main_notes, missing_notes, schedule_notes
 from vaetune.results import CHECKPOINT, EPOCH, EPOCHS, RUN_ID, STATUS, TRIAL_ID, SearchResults, rank
-from vaetune.search import BETA, SEED
+from vaetune.spec import BETA, SEED
 
 MAX_DISTINCT_ROWS = 8  # more distinct values than this (a continuous search) are binned
 MIN_ROWS = 3  # a table's epoch is the deepest one that at least this many rows reached

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,9 +77,17 @@ class SearchResults:
         """A sweep's record ({key, values, seeds, source, trial_id}); None for a search."""
         return self.state.get(SWEEP_STATE) if self.state.get(KIND) == SWEEP else None
 
+    @functools.cached_property
+    def plan(self):
+        """The search's plan (vaetune.spec.SearchPlan: its epochs, ASHA's rungs, the kept epochs)
+        from its space.yaml, or None when space.yaml is missing."""
+        from vaetune.spec import SearchPlan
+
+        return SearchPlan.of(self.space) if self.space is not None else None
+
     def config(self):
         """The fixed configuration (each searched key at its default), or None without space.yaml."""
-        return self.space.default_config() if self.space is not None else None
+        return self.plan.config if self.plan is not None else None
 
     def best_column(self) -> str:
         """summary column that ranks trials by the search metric: best over epochs, else final."""

@@ -7,11 +7,11 @@ and the results folder (`vaetune.results`) collects the Ray experiment, summary.
 study and search.json, which --resume, `vaetune export` and `vaetune report` read.
 
 - `_sampler`: which Optuna sampler a search runs (`search.sampler: auto` sizes it);
-- `_checks`: what must hold before anything starts, and the sizes derived from a config
-  (epochs, ASHA rungs, planned trials);
+- `_checks`: what must hold before anything starts (the sizes of a search, its epochs, ASHA's
+  rungs and its trials, are its plan: `vaetune.spec.SearchPlan`, built by `plan_search`);
 - `_preflight`: what is checked before Ray starts beyond the space (resources, cluster, folders,
   tracking store, data) and what changed for --resume;
-- `_state`: search.json and space.yaml;
+- `_state`: the plan of a search about to start; search.json and space.yaml;
 - `_tuner`: the Tuner's parts (param space, searcher, scheduler, callbacks, storage);
 - `_searcher`: the Optuna searcher and the driver's callbacks (need Ray at import);
 - `_run`: Ray start, the shared data, new or restored Tuner, fit;
@@ -24,14 +24,7 @@ study and search.json, which --resume, `vaetune export` and `vaetune report` rea
 
 from __future__ import annotations
 
-from vaetune.search._checks import (
-    asha_rungs,
-    check_space,
-    kept_epochs,
-    max_epochs,
-    planned_trials,
-    rungs_of,
-)
+from vaetune.search._checks import check_space
 from vaetune.search._console import REDRAW_EVERY_S, SearchConsole
 from vaetune.search._preflight import (
     Change,
@@ -42,15 +35,15 @@ from vaetune.search._preflight import (
 )
 from vaetune.search._progress import RUNNING_ROWS, SUMMARY_EVERY_S, SearchProgress
 from vaetune.search._run import run_search, terminated, tune_environment
-from vaetune.search._state import grow_state, read_state, space_raw, write_state
+from vaetune.search._state import grow_state, plan_search, read_state, space_raw, write_state
 from vaetune.search._summary import Outcome, summarise, trial_rows
-from vaetune.search._sweep import BETA, SEED, Sweep, check_resume, default_values, plan_sweep
+from vaetune.search._sweep import Sweep, check_resume, default_values, plan_sweep
 from vaetune.search._trainable import evaluation_epochs, ranking_sets, run_trial, trial_callbacks
 
 __all__ = [
-    "BETA", "REDRAW_EVERY_S", "RUNNING_ROWS", "SEED", "SUMMARY_EVERY_S", "Change", "SearchConsole", "SearchProgress",
-    "evaluation_epochs", "ranking_sets", "run_trial", "trial_callbacks", "Outcome", "changes_between", "Sweep", "asha_rungs", "check_resume", "check_space", "default_values",
-    "grow_state", "kept_epochs", "max_epochs", "plan_sweep", "planned_trials", "preflight", "ray_address", "read_state",
-    "resume_changes", "run_search", "rungs_of", "space_raw", "summarise", "terminated", "trial_rows", "tune_environment",
+    "REDRAW_EVERY_S", "RUNNING_ROWS", "SUMMARY_EVERY_S", "Change", "SearchConsole", "SearchProgress",
+    "evaluation_epochs", "ranking_sets", "run_trial", "trial_callbacks", "Outcome", "changes_between", "Sweep", "check_resume", "check_space", "default_values",
+    "grow_state", "plan_search", "plan_sweep", "preflight", "ray_address", "read_state",
+    "resume_changes", "run_search", "space_raw", "summarise", "terminated", "trial_rows", "tune_environment",
     "write_state",
 ]

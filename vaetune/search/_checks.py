@@ -6,15 +6,16 @@ import math
 from typing import Any
 
 from vaetune.errors import UserError
-from vaetune.spec import Config, Distribution, SearchSpace, SpecError
+from vaetune.spec import Distribution, SearchPlan, SearchSpace, SpecError
 
 
-def check_space(space: SearchSpace, config: Config) -> None:
+def check_space(plan: SearchPlan) -> None:
     """Raise a UserError naming the key when the space cannot be searched as written."""
+    space, config = plan.space, plan.config
     s = config.search
     categorical = {k: d for k, d in space.params.items() if d.kind in ("choice", "grid")}
     gridded = [k for k, d in space.params.items() if d.kind == "grid"]
-    grid = runs_grid(space, config)
+    grid = plan.grid
     if grid and len(categorical) != len(space.params):
         bad = next(k for k in space.params if k not in categorical)
         raise UserError(f"{space.source}: {bad}: got {space.params[bad].kind}; search.sampler grid needs every "
@@ -38,14 +39,6 @@ def check_space(space: SearchSpace, config: Config) -> None:
                                 "the search could sample")
 
 
-def runs_grid(space: SearchSpace, config: Config) -> bool:
-    """Whether the search runs Optuna's grid: named, or auto over a space of grid lists only."""
-    s = config.search
-    if s.sampler != "auto":
-        return s.sampler == "grid"
-    return bool(space.params) and all(d.kind == "grid" for d in space.params.values())
-
-
 def inside(dist: Distribution, value: Any) -> bool:
     """Whether the sampler could draw `value` from `dist` (bounds inclusive, randint's high excluded,
     quniform on its grid of q)."""
@@ -60,45 +53,6 @@ def inside(dist: Distribution, value: Any) -> bool:
         steps = (value - a[0]) / a[2]
         return a[0] <= value <= a[1] and math.isclose(steps, round(steps), abs_tol=1e-9)
     return a[0] <= value <= a[1]
-
-
-def grid_size(space: SearchSpace) -> int:
-    """Points of the full grid (every searched key a choice or grid list)."""
-    return math.prod(len(d.args) for d in space.params.values())
-
-
-def planned_trials(space: SearchSpace, config: Config) -> int:
-    s = config.search
-    return min(s.num_samples, grid_size(space)) if runs_grid(space, config) else s.num_samples
-
-
-def max_epochs(config: Config) -> int:
-    """The epochs a trial that is never stopped runs (ASHA's max_t caps train.epochs)."""
-    return min(config.search.max_t or config.train.epochs, config.train.epochs)
-
-
-def asha_rungs(grace: int, factor: float, max_t: int) -> list[int]:
-    """Epochs at which ASHA compares trials: grace * factor^k below max_t."""
-    rungs, t = [], float(grace)
-    while t < max_t:
-        rungs.append(int(round(t)))
-        t *= factor
-    return rungs
-
-
-def rungs_of(config: Config) -> list[int]:
-    """The ASHA rung epochs of a configuration ([] with the fifo scheduler)."""
-    s = config.search
-    if s.scheduler != "asha":
-        return []
-    top = max_epochs(config)
-    return asha_rungs(min(s.grace_period, top), s.reduction_factor, top)
-
-
-def kept_epochs(config: Config) -> list[int]:
-    """Epochs at which every trial measures FID/KID and keeps its checkpoint: ASHA's rungs (where
-    it may stop a trial) and the last epoch. Trials are compared at one of these epochs."""
-    return sorted({*rungs_of(config), max_epochs(config)})
 
 
 def data_is_searched(space: SearchSpace) -> bool:

@@ -58,16 +58,11 @@ class SearchConsole:
         self.swapped: list[tuple[logging.StreamHandler, Any]] = []
 
     @classmethod
-    def for_space(cls, space, *, max_epochs: int, rungs: list[int], sampler: str = ""):
-        """The console of a search space's search (the number of trials is Tune's, told at setup).
-
-        Args:
-            space: the search space.
-            max_epochs: epochs of a trial that runs to the end.
-            rungs: ASHA's rung epochs (empty for FIFO).
-            sampler: what the sampler is, for the first line (`SamplerChoice.describe`).
-        """
-        config = space.default_config()
+    def for_plan(cls, plan, *, sampler: str = ""):
+        """The console of a search as planned (`vaetune.spec.SearchPlan`: its epochs, ASHA's rungs;
+        the number of trials is Tune's, told at setup); `sampler` is what the sampler is, for the
+        first line (`SamplerChoice.describe`)."""
+        config = plan.config
         s = config.search
         aims = []
         if s.metrics:
@@ -76,9 +71,9 @@ class SearchConsole:
             aims.append(f"trials held to {describe(s.bounds())}")
         if aims and not s.metrics:
             aims.insert(0, f"ranked by {s.metric} ({s.mode})")
-        progress = SearchProgress(config.name, s.metric, s.mode, max_epochs, list(rungs),
+        progress = SearchProgress(config.name, s.metric, s.mode, plan.max_epochs, list(plan.rungs),
                                   s.num_samples, sampler=sampler, aim=", ".join(aims))
-        return cls(progress, list(space.params))
+        return cls(progress, plan.searched)
 
     # -- Tune callback hooks --------------------------------------------------------------------
     def setup(self, total_num_samples: int | None = None, **info):

@@ -23,8 +23,8 @@ from vaetune.errors import UserError
 from vaetune.machine import cpu_count, gpu_count
 from vaetune.outputs import check_writable, output_folder
 from vaetune.results import SEARCH_FILE, SPACE_FILE, is_remote
-from vaetune.search._checks import data_is_searched, grid_size, runs_grid
-from vaetune.spec import Config, SearchSpace, SpecError
+from vaetune.search._checks import data_is_searched
+from vaetune.spec import Config, SearchPlan, SearchSpace, SpecError
 
 log = logging.getLogger(__name__)
 
@@ -37,26 +37,26 @@ _CONNECT_TIMEOUT_S = 5.0
 GROWABLE = "search.num_samples"  # the one setting a resumed search may change (upwards)
 
 
-def preflight(space: SearchSpace, config: Config, results: Path, *, address: str | None, resume: bool,
-              named: str = "--address"):
+def preflight(plan: SearchPlan, results: Path, *, address: str | None, resume: bool, named: str = "--address"):
     """Everything that can be checked before Ray starts; returns the data every trial shares
     (None when the trials load their own because data.* keys are searched). `address` is the
     cluster to join and `named` what gave it (see `ray_address`)."""
-    check_grid(space, config)
+    config = plan.config
+    check_grid(plan)
     check_address(address, named)
     if address is None:
         check_local_resources(config)
         check_ray_temp_dir()
     check_folders(config, results, resume=resume)
     check_tracking(config.tracking.uri)
-    return load_shared_data(space, config)
+    return load_shared_data(plan)
 
 
-def check_grid(space: SearchSpace, config: Config) -> None:
+def check_grid(plan: SearchPlan) -> None:
     """A grid search runs every point: fewer trials than points would leave some out unasked."""
-    if not runs_grid(space, config):
+    if not plan.grid:
         return
-    points = grid_size(space)
+    space, config, points = plan.space, plan.config, plan.grid_points
     if config.search.num_samples < points:
         sizes = " x ".join(f"{len(d.args)} {k}" for k, d in space.params.items())
         raise SpecError(space.source, "search.num_samples", config.search.num_samples,
@@ -219,13 +219,14 @@ def check_tracking(configured: str | None) -> None:
                         "http(s)://HOST:PORT of an MLflow server, sqlite:///PATH, or a database URI") from None
 
 
-def load_shared_data(space: SearchSpace, config: Config):
+def load_shared_data(plan: SearchPlan):
     """The data every trial trains on, decoded (or read from the cache) once, here, so that a bad
     source fails before Ray starts; None when data.* keys are searched and each trial loads its
     own: then every source a trial may read is opened and listed here."""
     from vaetune.data import load_data, open_source
     from vaetune.data.load import check_batch_fits, check_fits_in_memory
 
+    space, config = plan.space, plan.config
     if not data_is_searched(space):
         data = load_data(config.data)
         check_batch_fits(space.source, _candidates(space, "train.batch_size", config.train.batch_size), data)
@@ -277,20 +278,17 @@ def changes_between(before: dict[str, Any], after: dict[str, Any]) -> list[Chang
             if before.get(k) != after.get(k)]
 
 
-def resume_changes(results: Path, space: SearchSpace, config: Config) -> list[Change]:
+def resume_changes(results: Path, plan: SearchPlan) -> list[Change]:
     """What differs between the space a search started with (its space.yaml) and the one given
     to --resume (file and --set): every fixed value and each searched key's distribution."""
-    from vaetune.search._state import space_raw
     from vaetune.search._tuner import parent_params
-    from vaetune.spec import load_space, space_from_dict
+    from vaetune.spec import load_space
 
     stored_file = results / SPACE_FILE
     if not stored_file.exists():  # a search started before space.yaml was kept: nothing to compare
         return []
-    stored = load_space(stored_file)
-    given = space_from_dict(space_raw(space, config), space.source)
-    return changes_between(_described(parent_params(stored, stored.default_config())),
-                           _described(parent_params(given, given.default_config())))
+    return changes_between(_described(parent_params(SearchPlan.of(load_space(stored_file)))),
+                           _described(parent_params(plan)))
 
 
 def _described(params: dict[str, Any]) -> dict[str, Any]:

@@ -20,8 +20,7 @@ from vaetune.machine import cpu_count
 from vaetune.results import OPTUNA_FILE, SPACE_FILE, experiment_path, is_remote, optuna_url
 from vaetune.search import _tuner
 from vaetune.search._checks import data_is_searched
-from vaetune.search._state import space_raw
-from vaetune.spec import Config, SearchSpace
+from vaetune.spec import SearchPlan
 
 log = logging.getLogger(__name__)
 
@@ -92,13 +91,14 @@ def _term_as_interrupt(signum, frame) -> None:
         raise KeyboardInterrupt
 
 
-def run_search(space: SearchSpace, config: Config, results: Path, *, address: str | None = None,
+def run_search(plan: SearchPlan, results: Path, *, address: str | None = None,
                resume: bool = False, verbose: bool = False, data=None,
                before_fit: Callable[[], None] | None = None, named: str = "--address"):
     """Run (or resume) the search whose state is in `results`; returns Ray's ResultGrid.
 
     Args:
-        space, config: the search space and its fixed configuration.
+        plan: the search's plan (vaetune.search.plan_search): its space, fixed configuration,
+            epochs and trials.
         results: the search's results folder.
         address: a Ray cluster to join (auto or HOST:PORT), given by `named` (--address or
             $RAY_ADDRESS); None starts a Ray of its own on this machine (never one that another
@@ -118,6 +118,7 @@ def run_search(space: SearchSpace, config: Config, results: Path, *, address: st
     from vaetune.search._preflight import check_cluster_resources
     from vaetune.search._quiet import quiet_libraries
 
+    space, config = plan.space, plan.config
     s, res = config.search, config.resources
     if not verbose:
         quiet_libraries()
@@ -153,7 +154,7 @@ def run_search(space: SearchSpace, config: Config, results: Path, *, address: st
             log.info("data: %d images %s from %s", len(data.images), tuple(data.images.shape[1:]), config.data.source)
         if before_fit is not None:
             before_fit()
-        trainable = _tuner.trainable(space, config, space_raw(space, config), data)
+        trainable = _tuner.trainable(plan, data)
         exp_path = experiment_path(s.storage, config.name)
         if resume and _tuner_exists(exp_path):
             tuner = tune.Tuner.restore(exp_path, trainable, resume_unfinished=True, resume_errored=False,
@@ -162,8 +163,8 @@ def run_search(space: SearchSpace, config: Config, results: Path, *, address: st
             if resume:  # nothing Tune can restore: every trial the study holds as RUNNING was the stopped driver's
                 _fail_lost_optuna_trials(results, config.name)
             tuner = tune.Tuner(trainable, param_space=_tuner.param_space(space),
-                               tune_config=_tuner.tune_config(space, config, results),
-                               run_config=_tuner.run_config(space, config, results, space_file=results / SPACE_FILE,
+                               tune_config=_tuner.tune_config(plan, results),
+                               run_config=_tuner.run_config(plan, results, space_file=results / SPACE_FILE,
                                                             console=not verbose))
         return tuner.fit()
     finally:

@@ -35,8 +35,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from vaetune.search._checks import planned_trials, runs_grid
-from vaetune.spec import Config, SearchSpace
+from vaetune.spec import SearchPlan
 
 MIN_MODEL_TRIALS = 4  # trials beyond the starting points below which no model can learn anything
 GP_MAX_TRIALS = 64  # the GP's cost grows with the cube of the trials; TPE above this
@@ -77,23 +76,14 @@ def optuna_startup(name: str) -> int:
     return {"tpe": 10, "gp": 10, "cmaes": 1}.get(name, 0)
 
 
-def sampler_of(space: SearchSpace, config: Config) -> SamplerChoice:
-    """The sampler of the search as configured (its planned number of trials)."""
-    return choose_sampler(space, config, planned_trials(space, config))
-
-
-def choose_sampler(space: SearchSpace, config: Config, trials: int) -> SamplerChoice:
-    """The sampler of a search of `trials` trials over `space` (see the module's rules).
-
-    Args:
-        space: the search space.
-        config: its fixed configuration (search.sampler, scheduler, concurrency, metrics).
-        trials: the trials the search runs (its planned number).
-    """
-    s = config.search
+def choose_sampler(plan: SearchPlan, trials: int | None = None) -> SamplerChoice:
+    """The sampler of a search of `trials` trials (None: the plan's) as `plan` runs it (see the
+    module's rules: its fixed configuration's search.sampler, scheduler, concurrency, metrics)."""
+    s = plan.config.search
+    trials = plan.trials if trials is None else trials
     if s.sampler != "auto":
         return SamplerChoice(s.sampler, optuna_startup(s.sampler))
-    if runs_grid(space, config):
+    if plan.grid:
         return SamplerChoice("grid", 0, "every searched key is a grid list")
     points = len(s.points_to_evaluate)
     if trials - points < MIN_MODEL_TRIALS:

@@ -18,25 +18,31 @@ from vaetune.results import (
     read_json,
     write_json,
 )
-from vaetune.search._checks import max_epochs, planned_trials
-from vaetune.spec import Config, SearchSpace, set_dotted
+from vaetune.spec import SearchPlan, SearchSpace, set_dotted
 
 
-def space_raw(space: SearchSpace, config: Config) -> dict[str, Any]:
-    """The space as a plain mapping again (base + distributions), for trials and space.yaml.
-    Local paths are made absolute: Tune runs each trial in its own working folder."""
+def plan_search(space: SearchSpace) -> SearchPlan:
+    """The plan of a search about to start, on the driver: the space with its local paths made
+    absolute (Tune runs each trial in its own working folder), planned once. A searched
+    data.source stays as written; a trial reads it against the driver's folder (the trainable)."""
+    config = space.default_config()
+    base = copy.deepcopy(space.base)
+    if not is_remote(config.data.cache_dir):
+        set_dotted(base, "data.cache_dir", str(Path(config.data.cache_dir).resolve()))
+    if "data.source" not in space.params and Path(config.data.source).exists():  # a local folder, zip or saved dataset
+        set_dotted(base, "data.source", str(Path(config.data.source).resolve()))
+    return SearchPlan.of(space.model_copy(update={"base": base}))
+
+
+def space_raw(space: SearchSpace) -> dict[str, Any]:
+    """The space as a plain mapping again (base + distributions), as space.yaml holds it."""
     raw = copy.deepcopy(space.base)
     for key, dist in space.params.items():
         set_dotted(raw, key, {dist.kind: list(dist.args)})
-    data = config.data
-    if not is_remote(data.cache_dir):
-        set_dotted(raw, "data.cache_dir", str(Path(data.cache_dir).resolve()))
-    if "data.source" not in space.params and Path(data.source).exists():  # a local folder, zip or saved dataset
-        set_dotted(raw, "data.source", str(Path(data.source).resolve()))
     return raw
 
 
-def write_state(results: Path, space: SearchSpace, config: Config, *, space_file: str, overrides: list[str],
+def write_state(results: Path, plan: SearchPlan, *, space_file: str, overrides: list[str],
                 extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write space.yaml and search.json for a new search; returns the state."""
     import yaml
@@ -45,14 +51,15 @@ def write_state(results: Path, space: SearchSpace, config: Config, *, space_file
     from vaetune.fileio import atomic_write_text
 
     results.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(results / SPACE_FILE, yaml.safe_dump(space_raw(space, config), sort_keys=False))
+    atomic_write_text(results / SPACE_FILE, yaml.safe_dump(space_raw(plan.space), sort_keys=False))
+    config = plan.config
     s = config.search
     state = {
         "name": config.name, KIND: SEARCH, "space_file": str(Path(space_file).resolve()),
         "overrides": list(overrides), "storage": s.storage, "experiment_path": experiment_path(s.storage, config.name),
         "metric": s.metric, "mode": s.mode, **({"metrics": s.metrics, "modes": s.modes} if s.metrics else {}),
         **({"constraints": s.bounds()} if s.constraints else {}),
-        "max_epochs": max_epochs(config), "searched": list(space.params), "trials": planned_trials(space, config),
+        "max_epochs": plan.max_epochs, "searched": plan.searched, "trials": plan.trials,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "vaetune_version": __version__, **(extra or {}),
     }
     write_json(results / SEARCH_FILE, state)
@@ -63,7 +70,7 @@ def read_state(results: Path) -> dict[str, Any]:
     return read_json(results / SEARCH_FILE)
 
 
-def grow_state(results: Path, space: SearchSpace, config: Config) -> int:
+def grow_state(results: Path, plan: SearchPlan) -> int:
     """A resumed search given more trials: space.yaml and search.json say so (the searcher reads
     the number back when Tune restores it); returns the trials planned before."""
     import yaml
@@ -72,6 +79,6 @@ def grow_state(results: Path, space: SearchSpace, config: Config) -> int:
 
     state = read_state(results)
     before = state.get("trials", 0)
-    atomic_write_text(results / SPACE_FILE, yaml.safe_dump(space_raw(space, config), sort_keys=False))
-    write_json(results / SEARCH_FILE, {**state, "trials": planned_trials(space, config)})
+    atomic_write_text(results / SPACE_FILE, yaml.safe_dump(space_raw(plan.space), sort_keys=False))
+    write_json(results / SEARCH_FILE, {**state, "trials": plan.trials})
     return before

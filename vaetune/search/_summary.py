@@ -43,8 +43,7 @@ from vaetune.results import (
     time_split,
     write_summary,
 )
-from vaetune.search._checks import max_epochs, planned_trials
-from vaetune.spec import Config, SearchSpace
+from vaetune.spec import Config, SearchPlan
 
 
 @dataclass
@@ -75,13 +74,14 @@ class Outcome:
         return 0 if self.best is not None else 1
 
 
-def summarise(result_grid, space: SearchSpace, config: Config, results: Path) -> Outcome:
+def summarise(result_grid, plan: SearchPlan, results: Path) -> Outcome:
     """Write summary.csv and return the outcome."""
     import pandas as pd
 
-    rows = mark_front(trial_rows(result_grid, space, config, results), config)
+    config = plan.config
+    rows = mark_front(trial_rows(result_grid, plan, results), config)
     path = write_summary(results, rows)
-    unfinished = sum(r[STATUS] == UNFINISHED for r in rows) + max(0, planned_trials(space, config) - len(rows))
+    unfinished = sum(r[STATUS] == UNFINISHED for r in rows) + max(0, plan.trials - len(rows))
     metric, mode = config.search.metric, config.search.mode
     best = None
     if rows:
@@ -116,9 +116,10 @@ def mark_front(rows: list[dict[str, Any]], config: Config) -> list[dict[str, Any
     return frame.to_dict("records")
 
 
-def trial_rows(result_grid, space: SearchSpace, config: Config, results: Path) -> list[dict[str, Any]]:
+def trial_rows(result_grid, plan: SearchPlan, results: Path) -> list[dict[str, Any]]:
     """One row per trial: params, final and best metrics, status, epochs, wall time, run ids."""
-    metric, mode, top = config.search.metric, config.search.mode, max_epochs(config)
+    config = plan.config
+    metric, mode, top = config.search.metric, config.search.mode, plan.max_epochs
     runs = read_tracking(results).get("trial_runs", {})
     ledger = read_json(results / TRIALS_FILE)
     rows = []
@@ -137,7 +138,7 @@ def trial_rows(result_grid, space: SearchSpace, config: Config, results: Path) -
             status = UNFINISHED
         else:
             status = end_status(epochs, top)
-        row: dict[str, Any] = {TRIAL_ID: trial_id, **{k: config_of.get(k) for k in space.params}}
+        row: dict[str, Any] = {TRIAL_ID: trial_id, **{k: config_of.get(k) for k in plan.searched}}
         row.update({STATUS: status, EPOCHS: epochs, WALL_TIME: round(float(last.get("time_total_s", 0.0)), 2),
                     ERROR: _error_of(r.error) if r.error is not None else str(last.get(DIVERGENCE) or "")})
         for key in sorted(k for k in last if "/" in k and isinstance(last[k], (int, float))):

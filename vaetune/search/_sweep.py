@@ -22,7 +22,9 @@ from typing import Any
 from vaetune.errors import UserError
 from vaetune.results import KIND, SEARCH_FILE, SWEEP, SWEEP_STATE, load_results, rank, read_json
 from vaetune.spec import (
+    BETA,
     SEARCHABLE_SECTIONS,
+    SEED,
     Config,
     SearchSpace,
     SpecError,
@@ -33,8 +35,6 @@ from vaetune.spec import (
     validate_config,
 )
 
-BETA = "train.beta"
-SEED = "train.seed"
 DEFAULT_SEEDS = 3
 # the default values of train.beta: DEFAULT_POINTS log-spaced over DEFAULT_DECADES decades centred
 # on the configuration's beta (half a decade apart)

@@ -37,17 +37,17 @@ from vaetune.train import (
 )
 
 if TYPE_CHECKING:
-    from vaetune.spec import Config
+    from vaetune.spec import Config, SearchPlan
 
 log = logging.getLogger(__name__)
 
-def run_trial(params: dict[str, Any], *, space_raw: dict, source: str, data=None, rungs=(),
-              driver_cwd: str | None = None) -> None:
-    """Tune function trainable. `data` is the shared ImageData (object store) or None to load
+def run_trial(params: dict[str, Any], *, plan: SearchPlan, data=None, driver_cwd: str | None = None) -> None:
+    """Tune function trainable. `plan` is the search's (its configuration for these `params`, and
+    its kept epochs, where trials are compared: ASHA's rungs and the last epoch, with FID there
+    and a checkpoint that is kept); `data` is the shared ImageData (object store) or None to load
     it from the on-disk cache (when the trial's data settings are themselves searched);
-    `rungs` are the epochs where trials are compared: ASHA's rungs and the last epoch
-    (`vaetune.search.kept_epochs`; FID there, and a checkpoint that is kept); `driver_cwd` is the
-    folder relative data paths were written against (a trial runs in its own folder).
+    `driver_cwd` is the folder a searched relative data path is read against (a trial runs in its
+    own folder).
 
     A trial whose loss diverges ends here, with a last report saying so (`DIVERGENCE`), instead
     of raising: the same configuration diverges again from the same checkpoint, so Tune must not
@@ -56,16 +56,15 @@ def run_trial(params: dict[str, Any], *, space_raw: dict, source: str, data=None
     from ray import tune
 
     from vaetune.models import DivergedError
-    from vaetune.spec import space_from_dict
 
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # one "checkpoint created" line per epoch is noise
-    config = _paths_from(space_from_dict(space_raw, source).resolve(params), driver_cwd)
+    config = _paths_from(plan.trial_config(params), driver_cwd)
     if data is None:
         data = _load_data_on_this_node(config.data)
     workdir = Path(tempfile.mkdtemp(prefix="vaetune-trial-"))
     resume = _restore(tune.get_checkpoint(), workdir / "restored")
     try:
-        callbacks = trial_callbacks(config, workdir / "run", rungs, _report_to_tune)
+        callbacks = trial_callbacks(config, workdir / "run", plan.kept_epochs, _report_to_tune)
         train(config, callbacks, data=data, resume=resume)
     except DivergedError as exc:
         log.warning("trial diverged: %s", exc)

@@ -1,7 +1,7 @@
 """Tuner assembly: the search space, searcher, scheduler, callbacks and storage that Ray Tune runs.
 
-Every function here takes the loaded space and its fixed configuration and returns Ray/Optuna
-objects; nothing runs. `vaetune.search._run` starts Ray and fits the Tuner.
+Every function here takes the search's plan (its space, fixed configuration, epochs, rungs and
+trials) and returns Ray/Optuna objects; nothing runs. `vaetune.search._run` starts Ray and fits the Tuner.
 """
 
 from __future__ import annotations
@@ -11,9 +11,8 @@ from typing import Any
 
 from vaetune.errors import UserError
 from vaetune.results import is_remote, optuna_url
-from vaetune.search._checks import kept_epochs, max_epochs, planned_trials, rungs_of
-from vaetune.search._sampler import sampler_of
-from vaetune.spec import Config, SearchSpace, flatten
+from vaetune.search._sampler import choose_sampler
+from vaetune.spec import SearchPlan, SearchSpace, flatten
 
 
 def param_space(space: SearchSpace) -> dict[str, Any]:
@@ -24,7 +23,7 @@ def param_space(space: SearchSpace) -> dict[str, Any]:
     return {k: (tune.choice(list(d.args)) if d.kind == "grid" else d.to_tune()) for k, d in space.params.items()}
 
 
-def tune_config(space: SearchSpace, config: Config, results: Path):
+def tune_config(plan: SearchPlan, results: Path):
     """Searcher (Optuna, told the truth about pruned trials, capped to max_concurrent) and scheduler."""
     import optuna
     from ray import tune
@@ -33,15 +32,16 @@ def tune_config(space: SearchSpace, config: Config, results: Path):
 
     from vaetune.search._searcher import PlannedSearch, TruthfulOptunaSearch, make_sampler
 
+    space, config = plan.space, plan.config
     s = config.search
-    top = max_epochs(config)
-    choice = sampler_of(space, config)
+    top = plan.max_epochs
+    choice = choose_sampler(plan)
     metric, mode = (list(s.metrics), list(s.modes)) if s.metrics else (s.metric, s.mode)
     grid = {k: list(d.args) for k, d in space.params.items()} if choice.name == "grid" else None
     constraints = s.bounds()
     searcher = TruthfulOptunaSearch(
         metric=metric, mode=mode, sampler=make_sampler(choice, s.seed, grid),
-        points_to_evaluate=full_points(space, config) or None, storage=optuna.storages.RDBStorage(optuna_url(results)),
+        points_to_evaluate=full_points(plan) or None, storage=optuna.storages.RDBStorage(optuna_url(results)),
         study_name=config.name, max_epochs=top, constraints=constraints)
     searcher = PlannedSearch(ConcurrencyLimiter(searcher, max_concurrent=s.max_concurrent), results)
     if s.scheduler == "asha":
@@ -49,17 +49,17 @@ def tune_config(space: SearchSpace, config: Config, results: Path):
                                   grace_period=min(s.grace_period, top), reduction_factor=s.reduction_factor)
     else:
         scheduler = FIFOScheduler()
-    return tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=planned_trials(space, config),
+    return tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=plan.trials,
                            reuse_actors=True)
 
 
-def full_points(space: SearchSpace, config: Config) -> list[dict[str, Any]]:
+def full_points(plan: SearchPlan) -> list[dict[str, Any]]:
     """Points to evaluate with every searched key: a key a point leaves out takes its default."""
-    defaults = {k: d.default() for k, d in space.params.items()}
-    return [{**defaults, **p} for p in config.search.points_to_evaluate]
+    defaults = {k: d.default() for k, d in plan.space.params.items()}
+    return [{**defaults, **p} for p in plan.config.search.points_to_evaluate]
 
 
-def run_config(space: SearchSpace, config: Config, results: Path, *, space_file: Path, console: bool = True):
+def run_config(plan: SearchPlan, results: Path, *, space_file: Path, console: bool = True):
     """Storage, checkpoints, failure retries, the MLflow callback and the progress output: vaetune's
     console (`console`), or Ray Tune's own status tables."""
     from ray import tune
@@ -68,16 +68,16 @@ def run_config(space: SearchSpace, config: Config, results: Path, *, space_file:
     from vaetune.search._searcher import ConsoleCallback, MLflowSearchCallback, TrialLedger
     from vaetune.tracking import resolve_uri
 
+    space, config = plan.space, plan.config
     s = config.search
     callback = MLflowSearchCallback(
         uri=resolve_uri(config.tracking.uri), experiment=config.tracking.experiment or config.name,
-        search_name=config.name, results_dir=results, max_epochs=max_epochs(config),
-        parent_params=parent_params(space, config), resolve_params=Resolver(space), space_file=space_file,
-        metric=s.metric, mode=s.mode, searched=list(space.params))
+        search_name=config.name, results_dir=results, max_epochs=plan.max_epochs,
+        parent_params=parent_params(plan), resolve_params=Resolver(plan), space_file=space_file,
+        metric=s.metric, mode=s.mode, searched=plan.searched)
     callbacks = [TrialLedger(results), callback]
     if console:
-        callbacks.append(ConsoleCallback.for_space(space, max_epochs=max_epochs(config), rungs=rungs_of(config),
-                                                   sampler=sampler_of(space, config).describe()))
+        callbacks.append(ConsoleCallback.for_plan(plan, sampler=choose_sampler(plan).describe()))
     metric_columns = {"epoch": "epoch", s.metric: s.metric}
     for extra in ("val/psnr", "val/kl"):
         metric_columns.setdefault(extra, extra)
@@ -89,39 +89,39 @@ def run_config(space: SearchSpace, config: Config, results: Path, *, space_file:
         name=config.name, storage_path=storage, callbacks=callbacks,
         progress_reporter=reporter, verbose=0 if console else 1, failure_config=tune.FailureConfig(max_failures=s.max_failures),
         # each kept epoch's checkpoint (scored +inf by the trial) plus the best keep_checkpoints by the metric
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=s.keep_checkpoints + len(kept_epochs(config)),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=s.keep_checkpoints + len(plan.kept_epochs),
                                                 checkpoint_score_attribute=CHECKPOINT_SCORE,
                                                 checkpoint_score_order="max"),
     )
 
 
-def trainable(space: SearchSpace, config: Config, raw: dict[str, Any], data):
-    """The trainable with its fixed arguments (the space, the shared data, the epochs where trials are
-    compared) and resources."""
+def trainable(plan: SearchPlan, data):
+    """The trainable with its fixed arguments (the plan, the shared data, the driver's folder) and
+    resources."""
     from ray import tune
 
     from vaetune.search._trainable import run_trial
 
-    fn = tune.with_parameters(run_trial, space_raw=raw, source=space.source, data=data, rungs=kept_epochs(config),
-                              driver_cwd=str(Path.cwd()))
-    return tune.with_resources(fn, {"cpu": config.resources.cpu, "gpu": config.resources.gpu})
+    fn = tune.with_parameters(run_trial, plan=plan, data=data, driver_cwd=str(Path.cwd()))
+    return tune.with_resources(fn, {"cpu": plan.config.resources.cpu, "gpu": plan.config.resources.gpu})
 
 
 class Resolver:
     """Picklable: a trial's searched values -> all its resolved hyperparameters (dotted keys)."""
 
-    def __init__(self, space: SearchSpace):
-        self.space = space
+    def __init__(self, plan: SearchPlan):
+        self.plan = plan
 
     def __call__(self, params: dict) -> dict:
         try:
-            return flatten(self.space.resolve(params))
+            return flatten(self.plan.trial_config(params))
         except UserError:
             return dict(params)
 
 
-def parent_params(space: SearchSpace, config: Config) -> dict[str, Any]:
+def parent_params(plan: SearchPlan) -> dict[str, Any]:
     """The parent run's params: every fixed value, and each searched key's distribution."""
-    out = {k: v for k, v in flatten(config).items() if k not in space.params}
+    space = plan.space
+    out = {k: v for k, v in flatten(plan.config).items() if k not in space.params}
     out.update({f"search_space.{k}": f"{d.kind}{list(d.args)}" for k, d in space.params.items()})
     return out

@@ -7,8 +7,9 @@ what is accepted; the CLI prints it without a traceback.
 
 Modules: `_yaml` (the loader), `_errors` (SpecError), `_config` (the sections and `Config`),
 `_validate` (dict -> Config, stored configs of earlier layouts), `_distributions`, `_space`
-(SearchSpace: load, override, split, validate, flatten), `_reference` (the key reference of
-docs/search-spaces.md, generated from the sections).
+(SearchSpace: load, override, split, validate, flatten), `_plan` (SearchPlan: what a space runs
+when searched, worked out once), `_reference` (the key reference of docs/search-spaces.md,
+generated from the sections).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from vaetune.spec._config import (
 )
 from vaetune.spec._distributions import DISTRIBUTIONS, Distribution
 from vaetune.spec._errors import SpecError
+from vaetune.spec._plan import BETA, SEED, SearchPlan, asha_rungs
 from vaetune.spec._reference import embed_reference, reference_yaml
 from vaetune.spec._shipped import describe, shipped_space, shipped_spaces
 from vaetune.spec._space import (
@@ -40,7 +42,7 @@ from vaetune.spec._validate import stored_config, validate_config
 from vaetune.spec._yaml import YamlLoader, yaml_load
 
 __all__ = [
-    "DISTRIBUTIONS", "SEARCHABLE_SECTIONS", "AugmentConfig", "Config", "DataConfig",
+    "BETA", "DISTRIBUTIONS", "SEED", "SearchPlan", "asha_rungs", "SEARCHABLE_SECTIONS", "AugmentConfig", "Config", "DataConfig",
     "Distribution", "ResourcesConfig", "SearchConfig",
     "SearchSpace", "SpecError", "SplitConfig", "TrackingConfig", "YamlLoader",
     "architecture_config", "describe", "embed_reference", "flatten", "load_space", "parse_override",
