@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from types import SimpleNamespace
 
-from vaetune.report import _figures
+import vaetune.report._figures as _figures
 from vaetune.report._epochs import at_epoch
 from vaetune.report._pictures import pictures_parts
 from vaetune.report._render import Figure, Finding, Notes, Paragraph, Section, Table

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 
-from vaetune.report import _figures
+import vaetune.report._figures as _figures
 from vaetune.report._front import front_section
 from vaetune.report._importance import param_importance
 from vaetune.report._pareto import FALLBACK, pareto_front
