@@ -1,25 +1,36 @@
 """The extension points as docs/architecture.md tells a newcomer to use them: an architecture
 added as one config + one class + one decorator (here in this file, as it would be in
 vaetune/models/tiny.py), and an objective added as one function (of vaetune/models/_objectives.py);
-each validates in a search space, trains through `vaetune train` or `train()`, and loads back.
-Also: the page's module map lists exactly the modules of the package, the packages keep to their
-faces, and no package imports one that imports it back."""
+each validates in a search space, trains through `vaetune train` or `train()`, and loads back. A
+metric added as one registry entry and one measure is reported by training, accepted as
+`search.metric` and a column of the KL table; a command added as one module runs through
+`vaetune`; a report section added as one function is on the HTML and Markdown page of a real
+search. Also: the page's module map lists exactly the modules of the package, README's commands
+table every command, the packages keep to their faces, and no package imports one that imports it
+back."""
 
 from __future__ import annotations
 
 import inspect
+import math
 import re
+import sys
 from itertools import pairwise
 from pathlib import Path
 from typing import Literal
 
+import pandas as pd
 import pytest
 import yaml
 from pydantic import Field
+from test_report import NAME as REPORTED_SEARCH
+from test_report import finished_search
 from torch import nn
 
+import vaetune.commands
 from vaetune.checkpoint import load_checkpoint, load_model
 from vaetune.cli import main
+from vaetune.metrics.registry import METRICS, Metric, register_metric
 from vaetune.models import (
     MODELS,
     OBJECTIVES,
@@ -31,8 +42,10 @@ from vaetune.models import (
     register_architecture,
     register_objective,
 )
+from vaetune.report import SECTIONS, PageData, Section, Table, kl_table
+from vaetune.results import EPOCHS, STATUS, SearchResults
 from vaetune.spec import SpecError, space_from_dict
-from vaetune.train import EachEpoch, latest_checkpoint, train
+from vaetune.train import MEASURES, EachEpoch, latest_checkpoint, register_measure, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -293,3 +306,200 @@ def test_no_package_imports_one_that_imports_it_back():
     assert {"vaetune.spec", "vaetune.models", "vaetune.search", "vaetune.cli"} <= set(graph)  # it saw the package
     assert "vaetune.models" in graph["vaetune.spec"]  # and the imports: the spec reads the model stage's registries
 
+
+
+# -- the metric: one entry in vaetune/metrics/registry.py, its measure in vaetune/train/_validate.py
+
+MAE = Metric("val/mae", "val MAE", "min", "{:.4g}", "validation", "mean absolute error per pixel, [0, 1] units",
+             table="quality")
+
+
+def mae(recon, x):
+    """(B,) mean absolute error per image, over all its values."""
+    return (recon - x).abs().flatten(1).mean(1)
+
+
+def _trained_search(tmp_path: Path, betas: list[float]) -> SearchResults:
+    """A search of `betas` (grid), each trial a real 2-epoch `train()` whose every epoch's
+    metrics are its history, as results/<name>/ would hold them."""
+    raw = {**space(tmp_path, train={"epochs": 2, "beta": {"grid": betas}}), "search": {"metric": "val/mae"}}
+    searched = space_from_dict(raw)
+    rows, histories = [], {}
+    for i, beta in enumerate(betas):
+        config = space_from_dict({**raw, "train": {**raw["train"], "beta": beta}}).default_config()
+        epochs = []
+        train(config, [EachEpoch(lambda end, into=epochs: into.append(dict(end.metrics)))])
+        trial = f"t{i}"
+        histories[trial] = pd.DataFrame(epochs)
+        rows.append({"trial_id": trial, "train.beta": beta, "status": "completed", "epochs": 2,
+                     **{f"final/{m}": v for m, v in epochs[-1].items()}, f"best/{MAE.name}": epochs[-1][MAE.name],
+                     "checkpoint": "", "trial_path": "", "mlflow_run_id": ""})
+    state = {"name": "maesearch", "metric": MAE.name, "mode": MAE.mode, "searched": ["train.beta"], "max_epochs": 2}
+    return SearchResults(folder=tmp_path, state=state, summary=pd.DataFrame(rows), tracking={}, space=searched,
+                         histories=histories)
+
+
+def test_a_new_metric_is_reported_ranks_a_search_and_is_a_kl_table_column(tmp_path):
+    raw = {**space(tmp_path), "search": {"metric": "val/mae"}}
+    err = spec_error(raw)  # not registered yet: no trial reports it
+    assert (err.key, err.value) == ("search.metric", "val/mae")
+    # what the entry in _METRICS and `@register_measure("val/mae")` above mae would do in vaetune/
+    register_metric(MAE)
+    register_measure(MAE.name)(mae)
+    try:
+        config = space_from_dict(raw).default_config()
+        assert (config.search.metric, config.search.mode) == ("val/mae", "min")  # its direction: the registry's
+        results = _trained_search(tmp_path, [0.01, 0.1, 1.0])
+        for history in results.histories.values():
+            assert list(history["epoch"]) == [1, 2]
+            # every epoch reports it: the per-image mean |error|, which lies between MSE and its root
+            for _, epoch in history.iterrows():
+                assert epoch["val/mse"] <= epoch["val/mae"] <= math.sqrt(epoch["val/mse"])
+        table = kl_table(results)
+        header = table.header()
+        assert header[header.index("SSIM") + 1] == "val MAE"  # its group's (quality) last column
+        column = header.index("val MAE")
+        measured = [results.histories[r.trial_id]["val/mae"].iloc[-1] for r in table.rows]
+        assert [cells[column] for cells in table.cells()] == [MAE.format(v) for v in measured]
+        best = min(range(len(measured)), key=measured.__getitem__)
+        assert (best, column) in table.best_cells()
+        assert "| val MAE |" in table.markdown().splitlines()[0]
+        assert list(table.frame()["val/mae"]) == measured
+        assert "val/mae" not in table.missing
+    finally:
+        del METRICS[MAE.name], MEASURES[MAE.name]
+
+
+def test_a_measure_needs_its_metric_in_the_registry():
+    with pytest.raises(ValueError, match="val/nope"):
+        register_measure("val/nope")
+    with pytest.raises(ValueError, match="eval/fid_sample"):
+        register_measure("eval/fid_sample")  # registered, but measured by the generative evaluation
+
+
+# -- the command: what vaetune/commands/metric.py would hold ---------------------------------------
+
+COMMAND_FILE = '''"""`vaetune metric NAME`: what a metric a trial reports means, from the metric registry."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(commands) -> None:
+    what = "what a metric means: its label, its units, which way is better"
+    p = commands.add_parser("metric", help=what, description=what)
+    p.add_argument("name", help="a metric's name, e.g. val/psnr")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from vaetune.errors import UserError
+    from vaetune.metrics.registry import METRICS
+
+    metric = METRICS.get(args.name)
+    if metric is None:
+        raise UserError(f"unknown metric {args.name!r}; known: {', '.join(METRICS)}")
+    better = "no value is best" if metric.descriptive else f"{metric.mode} is better"
+    print(f"{metric.name} ({metric.label}): {metric.doc}; {better}")
+    return 0
+'''
+
+
+def _help(capsys) -> tuple[str, list[str]]:
+    """`vaetune --help`: its text and the commands it lists, in order."""
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    listed = text.split("COMMAND\n", 1)[1].split("\noptions:", 1)[0]
+    return text, re.findall(r"^    (\S+)", listed, flags=re.MULTILINE)
+
+
+def test_a_new_command_module_is_a_vaetune_command(tmp_path, capsys):
+    """vaetune/commands/metric.py, written to a folder on the package's path (the package's own
+    folder is left as it is), is found, imported and registered by `vaetune.cli` like the others."""
+    _, shipped = _help(capsys)
+    folder = tmp_path / "commands"
+    folder.mkdir()
+    (folder / "metric.py").write_text(COMMAND_FILE)
+    path = vaetune.commands.__path__
+    vaetune.commands.__path__ = [*path, str(folder)]
+    try:
+        text, listed = _help(capsys)
+        assert listed == [*shipped, "metric"]  # after the shipped commands, whose order stays
+        assert "metric what a metric means: its label, its units, which way is better" in " ".join(text.split())
+
+        assert main(["metric", "val/psnr"]) == 0
+        assert capsys.readouterr().out == (
+            "val/psnr (PSNR (dB)): 10 log10(1 / MSE) in dB, averaged over images; max is better\n")
+
+        assert main(["metric", "val/nope"]) == 2  # a user mistake: one line, exit code 2
+        err = capsys.readouterr().err
+        assert err.startswith("vaetune metric: error: unknown metric 'val/nope'; known: train/loss, ")
+        assert err.count("\n") == 1 and "Traceback" not in err
+        with pytest.raises(SystemExit) as exit_:  # a missing argument: argparse's one line
+            main(["metric"])
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2 and err.count("\n") == 1 and "(see vaetune metric --help)" in err
+    finally:
+        vaetune.commands.__path__ = path
+        sys.modules.pop("vaetune.commands.metric", None)
+        vars(vaetune.commands).pop("metric", None)
+    assert "metric" not in _help(capsys)[1]
+
+
+def test_the_readme_lists_every_command(capsys):
+    section = (ROOT / "README.md").read_text().split("## Commands", 1)[1].split("\n## ", 1)[0]
+    _, commands = _help(capsys)
+    assert len(commands) > 10
+    missing = [name for name in commands if not re.search(rf"(vaetune |\\\|){name}\b", section)]
+    assert not missing, f"README.md's Commands table does not name {missing}"
+
+
+# -- the report section: what one more function in vaetune/report/_page.py would be ---------------
+
+
+def ends_section(page: PageData) -> Section | None:
+    """How the trials ended: one row per status, with its trials and the epochs they trained."""
+    s = page.results.summary
+    if s.empty:
+        return None
+    rows = [[status, str(len(trials)), f"{trials[EPOCHS].mean():.1f}"] for status, trials in s.groupby(STATUS)]
+    return Section("How the trials ended", [Table(["status", "trials", "mean epochs"], rows)])
+
+
+@pytest.fixture(scope="module")
+def reported_search(tmp_path_factory) -> Path:
+    """tests/test_report.py's search (sprites, a β grid of three, 3 epochs): its results folder."""
+    return finished_search(tmp_path_factory) / "results" / REPORTED_SEARCH
+
+
+def test_a_new_report_section_is_on_both_pages(reported_search, tmp_path, capsys):
+    out = tmp_path / "report"
+    SECTIONS.append(ends_section)  # `ends_section` at the end of SECTIONS, as _page.py would list it
+    try:
+        assert main(["report", str(reported_search), "--out", str(out), "--no-mlflow"]) == 0
+    finally:
+        SECTIONS.remove(ends_section)
+    capsys.readouterr()
+    html = (out / "report.html").read_text()
+    assert html.index('<section id="all-trials">') < html.index('<section id="how-the-trials-ended">')
+    assert ('<h2>How the trials ended</h2>\n<table class="data"><thead><tr><th class="l">status</th><th class="">'
+            'trials</th><th class="">mean epochs</th></tr></thead><tbody><tr><td class="l">completed</td>'
+            '<td class="">3</td><td class="">3.0</td></tr></tbody></table>\n</section>') in html
+    markdown = (out / "report.md").read_text()
+    assert markdown.endswith("## How the trials ended\n\n\n| status | trials | mean epochs |\n|---|---|---|\n"
+                             "| completed | 3 | 3.0 |\n\n")
+
+
+def test_the_metric_command_and_report_table_recipes_are_the_code_of_this_test():
+    page = (ROOT / "docs" / "architecture.md").read_text()
+    for obj in (mae, ends_section):
+        assert inspect.getsource(obj) in page, f"the page no longer shows {obj.__name__}"
+    assert '@register_measure("val/mae")\ndef mae(' in page
+    entry = page.split('    Metric("val/mae", ', 1)[1].split("\n```", 1)[0]
+    for value in (MAE.label, MAE.mode, MAE.fmt, MAE.producer, MAE.doc):
+        assert f'"{value}"' in entry, f"the page's entry for val/mae is not MAE's: {value}"
+    assert f'table="{MAE.table}"' in entry
+    assert COMMAND_FILE in page, "the page no longer shows vaetune/commands/metric.py as this test runs it"

@@ -1,7 +1,7 @@
 """The `vaetune` command line: the parser of every command and the one place errors meet the user.
 
 Each command lives in its own module under vaetune/commands/ (its arguments and its handler
-together) and is registered here by import. The library is imported only when a command runs,
+together), found there and registered here (`vaetune.commands.command_modules`). The library is imported only when a command runs,
 so `vaetune --help` answers without importing torch, Ray or MLflow.
 
 Errors: a user mistake (`UserError`, or a bad argument) is printed in one line naming what is
@@ -19,28 +19,10 @@ import logging
 import os
 import sys
 
-from vaetune.commands import (
-    cluster,
-    dashboard,
-    data,
-    export,
-    fid,
-    gallery,
-    init,
-    pictures,
-    report,
-    search,
-    spaces,
-    sweep,
-    train,
-    ui,
-)
+from vaetune.commands import command_modules
 from vaetune.errors import Failure, UserError, crash_log, one_line
 
 log = logging.getLogger("vaetune")
-
-COMMANDS = (init, spaces, search, sweep, train, data, fid, export, ui, dashboard, gallery, report, pictures,
-            cluster)  # in the order --help lists them
 
 
 class Parser(argparse.ArgumentParser):
@@ -55,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    for module in COMMANDS:
+    for module in command_modules():  # in the order --help lists them
         module.register(commands)
     return parser
 

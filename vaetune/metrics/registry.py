@@ -1,9 +1,11 @@
 """Every metric a trial reports, once: its name, which way is better, how it is shown, and what
 produces it.
 
-Tables (the KL-weight table, the report's trial list), `vaetune export --metric`, the search's
-scheduler and sampler modes, and the validation of `search.metric` all read this registry, so a
-metric is added or renamed here and nowhere else. The names follow CleanRL's prefixes:
+Tables (the KL-weight table's columns, the report's trial list), `vaetune export --metric`, the
+search's scheduler and sampler modes, and the validation of `search.metric` all read this
+registry: a metric is named, ranked, shown and placed in the KL table here, and nowhere else. Its
+value comes from its producer (docs/architecture.md, "Add a metric": a `val/` one is a function
+registered in vaetune/train/_validate.py). The names follow CleanRL's prefixes:
 `train/` (the training loop, every epoch), `val/` (the validation split, every epoch), `eval/`
 (the generative evaluation: FID/KID, precision and recall from Inception features, only when
 `train.fid_every > 0`; the `_gmm` ones of samples from the fitted latent prior, only when
@@ -22,6 +24,11 @@ Mode = Literal["min", "max"]
 #   loop, validation, schedule, timing: every epoch; generative: at FID evaluations, carried
 #   between them (needs train.fid_every > 0); gpu: every epoch on CUDA only.
 Producer = Literal["loop", "validation", "generative", "schedule", "timing", "gpu"]
+# The KL-weight table's column groups, in the table's order (a metric's `table` names its group):
+# reconstruction quality, the samples from N(0, I), those from the fitted prior, the FID of
+# reconstructions, and the rate (KL, active units).
+TableGroup = Literal["quality", "samples", "prior", "recon", "rate"]
+TABLE_GROUPS: tuple[TableGroup, ...] = ("quality", "samples", "prior", "recon", "rate")
 
 
 @dataclass(frozen=True)
@@ -34,6 +41,7 @@ class Metric:
     doc: str  # meaning and units, for the docs and --help texts
     descriptive: bool = False  # a table shows it but never calls one value "best" (KL, active units)
     prior: bool = False  # of samples from the fitted latent prior (train.prior gmm only)
+    table: TableGroup | None = None  # its column group in the KL-weight table (None: not a column)
 
     def format(self, value: float | None, missing: str = "—") -> str:
         return missing if value is None else self.fmt.format(value)
@@ -78,34 +86,36 @@ _METRICS = (
     Metric("val/recon", "val recon", "min", "{:.4g}", "validation",
            "the configured reconstruction loss per image, validation split"),
     Metric("val/kl", "KL (nats)", "min", "{:.2f}", "validation", "KL(q(z|x) || N(0, I)) in nats per image (the rate)",
-           descriptive=True),
+           descriptive=True, table="rate"),
     Metric("val/elbo", "val −ELBO", "min", "{:.4g}", "validation",
            "negative ELBO per image: reconstruction summed over pixels plus KL"),
-    Metric("val/mse", "val MSE", "min", "{:.4g}", "validation", "mean squared error per pixel, [0, 1] units"),
-    Metric("val/psnr", "PSNR (dB)", "max", "{:.2f}", "validation", "10 log10(1 / MSE) in dB, averaged over images"),
-    Metric("val/ssim", "SSIM", "max", "{:.3f}", "validation", "mean structural similarity"),
+    Metric("val/mse", "val MSE", "min", "{:.4g}", "validation", "mean squared error per pixel, [0, 1] units",
+           table="quality"),
+    Metric("val/psnr", "PSNR (dB)", "max", "{:.2f}", "validation", "10 log10(1 / MSE) in dB, averaged over images",
+           table="quality"),
+    Metric("val/ssim", "SSIM", "max", "{:.3f}", "validation", "mean structural similarity", table="quality"),
     Metric("val/active_units", "active units", "max", "{:.0f}", "validation",
-           "latent dimensions with Cov_x(E[z|x]) > 0.01", descriptive=True),
+           "latent dimensions with Cov_x(E[z|x]) > 0.01", descriptive=True, table="rate"),
     Metric("eval/fid_sample", "FID samples", "min", "{:.1f}", "generative",
-           "FID of samples decoded from z ~ N(0, I) against the reference split"),
+           "FID of samples decoded from z ~ N(0, I) against the reference split", table="samples"),
     Metric("eval/fid_recon", "FID recon", "min", "{:.1f}", "generative",
-           "FID of reconstructions of the reference images"),
+           "FID of reconstructions of the reference images", table="recon"),
     Metric("eval/kid_sample", "KID samples", "min", "{:.4f}", "generative",
-           "unbiased KID of samples (mean over subsets)"),
+           "unbiased KID of samples (mean over subsets)", table="samples"),
     Metric("eval/kid_sample_std", "KID std", "min", "{:.4f}", "generative", "spread of KID over subsets",
            descriptive=True),
     Metric("eval/precision", "precision", "max", "{:.3f}", "generative",
-           f"fidelity: the share of N(0, I) samples inside the real images' manifold; {_PR_DOC}"),
+           f"fidelity: the share of N(0, I) samples inside the real images' manifold; {_PR_DOC}", table="samples"),
     Metric("eval/recall", "recall", "max", "{:.3f}", "generative",
-           f"coverage: the share of real images inside the N(0, I) samples' manifold; {_PR_DOC}"),
+           f"coverage: the share of real images inside the N(0, I) samples' manifold; {_PR_DOC}", table="samples"),
     Metric("eval/fid_sample_gmm", "FID GMM", "min", "{:.1f}", "generative",
-           f"FID of samples decoded from {_GMM_DOC}", prior=True),
+           f"FID of samples decoded from {_GMM_DOC}", prior=True, table="prior"),
     Metric("eval/kid_sample_gmm", "KID GMM", "min", "{:.4f}", "generative",
-           f"unbiased KID of samples decoded from {_GMM_DOC}", prior=True),
+           f"unbiased KID of samples decoded from {_GMM_DOC}", prior=True, table="prior"),
     Metric("eval/precision_gmm", "precision GMM", "max", "{:.3f}", "generative",
-           f"eval/precision of samples decoded from {_GMM_DOC}", prior=True),
+           f"eval/precision of samples decoded from {_GMM_DOC}", prior=True, table="prior"),
     Metric("eval/recall_gmm", "recall GMM", "max", "{:.3f}", "generative",
-           f"eval/recall of samples decoded from {_GMM_DOC}", prior=True),
+           f"eval/recall of samples decoded from {_GMM_DOC}", prior=True, table="prior"),
     Metric("eval/fid_n", "FID N", "max", "{:.0f}", "generative", "images per set behind FID/KID", descriptive=True),
     Metric(EVAL_EPOCH, "FID epoch", "max", "{:.0f}", "generative",
            "the epoch whose model the eval/ values measured (they are carried to the epochs between)",
@@ -131,6 +141,18 @@ METRICS: dict[str, Metric] = {m.name: m for m in _METRICS}
 RANKING_PRODUCERS: tuple[Producer, ...] = ("loop", "validation", "generative")
 
 
+def register_metric(metric: Metric) -> Metric:
+    """Add `metric` after the entries above: what one more entry in `_METRICS` does, for code
+    outside the package (a test, a notebook; a search's Ray workers see only the package's).
+    A generative metric belongs in `_METRICS`: the tuples of generative names are built at import."""
+    if metric.name in METRICS:
+        raise ValueError(f"metric {metric.name!r} is registered already")
+    if metric.producer == "generative":
+        raise ValueError(f"{metric.name}: a generative metric is an entry of _METRICS in {__name__}")
+    METRICS[metric.name] = metric
+    return metric
+
+
 def get(name: str) -> Metric:
     """The registered metric `name`; KeyError naming the known ones otherwise."""
     try:
@@ -147,7 +169,13 @@ def mode_of(name: str) -> Mode:
 
 def produced_by(*producers: Producer) -> tuple[str, ...]:
     """Names of the metrics of these producers, in registry order."""
-    return tuple(m.name for m in _METRICS if m.producer in producers)
+    return tuple(m.name for m in METRICS.values() if m.producer in producers)
+
+
+def table_columns() -> tuple[str, ...]:
+    """The KL-weight table's metric columns: group by group (TABLE_GROUPS), in registry order
+    within a group."""
+    return tuple(m.name for group in TABLE_GROUPS for m in METRICS.values() if m.table == group)
 
 
 def generative(prior_on: bool) -> tuple[str, ...]:

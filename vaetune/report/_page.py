@@ -1,10 +1,16 @@
 """The report's page: its sections (the KL-weight table, the rate-distortion plane, what
-mattered, the best trial, every trial) as typed parts, each comparison at one epoch."""
+mattered, the best trial, every trial) as typed parts, each comparison at one epoch.
+
+Each section is built by one function of `PageData` (what the sections share, made once) that
+returns a `Section`, or None to leave it out; `SECTIONS` lists them in the page's order."""
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import vaetune.report._figures as _figures
 from vaetune.report._front import front_section
@@ -53,6 +59,18 @@ COLUMNS = ("Reconstruction quality: val MSE, PSNR, SSIM; coherence of generated 
 CURVE_METRICS = ("val/psnr", "val/kl", "eval/fid_sample")  # shown beside the search metric
 
 
+@dataclass
+class PageData:
+    """What the page's sections are built from."""
+
+    results: SearchResults
+    tables: list[KLTable]  # the KL tables, the main one first
+    front: Any  # DataFrame: the Pareto front at the main table's epoch
+    objectives: tuple[str, str]  # the front's two objectives
+    figures: dict[str, bytes]  # name -> PNG: a section adds the figures its parts name
+    pictures: int  # picture columns per KL table
+
+
 def assemble(results: SearchResults, *, pictures: int = 6):
     """The report record, the KL tables (the main one first) and the Pareto front at its epoch."""
     figures: dict[str, bytes] = {}
@@ -68,20 +86,14 @@ def assemble(results: SearchResults, *, pictures: int = 6):
     meta.append(f"Results folder {results.folder}; report generated {time.strftime('%Y-%m-%d %H:%M:%S')}.")
     tables = kl_tables(results)
     front, objectives = pareto_front(tables[0])
-    sections = [
-        _table_section(results, tables, figures, pictures),
-        _rd_section(results, tables[0], front, objectives, figures),
-        front_section(results, tables[0].epoch, figures, pictures),
-        _mattered_section(results, tables[0], figures),
-        _best_section(results, figures),
-        _trials_section(results),
-    ]
+    page = PageData(results, tables, front, objectives, figures, pictures)
+    sections = [section for build in SECTIONS if (section := build(page)) is not None]
     title = "KL-weight" if tables[0].key_label == "β" else tables[0].key_label
-    sections = [section for section in sections if section is not None]
     return Report(f"vaetune report — {results.name} ({title})", meta, sections, figures), tables, front
 
 
-def _table_section(results: SearchResults, tables: list[KLTable], figures, n_pictures: int) -> Section:
+def _table_section(page: PageData) -> Section:
+    tables, figures, n_pictures = page.tables, page.figures, page.pictures
     main = tables[0]
     measured = ("Every value of a row is measured at the table's epoch, from each trial's per-epoch history "
                 "(FID and KID measured at that epoch, never carried from an earlier one). ")
@@ -104,8 +116,9 @@ def _table_section(results: SearchResults, tables: list[KLTable], figures, n_pic
     return Section(title, parts)
 
 
-def _rd_section(results: SearchResults, table: KLTable, front, objectives, figures) -> Section:
-    a, b = objectives
+def _rd_section(page: PageData) -> Section:
+    results, table, front, figures = page.results, page.tables[0], page.front, page.figures
+    a, b = objectives = page.objectives
     points = table.points()
     figures["rate_distortion"] = _figures.rate_distortion(points, front, objectives, table.key_label,
                                                           joined=table.sweep)
@@ -140,7 +153,12 @@ def _num(row, col: str) -> str:
     return "—" if v != v else f"{v:.4g}"
 
 
-def _mattered_section(results: SearchResults, table: KLTable, figures) -> Section:
+def _front_section(page: PageData) -> Section | None:
+    return front_section(page.results, page.tables[0].epoch, page.figures, page.pictures)
+
+
+def _mattered_section(page: PageData) -> Section:
+    results, table, figures = page.results, page.tables[0], page.figures
     parts: list = []
     imp = param_importance(results)
     if imp.values:
@@ -179,7 +197,8 @@ def _rungs(results: SearchResults) -> list[int]:
     return list(results.plan.rungs) if results.plan is not None else []
 
 
-def _best_section(results: SearchResults, figures) -> Section:
+def _best_section(page: PageData) -> Section:
+    results, figures = page.results, page.figures
     s = results.summary
     ranked = rank(s[s[FEASIBLE].astype(bool)] if FEASIBLE in s else s, results.best_column(), results.mode)
     if ranked.empty:
@@ -225,7 +244,8 @@ def _checkpoint_config(path: str) -> str:
         return ""
 
 
-def _trials_section(results: SearchResults) -> Section:
+def _trials_section(page: PageData) -> Section:
+    results = page.results
     s = results.summary
     cols = [c for c in [TRIAL_ID, *results.searched, STATUS, EPOCHS, WALL_TIME, results.best_column(),
                         *(final_column(m) for m in ("val/mse", "val/kl", "eval/fid_sample",
@@ -239,3 +259,8 @@ def _trials_section(results: SearchResults) -> Section:
                      else _num(r, c) for c in cols])
     return Section("All trials", [Table(cols, rows, left=1)])
 
+
+
+# the page's sections, in order
+SECTIONS: list[Callable[[PageData], Section | None]] = [
+    _table_section, _rd_section, _front_section, _mattered_section, _best_section, _trials_section]

@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from vaetune.metrics.registry import get
+from vaetune.metrics.registry import get, table_columns
 from vaetune.report._epochs import (
     CAPACITY,
     DASH,
@@ -24,7 +24,6 @@ from vaetune.report._epochs import (
     KEY_LABELS,
     OBJECTIVE,
     SCHEDULE,
-    TABLE_METRICS,
     at_epoch,
     candidate_epochs,
 )
@@ -61,6 +60,7 @@ class KLTable:
     notes: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # metrics no row recorded
     trials: Any = None  # DataFrame: every trial measured at the epoch (vaetune.report._epochs.at_epoch)
+    metrics: tuple[str, ...] = field(default_factory=table_columns)  # its metric columns, in order
 
     @property
     def key_label(self) -> str:
@@ -68,7 +68,7 @@ class KLTable:
 
     def header(self) -> list[str]:
         lead = ["n"] if self.sweep else ["trial", "status", "trials"]
-        return [self.key_label, *lead, *(get(m).label for m in TABLE_METRICS), "epoch"]
+        return [self.key_label, *lead, *(get(m).label for m in self.metrics), "epoch"]
 
     def cell(self, row: Row, metric: str) -> str:
         v, s = row.values.get(metric), row.spread.get(metric)
@@ -77,13 +77,13 @@ class KLTable:
 
     def cells(self) -> list[list[str]]:
         lead = (lambda r: [str(r.n)]) if self.sweep else (lambda r: [r.trial_id, r.status, str(r.trials)])
-        return [[r.label, *lead(r), *(self.cell(r, m) for m in TABLE_METRICS), str(self.epoch)] for r in self.rows]
+        return [[r.label, *lead(r), *(self.cell(r, m) for m in self.metrics), str(self.epoch)] for r in self.rows]
 
     def best_cells(self) -> set[tuple[int, int]]:
         """(row, column) of each ranked column's best value, and of every row indistinguishable from it."""
-        first = len(self.header()) - len(TABLE_METRICS) - 1
+        first = len(self.header()) - len(self.metrics) - 1
         out = set()
-        for c, metric in enumerate(TABLE_METRICS):
+        for c, metric in enumerate(self.metrics):
             best = best_row(self.rows, metric)
             if best is None or get(metric).descriptive or len(self.rows) < 2:
                 continue
@@ -97,8 +97,8 @@ class KLTable:
         leaf = self.key.rsplit(".", 1)[-1]
         return pd.DataFrame([{"table": number, EPOCH: self.epoch, leaf: r.value, f"{leaf}_label": r.label,
                               TRIAL_ID: r.trial_id, STATUS: r.status, "trials": r.trials, "n": r.n,
-                              **{m: r.values.get(m) for m in TABLE_METRICS},
-                              **({f"{m}_std": r.spread.get(m) for m in TABLE_METRICS} if self.sweep else {}),
+                              **{m: r.values.get(m) for m in self.metrics},
+                              **({f"{m}_std": r.spread.get(m) for m in self.metrics} if self.sweep else {}),
                               "schedule": r.schedule, CHECKPOINT: r.checkpoint, RUN_ID: r.mlflow_run_id}
                              for r in self.rows])
 
@@ -113,7 +113,7 @@ class KLTable:
         import pandas as pd
 
         if self.sweep:
-            metrics = (*TABLE_METRICS, *EXTRA_METRICS)
+            metrics = (*self.metrics, *EXTRA_METRICS)
             return pd.DataFrame([{"label": r.label, "value": r.value, "n": r.n, EPOCH: self.epoch,
                                   **{m: r.values.get(m) for m in metrics},
                                   **{f"{m}_std": r.spread.get(m) for m in metrics}} for r in self.rows])
@@ -214,14 +214,15 @@ def kl_tables(results: SearchResults) -> list[KLTable]:
     """The main table (first) and one further table per other epoch where trials can be compared."""
     key = table_key(results)
     groups, how = _groups(results, key)
-    metrics = tuple(dict.fromkeys((*TABLE_METRICS, *EXTRA_METRICS, results.metric)))
+    columns = table_columns()
+    metrics = tuple(dict.fromkeys((*columns, *EXTRA_METRICS, results.metric)))
     frames = {e: at_epoch(results, e, metrics) for e in candidate_epochs(results)}
     reach = {e: sum(bool(ids & set(f[TRIAL_ID])) for _, _, ids in groups) for e, f in frames.items()}
     need = min(MIN_ROWS, len(groups))
     deep = [e for e in frames if reach[e] >= need and reach[e]]
     main = max(deep) if deep else max(frames, key=lambda e: (reach[e], e))
     epochs = [main, *sorted(e for e in frames if e != main and reach[e])]
-    tables = [_table(results, key, groups, how, frames[e], e) for e in epochs]
+    tables = [_table(results, key, groups, how, frames[e], e, columns) for e in epochs]
     tables[0].notes += main_notes(results, key, tables, need)
     return tables
 
@@ -231,7 +232,8 @@ def kl_table(results: SearchResults) -> KLTable:
     return kl_tables(results)[0]
 
 
-def _table(results: SearchResults, key: str, groups, how: str, frame, epoch: int) -> KLTable:
+def _table(results: SearchResults, key: str, groups, how: str, frame, epoch: int,
+           columns: tuple[str, ...]) -> KLTable:
     sweep = results.sweep is not None
     rows, left_out = [], []
     for value, label, ids in groups:
@@ -239,14 +241,14 @@ def _table(results: SearchResults, key: str, groups, how: str, frame, epoch: int
         if members.empty:
             left_out.append(_left_out(results, f"{KEY_LABELS.get(key, key)}={label}", ids))
         else:
-            rows.append((_mean_row if sweep else _best_row)(results, value, label, members))
+            rows.append((_mean_row if sweep else _best_row)(results, value, label, members, columns))
     if sweep:
         how = (f"one row per value of {key} (the sweep's grid), each metric the mean ± standard deviation over "
                f"its seeds (n), all at epoch {epoch}")
     else:
         how = f"{how}, the best trial of each by {results.metric} at epoch {epoch}"
-    table = KLTable(epoch=epoch, key=key, rows=rows, how=how, sweep=sweep, trials=frame)
-    table.missing = [m for m in TABLE_METRICS if all(r.values[m] is None for r in rows)]
+    table = KLTable(epoch=epoch, key=key, rows=rows, how=how, sweep=sweep, trials=frame, metrics=columns)
+    table.missing = [m for m in columns if all(r.values[m] is None for r in rows)]
     table.notes += missing_notes(results, table.missing, epoch) + schedule_notes(results, table)
     if left_out:
         table.notes.append(f"Not in this table (no trial measured at epoch {epoch}): " + "; ".join(left_out) + ".")
@@ -257,20 +259,20 @@ def _values(record, metrics) -> dict[str, float | None]:
     return {m: (float(record[m]) if m in record and record[m] == record[m] else None) for m in metrics}
 
 
-def _best_row(results: SearchResults, value, label: str, members) -> Row:
+def _best_row(results: SearchResults, value, label: str, members, columns: tuple[str, ...]) -> Row:
     ranked = rank(members, results.metric, results.mode)
     best = (ranked if len(ranked) else members).iloc[0]
-    metrics = (*TABLE_METRICS, *EXTRA_METRICS)
+    metrics = (*columns, *EXTRA_METRICS)
     return Row(value=value, label=label, trial_id=str(best[TRIAL_ID]), status=str(best[STATUS]), trials=len(members), n=1,
                values=_values(best, metrics), spread=dict.fromkeys(metrics), checkpoint=str(best[CHECKPOINT]),
                mlflow_run_id=str(best[RUN_ID]), schedule=_schedule(results, members))
 
 
-def _mean_row(results: SearchResults, value, label: str, members) -> Row:
+def _mean_row(results: SearchResults, value, label: str, members, columns: tuple[str, ...]) -> Row:
     members = members.sort_values(SEED) if SEED in members else members
     shown = members.iloc[0]
     means, stds = {}, {}
-    for m in (*TABLE_METRICS, *EXTRA_METRICS):
+    for m in (*columns, *EXTRA_METRICS):
         vals = members[m].dropna() if m in members else members.iloc[0:0][TRIAL_ID]
         means[m] = float(vals.mean()) if len(vals) else None
         stds[m] = float(vals.std(ddof=1)) if len(vals) >= 2 else None

@@ -6,9 +6,9 @@ MLflow or files; what happens at each epoch's end is composed from callbacks
 train` and the Ray Tune adapter (vaetune.search._trainable) each compose their own list.
 
 Modules, one concern each: `_device` (device, batches on it or in pinned host memory), `_rng`
-(RNG streams), `_validate` (val/ metrics and their units), `_grids` (grid images), `_state`
-(checkpoint contents and folders), `callbacks` (the contract), `_standard` (the standard
-callbacks), `_loop`.
+(RNG streams), `_validate` (val/ metrics and their units, `register_measure`), `_grids` (grid
+images), `_state` (checkpoint contents and folders), `callbacks` (the contract), `_standard`
+(the standard callbacks), `_loop`.
 """
 
 from __future__ import annotations
@@ -31,13 +31,13 @@ from vaetune.train._standard import (
     standard_callbacks,
 )
 from vaetune.train._state import latest_checkpoint, restore_training_state, save_training_state
-from vaetune.train._validate import ACTIVE_UNIT_THRESHOLD, validate
+from vaetune.train._validate import ACTIVE_UNIT_THRESHOLD, MEASURES, register_measure, validate
 from vaetune.train.callbacks import Callback, EachEpoch, EpochEnd, TrainStart, epochs_at
 
 __all__ = [
-    "ACTIVE_UNIT_THRESHOLD", "DEVICE_DATA_FRACTION", "GRIDS_DIR", "GRID_SEED",
+    "ACTIVE_UNIT_THRESHOLD", "DEVICE_DATA_FRACTION", "GRIDS_DIR", "GRID_SEED", "MEASURES",
     "Batches", "Callback", "Checkpoints", "EachEpoch", "EpochEnd", "GenerativeEval", "Grids", "LatentPrior",
     "ProgressBar", "TrainStart",
     "epochs_at", "fits_on_device", "latest_checkpoint", "place_batches", "resolve_device",
-    "restore_training_state", "save_training_state", "standard_callbacks", "train", "validate",
+    "register_measure", "restore_training_state", "save_training_state", "standard_callbacks", "train", "validate",
 ]

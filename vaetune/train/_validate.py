@@ -9,12 +9,36 @@ Units:
 - `val/mse`: mean squared error per pixel in [0, 1] units; `val/psnr`: 10 log10(1 / mse), in dB,
   averaged over images; `val/ssim`: mean SSIM (vaetune.metrics).
 - `val/active_units`: latent dimensions with Cov_x(E[z|x]) > 0.01 (Burda et al. 2016).
+- a measure registered with `@register_measure(name)` (a metric of the registry whose producer
+  is validation): its per-image values averaged over the split.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from vaetune.metrics.registry import METRICS
+
 ACTIVE_UNIT_THRESHOLD = 0.01
 _CHUNK = 512  # validation images per forward pass
+
+# The further val/ metrics: name -> measure(recon, x) -> (B,), recon the decoded means and x the
+# images, both (B, C, H, W) in [0, 1]; each reported per image, averaged over the split.
+MEASURES: dict[str, Callable] = {}
+
+
+def register_measure(name: str):
+    """Decorator: every epoch's validation reports `fn(recon, x)` as `name`, which the metric
+    registry must know as a metric of the validation producer."""
+    metric = METRICS.get(name)
+    if metric is None or metric.producer != "validation":
+        raise ValueError(f"{name!r} is not a validation metric of vaetune.metrics.registry: register it "
+                         "there first, with producer 'validation'")
+
+    def add(fn: Callable) -> Callable:
+        MEASURES[name] = fn
+        return fn
+    return add
 
 
 def validate(model, val_x, val_y, tc, device: str) -> dict[str, float]:
@@ -34,6 +58,7 @@ def validate(model, val_x, val_y, tc, device: str) -> dict[str, float]:
 
     model.eval()
     totals = torch.zeros(6, dtype=torch.float64)  # recon, kl, elbo, mse, psnr, ssim
+    measured = torch.zeros(len(MEASURES), dtype=torch.float64)  # MEASURES' sums, in order
     mus = []
     with torch.inference_mode():
         for i in range(0, len(val_x), _CHUNK):
@@ -48,10 +73,13 @@ def validate(model, val_x, val_y, tc, device: str) -> dict[str, float]:
             batch = torch.stack([recon.sum(), kl.sum(), (recon_sum + kl).sum(), err.sum(),
                                  psnr_from_mse(err).sum(), ssim(out.recon, x).sum()])  # (6,)
             totals += batch.double().cpu()
+            if MEASURES:
+                measured += torch.stack([fn(out.recon, x).sum() for fn in MEASURES.values()]).double().cpu()
             mus.append(out.mu.float().cpu())
     n = len(val_x)
     recon, kl, elbo, mse_mean, psnr_db, ssim_mean = (totals / n).tolist()
     mu = torch.cat(mus)  # (N, D)
     active = int((mu.var(0) > ACTIVE_UNIT_THRESHOLD).sum()) if len(mu) > 1 else 0
     return {"val/recon": recon, "val/kl": kl, "val/elbo": elbo, "val/mse": mse_mean,
-            "val/psnr": psnr_db, "val/ssim": ssim_mean, "val/active_units": active}
+            "val/psnr": psnr_db, "val/ssim": ssim_mean, "val/active_units": active,
+            **dict(zip(MEASURES, (measured / n).tolist(), strict=True))}
