@@ -84,3 +84,32 @@ def test_the_terminal_view_stays_a_few_lines_however_many_trials_run():
     assert view[3] == "best  #100 β=100  val/elbo 90 at epoch 1"
     assert view[-1] == "last  #100 β=100  started"
     assert f"  and {100 - RUNNING_ROWS} more running" in view
+
+
+def test_with_constraints_an_epoch_outside_them_is_never_the_best():
+    """A search held to val/kl >= 5: a collapsed trial's lower loss (its KL below the floor) is
+    shown on its line but never called the best; the best is the trial that holds the bound, until
+    the collapsed one reports an epoch inside it. Fed through the console's Tune hook, with Tune's
+    own Trial objects, so the bound is read from each epoch's reported values."""
+    from ray.tune.experiment import Trial
+
+    from vaetune.search import SearchConsole
+
+    p = SearchProgress("held", "val/elbo", "min", max_epochs=3, rungs=[], planned=2, start=0.0)
+    console = SearchConsole(p, ["train.beta"], bounds={"val/kl": {"min": 5.0}})
+    collapsed, kept = (Trial("run_trial", config={"train.beta": b}, experiment_tag=f"{n}_train_beta={b}", stub=True)
+                       for n, b in ((1, 30.0), (2, 0.1)))
+    p.started(1, "β=30", now=0.0)
+    p.started(2, "β=0.1", now=0.0)
+    console.on_trial_result(0, [], collapsed, {"epoch": 1, "val/elbo": 50.0, "val/kl": 2.0})
+    console.on_trial_result(0, [], kept, {"epoch": 1, "val/elbo": 80.0, "val/kl": 30.0})
+    assert p.best().number == 2 and "best #2 β=0.1 val/elbo 80" in p.summary(1.0)
+    assert "  #1 β=30  epoch 1/3  val/elbo 50" in p.view(1.0)  # shown running, with its value
+    console.on_trial_result(0, [], collapsed, {"epoch": 2, "val/elbo": 60.0, "val/kl": 6.0})  # now inside the bound
+    assert p.best().number == 1 and p.best().best_epoch == 2
+    # without constraints the lowest value is the best, whatever its KL
+    q = SearchProgress("free", "val/elbo", "min", max_epochs=3, rungs=[], planned=2, start=0.0)
+    free = SearchConsole(q, ["train.beta"])
+    q.started(1, "β=30", now=0.0)
+    free.on_trial_result(0, [], collapsed, {"epoch": 1, "val/elbo": 50.0, "val/kl": 2.0})
+    assert q.best().number == 1

@@ -26,9 +26,11 @@ from vaetune.results import (
     DIVERGED,
     DIVERGENCE,
     ERRORED,
+    Bounds,
     describe,
     end_status,
     error_summary,
+    is_feasible,
     status_phrase,
     trial_label,
     trial_number,
@@ -50,8 +52,9 @@ def _number(value) -> float | None:
 class SearchConsole:
     """Turns Tune's callback events into the console: lines in a log, a live view on a terminal."""
 
-    def __init__(self, progress: SearchProgress, searched: list[str]):
+    def __init__(self, progress: SearchProgress, searched: list[str], bounds: Bounds | None = None):
         self.progress, self.searched = progress, list(searched)
+        self.bounds = dict(bounds or {})  # search.constraints: an epoch counts towards "best" only inside them
         self.live = None
         self.last_summary = self.last_draw = 0.0
         self.restored_seen = False
@@ -73,7 +76,7 @@ class SearchConsole:
             aims.insert(0, f"ranked by {s.metric} ({s.mode})")
         progress = SearchProgress(config.name, s.metric, s.mode, plan.max_epochs, list(plan.rungs),
                                   s.num_samples, sampler=sampler, aim=", ".join(aims))
-        return cls(progress, plan.searched)
+        return cls(progress, plan.searched, bounds=s.bounds())
 
     # -- Tune callback hooks --------------------------------------------------------------------
     def setup(self, total_num_samples: int | None = None, **info):
@@ -110,8 +113,8 @@ class SearchConsole:
             return
         value = _number(result.get(self.progress.metric))
         epoch = int(result.get("epoch", 0) or 0)
-        self._write(self.progress.result(trial_number(trial), epoch, value,
-                                         result.get("time_this_iter_s"), time.monotonic()))
+        self._write(self.progress.result(trial_number(trial), epoch, value, result.get("time_this_iter_s"),
+                                         time.monotonic(), feasible=is_feasible(result, self.bounds)))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         last = trial.last_result or {}

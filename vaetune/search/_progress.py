@@ -25,7 +25,7 @@ class _Trial:
     status: str = "running"  # running, completed, stopped by ..., diverged, errored
     epoch: int = 0
     value: float | None = None  # the search metric at `epoch`
-    best: float | None = None  # the best value of the search metric so far
+    best: float | None = None  # the best value of the search metric so far, at an epoch inside the bounds
     best_epoch: int = 0
     pending_rung: int | None = None  # a rung reached, told once the trial goes on past it
     restored: bool = False  # ended before this driver started (a resumed search): not timed
@@ -77,7 +77,9 @@ class SearchProgress:
                                      best=value, best_epoch=epoch, restored=True)
 
     def result(self, number: int, epoch: int, value: float | None, epoch_s: float | None,
-               now: float) -> list[str]:
+               now: float, feasible: bool = True) -> list[str]:
+        """An epoch's report; `feasible`: whether its values hold search.constraints (an epoch
+        outside them is shown but never the best)."""
         t = self.trials.get(number)
         if t is None:
             return []
@@ -88,7 +90,7 @@ class SearchProgress:
         t.epoch = epoch
         if value is not None and math.isfinite(value):
             t.value = value
-            if t.best is None or (value < t.best if self.mode == "min" else value > t.best):
+            if feasible and (t.best is None or (value < t.best if self.mode == "min" else value > t.best)):
                 t.best, t.best_epoch = value, epoch
         if epoch in self.rungs:
             t.pending_rung = epoch
