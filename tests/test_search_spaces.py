@@ -116,10 +116,10 @@ def test_a_shipped_space_is_found_by_name_from_any_folder_and_a_users_file_wins(
     assert "does not exist" in str(err.value) and "vaetune spaces" not in str(err.value)
 
 
-def test_an_installed_wheel_ships_the_spaces_and_trains_one_by_name(tmp_path):
+def test_an_installed_wheel_ships_the_spaces_and_trains_and_searches_one_by_name(tmp_path):
     """A wheel built from this checkout, installed (without its dependencies, which this Python has)
-    into a folder of its own: it holds the spaces' bytes, and `vaetune train sprites` runs from an
-    empty folder with that copy of vaetune, not the checkout's."""
+    into a folder of its own: it holds the spaces' bytes, and `vaetune train sprites` and `vaetune
+    search sprites` run from an empty folder with that copy of vaetune, not the checkout's."""
     import os
     import shutil
     import subprocess
@@ -153,3 +153,13 @@ def test_an_installed_wheel_ships_the_spaces_and_trains_one_by_name(tmp_path):
                          cwd=work, env=env, capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stderr[-2000:]
     assert "finished sprites: 1 epochs" in run.stdout and (work / "run" / "checkpoint_epoch0001").is_dir()
+    # and `vaetune search sprites`, the same space searched (one trial of one epoch, no FID): its Ray
+    # workers import the installed copy too
+    tiny = ["search.num_samples=1", "search.max_concurrent=1", "search.metric=val/elbo", "train.epochs=1",
+            "train.fid_every=0", "data.count=300", "data.image_size=16"]
+    search = subprocess.run([sys.executable, "-m", "vaetune.cli", "search", "sprites",
+                             *(a for kv in tiny for a in ("--set", kv))],
+                            cwd=work, env=env, capture_output=True, text=True, timeout=900)
+    assert search.returncode == 0, search.stdout[-2000:] + search.stderr[-2000:]
+    assert "1 trials: 1 completed" in search.stdout
+    assert (work / "results" / "sprites" / "summary.csv").is_file()
