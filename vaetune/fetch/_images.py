@@ -7,7 +7,7 @@ import io
 from PIL import Image
 
 # what vaetune.data reads, and its exception for an unusable image (the message is the reason)
-from vaetune.data.decode import IMAGE_SUFFIXES, InvalidImage  # noqa: F401  re-exported for the fetchers
+from vaetune.data.decode import IMAGE_SUFFIXES, InvalidImage
 
 
 def check_image(data: bytes, *, min_side: int = 8) -> tuple[int, int]:

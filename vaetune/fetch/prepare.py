@@ -28,9 +28,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from vaetune.data import InvalidImage
 from vaetune.errors import UserError
 from vaetune.fetch._files import write_json
-from vaetune.fetch._images import InvalidImage, check_image
+from vaetune.fetch._images import check_image
 from vaetune.fetch._labellers import Item, Selection, apples, impressionism, villagers
 from vaetune.fetch._source import SourceTree
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from vaetune.data import InvalidImage
 from vaetune.errors import UserError
 from vaetune.fetch._files import FetchReport, writable_dir, write_failures, write_json
 from vaetune.fetch._http import (
@@ -39,7 +40,7 @@ from vaetune.fetch._http import (
     RetryPolicy,
     get_with_retries,
 )
-from vaetune.fetch._images import InvalidImage, check_image
+from vaetune.fetch._images import check_image
 
 log = logging.getLogger(__name__)
 

@@ -22,9 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vaetune.metrics.registry import ImageSet, generative, image_sets
-from vaetune.results import CHECKPOINT_SCORE
+from vaetune.results import CHECKPOINT_SCORE, GRIDS_DIR
 from vaetune.train import (
-    GRIDS_DIR,
     Callback,
     Checkpoints,
     EachEpoch,

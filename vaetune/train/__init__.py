@@ -18,9 +18,8 @@ from vaetune.train._device import (
     Batches,
     fits_on_device,
     place_batches,
-    resolve_device,
 )
-from vaetune.train._grids import GRID_SEED, GRIDS_DIR
+from vaetune.train._grids import GRID_SEED
 from vaetune.train._loop import train
 from vaetune.train._standard import (
     Checkpoints,
@@ -35,9 +34,9 @@ from vaetune.train._validate import ACTIVE_UNIT_THRESHOLD, MEASURES, register_me
 from vaetune.train.callbacks import Callback, EachEpoch, EpochEnd, TrainStart, epochs_at
 
 __all__ = [
-    "ACTIVE_UNIT_THRESHOLD", "DEVICE_DATA_FRACTION", "GRIDS_DIR", "GRID_SEED", "MEASURES",
+    "ACTIVE_UNIT_THRESHOLD", "DEVICE_DATA_FRACTION", "GRID_SEED", "MEASURES",
     "Batches", "Callback", "Checkpoints", "EachEpoch", "EpochEnd", "GenerativeEval", "Grids", "LatentPrior",
     "ProgressBar", "TrainStart",
-    "epochs_at", "fits_on_device", "latest_checkpoint", "place_batches", "resolve_device",
+    "epochs_at", "fits_on_device", "latest_checkpoint", "place_batches",
     "register_measure", "restore_training_state", "save_training_state", "standard_callbacks", "train", "validate",
 ]

@@ -14,8 +14,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from vaetune.machine import resolve_device  # noqa: F401  re-exported: train.device
-
 log = logging.getLogger(__name__)
 
 # of the GPU's free memory the training images may take (trials share a GPU)

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vaetune.results import GRIDS_DIR  # noqa: F401  re-exported: the grids' folder in a run and a checkpoint
-
 GRID_SEED = 1234  # fixed z for sample grids: comparable across epochs and trials
 
 

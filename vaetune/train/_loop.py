@@ -15,8 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from vaetune.machine import resolve_device
 from vaetune.metrics.registry import CHECKPOINT_TIME, EVAL_TIME, TRAIN_TIME
-from vaetune.train._device import peak_memory, place_batches, resolve_device
+from vaetune.train._device import peak_memory, place_batches
 from vaetune.train._state import restore_training_state
 from vaetune.train._validate import validate
 from vaetune.train.callbacks import Callback, EpochEnd, TrainStart

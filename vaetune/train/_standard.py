@@ -19,8 +19,9 @@ from vaetune.metrics.registry import (
     IMAGE_SETS,
     ImageSet,
 )
+from vaetune.results import GRIDS_DIR
 from vaetune.train._device import peak_memory
-from vaetune.train._grids import GRIDS_DIR, GridWriter
+from vaetune.train._grids import GridWriter
 from vaetune.train._state import prune_checkpoints, save_training_state
 from vaetune.train.callbacks import Callback, EpochEnd, TrainStart, epochs_at
 
