@@ -113,3 +113,23 @@ def test_with_constraints_an_epoch_outside_them_is_never_the_best():
     q.started(1, "β=30", now=0.0)
     free.on_trial_result(0, [], collapsed, {"epoch": 1, "val/elbo": 50.0, "val/kl": 2.0})
     assert q.best().number == 1
+
+
+def test_the_end_of_a_search_no_trial_of_which_held_its_constraints_says_so(capsys, tmp_path):
+    """Every trial reported the metric, none held search.constraints: the last line says that, not
+    that no trial reported the metric."""
+    from vaetune.commands.search import print_outcome
+    from vaetune.search import Outcome
+
+    rows = [{"trial_id": f"t{i}", "status": "completed", "best/val/elbo": 100.0 + i, "feasible": False}
+            for i in range(3)]
+    held = Outcome(rows=rows, summary_path=None, metric="val/elbo", mode="min", unfinished=0, best=None,
+                   held_to="val/kl >= 5")
+    print_outcome(held, None, tmp_path, "vaetune search x")
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"no trial held val/kl >= 5: 3 reported val/elbo, each outside them; see the feasible column of "
+        f"{tmp_path / 'summary.csv'}")
+    errored = Outcome(rows=[{"trial_id": "t0", "status": "errored", "best/val/elbo": float("nan")}],
+                      summary_path=None, metric="val/elbo", mode="min", unfinished=0, best=None, held_to="val/kl >= 5")
+    print_outcome(errored, None, tmp_path, "vaetune search x")
+    assert capsys.readouterr().out.splitlines()[-1].startswith("no trial reported val/elbo; see ")

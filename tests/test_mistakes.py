@@ -240,6 +240,21 @@ def _damaged(c: Ctx, name: str, file: str, edit: Callable[[str], str]) -> str:
     return f"results/{name}"
 
 
+def _held_none(c: Ctx) -> str:
+    """results/done as a search held to val/kl >= 5 that no trial held (its one trial's KL 0.5),
+    with the space of the started search: the folder a sweep would start from."""
+    import shutil
+
+    import pandas as pd
+
+    folder = Path(_damaged(c, "heldnone", "search.json", lambda t: json.dumps(
+        {**json.loads(t), "constraints": {"val/kl": {"min": 5.0}}})))
+    shutil.copy(c.work / "results" / "started" / "space.yaml", c.work / folder / "space.yaml")
+    summary = pd.read_csv(c.work / folder / "summary.csv").assign(**{"final/val/kl": 0.5, "feasible": False})
+    summary.to_csv(c.work / folder / "summary.csv", index=False)
+    return str(folder)
+
+
 def _drop_column(column: str) -> Callable[[str], str]:
     def edit(text: str) -> str:
         import io
@@ -524,6 +539,8 @@ CASES = [
     # ---- an environment another tool left: Ray's address, a temporary folder too deep for Ray's sockets
     Case("RAY_ADDRESS naming a cluster that is gone", lambda c: ["search", c.space()],
          ("$RAY_ADDRESS", "nothing answers at 127.0.0.1:1", "unset RAY_ADDRESS"), env={"RAY_ADDRESS": "127.0.0.1:1"}),
+    Case("sweep of a search no trial of which held its constraints", lambda c: ["sweep", _held_none(c)],
+         ("heldnone", "no trial held", "val/kl >= 5", "search-space file")),
     Case("RAY_ADDRESS not an address", lambda c: ["sweep", c.space()], ("$RAY_ADDRESS", "got 'head-node'", "HOST:PORT"),
          env={"RAY_ADDRESS": "head-node"}),
     Case("TMPDIR too long for Ray's sockets", lambda c: ["search", c.space()],

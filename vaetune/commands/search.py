@@ -98,6 +98,7 @@ def print_outcome(outcome, space, results, command: str) -> None:
         SUMMARY_FILE,
         TRIAL_ID,
         best_column,
+        finite_number,
         read_tracking,
     )
 
@@ -111,7 +112,13 @@ def print_outcome(outcome, space, results, command: str) -> None:
         print(outcome.front.text)
     best = outcome.best
     if best is None:
-        if not outcome.unfinished:
+        if outcome.unfinished:
+            return
+        measured = sum(finite_number(r.get(best_column(outcome.metric))) is not None for r in outcome.rows)
+        if outcome.held_to and measured:
+            print(f"no trial held {outcome.held_to}: {measured} reported {outcome.metric}, each outside them; "
+                  f"see the feasible column of {results / SUMMARY_FILE}")
+        else:
             print(f"no trial reported {outcome.metric}; see {results / SUMMARY_FILE} for errors")
         return
     params = ", ".join(f"{k}={fmt(best[k])}" for k in space.params)

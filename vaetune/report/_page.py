@@ -39,6 +39,7 @@ from vaetune.results import (
     TRIAL_ID,
     WALL_TIME,
     SearchResults,
+    feasible_rows,
     final_column,
     final_metrics,
     frame_reports,
@@ -200,7 +201,7 @@ def _rungs(results: SearchResults) -> list[int]:
 def _best_section(page: PageData) -> Section:
     results, figures = page.results, page.figures
     s = results.summary
-    ranked = rank(s[s[FEASIBLE].astype(bool)] if FEASIBLE in s else s, results.best_column(), results.mode)
+    ranked = rank(feasible_rows(s), results.best_column(), results.mode)
     if ranked.empty:
         held = " while holding the search's constraints" if FEASIBLE in s else ""
         return Section("Best trial", [Paragraph(f"No trial reported {results.metric}{held}.")])

@@ -104,6 +104,7 @@ from vaetune.results._pareto import (
     describe,
     dominates,
     feasible,
+    feasible_rows,
     finite_number,
     front_table,
     is_feasible,
@@ -125,7 +126,7 @@ from vaetune.results._trials import (
 )
 
 __all__ = [
-    "MISSING_VIOLATION", "Bounds", "FrontTable", "constraint_names", "describe", "dominates", "feasible", "finite_number", "front_table", "is_feasible",
+    "MISSING_VIOLATION", "Bounds", "FrontTable", "constraint_names", "describe", "dominates", "feasible", "feasible_rows", "finite_number", "front_table", "is_feasible",
     "non_dominated", "pick_trial", "violations",
     "TimeSplit",
     "frame_reports",

@@ -38,6 +38,7 @@ from vaetune.results._layout import (
 )
 from vaetune.results._lock import refuse_if_held
 from vaetune.results._moved import move_of
+from vaetune.results._pareto import feasible_rows
 
 log = logging.getLogger(__name__)
 
@@ -206,10 +207,10 @@ def pick_best(summary, metric: str, mode: str):
         raise UserError(f"--metric: got {metric!r}; this search recorded: {', '.join(known)}")
     scored = summary[summary[col].notna() & (summary[CHECKPOINT].fillna("") != "")]
     if FEASIBLE in summary:  # a search with search.constraints: the best of the trials that hold them
-        if scored.empty or not scored[FEASIBLE].astype(bool).any():
+        scored = feasible_rows(scored)
+        if scored.empty:
             raise UserError(f"no trial held the search's constraints with a value of {metric} and a checkpoint; "
                             f"see the {FEASIBLE} column of {SUMMARY_FILE}, or pick one with --trial ID")
-        scored = scored[scored[FEASIBLE].astype(bool)]
     if scored.empty:
         raise UserError(f"no trial has both a value of {metric} and a checkpoint; see {SUMMARY_FILE}")
     return rank(scored, col, mode).iloc[0], col

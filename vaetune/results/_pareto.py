@@ -65,6 +65,14 @@ def feasible(frame, constraints: Bounds, column: Callable[[str], str] = lambda m
                       for _, row in frame.iterrows()], index=frame.index, dtype=bool)
 
 
+def feasible_rows(summary):
+    """The rows of summary.csv (a DataFrame) that hold the search's constraints: all of them in a
+    search without constraints (no `feasible` column). What "the best trial" is chosen from."""
+    from vaetune.results._layout import FEASIBLE
+
+    return summary[summary[FEASIBLE].fillna(False).astype(bool)] if FEASIBLE in summary else summary
+
+
 def dominates(a: Sequence[float], b: Sequence[float], modes: Sequence[str]) -> bool:
     """Whether point `a` is no worse than `b` on every objective and better on one."""
     signs = [1.0 if m == "min" else -1.0 for m in modes]

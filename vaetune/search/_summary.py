@@ -29,9 +29,11 @@ from vaetune.results import (
     FrontTable,
     TimeSplit,
     best_column,
+    describe,
     end_status,
     error_line,
     feasible,
+    feasible_rows,
     final_column,
     frame_reports,
     front_table,
@@ -58,6 +60,7 @@ class Outcome:
     best: dict[str, Any] | None  # the best row by best/<metric>
     time: TimeSplit | None = None  # where the trials' time went (None: nothing timed)
     front: FrontTable | None = None  # several objectives: the Pareto front marked in summary.csv
+    held_to: str = ""  # search.constraints in words ("val/kl >= 5"); "" without
 
     @property
     def counts(self) -> dict[str, int]:
@@ -86,14 +89,15 @@ def summarise(result_grid, plan: SearchPlan, results: Path) -> Outcome:
     best = None
     if rows:
         frame = pd.DataFrame(rows)
-        ranked = rank(frame[frame[FEASIBLE]] if FEASIBLE in frame else frame, best_column(metric), mode)
+        ranked = rank(feasible_rows(frame), best_column(metric), mode)
         best = ranked.iloc[0].to_dict() if len(ranked) else None
     s = config.search
     front = (front_table(pd.DataFrame(rows), list(zip(s.metrics, s.modes, strict=True)), s.bounds())
              if rows and s.metrics else None)
     frames = [getattr(r, "metrics_dataframe", None) for r in result_grid]
     return Outcome(rows=rows, summary_path=path, metric=metric, mode=mode, unfinished=unfinished, best=best,
-                   time=time_split(frame_reports(frames)), front=front)
+                   time=time_split(frame_reports(frames)), front=front,
+                   held_to=describe(s.bounds()) if s.constraints else "")
 
 
 def mark_front(rows: list[dict[str, Any]], config: Config) -> list[dict[str, Any]]:

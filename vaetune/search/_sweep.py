@@ -20,7 +20,18 @@ from pathlib import Path
 from typing import Any
 
 from vaetune.errors import UserError
-from vaetune.results import KIND, SEARCH_FILE, SWEEP, SWEEP_STATE, load_results, rank, read_json
+from vaetune.results import (
+    FEASIBLE,
+    KIND,
+    SEARCH_FILE,
+    SWEEP,
+    SWEEP_STATE,
+    describe,
+    feasible_rows,
+    load_results,
+    rank,
+    read_json,
+)
 from vaetune.spec import (
     BETA,
     SEARCHABLE_SECTIONS,
@@ -115,7 +126,12 @@ def _start(source: str | Path) -> tuple[Config, str, str | None]:
         results = load_results(path)
         if results.space is None:
             raise UserError(f"{results.folder}: no space.yaml; the best trial's configuration cannot be rebuilt")
-        ranked = rank(results.summary, results.best_column(), results.mode)
+        held = feasible_rows(results.summary)
+        if held.empty and len(results.summary):
+            raise UserError(f"{results.folder}: no trial held the search's constraints ({describe(results.constraints)}); "
+                            f"a sweep starts from the best trial that does (see the {FEASIBLE} column of summary.csv), "
+                            "or give it a search-space file")
+        ranked = rank(held, results.best_column(), results.mode)
         if ranked.empty:
             raise UserError(f"{results.folder}: no trial reported {results.metric}; a sweep starts from the "
                             "best trial of a finished search")
