@@ -16,18 +16,23 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from vaetune.errors import UserError
-from vaetune.init_space._rules import (
-    _GREY_MODES,
-    ALPHA_SAMPLE,
-    ALPHA_SAMPLE_SIZE,
-    ALPHA_USED_SHARE,
-    LIGHT_DISTANCE,
-    LIGHT_SHARE_FOR_ALPHA,
-    SQUARE_TOLERANCE,
-)
 from vaetune.machine import cpu_count
 
 log = logging.getLogger(__name__)
+
+# What init learns of the images is measured with these (the rules that turn facts into choices
+# are in _rules.py, which reads the facts)
+ALPHA_SAMPLE = 200  # images decoded (seeded) to see whether transparency is really used
+ALPHA_SAMPLE_SIZE = 64  # the sample is decoded at this side: JPEG draft decoding, cheap statistics
+ALPHA_USED_SHARE = (
+    0.2  # alpha counts as used when this share of sampled images has transparent pixels
+)
+# Alpha is kept (channels 4) only when compositing would erase the silhouette: this share of the
+# opaque pixels of transparent images is within LIGHT_DISTANCE of the background colour.
+LIGHT_SHARE_FOR_ALPHA = 0.15
+LIGHT_DISTANCE = 24  # per RGB component, 0..255
+SQUARE_TOLERANCE = 1.1  # an aspect ratio within [1/1.1, 1.1] counts as square
+_GREY_MODES = ("1", "L", "LA", "La", "I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 
 
 # --------------------------------------------------------------------------------------------

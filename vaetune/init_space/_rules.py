@@ -11,16 +11,6 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from vaetune.init_space._facts import Machine, SourceFacts
 
-ALPHA_SAMPLE = 200  # images decoded (seeded) to see whether transparency is really used
-ALPHA_SAMPLE_SIZE = 64  # the sample is decoded at this side: JPEG draft decoding, cheap statistics
-ALPHA_USED_SHARE = (
-    0.2  # alpha counts as used when this share of sampled images has transparent pixels
-)
-# Alpha is kept (channels 4) only when compositing would erase the silhouette: this share of the
-# opaque pixels of transparent images is within LIGHT_DISTANCE of the background colour.
-LIGHT_SHARE_FOR_ALPHA = 0.15
-LIGHT_DISTANCE = 24  # per RGB component, 0..255
-SQUARE_TOLERANCE = 1.1  # an aspect ratio within [1/1.1, 1.1] counts as square
 SQUARE_SHARE_FOR_FIT = 0.9  # "fit" when this share of images is square: little to squeeze
 UNIFORM_ASPECT_SPREAD = 1.25  # "pad" when p90/p10 of the aspect ratios is below this: one shape
 # Sides init picks from: each divides the conv VAE's down-sampling (16 -> 4 px, 32/48 -> 4/6 px)
@@ -49,7 +39,6 @@ SMALL_GPU_GIB = 16  # below this, half as many trials share a GPU
 MAX_THREADS = (
     4  # a small VAE does not scale past a few torch threads; more trials use the cores better
 )
-_GREY_MODES = ("1", "L", "LA", "La", "I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 
 
 def _search_name(source: str) -> str:
