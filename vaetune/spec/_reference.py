@@ -21,7 +21,8 @@ from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel
 
-from vaetune.spec._config import DEFAULT_ARCH, Config, ModelConfig
+from vaetune.models import DEFAULT_ARCH, MODELS, ModelConfig
+from vaetune.spec._config import Config
 from vaetune.spec._yaml import yaml_load
 
 START = "<!-- reference:start -->"
@@ -60,8 +61,6 @@ def embed_reference(markdown: str) -> str:
 
 
 def _model_section() -> list[str]:
-    from vaetune.models import MODELS
-
     common = ModelConfig.model_fields
     lines = [_line("model:", "the keys every architecture takes, then model.arch's own options", 0)]
     for name, info in common.items():
