@@ -8,7 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from vaetune.spec._config import Config, ModelConfig, architecture_config
+from vaetune.models import ModelConfig
+from vaetune.spec._config import Config, architecture_config
 from vaetune.spec._distributions import DISTRIBUTIONS
 from vaetune.spec._errors import CrossFieldError, SpecError
 
