@@ -458,6 +458,26 @@ def test_continuous_beta_is_binned_with_the_best_trial_per_bin(tmp_path):
         assert lo * 0.999 <= r.value <= hi * 1.001
 
 
+def test_with_constraints_each_row_shows_the_best_trial_that_holds_them(tmp_path):
+    """A search held to val/kl >= 5, two trials per β: at β=1 the lower loss broke the floor (KL 2),
+    so the row shows the other trial; at β=10 both broke it, so the row shows the lower loss and its
+    status says it breaks the floor. Worked out by hand from the frame below."""
+    frame = pd.DataFrame({"trial_id": ["low", "held", "c1", "c2"], "train.beta": [1.0, 1.0, 10.0, 10.0],
+                          "status": "completed", "epochs": 3, "final/val/elbo": [90.0, 95.0, 80.0, 85.0],
+                          "final/val/kl": [2.0, 12.0, 1.0, 3.0], "checkpoint": "", "mlflow_run_id": ""})
+    state = {"name": "x", "metric": "val/elbo", "mode": "min", "searched": ["train.beta"], "max_epochs": 3,
+             "constraints": {"val/kl": {"min": 5.0}}}
+    table = kl_table(SearchResults(folder=tmp_path, state=state, summary=frame, tracking={}, space=None))
+    shown = {r.value: (r.trial_id, r.status) for r in table.rows}
+    assert shown == {1.0: ("held", "completed"), 10.0: ("c1", "completed; breaks val/kl >= 5")}
+    assert any(n.startswith("Held to val/kl >= 5 at epoch 3: each row shows the best trial") for n in table.notes)
+    # without constraints the lower loss is shown at both values, and nothing is said of a floor
+    plain = kl_table(SearchResults(folder=tmp_path, state={k: v for k, v in state.items() if k != "constraints"},
+                                   summary=frame, tracking={}, space=None))
+    assert {r.value: (r.trial_id, r.status) for r in plain.rows} == {1.0: ("low", "completed"), 10.0: ("c1", "completed")}
+    assert not any("Held to" in n for n in plain.notes)
+
+
 def test_importance_with_too_few_complete_trials_is_a_note(tmp_path):
     study = optuna.create_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
     trial = study.ask({"train.beta": optuna.distributions.FloatDistribution(0.01, 1, log=True)})

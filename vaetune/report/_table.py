@@ -28,7 +28,20 @@ from vaetune.report._epochs import (
     candidate_epochs,
 )
 from vaetune.report._notes import main_notes, missing_notes, schedule_notes
-from vaetune.results import CHECKPOINT, EPOCH, EPOCHS, RUN_ID, STATUS, TRIAL_ID, SearchResults, rank
+from vaetune.results import (
+    CHECKPOINT,
+    EPOCH,
+    EPOCHS,
+    FEASIBLE,
+    RUN_ID,
+    STATUS,
+    TRIAL_ID,
+    SearchResults,
+    describe,
+    feasible,
+    feasible_rows,
+    rank,
+)
 from vaetune.spec import BETA, SEED
 
 MAX_DISTINCT_ROWS = 8  # more distinct values than this (a continuous search) are binned
@@ -215,7 +228,7 @@ def kl_tables(results: SearchResults) -> list[KLTable]:
     key = table_key(results)
     groups, how = _groups(results, key)
     columns = table_columns()
-    metrics = tuple(dict.fromkeys((*columns, *EXTRA_METRICS, results.metric)))
+    metrics = tuple(dict.fromkeys((*columns, *EXTRA_METRICS, results.metric, *results.constraints)))
     frames = {e: at_epoch(results, e, metrics) for e in candidate_epochs(results)}
     reach = {e: sum(bool(ids & set(f[TRIAL_ID])) for _, _, ids in groups) for e, f in frames.items()}
     need = min(MIN_ROWS, len(groups))
@@ -235,6 +248,8 @@ def kl_table(results: SearchResults) -> KLTable:
 def _table(results: SearchResults, key: str, groups, how: str, frame, epoch: int,
            columns: tuple[str, ...]) -> KLTable:
     sweep = results.sweep is not None
+    if results.constraints:  # whether each trial holds search.constraints at this epoch
+        frame = frame.assign(**{FEASIBLE: feasible(frame, results.constraints)})
     rows, left_out = [], []
     for value, label, ids in groups:
         members = frame[frame[TRIAL_ID].isin(ids)]
@@ -249,6 +264,12 @@ def _table(results: SearchResults, key: str, groups, how: str, frame, epoch: int
         how = f"{how}, the best trial of each by {results.metric} at epoch {epoch}"
     table = KLTable(epoch=epoch, key=key, rows=rows, how=how, sweep=sweep, trials=frame, metrics=columns)
     table.missing = [m for m in columns if all(r.values[m] is None for r in rows)]
+    if results.constraints:
+        held = describe(results.constraints)
+        table.notes.append(f"Held to {held} at epoch {epoch}: " + (
+            "a row says how many of its seeds break it in its status." if sweep else
+            "each row shows the best trial of its value that holds it; a row none of whose trials holds it says "
+            "so in its status."))
     table.notes += missing_notes(results, table.missing, epoch) + schedule_notes(results, table)
     if left_out:
         table.notes.append(f"Not in this table (no trial measured at epoch {epoch}): " + "; ".join(left_out) + ".")
@@ -260,10 +281,12 @@ def _values(record, metrics) -> dict[str, float | None]:
 
 
 def _best_row(results: SearchResults, value, label: str, members, columns: tuple[str, ...]) -> Row:
-    ranked = rank(members, results.metric, results.mode)
+    held = feasible_rows(members)  # the trials that hold search.constraints at the epoch: all without
+    ranked = rank(held if len(held) else members, results.metric, results.mode)
     best = (ranked if len(ranked) else members).iloc[0]
     metrics = (*columns, *EXTRA_METRICS)
-    return Row(value=value, label=label, trial_id=str(best[TRIAL_ID]), status=str(best[STATUS]), trials=len(members), n=1,
+    status = str(best[STATUS]) + (f"; breaks {describe(results.constraints)}" if held.empty else "")
+    return Row(value=value, label=label, trial_id=str(best[TRIAL_ID]), status=status, trials=len(members), n=1,
                values=_values(best, metrics), spread=dict.fromkeys(metrics), checkpoint=str(best[CHECKPOINT]),
                mlflow_run_id=str(best[RUN_ID]), schedule=_schedule(results, members))
 
@@ -276,8 +299,11 @@ def _mean_row(results: SearchResults, value, label: str, members, columns: tuple
         vals = members[m].dropna() if m in members else members.iloc[0:0][TRIAL_ID]
         means[m] = float(vals.mean()) if len(vals) else None
         stds[m] = float(vals.std(ddof=1)) if len(vals) >= 2 else None
-    statuses = sorted(set(members[STATUS]))
-    return Row(value=value, label=label, trial_id=str(shown[TRIAL_ID]), status=", ".join(statuses),
+    statuses = ", ".join(sorted(set(members[STATUS])))
+    broke = len(members) - len(feasible_rows(members))
+    if broke:
+        statuses += f"; {broke} of {len(members)} break {describe(results.constraints)}"
+    return Row(value=value, label=label, trial_id=str(shown[TRIAL_ID]), status=statuses,
                trials=len(members), n=len(members), values=means, spread=stds, checkpoint=str(shown[CHECKPOINT]),
                mlflow_run_id=str(shown[RUN_ID]), schedule=_schedule(results, members))
 
