@@ -114,7 +114,8 @@ def print_outcome(outcome, space, results, command: str) -> None:
     if best is None:
         if outcome.unfinished:
             return
-        measured = sum(finite_number(r.get(best_column(outcome.metric))) is not None for r in outcome.rows)
+        column = best_column(outcome.metric)
+        measured = sum(finite_number(r.get(column)) is not None for r in outcome.rows)
         if outcome.held_to and measured:
             print(f"no trial held {outcome.held_to}: {measured} reported {outcome.metric}, each outside them; "
                   f"see the feasible column of {results / SUMMARY_FILE}")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 
-from vaetune.metrics.registry import EVAL_EPOCH, GENERATIVE, table_columns
+from vaetune.metrics.registry import EVAL_EPOCH, GENERATIVE
 from vaetune.results import (
     CHECKPOINT,
     COMPLETED,
@@ -45,11 +45,6 @@ OBJECTIVE = "train.objective"
 KEY_LABELS = {BETA: "β", CAPACITY: "C_max"}
 DASH = "—"  # a value not measured
 
-# the KL table's metric columns as the package registers them: quality, then the samples from
-# N(0, I) and from the fitted prior, each FID, KID, precision, recall, ... (each metric's `table`
-# in the registry). A table reads the registry when it is built (`KLTable.metrics`), so a metric
-# registered later is a column too.
-TABLE_METRICS = table_columns()
 BETA_IN_EFFECT = "beta"  # the registry's metric: the KL weight in effect at the epoch's end
 # what else a row carries: the rate-distortion plane's axes, the Pareto front's fallback, β in effect
 EXTRA_METRICS = ("val/recon", "val/elbo", BETA_IN_EFFECT)
