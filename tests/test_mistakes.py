@@ -385,6 +385,8 @@ CASES = [
         search__constraints={"val/kl": {"min": 5, "max": 2}})], ("search.constraints.val/kl", "must be below max")),
     Case("a constraint without bounds", lambda c: ["search", c.space(search__constraints={"val/kl": {}})],
          ("search.constraints.val/kl", "give min, max or both")),
+    Case("a constraint's bound misspelt", lambda c: ["search", c.space(search__constraints={"val/kl": {"mni": 5}})],
+         ("search.constraints.val/kl.mni", "unknown key", "accepted keys here: min, max")),
     Case("a constraint of a boolean", lambda c: ["search", c.space(search__constraints={"val/kl": {"min": True}})],
          ("search.constraints.val/kl.min", "boolean")),
     Case("a constraint bound misspelt", lambda c: ["search", c.space(search__constraints={"val/kl": {"minimum": 1}})],

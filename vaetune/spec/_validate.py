@@ -4,7 +4,7 @@ configs read back from checkpoints, which may be in the layout of an earlier vae
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
@@ -98,13 +98,24 @@ def _accepted_phrase(msg: str) -> str:
 
 
 def _model_at(path: list[str], raw: Any) -> type[BaseModel] | None:
-    """The section class at a dotted path of `raw`; for `model`, its architecture's config."""
+    """The section class at a dotted path of `raw`; for `model`, its architecture's config; past a
+    mapping of sections (search.constraints: {val/kl: Bound}), the section its values are."""
     model: type[BaseModel] = Config
-    for part in path:
+    parts = iter(path)
+    for part in parts:
         raw = raw.get(part) if isinstance(raw, dict) else None
         field = model.model_fields.get(part)
         ann = getattr(field, "annotation", None)
-        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+        if get_origin(ann) is dict and _is_section(get_args(ann)[1]):
+            key = next(parts, None)  # the mapping's own key, e.g. val/kl
+            if key is None:
+                return None
+            raw, ann = (raw.get(key) if isinstance(raw, dict) else None), get_args(ann)[1]
+        if not _is_section(ann):
             return None
         model = architecture_config(raw) if issubclass(ann, ModelConfig) else ann
     return model
+
+
+def _is_section(ann: Any) -> bool:
+    return isinstance(ann, type) and issubclass(ann, BaseModel)
