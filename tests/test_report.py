@@ -232,8 +232,9 @@ def test_export_keeps_the_prior_and_sample_draws_from_it(search, tmp_path, capsy
         return _png(out)
 
     gmm, default = sample(best_pt, "--sampler", "gmm"), sample(best_pt)
-    normal = sample(best_pt, "--sampler", "prior")
+    normal = sample(best_pt, "--sampler", "normal")
     assert np.array_equal(default, gmm) and not np.array_equal(gmm, normal)
+    assert np.array_equal(sample(best_pt, "--sampler", "prior"), normal)  # N(0, I)'s older name
     # the grid is the exported mixture's draw for the seed, decoded by the exported model
     model, _, _ = load_model(best_pt)
     z = LatentMixture.from_state(exported["prior"]).sample(16, torch.Generator().manual_seed(3))
@@ -249,7 +250,8 @@ def test_export_keeps_the_prior_and_sample_draws_from_it(search, tmp_path, capsy
     capsys.readouterr()
     assert cli(["sample", str(bare), "--sampler", "gmm", "--out", str(tmp_path / "x.png")]) == 2
     err = capsys.readouterr().err
-    assert "holds no fitted latent prior" in err and len(err.strip().splitlines()) == 1
+    assert "holds no fitted latent mixture" in err and "--sampler normal" in err
+    assert len(err.strip().splitlines()) == 1
     assert np.array_equal(sample(bare), normal)  # the default without a prior: N(0, I)
 
 

@@ -56,7 +56,7 @@ def test_collection_specifics():
     villagers = _space("villagers")
     assert villagers.params["model.latent_dim"].candidates() == [1, 8]
     cfg = villagers.default_config()
-    assert cfg.data.channels == 4 and cfg.search.metric == "eval/kid_sample" and cfg.train.fid_every > 0
+    assert cfg.data.channels == 4 and cfg.search.metric == "eval/kid_sample_gmm" and cfg.train.fid_every > 0
     assert cfg.data.augment.hflip > 0
     # FID/KID must be fresh at every ASHA rung
     assert cfg.search.grace_period % cfg.train.fid_every == 0

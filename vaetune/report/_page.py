@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import vaetune.report._figures as _figures
+from vaetune.metrics.registry import get
 from vaetune.report._front import front_section
 from vaetune.report._importance import param_importance
 from vaetune.report._pareto import FALLBACK, pareto_front
@@ -48,6 +49,7 @@ from vaetune.results import (
     rank,
     time_split,
 )
+from vaetune.samplers import SAMPLERS
 
 # what the KL table's columns measure
 COLUMNS = ("Reconstruction quality: val MSE, PSNR, SSIM; coherence of generated images: FID and "
@@ -210,6 +212,8 @@ def _best_section(page: PageData) -> Section:
                          f"{float(best[results.best_column()]):.5g} ({results.mode}); status {best.get(STATUS, '')}, "
                          f"{int(best.get(EPOCHS, 0) or 0)} epochs. This is the trial `vaetune export` picks (each "
                          "trial's best epoch, whatever epochs it trained); the KL table compares at one epoch.")]
+    if results.plan is not None:
+        parts.append(Paragraph(_handed_sentence(results.plan.config)))
     run = str(best.get("mlflow_run_id", "") or "")
     parts.append(Paragraph(f"MLflow run id: {run or '— (not tracked)'}"
                        + (f"; experiment {results.tracking.get('experiment')}, store {results.tracking.get('uri')}"
@@ -232,6 +236,16 @@ def _best_section(page: PageData) -> Section:
     if config:
         parts.append(Details("full resolved configuration", config))
     return Section("Best trial", parts)
+
+
+def _handed_sentence(config) -> str:
+    """Which samples the search hands its user (vaetune.samplers), and whether they ranked it."""
+    handed = config.handed_sampler
+    ranked = [m for m in (config.search.metric, *config.search.metrics) if get(m).sampler == handed.name]
+    why = f": the samples whose {ranked[0]} ranked the trials" if ranked else ""
+    others = ", ".join(f"--sampler {s.name} for {s.words}" for s in SAMPLERS.values() if s != handed)
+    return (f"Its samples are drawn with z from {handed.words} (`vaetune sample`'s default and the gallery's, "
+            f"--sampler {handed.name}){why}; {others}.")
 
 
 def _checkpoint_config(path: str) -> str:
