@@ -203,6 +203,32 @@ def test_a_trials_checkpoint_holds_the_prior_its_fid_measured(search):
         assert out[key] == pytest.approx(row[f"final/{key}"], rel=1e-4, abs=1e-6), key
 
 
+def test_the_trial_named_best_has_the_best_samples_as_vaetune_sample_draws_them(search):
+    """Each trial's samples measured again from its checkpoint, drawn as `vaetune sample` draws them
+    (its default sampler, seed 0), against the reference images: the values the search ranked by,
+    and the trial summary.csv and export name best is the one whose samples are best."""
+    from vaetune.checkpoint import load_model, load_prior, pick_sampler, sample_images
+    from vaetune.data import load_data
+    from vaetune.metrics import FeatureExtractor, fid_from_features, quantize
+    from vaetune.results import pick_best
+
+    s, extractor, fids = summary(search), FeatureExtractor("cpu"), {}
+    for _, row in s.iterrows():
+        path = Path(row["checkpoint"])
+        model, config, state = load_model(path)
+        prior = load_prior(state, path, model.latent_dim)
+        sampler = pick_sampler(None, prior, str(path), config)
+        assert sampler.name == "gmm"  # the samples that ranked it: search.metric is the mixture's sample FID
+        n = config.train.fid_samples
+        drawn = quantize(sample_images(model, n, seed=0, prior=prior))
+        reference = load_data(config.data).subset(config.train.fid_reference)[0][:n]
+        fids[row["trial_id"]] = fid_from_features(extractor.images(drawn), extractor.images(reference))
+        assert fids[row["trial_id"]] == pytest.approx(row[f"best/{SEARCH_METRIC}"], rel=1e-4)
+    assert len(set(fids.values())) == len(fids)  # the trials differ: a ranking to get right
+    best, _ = pick_best(s, SEARCH_METRIC, "min")
+    assert best["trial_id"] == min(fids, key=fids.get)
+
+
 def _png(path: Path) -> np.ndarray:
     with Image.open(path) as im:
         return np.asarray(im.convert("RGB"))

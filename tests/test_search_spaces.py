@@ -86,6 +86,22 @@ def _first_sentence(path: Path) -> str:
     return text[: text.index(". ") + 1] if ". " in text else text
 
 
+def test_the_quick_start_ranks_by_the_samples_vaetune_sample_draws():
+    """The shipped sprites space ranks its trials by the FID of samples drawn from the fitted
+    mixture, the sampler a checkpoint of it hands out (vaetune sample, the gallery, the report)."""
+    from vaetune.checkpoint import pick_sampler
+    from vaetune.metrics import registry
+
+    cfg = _space("sprites").default_config()
+    assert cfg.train.prior == "gmm" and cfg.search.metric == "eval/fid_sample_gmm"
+    assert registry.get(cfg.search.metric).sampler == cfg.handed_sampler.name == "gmm"
+    assert pick_sampler(None, object(), "best.pt", cfg).name == "gmm"  # a checkpoint holding its mixture
+    for name in ("emoji", "villagers", "sprites_front"):  # the other spaces ranked by samples
+        c = _space(name).default_config()
+        ranked = [registry.get(m).sampler for m in (c.search.metric, *c.search.metrics)]
+        assert "normal" not in ranked and c.handed_sampler.name == "gmm", name
+
+
 def test_vaetune_spaces_lists_every_shipped_space_with_its_sentence(capsys):
     from vaetune import cli
 

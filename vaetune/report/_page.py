@@ -229,8 +229,9 @@ def _best_section(page: PageData) -> Section:
     if grids:
         for kind, png in grids.items():
             figures[f"best_{kind}"] = png
+        drawn = results.plan.config.handed_sampler.words if results.plan is not None else "N(0, I)"
         parts.append(Paragraph("Its last grids: reconstructions (rows alternate originals and reconstructions) and "
-                           "samples from the fixed z."))
+                           f"samples with z from {drawn}, drawn from the grids' seed."))
         parts.append(Grids([(f"best_{k}", "reconstructions" if k == "recon" else "samples") for k in grids]))
     config = _checkpoint_config(str(best.get("checkpoint", "") or ""))
     if config:
