@@ -28,9 +28,9 @@ class PictureTable:
     originals: bytes  # PNG: the N validation images, one column
     recons: list[bytes]  # per β: PNG column of reconstructions
     samples: list[bytes]  # per β: PNG column of samples drawn from GRID_SEED
-    drawn: set[str] = field(default_factory=set)  # where the columns' z come from (vaetune.samplers' words)
     epochs: list[int]  # checkpoint epoch per column
     notes: list[str] = field(default_factory=list)
+    drawn: set[str] = field(default_factory=set)  # where the columns' z come from (vaetune.samplers' words)
 
 
 def picture_table(rows, n: int = 6, epoch: int | None = None, key_label: str = "β") -> PictureTable | None:
