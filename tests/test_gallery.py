@@ -149,7 +149,7 @@ def test_new_samples_draws_the_next_seed(page, work, run, best, trials):
     at.button(key="new_samples").click()
     rerun(at)
     assert at.number_input(key="seed").value == 1
-    assert run("sample", str(best), "--n", "16", "--seed", "1", "--sampler", "prior", "--out", "s_seed1.png") == 0
+    assert run("sample", str(best), "--n", "16", "--seed", "1", "--out", "s_seed1.png") == 0
     assert np.array_equal(pixels(shown(at)[f"samples_{trials[0].key}"]), pixels(work / "s_seed1.png"))
 
 
@@ -188,10 +188,10 @@ def test_the_class_of_a_conditional_model(page, work, run, conditional):
     assert len(at.dataframe) == 0  # one model: no trial table
     at.selectbox(key="label").set_value(2)
     rerun(at)
-    assert run("sample", str(conditional), "--n", "16", "--label", "2", "--sampler", "prior", "--out", "s_cond2.png") == 0
+    assert run("sample", str(conditional), "--n", "16", "--label", "2", "--out", "s_cond2.png") == 0
     png = shown(at)[f"samples_{conditional.name}"]
     assert np.array_equal(pixels(png), pixels(work / "s_cond2.png"))
-    assert run("sample", str(conditional), "--n", "16", "--label", "0", "--sampler", "prior", "--out", "s_cond0.png") == 0
+    assert run("sample", str(conditional), "--n", "16", "--label", "0", "--out", "s_cond0.png") == 0
     assert not np.array_equal(pixels(png), pixels(work / "s_cond0.png"))
 
 
@@ -205,7 +205,7 @@ def test_remote_checkpoints_are_fetched_as_export_fetches_them(page, work, run, 
     summary.to_csv(moved / "summary.csv", index=False)
     at = page(moved)
     best_key = at.multiselect(key="trials").value[0]
-    assert run("sample", str(best), "--n", "16", "--sampler", "prior", "--out", "s_remote.png") == 0
+    assert run("sample", str(best), "--n", "16", "--out", "s_remote.png") == 0
     assert np.array_equal(pixels(shown(at)[f"samples_{best_key}"]), pixels(work / "s_remote.png"))
 
 
@@ -359,7 +359,7 @@ def test_export_writes_the_trial_s_checkpoint_as_vaetune_export_does(page, work,
 def test_the_exported_checkpoint_opens_on_its_model(page, work, run, best):
     at = page(best)
     assert f"checkpoint {best.name}" in at.title[0].value
-    assert run("sample", str(best), "--n", "16", "--sampler", "prior", "--out", "s_best.png") == 0
+    assert run("sample", str(best), "--n", "16", "--out", "s_best.png") == 0
     assert np.array_equal(pixels(shown(at)[f"samples_{best.stem}"]), pixels(work / "s_best.png"))
 
 
@@ -407,7 +407,7 @@ def test_a_busy_port_is_refused(work):
 def test_the_served_gallery_in_chromium(work, run, best, trials, tmp_path):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    assert run("sample", str(best), "--n", "16", "--sampler", "prior", "--out", "s_chromium.png") == 0  # what the page opens on
+    assert run("sample", str(best), "--n", "16", "--out", "s_chromium.png") == 0  # what the page opens on: vaetune sample's default
     expected = pixels(work / "s_chromium.png")
     with serving(vaetune("gallery", RESULTS, "--port", str(port)), work, f"{url}/_stcore/health", tmp_path / "gallery.log"):
         with chromium_page(1600, 1200) as browser:
