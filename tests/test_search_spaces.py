@@ -96,7 +96,7 @@ def test_the_quick_start_ranks_by_the_samples_vaetune_sample_draws():
     assert cfg.train.prior == "gmm" and cfg.search.metric == "eval/fid_sample_gmm"
     assert registry.get(cfg.search.metric).sampler == cfg.handed_sampler.name == "gmm"
     assert pick_sampler(None, object(), "best.pt", cfg).name == "gmm"  # a checkpoint holding its mixture
-    for name in ("emoji", "villagers", "sprites_front"):  # the other spaces ranked by samples
+    for name in ("emoji", "pokesprite", "villagers", "sprites_front"):  # the other spaces ranked by samples
         c = _space(name).default_config()
         ranked = [registry.get(m).sampler for m in (c.search.metric, *c.search.metrics)]
         assert "normal" not in ranked and c.handed_sampler.name == "gmm", name
