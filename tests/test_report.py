@@ -36,8 +36,9 @@ from vaetune.cli import main as cli
 from vaetune.metrics import GMM_KEYS, PR_KEYS
 from vaetune.metrics.registry import table_columns
 from vaetune.report import load_results, param_importance
+from vaetune.report._kltable import KLTable, Row
 from vaetune.report._sentences import knee, sentences
-from vaetune.report._table import KLTable, Row, kl_table, kl_tables
+from vaetune.report._table import kl_table, kl_tables
 from vaetune.results import SearchResults
 from vaetune.spec import space_from_dict
 

@@ -15,6 +15,7 @@ from typing import Any
 import vaetune.report._figures as _figures
 from vaetune.report._front import front_section
 from vaetune.report._importance import param_importance
+from vaetune.report._kltable import KLTable
 from vaetune.report._pareto import FALLBACK, pareto_front
 from vaetune.report._pictures import pictures_parts
 from vaetune.report._render import (
@@ -29,7 +30,7 @@ from vaetune.report._render import (
     Table,
 )
 from vaetune.report._sentences import SPREAD_RULE, sentences
-from vaetune.report._table import KLTable, kl_tables
+from vaetune.report._table import kl_tables
 from vaetune.results import (
     EPOCHS,
     ERROR,
