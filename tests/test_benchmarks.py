@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "benchmarks"
 
@@ -25,6 +27,7 @@ def _module(name: str):
         sys.path.remove(str(BENCH))
 
 
+@pytest.mark.slow
 def test_run_smoke_writes_ratio_rows(tmp_path):
     out = tmp_path / "results.csv"
     fields = _module("run").FIELDS + ["mode", "machine"]
@@ -116,6 +119,7 @@ def _stand_in_emoji(folder: Path, n: int = 100) -> None:
         Image.fromarray(px).save(sub / f"{i:04x}.png")
 
 
+@pytest.mark.slow
 def test_peers_smoke_measures_every_method_on_both_collections(tmp_path):
     peers = _module("bench_peers")
     _stand_in_emoji(tmp_path / "emoji")

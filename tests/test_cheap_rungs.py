@@ -63,6 +63,7 @@ def test_the_evaluation_plan_of_a_trial(sections, full, ranking, sets):
     assert ranking_sets(cfg) == frozenset(sets)
 
 
+@pytest.mark.slow
 def test_a_subset_of_image_sets_measures_what_the_full_evaluation_measures_of_them(offline_caches, tmp_path):
     from vaetune.data import load_data
     from vaetune.models import build_model, fit_model_prior
@@ -128,6 +129,7 @@ def _finite(record: dict, key: str) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
 
 
+@pytest.mark.slow
 def test_rungs_measure_the_samples_and_the_last_epoch_everything(search):
     work, _ = search
     reports = _reports(work)
@@ -144,6 +146,7 @@ def test_rungs_measure_the_samples_and_the_last_epoch_everything(search):
     assert any(r["epoch"] == 3 for records in reports.values() for r in records)  # ASHA lets one finish
 
 
+@pytest.mark.slow
 def test_the_search_ends_with_where_the_trials_time_went(search):
     work, proc = search
     line = next(x for x in proc.stdout.splitlines() if x.startswith("trials' time"))
@@ -159,6 +162,7 @@ def test_the_search_ends_with_where_the_trials_time_went(search):
     assert sum(int(m[i]) for i in range(2, 6)) == pytest.approx(100, abs=2)  # rounding of four parts
 
 
+@pytest.mark.slow
 def test_the_report_says_what_a_rung_did_not_measure(search):
     from vaetune.report import kl_tables
     from vaetune.results import load_results

@@ -26,6 +26,8 @@ import yaml
 from guards import HANG_GUARD_S
 from hold import hold_ray_workers, kill_held
 
+pytestmark = pytest.mark.slow  # a local multi-node Ray cluster
+
 EPOCHS = 10
 SPACE = {
     "data": {"source": "builtin:sprites", "image_size": 16, "count": 3000},

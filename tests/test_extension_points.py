@@ -357,6 +357,7 @@ def reported_search(tmp_path_factory) -> Path:
     return finished_search(tmp_path_factory) / "results" / REPORTED_SEARCH
 
 
+@pytest.mark.slow
 def test_a_new_report_section_is_on_both_pages(reported_search, tmp_path, capsys):
     out = tmp_path / "report"
     SECTIONS.append(ends_section)  # `ends_section` at the end of SECTIONS, as _page.py would list it

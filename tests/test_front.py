@@ -159,6 +159,7 @@ def test_the_front_table_lists_the_marked_members_best_first_and_counts_the_rest
 # the search
 
 
+@pytest.mark.slow
 def test_the_search_stopped_by_ctrl_c_resumed_to_every_trial(front):
     assert "search interrupted with " in front.stopped_out
     s = front.summary
@@ -167,6 +168,7 @@ def test_the_search_stopped_by_ctrl_c_resumed_to_every_trial(front):
     assert all(e[-1] == 2 and e.count(1) == 1 for e in epochs.values()), epochs  # none ran twice from scratch
 
 
+@pytest.mark.slow
 def test_summary_marks_the_front_an_independent_computation_finds(front):
     s = front.summary
     assert set(s["feasible"]) <= {True, False}
@@ -177,6 +179,7 @@ def test_summary_marks_the_front_an_independent_computation_finds(front):
     assert not (s["pareto"] & ~s["feasible"]).any()  # an infeasible trial is never on it
 
 
+@pytest.mark.slow
 def test_the_front_is_optunas_own_with_the_constraints(front):
     """Optuna's study was told each trial's constraint (floor - KL, at most 0 when held), and its
     own Pareto front, which applies them, is the summary's."""
@@ -194,12 +197,14 @@ def test_the_front_is_optunas_own_with_the_constraints(front):
     assert optuna_front == set(s.index[s["pareto"]])
 
 
+@pytest.mark.slow
 def test_search_json_records_the_objectives_and_constraints(front):
     state = json.loads((front.results / "search.json").read_text())
     assert state["metrics"] == ["val/mse", "eval/fid_sample"] and state["modes"] == ["min", "min"]
     assert state["constraints"] == {"val/kl": {"min": FLOOR}}
 
 
+@pytest.mark.slow
 def test_the_console_prints_the_front(front):
     out = front.resumed.stdout
     first = next(line for line in (front.stopped_out.splitlines()) if line.startswith("search front:"))
@@ -210,6 +215,7 @@ def test_the_console_prints_the_front(front):
     assert {t for t in front.summary["trial_id"] if t in table} == members
 
 
+@pytest.mark.slow
 def test_mlflow_tags_the_front_and_the_feasible(front):
     client = MlflowClient(f"sqlite:///{front.env.tmp / 'mlflow.db'}")
     exp = client.get_experiment_by_name(NAME)
@@ -220,6 +226,7 @@ def test_mlflow_tags_the_front_and_the_feasible(front):
     assert {r.info.run_id for r in broke} == set(s.loc[~s["feasible"], "mlflow_run_id"])
 
 
+@pytest.mark.slow
 def test_export_lists_the_front_and_exports_any_trial(front):
     listed = front.env.run("export", f"results/{NAME}", "--pareto")
     assert listed.returncode == 0, listed.stderr[-2000:]
@@ -240,6 +247,7 @@ def test_export_lists_the_front_and_exports_any_trial(front):
     assert best.returncode == 0 and f"best trial {expected} " in best.stdout, best.stdout
 
 
+@pytest.mark.slow
 def test_the_report_shows_the_front_with_a_picture_per_member(front):
     proc = front.env.run("report", f"results/{NAME}")
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
@@ -287,6 +295,7 @@ def asha(tmp_path_factory):
         env.cleanup()
 
 
+@pytest.mark.slow
 def test_asha_on_a_declared_metric_stops_trials_and_the_front_holds_only_full_ones(asha):
     env, proc, results = asha
     s = pd.read_csv(results / "summary.csv", dtype={"trial_id": str})
@@ -300,6 +309,7 @@ def test_asha_on_a_declared_metric_stops_trials_and_the_front_holds_only_full_on
     assert set(s.loc[s["pareto"], "status"]) <= {"completed"}
 
 
+@pytest.mark.slow
 def test_the_report_front_under_asha_compares_every_trial_at_one_epoch(asha):
     """The report's front is at the KL table's epoch, from each trial's per-epoch history: here
     worked out again from result.json (both objectives are measured at ASHA's rung: they rank

@@ -40,6 +40,8 @@ from PIL import Image
 from vaetune.checkpoint import load_checkpoint
 from vaetune.results import COMPLETED
 
+pytestmark = pytest.mark.slow  # every test here runs real Ray searches in subprocesses
+
 EPOCHS = 3
 
 

@@ -17,6 +17,8 @@ from hold import kill_at_first_completion, trial_epochs
 from PIL import Image
 from test_search import Env
 
+pytestmark = pytest.mark.slow  # a real sweep, killed and resumed
+
 BETAS = [0.01, 0.1, 1.0]
 SEEDS = 2
 EPOCHS = 2
