@@ -68,7 +68,7 @@ def test_a_subset_of_image_sets_measures_what_the_full_evaluation_measures_of_th
     from vaetune.data import load_data
     from vaetune.models import build_model, fit_model_prior
 
-    cfg = config()
+    cfg = config(train={"epochs": 10, "fid_every": 10, "fid_samples": 8})  # 8 images a set: 4 evaluations here
     data = load_data(cfg.data.model_copy(update={"cache_dir": str(tmp_path / "data")}))
     torch.manual_seed(0)
     model = build_model(cfg.model, tuple(data.images.shape[1:]))
@@ -101,7 +101,7 @@ def search(tmp_path_factory):
            "data": {"source": "builtin:sprites", "image_size": 16, "count": 400, "cache_dir": str(work / "cache")},
            "model": {"arch": "conv", "width": 8, "latent_dim": {"choice": [2, 4]}},
            "train": {"epochs": 3, "batch_size": 32, "lr": {"loguniform": [0.001, 0.005]}, "num_threads": 1,
-                     "grid_size": 4, "fid_every": 3, "fid_samples": 16, "prior_components": 2},
+                     "grid_size": 4, "fid_every": 3, "fid_samples": 8, "prior_components": 2},
            "search": {"num_samples": 3, "max_concurrent": 2, "grace_period": 1, "reduction_factor": 2,
                       "metric": "eval/fid_sample"}}
     (work / "space.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))

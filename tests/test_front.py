@@ -48,7 +48,8 @@ def front_space(cache: Path) -> dict:
         "data": {"source": "builtin:sprites", "image_size": 16, "count": 600, "cache_dir": str(cache)},
         "model": {"arch": "conv", "width": 8, "latent_dim": {"choice": [2, 4]}},
         "train": {"epochs": 2, "batch_size": 64, "lr": 0.003, "beta": {"loguniform": [0.01, 10.0]},
-                  "num_threads": 1, "grid_size": 4, "fid_every": 2, "fid_samples": 16},
+                  "num_threads": 1, "grid_size": 4, "fid_every": 2, "fid_samples": 8,
+                  "prior": "none"},  # no objective reads the fitted prior: its FIDs would only cost time
         "search": {"metrics": [m for m, _ in OBJECTIVES], "constraints": {"val/kl": {"min": FLOOR}},
                    "num_samples": TRIALS, "max_concurrent": 2,
                    "points_to_evaluate": [{"train.beta": 0.01, "model.latent_dim": 4},
@@ -228,7 +229,7 @@ def test_mlflow_tags_the_front_and_the_feasible(front):
 
 @pytest.mark.slow
 def test_export_lists_the_front_and_exports_any_trial(front):
-    listed = front.env.run("export", f"results/{NAME}", "--pareto")
+    listed = front.env.here("export", f"results/{NAME}", "--pareto")
     assert listed.returncode == 0, listed.stderr[-2000:]
     s = front.summary
     for trial_id in s["trial_id"]:
@@ -236,12 +237,12 @@ def test_export_lists_the_front_and_exports_any_trial(front):
         assert (f"--trial {trial_id}" in listed.stdout) == on, listed.stdout
     off = s.loc[~s["feasible"], "trial_id"].iloc[0]  # an infeasible trial: exported all the same
     out = front.env.tmp / "off.pt"
-    done = front.env.run("export", f"results/{NAME}", "--trial", off, "--out", str(out))
+    done = front.env.here("export", f"results/{NAME}", "--trial", off, "--out", str(out))
     assert done.returncode == 0, done.stderr[-2000:]
     exported = torch.load(out, weights_only=False)
     assert exported["source"]["trial_id"] == off and exported["source"]["selected_by"] == f"--trial {off}"
     # the best by the search metric (the first objective) is the best feasible trial, never one that broke the floor
-    best = front.env.run("export", f"results/{NAME}", "--out", str(front.env.tmp / "best.pt"))
+    best = front.env.here("export", f"results/{NAME}", "--out", str(front.env.tmp / "best.pt"))
     ok = s[s["feasible"]]
     expected = ok.loc[ok["best/val/mse"].idxmin(), "trial_id"]
     assert best.returncode == 0 and f"best trial {expected} " in best.stdout, best.stdout
@@ -249,7 +250,7 @@ def test_export_lists_the_front_and_exports_any_trial(front):
 
 @pytest.mark.slow
 def test_the_report_shows_the_front_with_a_picture_per_member(front):
-    proc = front.env.run("report", f"results/{NAME}")
+    proc = front.env.here("report", f"results/{NAME}")
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     report = front.results / "report"
     md = (report / "report.md").read_text()
@@ -288,7 +289,7 @@ def asha(tmp_path_factory):
                              num_samples=4, max_concurrent=1)
         proc = env.run("search", str(env.write(raw)))
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-        report = env.run("report", f"results/{ASHA}")
+        report = env.here("report", f"results/{ASHA}")
         assert report.returncode == 0, report.stdout[-3000:] + report.stderr[-3000:]
         yield env, proc, env.tmp / "results" / ASHA
     finally:
