@@ -177,7 +177,7 @@ def run_search(plan: SearchPlan, results: Path, *, address: str | None = None,
 def _fail_lost_optuna_trials(results: Path, study_name: str) -> None:
     import optuna
 
-    from vaetune.search._searcher import fail_lost_trials
+    from vaetune.search._study import fail_lost_trials
 
     if not (results / OPTUNA_FILE).exists():
         return
