@@ -233,3 +233,23 @@ def test_a_restored_search_goes_on_to_the_trials_its_search_json_plans(tmp_path)
     assert restored.total_samples == 3 and not restored.is_finished()
     assert restored.next_trial() is not None and restored.next_trial() is None and restored.is_finished()
     assert len(optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 'optuna.db'}").trials) == 3
+
+
+@pytest.mark.parametrize("sampler", ["random", "tpe"])
+def test_a_restored_searcher_asks_what_the_search_would_have_asked_next(tmp_path, sampler):
+    """The sampler is saved with the searcher's state: a search stopped and resumed asks the trials
+    the same search asks when it runs through (search.seed: one search, one sequence of trials)."""
+
+    def make(name: str) -> StudySearcher:
+        return StudySearcher(metric="val/elbo", mode="min", space=UNIFORM, sampler=make_sampler(sampler, 0),
+                             max_epochs=1, storage=optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'optuna.db'}"),
+                             study_name=name)
+
+    through = make("through")
+    expected = [through.suggest(t)["x"] for t in "ab"]
+    stopped = make("stopped")
+    assert stopped.suggest("a")["x"] == expected[0]
+    stopped.save(str(tmp_path / "searcher.pkl"))
+    resumed = make("stopped")  # as Tune builds it again, then restores its state
+    resumed.restore(str(tmp_path / "searcher.pkl"))
+    assert resumed.suggest("b")["x"] == expected[1] != expected[0]

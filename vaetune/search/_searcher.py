@@ -9,9 +9,9 @@ stays fast.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
+import pickle
 import warnings
 from pathlib import Path
 
@@ -178,13 +178,17 @@ class StudySearcher(Searcher):
         return self._trials[trial_id]
 
     def save(self, checkpoint_path: str) -> None:
-        Path(checkpoint_path).write_text(json.dumps({"trials": self.numbers, "told": sorted(self.told)}))
+        """The trials the searcher knows, and its sampler as it is now (pickled, as Optuna saves a
+        sampler to resume a study): a resumed search draws what the search would have drawn next."""
+        state = {"trials": self.numbers, "told": sorted(self.told), "sampler": self.sampler}
+        Path(checkpoint_path).write_bytes(pickle.dumps(state))
 
     def restore(self, checkpoint_path: str) -> None:
         """The searcher's state is from the experiment snapshot Tune restores; the study is a live
         database that a stopped driver kept writing to after that snapshot. Reconcile the two."""
-        state = json.loads(Path(checkpoint_path).read_text())
-        self.numbers, self.told, self._trials = dict(state["trials"]), set(state["told"]), {}
+        state = pickle.loads(Path(checkpoint_path).read_bytes())
+        self.numbers, self.told, self.sampler = dict(state["trials"]), set(state["told"]), state["sampler"]
+        self._study, self._trials = None, {}  # opened again, with the restored sampler
         by_number = {t.number: t for t in self.study.get_trials(deepcopy=False)}
         for trial_id, number in self.numbers.items():
             trial = by_number.get(number)
