@@ -115,7 +115,8 @@ class StudySearcher(Searcher):
 
     The study is created, or loaded when it exists (a resumed search's live database), from the
     storage, and driven through Optuna's ask/tell interface only; the searcher's own state (which
-    Optuna trial each Tune trial is, and which were told) is saved with Tune's experiment snapshot.
+    Optuna trial each Tune trial is, which were told, and the sampler) is saved with Tune's
+    experiment snapshot.
     The starting points are enqueued when the study is created, so they run first, once.
     """
 
