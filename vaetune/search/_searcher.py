@@ -18,15 +18,13 @@ from ray.tune import Callback
 from ray.tune.search import SearchGenerator
 from ray.tune.search.optuna import OptunaSearch
 
+from vaetune.ranking import Bounds, constraint_names, violations
 from vaetune.results import (
     DIVERGENCE,
     DRIVER_FILES,
     SEARCH_FILE,
     TRIALS_FILE,
-    Bounds,
-    constraint_names,
     read_json,
-    violations,
     write_json,
 )
 from vaetune.search._console import SearchConsole
