@@ -45,7 +45,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import PYTHON, ROOT, ratio_row  # noqa: E402
-from _evaluator import Evaluator, incumbents, vaetune_decoder  # noqa: E402
+from _evaluator import Decoder, Evaluator, incumbents, vaetune_decoder  # noqa: E402
 from bench_search import WITHIN, budget_to_reach, method_sets  # noqa: E402
 
 SECTION = "peers"
@@ -169,10 +169,12 @@ class Run:
         metric, mode = ("fid", "min") if self.method == "peer script" else (s.metric, s.mode)
         return incumbents(self.folder / "results" / NAME, metric, mode, self.t0, budget)
 
-    def decoder(self, checkpoint: Path):
+    def decoder(self, checkpoint: Path) -> Decoder:
         import peer_script
 
-        return (peer_script.load_decoder if self.method == "peer script" else vaetune_decoder)(checkpoint)
+        if self.method == "peer script":
+            return Decoder(*peer_script.load_decoder(checkpoint))
+        return vaetune_decoder(checkpoint)
 
 
 def command(run: Run, s: dict) -> list[str]:
