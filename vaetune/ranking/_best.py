@@ -9,8 +9,9 @@ A trial is a candidate when
 Candidates rank by that value (`mode`), those that kept a checkpoint before those that did not
 (a model that cannot be handed over is never preferred to one that can); ties keep trial order.
 The first is the best trial. `vaetune export`, the gallery's download and MLflow's outcome hand
-over its model, so when no candidate kept a checkpoint they name none; summary.csv's end line,
-the console and the report still name the first candidate, and say it kept no checkpoint.
+over its model, so when no candidate kept a checkpoint they name none; the search's end line,
+the console and the report still name the first candidate (the end line and the report say it
+kept no checkpoint).
 
 `best_first` is the rule on plain records (`Standing`): the live console ranks the trials it
 has heard of with it, and `ranked_trials` ranks summary.csv's rows with it for everyone else.
