@@ -5,9 +5,10 @@ ships, fetched once by vaetune's own fetch code (which checks the package's inte
     emoji_twitter  Twemoji, npm emoji-datasource-twitter 16.0.0: 3 786 flat 64 px RGBA pictograms
     emoji_google   Noto Emoji, npm emoji-datasource-google 16.0.0: 3 786, outlined, gradients
     emoji_apple    Apple's emoji, npm emoji-datasource-apple 16.0.0: 3 783, shaded, photographic
-    pokesprite     Pokémon box sprites, npm pokesprite-images 2.7.0: pixel art (if vaetune fetches it)
+    pokesprite     Pokémon box sprites, npm pokesprite-images 2.7.0: 2 705 pixel-art sprites, regular and shiny
 
-Every collection is read at 32 px on white, split 80/10/10 by vaetune's data module; the test split
+Every collection is read at 32 px on white (the sprites cropped to their centre square, as their
+space says), split 80/10/10 by vaetune's data module; the test split
 is what the benchmarks' one evaluator judges on, and no method trains or ranks on it.
 """
 
@@ -49,5 +50,7 @@ COLLECTIONS = {
         RealCollection("emoji_twitter", EMOJI_SPACE, "vaetune.fetch.emoji.fetch_emoji", {"emoji_set": "twitter"}),
         RealCollection("emoji_google", EMOJI_SPACE, "vaetune.fetch.emoji.fetch_emoji", {"emoji_set": "google"}),
         RealCollection("emoji_apple", EMOJI_SPACE, "vaetune.fetch.emoji.fetch_emoji", {"emoji_set": "apple"}),
+        RealCollection("pokesprite", ROOT / "search_spaces" / "pokesprite.yaml",
+                       "vaetune.fetch.pokesprite.fetch_pokesprite"),
     )
 }

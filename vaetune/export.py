@@ -37,6 +37,7 @@ class Exported:
     epoch: int  # the checkpoint's epoch
     source: dict  # search, trial, checkpoint, MLflow run id
     metric: str = ""  # the summary column of `value`
+    sampler: str = ""  # the vaetune.samplers name `vaetune sample` draws its z with by default
 
 
 def export_best(results: str | Path, out: str | Path, *, metric: str | None = None, mode: str | None = None,
@@ -59,7 +60,17 @@ def export_best(results: str | Path, out: str | Path, *, metric: str | None = No
     path = atomic_save(exported, out)
     value = float(row[col]) if col in row and row[col] == row[col] else math.nan
     return Exported(path=path, trial_id=str(row[TRIAL_ID]), selected_by=selected, value=value,
-                    epoch=int(exported["epoch"]), source=exported["source"], metric=col)
+                    epoch=int(exported["epoch"]), source=exported["source"], metric=col,
+                    sampler=_handed(exported, path).name)
+
+
+def _handed(exported: dict, path: Path):
+    """The sampler `vaetune sample` draws the exported model's z with by default."""
+    from vaetune.checkpoint import pick_sampler
+    from vaetune.spec import stored_config
+
+    config = stored_config(exported["config"], f"{path} (stored config)")
+    return pick_sampler(None, exported.get("prior"), str(path), config)
 
 
 def pick_trial(summary, trial_id: str):

@@ -8,8 +8,6 @@ from typing import Any
 
 from vaetune.errors import UserError
 
-SAMPLER_NAMES = {"gmm": "fitted latent prior", "prior": "N(0, I)"}  # vaetune.checkpoint.SAMPLERS, in words
-
 
 @dataclass
 class Loaded:

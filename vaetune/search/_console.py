@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from vaetune.metrics import registry
 from vaetune.ranking import Bounds, best_over_epochs, describe, is_feasible
 from vaetune.results import (
     CHECKPOINT_DIR,
@@ -35,6 +36,7 @@ from vaetune.results import (
     trial_label,
     trial_number,
 )
+from vaetune.samplers import get as get_sampler
 from vaetune.search._progress import SUMMARY_EVERY_S, SearchProgress, _duration
 
 REDRAW_EVERY_S = 1.0  # the terminal view is redrawn at most this often
@@ -74,10 +76,12 @@ class SearchConsole:
             aims.append("objectives " + " and ".join(f"{m} ({md})" for m, md in zip(s.metrics, s.modes, strict=True)))
         if s.constraints:
             aims.append(f"trials held to {describe(s.bounds())}")
+        measured = registry.METRICS.get(s.metric)
+        drawn = get_sampler(measured.sampler).words if measured is not None and measured.sampler else ""
         if aims and not s.metrics:
-            aims.insert(0, f"ranked by {s.metric} ({s.mode})")
+            aims.insert(0, f"ranked by {s.metric} ({s.mode}{f', z from {drawn}' if drawn else ''})")
         progress = SearchProgress(config.name, s.metric, s.mode, plan.max_epochs, list(plan.rungs),
-                                  s.num_samples, sampler=sampler, aim=", ".join(aims))
+                                  s.num_samples, sampler=sampler, aim=", ".join(aims), drawn=drawn)
         return cls(progress, plan.searched, bounds=s.bounds())
 
     # -- Tune callback hooks --------------------------------------------------------------------

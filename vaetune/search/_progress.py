@@ -47,6 +47,8 @@ class SearchProgress:
         sampler: what chooses the trials, e.g. "sampler TPE ..., 2 random trials first (...)".
         aim: a search of several objectives or with constraints, in words ("objectives val/mse
             (min) and eval/fid_sample (min), trials held to val/kl >= 5"); else it is ranked by `metric`.
+        drawn: where the samples that `metric` measures draw z from, when it measures samples
+            ("the fitted latent mixture"), for the first line.
     """
 
     name: str
@@ -57,6 +59,7 @@ class SearchProgress:
     planned: int
     sampler: str = ""  # what chooses the trials (SamplerChoice.describe), for the first line
     aim: str = ""  # several objectives or constraints, in words, for the first line
+    drawn: str = ""  # the samples `metric` measures: z from what (vaetune.samplers' words)
     start: float = field(default_factory=time.monotonic)
     trials: dict[int, _Trial] = field(default_factory=dict)
     epoch_seconds: list[float] = field(default_factory=list)
@@ -130,7 +133,8 @@ class SearchProgress:
         at = f"epoch{'s' if len(self.rungs) > 1 else ''} {', '.join(map(str, self.rungs))}"
         rungs = f"; ASHA compares them at {at}" if self.rungs else ""
         sampler = f"; {self.sampler}" if self.sampler else ""
-        aim = f"; {self.aim}; lines show {self.metric}" if self.aim else f"; ranked by {self.metric} ({self.mode})"
+        drawn = f", samples with z from {self.drawn} as vaetune sample draws them" if self.drawn else ""
+        aim = f"; {self.aim}; lines show {self.metric}" if self.aim else f"; ranked by {self.metric} ({self.mode}{drawn})"
         return f"search {self.name}: {self.planned} trials of up to {self.max_epochs} epochs{sampler}{aim}{rungs}"
 
     def summary(self, now: float) -> str:
