@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vaetune.metrics.registry import get, table_columns
+from vaetune.ranking import describe, feasible, feasible_rows, rank
 from vaetune.report._epochs import (
     CAPACITY,
     DASH,
@@ -37,10 +38,6 @@ from vaetune.results import (
     STATUS,
     TRIAL_ID,
     SearchResults,
-    describe,
-    feasible,
-    feasible_rows,
-    rank,
 )
 from vaetune.spec import BETA, SEED
 

@@ -19,9 +19,10 @@ from typing import Any
 from urllib.parse import urlparse
 
 from vaetune.errors import UserError
+from vaetune.fileio import is_remote
 from vaetune.machine import cpu_count, gpu_count
 from vaetune.outputs import check_writable, output_folder
-from vaetune.results import SEARCH_FILE, SPACE_FILE, is_remote
+from vaetune.results import SEARCH_FILE, SPACE_FILE
 from vaetune.search._checks import data_is_searched
 from vaetune.spec import Config, SearchPlan, SearchSpace, SpecError
 

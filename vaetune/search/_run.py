@@ -17,8 +17,9 @@ from pathlib import Path
 
 import vaetune.search._tuner as _tuner
 from vaetune.errors import UserError
+from vaetune.fileio import is_remote
 from vaetune.machine import cpu_count
-from vaetune.results import OPTUNA_FILE, SPACE_FILE, experiment_path, is_remote, optuna_url
+from vaetune.results import OPTUNA_FILE, SPACE_FILE, experiment_path, optuna_url
 from vaetune.search._checks import data_is_searched
 from vaetune.spec import SearchPlan
 

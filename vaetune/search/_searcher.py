@@ -22,15 +22,13 @@ from optuna.trial import TrialState
 from ray.tune import Callback
 from ray.tune.search import Searcher, SearchGenerator
 
+from vaetune.ranking import Bounds, constraint_names, violations
 from vaetune.results import (
     DIVERGENCE,
     DRIVER_FILES,
     SEARCH_FILE,
     TRIALS_FILE,
-    Bounds,
-    constraint_names,
     read_json,
-    violations,
     write_json,
 )
 from vaetune.search._console import SearchConsole

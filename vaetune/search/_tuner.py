@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from vaetune.errors import UserError
-from vaetune.results import is_remote, optuna_url
+from vaetune.fileio import is_remote
+from vaetune.results import optuna_url
 from vaetune.search._sampler import choose_sampler
 from vaetune.spec import SearchPlan, SearchSpace, flatten
 
