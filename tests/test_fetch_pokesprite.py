@@ -281,7 +281,7 @@ def test_shipped_space_reads_the_fetched_folder():
     assert cfg.data.image_size == 32 and cfg.model.arch == "conv" and cfg.resources.gpu == 0
     header = path.read_text().split("\nname:")[0]
     assert "vaetune data fetch pokesprite" in header and "vaetune search search_spaces/pokesprite.yaml" in header
-    # KID on a CPU-sized sample, fresh at every ASHA rung
-    assert cfg.search.metric == "eval/kid_sample" and cfg.train.fid_samples < 2048
+    # KID of the fitted mixture's samples (what vaetune hands out), on a CPU-sized sample, fresh at every ASHA rung
+    assert cfg.search.metric == "eval/kid_sample_gmm" and cfg.train.fid_samples < 2048
     assert cfg.search.grace_period % cfg.train.checkpoint_every == 0
 
