@@ -12,6 +12,7 @@ import contextlib
 import json
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 EVAL_SEED = 0  # one generator seed: every model decodes the same z
@@ -46,18 +47,28 @@ def incumbents(experiment: Path, metric: str, mode: str, t0: float, budget: floa
     return out
 
 
-def vaetune_decoder(checkpoint: Path):
-    """(decode(z) -> images in [0, 1], latent size) of a vaetune trial's checkpoint."""
-    from vaetune.checkpoint import load_model
+@dataclass(frozen=True)
+class Decoder:
+    """What the evaluator needs of a model: decode(z) -> images in [0, 1], the latent size, and the
+    latent mixture its user is handed to sample from (None: N(0, I) is all it has)."""
 
-    model = load_model(checkpoint)[0]
-    return (lambda z: model.decode(z, None)), model.latent_dim
+    decode: Callable
+    latent_dim: int
+    mixture: object = None  # a vaetune.models.LatentMixture
+
+
+def vaetune_decoder(checkpoint: Path) -> Decoder:
+    """The decoder of a vaetune checkpoint, with the mixture fitted to its weights if it holds one."""
+    from vaetune.checkpoint import load_model, load_prior
+
+    model, _, state = load_model(checkpoint)
+    return Decoder(lambda z: model.decode(z, None), model.latent_dim, load_prior(state, checkpoint, model.latent_dim))
 
 
 class Evaluator:
-    """Sample FID of the same N z ~ N(0, I) (one seeded generator) decoded by a model and quantised
-    to uint8, as saving PNGs would, against the features of held-out images; vaetune's FID
-    Inception on the CPU, vaetune's Frechet distance."""
+    """Sample FID of N codes (one seeded generator: z ~ N(0, I), or drawn from the model's fitted
+    mixture) decoded by a model and quantised to uint8, as saving PNGs would, against the features
+    of held-out images; vaetune's FID Inception on the CPU, vaetune's Frechet distance."""
 
     def __init__(self, n: int):
         from vaetune.metrics import FeatureExtractor
@@ -69,17 +80,26 @@ class Evaluator:
         """Features of the reference images (uint8 (N, C, H, W))."""
         return self.extractor.images(images)
 
-    def __call__(self, decode: Callable, latent_dim: int, reference) -> float:
+    def codes(self, d: Decoder, handed: bool):
+        """The N codes: from the mixture `d` is handed out with when `handed` and it has one, else N(0, I)."""
+        import torch
+
+        generator = torch.Generator().manual_seed(EVAL_SEED)
+        if handed and d.mixture is not None:
+            return d.mixture.sample(self.n, generator)
+        return torch.randn(self.n, d.latent_dim, generator=generator)
+
+    def __call__(self, d: Decoder, reference, *, handed: bool = False) -> float:
         import torch
 
         from vaetune.metrics import fid_from_features
 
-        z = torch.randn(self.n, latent_dim, generator=torch.Generator().manual_seed(EVAL_SEED))
         with torch.inference_mode():
-            images = (decode(part).clamp(0, 1).mul(255).round().to(torch.uint8)
-                      for part in z.split(self.extractor.batch_size))
+            images = (d.decode(part).clamp(0, 1).mul(255).round().to(torch.uint8)
+                      for part in self.codes(d, handed).split(self.extractor.batch_size))
             return fid_from_features(self.extractor.stream(images), reference)
 
-    def curve(self, found: list[tuple[float, Path]], load: Callable, reference) -> list[tuple[float, float]]:
-        """(seconds, FID) of each incumbent whose checkpoint is still there; `load` gives its decoder."""
-        return [(t, self(*load(checkpoint), reference)) for t, checkpoint in found if checkpoint.is_dir()]
+    def curve(self, found: list[tuple[float, Path]], load: Callable, reference, *,
+              handed: bool = False) -> list[tuple[float, float]]:
+        """(seconds, FID) of each incumbent whose checkpoint is still there; `load` gives its Decoder."""
+        return [(t, self(load(checkpoint), reference, handed=handed)) for t, checkpoint in found if checkpoint.is_dir()]

@@ -1,7 +1,7 @@
 """Every vaetune benchmark in one command: a table on stdout and one CSV.
 
     python benchmarks/run.py [--quick | --smoke] [--out benchmarks/results.csv] [--only trainable,data,...]
-                             [--device auto|cpu|cuda] [--seeds N] [--emoji DIR]
+                             [--device auto|cpu|cuda] [--seeds N] [--data DIR]
 
 Sections (each a module here, runnable on its own):
   trainable  epochs/s of a bare PyTorch loop vs vaetune.train.train vs a 1-trial Tune search
@@ -10,14 +10,14 @@ Sections (each a module here, runnable on its own):
              reference statistics computed once, the CPU roofline and the path's fraction of it
   search     best sample FID vs cumulative epochs: ASHA+TPE vs FIFO+random vs an exhaustive grid
   gpu        images/s of a trial: fp32 vs bf16 vs channels_last vs torch.compile (CPU: code check)
-  peers      at equal wall-clock on the sprites and the emoji: vaetune's search as shipped vs Ray
+  peers      at equal wall-clock on real collections: vaetune's search as shipped vs one default model vs Ray
              Tune's defaults vs the original project's script vs an exhaustive grid
 
 Every figure is a ratio of two variants measured side by side in one run, with the variants'
 repetitions interleaved: `ratio` is the median per-repetition ratio, `ratio_min`/`ratio_max` its
 spread. Full run: about 45 min on 2 CPU cores (search about 30 of it); --smoke (a code check for
 the tests, numbers meaningless) under a minute, without the fid and search sections. The peers
-section runs only when --only names it: about 2 h, --quick 17 min (estimates), --smoke minutes.
+section runs only when --only names it: about 2 h, --quick 20 min, --smoke minutes.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from _common import FIELDS, machine  # noqa: E402
 
 SECTIONS = ("trainable", "data", "fid", "search", "gpu", "peers")
 SMOKE_SKIPS = {"fid": "Inception on a CPU is ~5 images/s", "search": "several Ray searches take minutes"}
-IF_NAMED = {"peers": "24 timed Ray searches take about 2 hours (--quick 17 min); --only peers runs them"}
+IF_NAMED = {"peers": "45 timed runs take about 2 hours (--quick 20 min); --only peers runs them"}
 
 
 def fid_rows(mode: str, device: str) -> list[dict]:
@@ -69,7 +69,7 @@ def fid_rows(mode: str, device: str) -> list[dict]:
 
 
 def run_section(name: str, mode: str, device: str, png: Path, seeds: int | None = None,
-                emoji: Path | None = None) -> list[dict]:
+                data: Path | None = None) -> list[dict]:
     if name == "trainable":
         import bench_trainable
 
@@ -87,8 +87,8 @@ def run_section(name: str, mode: str, device: str, png: Path, seeds: int | None 
     if name == "peers":
         import bench_peers
 
-        rows = bench_peers.run(mode, seeds=seeds, emoji=emoji)
-        print(bench_peers.markdown(rows))
+        rows, names = bench_peers.run(mode, seeds=seeds, data=data)
+        print(bench_peers.markdown(rows, names))
         return rows
     import bench_gpu_speed
 
@@ -115,8 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--png", default=str(HERE / "search_efficiency.png"), help="plot of the search section")
     p.add_argument("--seeds", type=int, default=None,
                    help="search section: seeds of asha+tpe and fifo+random (1); peers: seeds of each method (3)")
-    p.add_argument("--emoji", default=None, help="peers section: the emoji folder (fetched there from the npm "
-                   "registry when empty; default ~/.cache/vaetune/benchmarks/emoji)")
+    p.add_argument("--data", default=None, help="peers section: the folder of the real collections (each fetched "
+                   "there when missing; default ~/.cache/vaetune/benchmarks)")
     args = p.parse_args(argv)
     mode = "smoke" if args.smoke else "quick" if args.quick else "full"
     only = [s.strip() for s in (args.only or ",".join(SECTIONS)).split(",") if s.strip()]
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{name}] running ...", flush=True)
         try:
             got = run_section(name, mode, args.device, Path(args.png), args.seeds,
-                              Path(args.emoji) if args.emoji else None)
+                              Path(args.data) if args.data else None)
         except Exception:
             traceback.print_exc()
             failed.append(name)

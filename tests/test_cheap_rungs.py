@@ -41,7 +41,7 @@ def config(**sections):
 
 @pytest.mark.parametrize(("sections", "full", "ranking", "sets"), [
     # the quick start's shape: FID every 10 epochs = only the last; rungs 2 and 6 measure the samples
-    ({}, {10}, {2, 6}, {"samples"}),
+    ({}, {10}, {2, 6}, {"normal"}),
     # ranked by the fitted prior's FID: the rungs decode samples from the prior only
     ({"search": {"metric": "eval/fid_sample_gmm"}}, {10}, {2, 6}, {"gmm"}),
     # ranked by FID of reconstructions: reconstructions only
@@ -49,11 +49,11 @@ def config(**sections):
     # ranked by a val/ metric: nothing to decode at the rungs, no evaluation there
     ({"search": {"metric": "val/elbo"}}, {10}, set(), set()),
     # fid_every 5: every measure at 5 and 10; the rung at 2 and 6 measure the samples
-    ({"train": {"epochs": 10, "fid_every": 5, "fid_samples": 16}}, {5, 10}, {2, 6}, {"samples"}),
+    ({"train": {"epochs": 10, "fid_every": 5, "fid_samples": 16}}, {5, 10}, {2, 6}, {"normal"}),
     # a rung on a fid_every epoch is a full evaluation: rungs 2 and 6, fid_every 2 -> full 2, 4, ..., 10
-    ({"train": {"epochs": 10, "fid_every": 2, "fid_samples": 16}}, {2, 4, 6, 8, 10}, set(), {"samples"}),
+    ({"train": {"epochs": 10, "fid_every": 2, "fid_samples": 16}}, {2, 4, 6, 8, 10}, set(), {"normal"}),
     # search.rung_eval full: every measure at the rungs too
-    ({"search": {"metric": "eval/fid_sample", "rung_eval": "full"}}, {2, 6, 10}, set(), {"samples"}),
+    ({"search": {"metric": "eval/fid_sample", "rung_eval": "full"}}, {2, 6, 10}, set(), {"normal"}),
     # FID off: no evaluations at all
     ({"train": {"epochs": 10, "fid_every": 0}, "search": {"metric": "val/elbo"}}, set(), set(), set()),
 ])
@@ -76,7 +76,7 @@ def test_a_subset_of_image_sets_measures_what_the_full_evaluation_measures_of_th
                             covariance="diag", seed=0)
     run = dict(cache_dir=tmp_path / "fid", prior=prior)
     full = evaluate_generative(model, data, cfg.train, "cpu", **run)
-    samples = evaluate_generative(model, data, cfg.train, "cpu", sets={"samples"}, **run)
+    samples = evaluate_generative(model, data, cfg.train, "cpu", sets={"normal"}, **run)
     gmm = evaluate_generative(model, data, cfg.train, "cpu", sets={"gmm"}, **run)
     recon = evaluate_generative(model, data, cfg.train, "cpu", sets={"recon"}, **run)
     assert set(samples) == {*SAMPLE_KEYS, "eval/kid_sample_std", "eval/fid_n"}
@@ -84,7 +84,7 @@ def test_a_subset_of_image_sets_measures_what_the_full_evaluation_measures_of_th
     for part in (samples, gmm, recon):  # the same seeded images as in the full evaluation
         for key, value in part.items():
             assert value == pytest.approx(full[key], rel=1e-9, nan_ok=True), key
-    with pytest.raises(ValueError, match="accepted: samples, recon, gmm"):
+    with pytest.raises(ValueError, match="accepted: normal, recon, gmm"):
         evaluate_generative(model, data, cfg.train, "cpu", sets={"pictures"}, **run)
 
 

@@ -130,6 +130,7 @@ def test_a_new_architecture_is_validated_by_its_own_config(tmp_path):
     assert err.key == "model.hidden" and "unknown key for model.arch 'mlp'" in err.accepted
 
 
+@pytest.mark.slow
 def test_vaetune_train_trains_the_new_architecture_and_its_checkpoint_loads(tmp_path, capsys):
     path = tmp_path / "space.yaml"
     path.write_text(yaml.safe_dump(space(tmp_path)))

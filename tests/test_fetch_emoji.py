@@ -3,20 +3,16 @@ here: the pinned integrity check, extraction by category, cutting from the sprit
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import io
 import json
 import subprocess
 import sys
 import tarfile
-import threading
-from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
 import pytest
+from npm_registry import FakeRegistry, integrity, png, tar_gz
 from PIL import Image
 
 from vaetune.errors import UserError
@@ -46,12 +42,6 @@ def tile(colour: tuple[int, int, int], size: int) -> Image.Image:
     )
     px[0, 0] = (size, 0, 0, 255)  # a corner pixel marks the cell's origin
     return Image.fromarray(px)
-
-
-def png(img: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def build_tarball() -> bytes:
@@ -119,75 +109,12 @@ def build_tarball() -> bytes:
         "package/img/twitter/sheets-clean/16.png": png(sheet),
         **files,
     }
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, body in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(body)
-            tar.addfile(info, io.BytesIO(body))
-    return buf.getvalue()
-
-
-def integrity(body: bytes) -> str:
-    return "sha512-" + base64.b64encode(hashlib.sha512(body).digest()).decode()
-
-
-class FakeRegistry:
-    """GET /<pkg>/<version> (the version record) and /<pkg>/-/<pkg>-<version>.tgz, as npm does."""
-
-    def __init__(self):
-        self.tarball = build_tarball()
-        self.integrity = integrity(self.tarball)
-        self.requests: Counter[str] = Counter()
-        self.lock = threading.Lock()
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                with fake.lock:
-                    fake.requests[self.path] += 1
-                body, code = fake.answer(self.path)
-                self.send_response(code)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def answer(self, path: str) -> tuple[bytes, int]:
-        for version in (VERSION, EMOJI_VERSION):
-            if path == f"/{PACKAGE}/{version}":
-                return json.dumps(
-                    {
-                        "name": PACKAGE,
-                        "version": version,
-                        "dist": {
-                            "integrity": self.integrity,
-                            "tarball": f"{self.url}/{PACKAGE}/-/{PACKAGE}-{version}.tgz",
-                        },
-                    }
-                ).encode(), 200
-            if path == f"/{PACKAGE}/-/{PACKAGE}-{version}.tgz":
-                return self.tarball, 200
-        return b"not found", 404
-
-    def tarball_requests(self) -> int:
-        return sum(n for path, n in self.requests.items() if path.endswith(".tgz"))
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    return tar_gz(members)
 
 
 @pytest.fixture
 def registry():
-    server = FakeRegistry()
+    server = FakeRegistry(PACKAGE, build_tarball(), (VERSION, EMOJI_VERSION))
     yield server
     server.close()
 
@@ -324,6 +251,6 @@ def test_shipped_space_reads_the_fetched_folder():
     assert (
         "vaetune data fetch emoji" in header and "vaetune search search_spaces/emoji.yaml" in header
     )
-    # KID on a CPU-sized sample, fresh at every ASHA rung
-    assert cfg.search.metric == "eval/kid_sample" and cfg.train.fid_samples < 2048
+    # KID of the fitted mixture's samples (what vaetune hands out), on a CPU-sized sample, fresh at every ASHA rung
+    assert cfg.search.metric == "eval/kid_sample_gmm" and cfg.train.fid_samples < 2048
     assert cfg.search.grace_period % cfg.train.checkpoint_every == 0

@@ -27,7 +27,7 @@ from hold import read_to_first_completion, trial_epochs
 from mlflow.tracking import MlflowClient
 from test_search import Env
 
-from vaetune.results import (
+from vaetune.ranking import (
     MISSING_VIOLATION,
     dominates,
     feasible,

@@ -135,7 +135,7 @@ def test_the_page_opens_on_the_trials_ranked_by_the_search_metric(page, work, tr
     assert list(shown(at)) == [f"samples_{expected[0]}"]
 
 
-@pytest.mark.parametrize("sampler", ["gmm", "prior"])
+@pytest.mark.parametrize("sampler", ["gmm", "normal"])
 def test_samples_for_a_seed_equal_vaetune_sample(page, work, run, best, trials, sampler):
     at = page(work / RESULTS)
     at.radio(key="sampler").set_value(sampler)
@@ -151,13 +151,15 @@ def test_new_samples_draws_the_next_seed(page, work, run, best, trials):
     at.button(key="new_samples").click()
     rerun(at)
     assert at.number_input(key="seed").value == 1
-    assert run("sample", str(best), "--n", "16", "--seed", "1", "--sampler", "prior", "--out", "s_seed1.png") == 0
+    assert run("sample", str(best), "--n", "16", "--seed", "1", "--out", "s_seed1.png") == 0
     assert np.array_equal(pixels(shown(at)[f"samples_{trials[0].key}"]), pixels(work / "s_seed1.png"))
 
 
 def test_temperature_scales_z(page, work, best, trials):
     at = page(work / RESULTS)
-    assert at.radio(key="sampler").value == "prior"  # N(0, I) first: one z for every trial
+    # selected at first: the sampler whose samples ranked the trials (search.metric eval/fid_sample_gmm)
+    assert at.radio(key="sampler").value == "gmm"
+    at.radio(key="sampler").set_value("normal")  # N(0, I): one z for every trial
     at.slider(key="temperature").set_value(0.5)
     at.slider(key="n").set_value(4)
     rerun(at)
@@ -172,7 +174,7 @@ def test_temperature_scales_z(page, work, best, trials):
 
 def test_compare_the_best_two_at_the_same_z_in_one_click(page, work, run, trials):
     at = page(work / RESULTS)
-    at.radio(key="sampler").set_value("prior")
+    at.radio(key="sampler").set_value("normal")
     at.button(key="best_two").click()
     rerun(at)
     assert at.multiselect(key="trials").value == [trials[0].key, trials[1].key]
@@ -188,10 +190,10 @@ def test_the_class_of_a_conditional_model(page, work, run, conditional):
     assert len(at.dataframe) == 0  # one model: no trial table
     at.selectbox(key="label").set_value(2)
     rerun(at)
-    assert run("sample", str(conditional), "--n", "16", "--label", "2", "--sampler", "prior", "--out", "s_cond2.png") == 0
+    assert run("sample", str(conditional), "--n", "16", "--label", "2", "--out", "s_cond2.png") == 0
     png = shown(at)[f"samples_{conditional.name}"]
     assert np.array_equal(pixels(png), pixels(work / "s_cond2.png"))
-    assert run("sample", str(conditional), "--n", "16", "--label", "0", "--sampler", "prior", "--out", "s_cond0.png") == 0
+    assert run("sample", str(conditional), "--n", "16", "--label", "0", "--out", "s_cond0.png") == 0
     assert not np.array_equal(pixels(png), pixels(work / "s_cond0.png"))
 
 
@@ -205,7 +207,7 @@ def test_remote_checkpoints_are_fetched_as_export_fetches_them(page, work, run, 
     summary.to_csv(moved / "summary.csv", index=False)
     at = page(moved)
     best_key = at.multiselect(key="trials").value[0]
-    assert run("sample", str(best), "--n", "16", "--sampler", "prior", "--out", "s_remote.png") == 0
+    assert run("sample", str(best), "--n", "16", "--out", "s_remote.png") == 0
     assert np.array_equal(pixels(shown(at)[f"samples_{best_key}"]), pixels(work / "s_remote.png"))
 
 
@@ -302,7 +304,7 @@ def test_an_interpolation_is_vaetune_interpolate_s_from_one_reconstruction_to_th
 
 def test_an_earlier_epoch_is_that_checkpoint_s_samples(page, work, run, trials):
     at = page(work / RESULTS)
-    at.radio(key="sampler").set_value("prior")
+    at.radio(key="sampler").set_value("normal")
     at.radio(key="section").set_value("Epochs and memory")
     rerun(at)
     slider = at.select_slider(key=f"epoch_{trials[0].key}")
@@ -319,7 +321,7 @@ def test_the_nearest_training_image_of_a_sample(page, work, best, trials):
     from vaetune.data import load_data
 
     at = page(work / RESULTS)
-    at.radio(key="sampler").set_value("prior")
+    at.radio(key="sampler").set_value("normal")
     at.radio(key="section").set_value("Epochs and memory")
     rerun(at)
     at.number_input(key="memory").set_value(3)
@@ -359,7 +361,7 @@ def test_export_writes_the_trial_s_checkpoint_as_vaetune_export_does(page, work,
 def test_the_exported_checkpoint_opens_on_its_model(page, work, run, best):
     at = page(best)
     assert f"checkpoint {best.name}" in at.title[0].value
-    assert run("sample", str(best), "--n", "16", "--sampler", "prior", "--out", "s_best.png") == 0
+    assert run("sample", str(best), "--n", "16", "--out", "s_best.png") == 0
     assert np.array_equal(pixels(shown(at)[f"samples_{best.stem}"]), pixels(work / "s_best.png"))
 
 
@@ -407,7 +409,7 @@ def test_a_busy_port_is_refused(work):
 def test_the_served_gallery_in_chromium(work, run, best, trials, tmp_path):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    assert run("sample", str(best), "--n", "16", "--sampler", "prior", "--out", "s_chromium.png") == 0  # what the page opens on
+    assert run("sample", str(best), "--n", "16", "--out", "s_chromium.png") == 0  # what the page opens on: vaetune sample's default
     expected = pixels(work / "s_chromium.png")
     with serving(vaetune("gallery", RESULTS, "--port", str(port)), work, f"{url}/_stcore/health", tmp_path / "gallery.log"):
         with chromium_page(1600, 1200) as browser:

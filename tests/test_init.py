@@ -130,7 +130,9 @@ def test_choices_follow_from_the_facts(mixed, mixed_space):
     assert cfg.data.split.val >= 0.15 and cfg.data.split.test == 0
     val = max(round(n * cfg.data.split.val), 1)
     assert cfg.train.fid_samples <= val
-    assert cfg.search.metric == "eval/kid_sample" and cfg.train.fid_every > 0
+    # KID of the samples its user is handed: z from the fitted mixture, as vaetune sample draws them
+    assert cfg.search.metric == "eval/kid_sample_gmm" and cfg.train.fid_every > 0
+    assert cfg.train.prior == "gmm" and cfg.handed_sampler.name == "gmm"
     assert cfg.train.fid_reference == "val"
     # ASHA's first rung is within the epochs, checkpoints and grids land on it
     assert cfg.search.grace_period <= cfg.train.epochs and cfg.search.max_t == cfg.train.epochs

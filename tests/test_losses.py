@@ -61,6 +61,43 @@ def test_recon_rejects_unknown_kind():
         recon_loss(OUT, X, "mse", "max")
 
 
+def test_calibrated_is_a_gaussian_likelihood_at_the_batchs_optimal_variance():
+    # squared errors 0.25, 0.0625, 0, 0.0625 -> the optimal shared variance is their mean, 0.09375;
+    # each pixel's negative log-likelihood is e^2 / (2 var) + log(2 pi var) / 2 (by hand)
+    var = 0.375 / 4
+    by_hand = sum(e / (2 * var) + 0.5 * math.log(2 * math.pi * var) for e in (0.25, 0.0625, 0.0, 0.0625))
+    assert recon_loss(OUT, X, "calibrated", "sum").tolist() == pytest.approx([by_hand])
+    assert recon_loss(OUT, X, "calibrated", "mean").tolist() == pytest.approx([by_hand / 4])
+    # at the optimum the batch's mean is D/2 (1 + log 2 pi var), and any other shared variance
+    # gives the batch a higher negative log-likelihood (the variance is the maximum-likelihood one)
+    assert by_hand == pytest.approx(4 / 2 * (1 + math.log(2 * math.pi * var)))
+    for other in (0.5 * var, 0.9 * var, 1.1 * var, 2 * var):
+        nll = sum(e / (2 * other) + 0.5 * math.log(2 * math.pi * other) for e in (0.25, 0.0625, 0.0, 0.0625))
+        assert nll > by_hand
+
+
+def test_calibrated_variance_is_shared_by_the_batch_and_held_in_the_gradient():
+    x = torch.rand(3, 2, 4, 4, generator=torch.Generator().manual_seed(0))
+    r = (x + 0.1 * torch.randn(x.shape, generator=torch.Generator().manual_seed(1))).clamp(0.01, 0.99)
+    r.requires_grad_(True)
+    out = VAEOutput(recon=r, logits=torch.log(r / (1 - r)), mu=torch.zeros(3, 1), logvar=torch.zeros(3, 1),
+                    z=torch.zeros(3, 1))
+    loss = recon_loss(out, x, "calibrated", "sum")  # (B,)
+    var = ((r.detach() - x) ** 2).mean()  # one variance for the whole batch
+    first = ((r.detach()[0] - x[0]) ** 2 / (2 * var) + 0.5 * torch.log(2 * math.pi * var)).sum()
+    assert loss[0].item() == pytest.approx(first.item(), rel=1e-5)
+    loss.sum().backward()
+    # the gradient of a Gaussian NLL with the variance held: (recon - x) / var, pixel by pixel
+    assert torch.allclose(r.grad, (r.detach() - x) / var, rtol=1e-4, atol=1e-6)
+
+
+def test_calibrated_variance_has_a_floor():
+    exact = output([1.0 - 1e-7, 1e-7, 0.5, 0.5], mu=[[0.0]], logvar=[[0.0]])  # reconstructs X almost exactly
+    value = recon_loss(exact, X, "calibrated", "sum").item()
+    assert math.isfinite(value)
+    assert value == pytest.approx(4 * 0.5 * math.log(2 * math.pi * math.exp(-12.0)), rel=1e-3)
+
+
 def test_kl_per_dim_known_values():
     mu = torch.tensor([[1.0, 0.0, 0.0]])
     logvar = torch.tensor([[0.0, 0.0, math.log(2.0)]])

@@ -209,6 +209,33 @@ def test_a_trials_checkpoint_holds_the_prior_its_fid_measured(search):
         assert out[key] == pytest.approx(row[f"final/{key}"], rel=1e-4, abs=1e-6), key
 
 
+@pytest.mark.slow
+def test_the_trial_named_best_has_the_best_samples_as_vaetune_sample_draws_them(search):
+    """Each trial's samples measured again from its checkpoint, drawn as `vaetune sample` draws them
+    (its default sampler, seed 0), against the reference images: the values the search ranked by,
+    and the trial summary.csv and export name best is the one whose samples are best."""
+    from vaetune.checkpoint import load_model, load_prior, pick_sampler, sample_images
+    from vaetune.data import load_data
+    from vaetune.metrics import FeatureExtractor, fid_from_features, quantize
+    from vaetune.ranking import pick_best
+
+    s, extractor, fids = summary(search), FeatureExtractor("cpu"), {}
+    for _, row in s.iterrows():
+        path = Path(row["checkpoint"])
+        model, config, state = load_model(path)
+        prior = load_prior(state, path, model.latent_dim)
+        sampler = pick_sampler(None, prior, str(path), config)
+        assert sampler.name == "gmm"  # the samples that ranked it: search.metric is the mixture's sample FID
+        n = config.train.fid_samples
+        drawn = quantize(sample_images(model, n, seed=0, prior=prior))
+        reference = load_data(config.data).subset(config.train.fid_reference)[0][:n]
+        fids[row["trial_id"]] = fid_from_features(extractor.images(drawn), extractor.images(reference))
+        assert fids[row["trial_id"]] == pytest.approx(row[f"best/{SEARCH_METRIC}"], rel=1e-4)
+    assert len(set(fids.values())) == len(fids)  # the trials differ: a ranking to get right
+    best, _ = pick_best(s, SEARCH_METRIC, "min")
+    assert best["trial_id"] == min(fids, key=fids.get)
+
+
 def _png(path: Path) -> np.ndarray:
     with Image.open(path) as im:
         return np.asarray(im.convert("RGB"))
@@ -239,8 +266,9 @@ def test_export_keeps_the_prior_and_sample_draws_from_it(search, tmp_path, capsy
         return _png(out)
 
     gmm, default = sample(best_pt, "--sampler", "gmm"), sample(best_pt)
-    normal = sample(best_pt, "--sampler", "prior")
+    normal = sample(best_pt, "--sampler", "normal")
     assert np.array_equal(default, gmm) and not np.array_equal(gmm, normal)
+    assert np.array_equal(sample(best_pt, "--sampler", "prior"), normal)  # N(0, I)'s older name
     # the grid is the exported mixture's draw for the seed, decoded by the exported model
     model, _, _ = load_model(best_pt)
     z = LatentMixture.from_state(exported["prior"]).sample(16, torch.Generator().manual_seed(3))
@@ -256,7 +284,8 @@ def test_export_keeps_the_prior_and_sample_draws_from_it(search, tmp_path, capsy
     capsys.readouterr()
     assert cli(["sample", str(bare), "--sampler", "gmm", "--out", str(tmp_path / "x.png")]) == 2
     err = capsys.readouterr().err
-    assert "holds no fitted latent prior" in err and len(err.strip().splitlines()) == 1
+    assert "holds no fitted latent mixture" in err and "--sampler normal" in err
+    assert len(err.strip().splitlines()) == 1
     assert np.array_equal(sample(bare), normal)  # the default without a prior: N(0, I)
 
 

@@ -12,7 +12,7 @@ import optuna
 import pytest
 
 from vaetune.search._sampler import choose_sampler
-from vaetune.search._searcher import make_sampler
+from vaetune.search._study import make_sampler
 from vaetune.spec import SearchPlan, space_from_dict
 
 NUMBERS = {"train.lr": {"loguniform": [1e-4, 1e-2]}, "train.beta": {"loguniform": [0.01, 10]}}

@@ -56,7 +56,7 @@ def test_collection_specifics():
     villagers = _space("villagers")
     assert villagers.params["model.latent_dim"].candidates() == [1, 8]
     cfg = villagers.default_config()
-    assert cfg.data.channels == 4 and cfg.search.metric == "eval/kid_sample" and cfg.train.fid_every > 0
+    assert cfg.data.channels == 4 and cfg.search.metric == "eval/kid_sample_gmm" and cfg.train.fid_every > 0
     assert cfg.data.augment.hflip > 0
     # FID/KID must be fresh at every ASHA rung
     assert cfg.search.grace_period % cfg.train.fid_every == 0
@@ -84,6 +84,22 @@ def _first_sentence(path: Path) -> str:
         lines.append(line[1:].strip())
     text = " ".join(lines)
     return text[: text.index(". ") + 1] if ". " in text else text
+
+
+def test_the_quick_start_ranks_by_the_samples_vaetune_sample_draws():
+    """The shipped sprites space ranks its trials by the FID of samples drawn from the fitted
+    mixture, the sampler a checkpoint of it hands out (vaetune sample, the gallery, the report)."""
+    from vaetune.checkpoint import pick_sampler
+    from vaetune.metrics import registry
+
+    cfg = _space("sprites").default_config()
+    assert cfg.train.prior == "gmm" and cfg.search.metric == "eval/fid_sample_gmm"
+    assert registry.get(cfg.search.metric).sampler == cfg.handed_sampler.name == "gmm"
+    assert pick_sampler(None, object(), "best.pt", cfg).name == "gmm"  # a checkpoint holding its mixture
+    for name in ("emoji", "pokesprite", "villagers", "sprites_front"):  # the other spaces ranked by samples
+        c = _space(name).default_config()
+        ranked = [registry.get(m).sampler for m in (c.search.metric, *c.search.metrics)]
+        assert "normal" not in ranked and c.handed_sampler.name == "gmm", name
 
 
 def test_vaetune_spaces_lists_every_shipped_space_with_its_sentence(capsys):

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from vaetune.metrics import registry
 from vaetune.spec import (
     SpecError,
     flatten,
@@ -273,6 +274,39 @@ def test_a_metric_of_the_fitted_prior_needs_fid_and_the_prior(tmp_path):
     assert (t.prior, t.prior_components, t.prior_covariance) == ("gmm", 10, "diag")
 
 
+def test_a_search_ranks_by_the_samples_its_user_is_handed_unless_told_otherwise(tmp_path):
+    fid_on = {**GOOD, "train": {**GOOD["train"], "fid_every": 1}}
+    config = load_space(write(tmp_path, fid_on)).default_config()  # train.prior: gmm, the default
+    assert config.search.metric == "eval/fid_sample_gmm" and config.handed_sampler.name == "gmm"
+    config = load_space(write(tmp_path, fid_on), ["train.prior=none"]).default_config()
+    assert config.search.metric == "eval/fid_sample" and config.handed_sampler.name == "normal"
+    # N(0, I) one setting away: ranked by its samples, the search hands N(0, I) out
+    config = load_space(write(tmp_path, fid_on), ["search.metric=eval/kid_sample"]).default_config()
+    assert config.handed_sampler.name == "normal"
+    # a metric that measures no samples: the fitted mixture where there is one
+    config = load_space(write(tmp_path, fid_on), ["search.metric=val/mse"]).default_config()
+    assert config.handed_sampler.name == "gmm"
+    config = load_space(write(tmp_path, fid_on), ["search.metric=val/mse", "train.prior=none"]).default_config()
+    assert config.handed_sampler.name == "normal"
+    # several objectives: the first that measures samples
+    config = load_space(write(tmp_path, fid_on), ["search.metrics=[val/mse, eval/fid_sample]"]).default_config()
+    assert config.handed_sampler.name == "normal"
+
+
+def test_the_latent_samplers_have_one_name_each():
+    from vaetune import samplers
+
+    assert [s.name for s in samplers.SAMPLERS.values()] == ["normal", "gmm"]
+    assert samplers.get("prior") is samplers.NORMAL  # N(0, I)'s older name on the command line
+    with pytest.raises(ValueError, match="got 'mixture'; accepted: normal, gmm"):
+        samplers.get("mixture")
+    # each sample measure names its sampler, and the two measures of a kind differ by its suffix
+    for name, metric in registry.METRICS.items():
+        if metric.sampler is not None and name.endswith(samplers.GMM.suffix):
+            assert metric.sampler == "gmm" and name.removesuffix("_gmm") in registry.METRICS
+    assert registry.get("eval/fid_sample").sampler == "normal"
+
+
 def test_the_registry_owns_the_sample_measures():
     from vaetune.metrics import GMM_KEYS, PR_KEYS
     from vaetune.metrics.registry import GENERATIVE, METRICS, SAMPLE_KEYS, generative, rankable
@@ -280,7 +314,7 @@ def test_the_registry_owns_the_sample_measures():
     assert PR_KEYS == ("eval/precision", "eval/recall")
     assert GMM_KEYS == ("eval/fid_sample_gmm", "eval/kid_sample_gmm", "eval/precision_gmm",
                         "eval/recall_gmm")
-    assert {m.name for m in METRICS.values() if m.prior} == set(GMM_KEYS)
+    assert {m.name for m in METRICS.values() if m.fitted} == set(GMM_KEYS)
     assert set(SAMPLE_KEYS) | set(GMM_KEYS) <= set(GENERATIVE)
     assert {k: METRICS[k].mode for k in (*PR_KEYS, *GMM_KEYS)} == {
         "eval/precision": "max", "eval/recall": "max", "eval/fid_sample_gmm": "min",

@@ -1,5 +1,6 @@
 """Checkpoint files and the model they hold: what a training state holds, written atomically,
-read without running code; and the trained model in use (images read as its data was, class
+read without running code, from this machine or remote storage (`open_checkpoint`, `load_model_at`);
+and the trained model in use (images read as its data was, class
 labels, samples, reconstructions, the module MLflow serves).
 
 A checkpoint is one dict saved with `torch.save` and read with `torch.load(weights_only=True)`,
@@ -11,13 +12,19 @@ none, also the latent prior fitted to its weights ("prior": plain tensors, `load
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from vaetune.errors import UserError
-from vaetune.fileio import atomic_write
+from vaetune.fileio import atomic_write, is_remote
+from vaetune.samplers import GMM, NORMAL, Sampler
+from vaetune.samplers import get as get_sampler
 
 CHECKPOINT_FILE = "checkpoint.pt"
+GRIDS_DIR = "grids"  # beside checkpoint.pt in a checkpoint folder: that epoch's reconstruction and sample grids
 
 
 def atomic_save(obj: Any, path: str | Path) -> Path:
@@ -59,6 +66,32 @@ def load_model(path: str | Path, device: str = "cpu"):
     return model.to(device).eval(), config, state
 
 
+@contextlib.contextmanager
+def open_checkpoint(path: str) -> Iterator[Path]:
+    """A checkpoint folder (or file) as a local path; a remote one (s3://...) is fetched through Ray's
+    Checkpoint into a temporary folder that is removed afterwards."""
+    if not is_remote(path):
+        yield Path(path)
+        return
+    from ray import tune
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tune.Checkpoint(path).to_directory(tmp)
+        yield Path(tmp)
+
+
+def load_checkpoint_at(path: str) -> dict:
+    """`load_checkpoint` of a local or remote checkpoint."""
+    with open_checkpoint(path) as local:
+        return load_checkpoint(local)
+
+
+def load_model_at(path: str):
+    """`load_model` of a local or remote checkpoint: (model, Config, dict)."""
+    with open_checkpoint(path) as local:
+        return load_model(local)
+
+
 def load_prior(state: dict, path: str | Path, latent_dim: int):
     """The fitted latent prior (vaetune.models.LatentMixture) a checkpoint holds; None: it has none.
 
@@ -86,9 +119,6 @@ def load_prior(state: dict, path: str | Path, latent_dim: int):
 # using the model a checkpoint holds: its images, labels, samples, reconstructions
 
 
-SAMPLERS = ("gmm", "prior")  # `vaetune sample --sampler`: the fitted latent prior, or N(0, I)
-
-
 def sample_images(model, n: int, *, label: int | None = None, seed: int = 0, prior=None):
     """n images (n, C, H, W) in [0, 1] decoded from z ~ N(0, I), or from `prior` (a fitted
     vaetune.models.LatentMixture) when given; a conditional model decodes `label` (default 0)."""
@@ -101,16 +131,27 @@ def sample_images(model, n: int, *, label: int | None = None, seed: int = 0, pri
         return model.sample(n, y, generator=torch.Generator().manual_seed(seed), prior=prior)
 
 
-def pick_sampler(sampler: str | None, prior, path: str) -> str:
-    """The sampler `vaetune sample` uses: the one asked for, else gmm when the checkpoint has a
-    fitted prior and prior (N(0, I)) otherwise."""
-    if sampler is None:
-        return "gmm" if prior is not None else "prior"
-    if sampler not in SAMPLERS:
-        raise UserError(f"--sampler: got {sampler!r}; accepted: {', '.join(SAMPLERS)}")
-    if sampler == "gmm" and prior is None:
-        raise UserError(f"--sampler gmm: {path} holds no fitted latent prior (trained with "
-                        "train.prior: none, or by a vaetune without one); use --sampler prior for "
+def pick_sampler(asked: str | None, prior, path: str, config=None) -> Sampler:
+    """The sampler (vaetune.samplers) `vaetune sample` draws z with: the one asked for; else the one
+    that ranked the model in its search (`Config.handed_sampler` of the checkpoint's `config`; the
+    fitted mixture for a checkpoint without one), or N(0, I) when the checkpoint lacks its mixture.
+
+    Args:
+        asked: --sampler as given (an older alias too), or None.
+        prior: the checkpoint's fitted latent mixture (`load_prior`), or None.
+        path: the checkpoint, for messages.
+        config: the checkpoint's Config, or None.
+    """
+    if asked is None:
+        handed = config.handed_sampler if config is not None else GMM
+        return NORMAL if handed.fitted and prior is None else handed
+    try:
+        sampler = get_sampler(asked)
+    except ValueError as exc:
+        raise UserError(f"--sampler: {exc}") from None
+    if sampler.fitted and prior is None:
+        raise UserError(f"--sampler {sampler.name}: {path} holds no fitted latent mixture (trained with "
+                        f"train.prior: none, or by a vaetune without one); use --sampler {NORMAL.name} for "
                         "z ~ N(0, I)")
     return sampler
 

@@ -21,7 +21,7 @@ def register(commands) -> None:
     p.set_defaults(run=run_inspect)
 
     p = actions.add_parser("fetch", help="download a public image collection")
-    p.add_argument("collection", choices=["ygo", "pokemon", "emoji"])
+    p.add_argument("collection", choices=["ygo", "pokemon", "emoji", "pokesprite"])
     p.add_argument("--limit", type=int, default=None, help="at most this many images")
     p.add_argument("--out", default=None, help="destination folder (default data/<collection>)")
     p.add_argument("--api", default=None, help="ygo: card-list API URL (default: the public YGOPRODeck API)")
@@ -32,7 +32,9 @@ def register(commands) -> None:
     p.add_argument("--emoji-set", default="twitter", help="emoji: twitter, google or apple")
     p.add_argument("--size", type=int, default=64, help="emoji: 16, 20, 32 or 64 px")
     p.add_argument("--no-labels", action="store_true", help="emoji: one folder, not one sub-folder per category")
-    p.add_argument("--registry", default=None, help="emoji: npm registry URL (default: the public registry)")
+    p.add_argument("--variant", default="both", help="pokesprite: regular, shiny or both (one sub-folder each)")
+    p.add_argument("--registry", default=None,
+                   help="emoji, pokesprite: npm registry URL (default: the public registry)")
     p.set_defaults(run=run_fetch)
 
     p = actions.add_parser("prepare", help="turn a Kaggle download into a labelled image folder")
@@ -89,6 +91,11 @@ def run_fetch(args: argparse.Namespace) -> int:
 
         report = fetch_emoji(args.out or "data/emoji", emoji_set=args.emoji_set, size=args.size,
                              labels=not args.no_labels, limit=args.limit, registry=args.registry or NPM_REGISTRY)
+    elif args.collection == "pokesprite":
+        from vaetune.fetch.pokesprite import NPM_REGISTRY, fetch_pokesprite
+
+        report = fetch_pokesprite(args.out or "data/pokesprite", variant=args.variant, limit=args.limit,
+                                  registry=args.registry or NPM_REGISTRY)
     else:
         from vaetune.fetch.pokemon import DEFAULT_POKEMON_DATASET, fetch_pokemon
 

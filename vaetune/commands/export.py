@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import argparse
 
+from vaetune.samplers import SAMPLERS
+from vaetune.samplers import get as get_sampler
+
 
 def register(commands) -> None:
     p = commands.add_parser("export", help="export the best trial's checkpoint of a finished search",
@@ -25,10 +28,10 @@ def register(commands) -> None:
     p.add_argument("checkpoint")
     p.add_argument("--n", type=int, default=64)
     p.add_argument("--label", type=int, default=None, help="class label for a conditional model")
-    p.add_argument("--sampler", default=None,
-                   help="where z comes from: gmm (the latent prior fitted to the training set's "
-                        "encodings) or prior (N(0, I)); default gmm when the checkpoint holds one, "
-                        "else prior")
+    p.add_argument("--sampler", default=None, metavar="{" + ",".join(SAMPLERS) + "}",
+                   help="where z comes from: gmm (the mixture fitted to the training set's codes) or normal "
+                        "(N(0, I)); default: the one whose samples ranked the model in its search (gmm unless "
+                        "the search ranked by N(0, I) samples; normal when the checkpoint holds no mixture)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="samples.png")
     p.set_defaults(run=run_sample)
@@ -61,7 +64,8 @@ def run_export(args: argparse.Namespace) -> int:
     else:
         print(f"best trial {exported.trial_id} by {exported.selected_by} = {exported.value:.5g}; "
               f"epoch {exported.epoch}")
-    print(f"exported to {exported.path}")
+    print(f"exported to {exported.path}; `vaetune sample` draws its z from {get_sampler(exported.sampler).words} "
+          f"(--sampler {exported.sampler})")
     if args.register:
         from vaetune.tracking import register_model
 
@@ -81,7 +85,7 @@ def _print_front(args: argparse.Namespace) -> int:
     if not results.objectives:
         raise UserError(f"--pareto: {args.results} searched one objective ({results.metric}); a front needs "
                         "several (search.metrics): export its best trial without --pareto")
-    from vaetune.results import front_table
+    from vaetune.ranking import front_table
 
     table = front_table(results.summary, results.objectives, results.constraints)
     print(table.text)
@@ -98,15 +102,14 @@ def run_sample(args: argparse.Namespace) -> int:
     from vaetune.viz import check_picture_size, save_grid
 
     out = output_file(args.out)
-    model, _, state = load_model(args.checkpoint)
+    model, config, state = load_model(args.checkpoint)
     check_picture_size(model, args.n, "--n", f"{args.n} samples")
     prior = load_prior(state, args.checkpoint, model.latent_dim)
-    sampler = pick_sampler(args.sampler, prior, args.checkpoint)
+    sampler = pick_sampler(args.sampler, prior, args.checkpoint, config)
     images = sample_images(model, args.n, label=args.label, seed=args.seed,
-                           prior=prior if sampler == "gmm" else None)
+                           prior=prior if sampler.fitted else None)
     save_grid(images, max(1, int(math.ceil(math.sqrt(args.n)))), out)
-    source = "the fitted latent prior" if sampler == "gmm" else "N(0, I)"
-    print(f"{args.n} samples (z from {source}) -> {out}")
+    print(f"{args.n} samples (z from {sampler.words}, --sampler {sampler.name}) -> {out}")
     return 0
 
 

@@ -3,6 +3,8 @@
 - `vaetune data fetch ygo`: card images from the public YGOPRODeck API (rate-limited, retried,
   resumable), see :func:`fetch_ygo`.
 - `vaetune data fetch pokemon`: a Hugging Face dataset saved as PNGs, see :func:`fetch_pokemon`.
+- `vaetune data fetch emoji|pokesprite`: the images of an npm package (vaetune.fetch.emoji,
+  vaetune.fetch.pokesprite), its tarball pinned and checked.
 - `vaetune data prepare villagers|apples|impressionism`: a Kaggle download (folder or .zip)
   turned into ``OUT/<label>/*`` plus a held-out ``OUT_test/<label>/*``, see :func:`prepare`.
 

@@ -1,4 +1,4 @@
-"""Small file helpers shared by the fetchers: a checked output folder, atomic JSON, the
+"""Small file helpers shared by the fetchers: a checked output folder, atomic files and JSON, the
 failure list, and the report a fetch returns."""
 
 from __future__ import annotations
@@ -44,6 +44,15 @@ def writable_dir(path: Path) -> Path:
     except OSError as exc:
         raise UserError(f"cannot write to the output folder {path}: {exc.strerror or exc}") from None
     return path
+
+
+def write_file(path: Path, body: bytes) -> None:
+    """Write `body` through a `.part` file renamed into place: a file under its final name is
+    always complete, and an interrupted fetch leaves at most a `.part` behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_name(path.name + ".part")
+    part.write_bytes(body)
+    os.replace(part, path)
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -1,9 +1,10 @@
 """HTTP downloads that survive a flaky server: one shared rate limit, retries with exponential
 back-off on transient failures, and a body check before anything is accepted.
 
-Transient (retried): HTTP 5xx and 429, timeouts, refused or reset connections, and bodies that
-are shorter than their Content-Length or fail the caller's check (a cut-off image). Anything
-else (HTTP 404, a malformed URL) fails at once: asking again would not change the answer.
+Transient (retried): HTTP 5xx and 429, timeouts, refused or reset connections, bodies that are
+shorter than their Content-Length or fail the caller's check (a cut-off image), and an attempt
+that outlasts the policy's `deadline`. Anything else (HTTP 404, a malformed URL, a body larger
+than the caller's `max_bytes`) fails at once: asking again would not change the answer.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from vaetune import __version__
 
 USER_AGENT = f"vaetune/{__version__} (image dataset fetcher; python-urllib)"
+_CHUNK = 1 << 16  # bytes read at a time: the size and time limits are checked between reads
 
 
 class RetryableError(Exception):
@@ -38,12 +40,15 @@ class DownloadError(Exception):
 class RetryPolicy:
     """How hard to try: `retries` repeats after the first attempt, waiting `backoff` seconds
     before the first repeat and doubling each time (capped at `max_backoff`, with jitter so
-    parallel workers do not retry in lock step). `timeout` bounds each socket operation."""
+    parallel workers do not retry in lock step). `timeout` bounds each socket operation;
+    `deadline` (None: no bound) the seconds one attempt may take in all, so that a server
+    trickling a body slowly enough to beat `timeout` is still given up on."""
 
     retries: int = 4
     backoff: float = 1.0
     max_backoff: float = 30.0
     timeout: float = 30.0
+    deadline: float | None = None
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number `attempt` (0-based)."""
@@ -75,21 +80,36 @@ class RateLimiter:
         return slot
 
 
-def http_get(url: str, *, timeout: float, limiter: RateLimiter | None = None) -> bytes:
+def http_get(
+    url: str,
+    *,
+    timeout: float,
+    limiter: RateLimiter | None = None,
+    max_bytes: int | None = None,
+    deadline: float | None = None,
+) -> bytes:
     """One GET of `url`: the whole body, checked against its Content-Length.
 
+    Args:
+        max_bytes: refuse a body larger than this (announced by Content-Length, or read so far).
+        deadline: give up when the whole attempt takes longer than this many seconds.
+
     Raises:
-        RetryableError: 5xx/429, timeout, connection trouble or a truncated body.
-        PermanentError: any other HTTP error, or a URL urllib cannot use.
+        RetryableError: 5xx/429, timeout, connection trouble, a truncated body, or past `deadline`.
+        PermanentError: any other HTTP error, a URL urllib cannot use, or a body over `max_bytes`.
     """
     if limiter is not None:
         limiter.wait()
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     expected = None
+    give_up_at = None if deadline is None else time.monotonic() + deadline
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             expected = response.headers.get("Content-Length")
-            body = response.read()
+            if max_bytes is not None and expected is not None and expected.isdigit():
+                if int(expected) > max_bytes:
+                    raise PermanentError(f"{expected} bytes announced, over the limit of {max_bytes}")
+            body = _read_body(response, max_bytes, give_up_at, deadline)
     except urllib.error.HTTPError as exc:
         if exc.code >= 500 or exc.code == 429:
             raise RetryableError(f"HTTP {exc.code} {exc.reason}") from None
@@ -113,15 +133,33 @@ def http_get(url: str, *, timeout: float, limiter: RateLimiter | None = None) ->
     return body
 
 
+def _read_body(
+    response, max_bytes: int | None, give_up_at: float | None, deadline: float | None
+) -> bytes:
+    """The body as it arrives (one network read at a time), checking its size and the time taken."""
+    read = getattr(response, "read1", response.read)  # read() would wait for a whole chunk
+    chunks, size = [], 0
+    while chunk := read(_CHUNK):
+        size += len(chunk)
+        if max_bytes is not None and size > max_bytes:
+            raise PermanentError(f"more than {max_bytes} bytes, over the limit")
+        if give_up_at is not None and time.monotonic() > give_up_at:
+            raise RetryableError(f"not complete after {deadline:g} s ({size} bytes read)")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def get_with_retries(
     url: str,
     *,
     policy: RetryPolicy,
     limiter: RateLimiter | None = None,
     check: Callable[[bytes], object] | None = None,
+    max_bytes: int | None = None,
 ) -> bytes:
     """GET `url`, retrying transient failures per `policy`; `check(body)` raising
-    RetryableError marks a body as unusable (it is retried like a truncated one).
+    RetryableError marks a body as unusable (it is retried like a truncated one). A body over
+    `max_bytes` fails at once; an attempt past `policy.deadline` is retried.
 
     Raises:
         DownloadError: still failing after the last attempt, or a permanent failure.
@@ -129,7 +167,8 @@ def get_with_retries(
     attempts = policy.retries + 1
     for attempt in range(attempts):
         try:
-            body = http_get(url, timeout=policy.timeout, limiter=limiter)
+            body = http_get(url, timeout=policy.timeout, limiter=limiter, max_bytes=max_bytes,
+                            deadline=policy.deadline)
             if check is not None:
                 check(body)
             return body

@@ -12,7 +12,8 @@ sheet's cells equal the files' pixels).
 
 The version is pinned, and the tarball is checked against the npm ``integrity`` (SHA-512)
 recorded here for it; another version (``version=``) is checked against the integrity the
-registry lists for it. Layout written (``OUT`` defaults to ``data/emoji``)::
+registry lists for it. The download and the archive are read within limits (vaetune.fetch._npm).
+Layout written (``OUT`` defaults to ``data/emoji``)::
 
     OUT/<category>/<image>.png   e.g. smileys_emotion/1f600.png; without labels OUT/<image>.png
     OUT/emoji.json               package, version, set, size, and one record per written file
@@ -25,29 +26,29 @@ and only the missing files are written.
 
 from __future__ import annotations
 
-import base64
-import gzip
-import hashlib
 import io
-import json
 import logging
-import os
 import re
-import tarfile
-import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from vaetune.data import InvalidImage
 from vaetune.errors import UserError
-from vaetune.fetch._files import FetchReport, writable_dir, write_failures, write_json
-from vaetune.fetch._http import DownloadError, PermanentError, RetryPolicy, get_with_retries
+from vaetune.fetch._files import FetchReport
+from vaetune.fetch._http import RetryPolicy
 from vaetune.fetch._images import check_image
+from vaetune.fetch._npm import (
+    NPM_REGISTRY,
+    MemberError,
+    MiB,
+    NpmFetch,
+    PackageArchive,
+    fetch_package,
+)
 
 log = logging.getLogger(__name__)
 
-NPM_REGISTRY = "https://registry.npmjs.org"
 EMOJI_VERSION = "16.0.0"
 # dist.integrity of emoji-datasource-<set>@16.0.0 as the registry lists it (npm's SRI form).
 EMOJI_INTEGRITY = {
@@ -58,6 +59,11 @@ EMOJI_INTEGRITY = {
 EMOJI_SIZES = (16, 20, 32, 64)
 FILE_SIZE = 64  # the size shipped as one file per emoji; the others come from the sheets
 MANIFEST = "emoji.json"
+# bytes a file of the package may have by its tar header (the 64 px files are about 10 KiB,
+# apple's 64 px sheet 19 MiB, its emoji.json under 2 MiB)
+MAX_FILE = 10 * MiB
+MAX_SHEET = 64 * MiB
+MAX_JSON = 64 * MiB
 
 
 @dataclass(frozen=True)
@@ -102,134 +108,29 @@ def fetch_emoji(
         UserError: bad arguments, an unwritable `out`, an unreachable registry, or a tarball that
             fails its integrity check or is not an emoji-datasource package.
     """
-    _check_args(emoji_set, size, limit, registry)
-    out = writable_dir(Path(out))
-    policy = policy or RetryPolicy(timeout=120.0)
+    _check_args(emoji_set, size, limit)
     package = package_name(emoji_set)
-    options = {
-        "package": package,
-        "version": version,
-        "set": emoji_set,
-        "size": size,
-        "labels": labels,
-        "limit": limit,
-    }
-    report = FetchReport(out=out)
-    present = _complete_manifest(out, options)
-    if present is not None:
-        report.skipped = present
-        log.info("emoji: all %d files of %s@%s are present in %s", present, package, version, out)
-        return report
+    options = {"set": emoji_set, "size": size, "labels": labels, "limit": limit}
+    job = NpmFetch(package, version, (EMOJI_VERSION, EMOJI_INTEGRITY[emoji_set]), options, MANIFEST, "emoji")
 
-    tarball = _download(registry.rstrip("/"), package, version, emoji_set, policy)
-    try:  # decompressed once: members are then read in any order without re-inflating the stream
-        unpacked = gzip.decompress(tarball)
-    except (OSError, EOFError) as exc:
-        raise UserError(f"{package}@{version}: the tarball is not gzip data ({exc})") from None
-    with tarfile.open(fileobj=io.BytesIO(unpacked), mode="r:") as tar:
-        emoji = _plan(_read_json(tar, "package/emoji.json", package), emoji_set, labels, limit)
-        todo = [e for e in emoji if not (out / e.rel).is_file()]
-        report.skipped = len(emoji) - len(todo)
-        log.info(
-            "emoji: %d images of %s@%s at %d px, %d already present",
-            len(emoji),
-            package,
-            version,
-            size,
-            report.skipped,
-        )
+    def plan(tar: PackageArchive, report: FetchReport) -> list[_Emoji]:
+        records = tar.read_json("package/emoji.json", max_size=MAX_JSON, what="an emoji-datasource package")
+        return _plan(records, emoji_set, labels, limit)
+
+    def extract(tar: PackageArchive, todo: list[_Emoji], report: FetchReport):
         cut = _files if size == FILE_SIZE else _sheet_cells
-        for e, body in cut(tar, todo, emoji_set, size, report):
-            _write(out / e.rel, body)
-            report.downloaded += 1
-    write_json(out / MANIFEST, {**options, "emoji": [e.record for e in emoji]})
-    write_failures(out, report.failed)
-    return report
+        return cut(tar, todo, emoji_set, size, report)
+
+    return fetch_package(out, job, registry=registry, policy=policy, plan=plan, extract=extract)
 
 
-def _check_args(emoji_set: str, size: int, limit: int | None, registry: str) -> None:
+def _check_args(emoji_set: str, size: int, limit: int | None) -> None:
     if emoji_set not in EMOJI_INTEGRITY:
         raise UserError(f"--emoji-set: got {emoji_set!r}; accepted: {', '.join(EMOJI_INTEGRITY)}")
     if size not in EMOJI_SIZES:
         raise UserError(f"--size: got {size}; accepted: {', '.join(map(str, EMOJI_SIZES))}")
     if limit is not None and limit < 1:
         raise UserError(f"--limit must be at least 1, got {limit}")
-    parts = urllib.parse.urlsplit(registry)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise UserError(
-            f"--registry must be an http(s) URL such as {NPM_REGISTRY}, got {registry!r}"
-        )
-
-
-def _complete_manifest(out: Path, options: dict[str, Any]) -> int | None:
-    """How many files an earlier fetch with the same options left, if all are there; else None."""
-    try:
-        manifest = json.loads((out / MANIFEST).read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(manifest, dict) or any(manifest.get(k) != v for k, v in options.items()):
-        return None
-    files = [r.get("file") for r in manifest.get("emoji", []) if isinstance(r, dict)]
-    if not files or not all(isinstance(f, str) and (out / f).is_file() for f in files):
-        return None
-    return len(files)
-
-
-def _download(
-    registry: str, package: str, version: str, emoji_set: str, policy: RetryPolicy
-) -> bytes:
-    integrity = EMOJI_INTEGRITY[emoji_set] if version == EMOJI_VERSION else None
-    if integrity is None:
-        meta = _get(
-            f"{registry}/{package}/{version}",
-            policy,
-            what=f"the registry's record of {package}@{version}",
-        )
-        try:
-            integrity = json.loads(meta)["dist"]["integrity"]
-        except (ValueError, KeyError, TypeError):
-            raise UserError(
-                f"{registry}/{package}/{version}: not an npm version record with dist.integrity"
-            ) from None
-    algorithm, _, expected = integrity.partition("-")
-    if algorithm not in ("sha512", "sha384", "sha256"):
-        raise UserError(
-            f"{package}@{version}: unsupported integrity {integrity!r}; "
-            "accepted: sha512, sha384, sha256"
-        )
-
-    def check(body: bytes) -> None:
-        actual = base64.b64encode(hashlib.new(algorithm, body).digest()).decode()
-        if (
-            actual != expected
-        ):  # the length matched, so this is another file: asking again will not help
-            raise PermanentError(
-                f"integrity mismatch: got {algorithm}-{actual[:16]}..., "
-                f"expected {integrity[:23]}..."
-            )
-
-    url = f"{registry}/{package}/-/{package}-{version}.tgz"
-    log.info("emoji: downloading %s", url)
-    return _get(url, policy, what=f"the tarball {package}@{version}", check=check)
-
-
-def _get(url: str, policy: RetryPolicy, *, what: str, check=None) -> bytes:
-    try:
-        return get_with_retries(url, policy=policy, check=check)
-    except DownloadError as exc:
-        raise UserError(f"{what} could not be downloaded from {url}: {exc}") from None
-
-
-def _read_json(tar: tarfile.TarFile, member: str, package: str) -> Any:
-    try:
-        fh = tar.extractfile(member)
-        return json.loads(fh.read()) if fh is not None else None
-    except KeyError:
-        raise UserError(
-            f"{package}: the tarball has no {member}; is it an emoji-datasource package?"
-        ) from None
-    except ValueError:
-        raise UserError(f"{package}: {member} in the tarball is not JSON") from None
 
 
 def _plan(records: Any, emoji_set: str, labels: bool, limit: int | None) -> list[_Emoji]:
@@ -282,37 +183,32 @@ def _folder_name(category: Any) -> str:
 
 
 def _files(
-    tar: tarfile.TarFile, todo: list[_Emoji], emoji_set: str, size: int, report: FetchReport
+    tar: PackageArchive, todo: list[_Emoji], emoji_set: str, size: int, report: FetchReport
 ):
     """(emoji, PNG bytes) for each file of `todo` the package ships under img/<set>/<size>/."""
     for e in todo:
         member = f"package/img/{emoji_set}/{size}/{e.image}"
         try:
-            fh = tar.extractfile(member)
-            body = fh.read() if fh is not None else b""
+            body = tar.read(member, max_size=MAX_FILE)
             check_image(body, min_side=size)
-        except KeyError:
-            report.failed.append((e.rel, f"not in the package: {member}"))
-            continue
-        except InvalidImage as exc:
+        except (MemberError, InvalidImage) as exc:
             report.failed.append((e.rel, str(exc)))
             continue
         yield e, body
 
 
 def _sheet_cells(
-    tar: tarfile.TarFile, todo: list[_Emoji], emoji_set: str, size: int, report: FetchReport
+    tar: PackageArchive, todo: list[_Emoji], emoji_set: str, size: int, report: FetchReport
 ):
     """(emoji, PNG bytes) cut from the sprite sheet img/<set>/sheets-clean/<size>.png."""
     from PIL import Image
 
     member = f"package/img/{emoji_set}/sheets-clean/{size}.png"
     try:
-        fh = tar.extractfile(member)
-        sheet = Image.open(io.BytesIO(fh.read() if fh is not None else b""))
+        sheet = Image.open(io.BytesIO(tar.read(member, max_size=MAX_SHEET)))
         sheet.load()
-    except KeyError:
-        raise UserError(f"{package_name(emoji_set)}: the tarball has no {member}") from None
+    except MemberError as exc:
+        raise UserError(f"{package_name(emoji_set)}: {exc}") from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise UserError(f"{package_name(emoji_set)}: {member} does not decode ({exc})") from None
     sheet = sheet.convert("RGBA")
@@ -326,10 +222,3 @@ def _sheet_cells(
         buf = io.BytesIO()
         sheet.crop(box).save(buf, format="PNG")
         yield e, buf.getvalue()
-
-
-def _write(dest: Path, body: bytes) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
-    part.write_bytes(body)
-    os.replace(part, dest)  # a file under its final name is always complete

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -32,7 +31,13 @@ from typing import Any, Literal
 
 from vaetune.data import InvalidImage
 from vaetune.errors import UserError
-from vaetune.fetch._files import FetchReport, writable_dir, write_failures, write_json
+from vaetune.fetch._files import (
+    FetchReport,
+    writable_dir,
+    write_failures,
+    write_file,
+    write_json,
+)
 from vaetune.fetch._http import (
     DownloadError,
     RateLimiter,
@@ -204,8 +209,4 @@ def _download(job: _Job, out: Path, policy: RetryPolicy, limiter: RateLimiter, m
             raise RetryableError(str(exc)) from None
 
     body = get_with_retries(job.url, policy=policy, limiter=limiter, check=check)
-    dest = out / job.rel
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
-    part.write_bytes(body)
-    os.replace(part, dest)  # atomic: a file under its final name is always a verified image
+    write_file(out / job.rel, body)  # a file under its final name is always a verified image

@@ -15,7 +15,7 @@ vaetune.checkpoint that the commands use, so the gallery's samples of a seed are
 
 from __future__ import annotations
 
-from vaetune.gallery._models import SAMPLER_NAMES, Images, Loaded, data_images, data_key, load
+from vaetune.gallery._models import Images, Loaded, data_images, data_key, load
 from vaetune.gallery._pictures import (
     EXPLORER_DIMS,
     MAX_SAMPLES,
@@ -39,7 +39,7 @@ from vaetune.gallery._server import APP, SHOWN, TARGET_ENV, server_command
 from vaetune.gallery._target import Entry, Gallery, export_bytes, kept_checkpoints, open_gallery
 
 __all__ = [
-    "APP", "EXPLORER_DIMS", "Entry", "Gallery", "Images", "Loaded", "MAX_SAMPLES", "SAMPLER_NAMES", "SHOWN", "TARGET_ENV",
+    "APP", "EXPLORER_DIMS", "Entry", "Gallery", "Images", "Loaded", "MAX_SAMPLES", "SHOWN", "TARGET_ENV",
     "active_dims", "code_of", "codes", "data_images", "data_key", "decode", "explore", "export_bytes", "grid",
     "interpolate", "kept_checkpoints", "labels_for", "load", "nearest_training", "open_gallery", "read_upload",
     "reconstruct", "samples", "server_command", "strip", "validation_distance", "zoomed",

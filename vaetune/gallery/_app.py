@@ -13,12 +13,14 @@ import os
 
 import streamlit as st
 
+from vaetune.checkpoint import pick_sampler
 from vaetune.gallery import _sections as sections
-from vaetune.gallery._models import SAMPLER_NAMES
 from vaetune.gallery._page import begin, elapsed, gallery_at, model_at, shielded
 from vaetune.gallery._pictures import MAX_SAMPLES
 from vaetune.gallery._server import TARGET_ENV
 from vaetune.gallery._target import Gallery
+from vaetune.samplers import available
+from vaetune.samplers import get as get_sampler
 
 MAX_COMPARED = 4
 SECTIONS = {
@@ -63,11 +65,15 @@ def sampling(loaded: list) -> dict:
     """The sidebar: how every section's samples are drawn."""
     bar = st.sidebar
     bar.header("Samples")
-    # N(0, I) first: the very same z for every compared trial (of one latent size); each fitted prior is its own
-    samplers = ["prior", "gmm"] if all(m.prior is not None for m in loaded) else ["prior"]
-    sampler = bar.radio("z from", samplers, format_func=SAMPLER_NAMES.get, key="sampler",
-                        help="N(0, I), or the Gaussian mixture fitted to each model's training codes (what "
-                             "vaetune sample draws from by default); one seed gives one draw for every trial")
+    # selected at first: the sampler whose samples ranked the trials (vaetune sample's default); N(0, I)
+    # gives the very same z to every compared trial (of one latent size), each fitted mixture is a trial's own
+    options = [s.name for s in available(all(m.prior is not None for m in loaded))]
+    handed = pick_sampler(None, loaded[0].prior, loaded[0].path, loaded[0].config).name if loaded else options[0]
+    sampler = bar.radio("z from", options, index=options.index(handed) if handed in options else 0,
+                        format_func=lambda name: get_sampler(name).words, key="sampler",
+                        help="N(0, I), or the Gaussian mixture fitted to each model's training codes; selected at "
+                             "first: the one whose samples ranked the trials, which vaetune sample draws from by "
+                             "default; one seed gives one draw for every trial")
     temperature = bar.slider("temperature (scale of z)", 0.1, 2.0, 1.0, 0.05, key="temperature")
     n = bar.slider("images", 1, MAX_SAMPLES, 16, key="n")
     st.session_state.setdefault("seed", 0)  # "New samples" sets it too

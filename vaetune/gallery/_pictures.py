@@ -18,6 +18,7 @@ import torch
 from vaetune.checkpoint import class_labels, decode_for_model
 from vaetune.errors import UserError
 from vaetune.gallery._models import Images, Loaded
+from vaetune.samplers import get as get_sampler
 from vaetune.viz import (
     INTERPOLATORS,
     grid_png,
@@ -34,17 +35,17 @@ DISPLAY_WIDTH = 320  # a grid is shown at least this wide (scaled up by a whole 
 
 
 def codes(loaded: Loaded, n: int, seed: int, sampler: str, temperature: float) -> torch.Tensor:
-    """(n, D) codes on the CPU from the seed: z ~ N(0, I) ("prior") or from the fitted latent
-    prior ("gmm"), as `vaetune sample` draws them; `temperature` scales z (about the prior's mean
+    """(n, D) codes on the CPU from the seed: z ~ N(0, I) or from the fitted latent mixture
+    (vaetune.samplers' normal and gmm), as `vaetune sample` draws them; `temperature` scales z (about the prior's mean
     for the fitted prior), 1 leaving it as drawn."""
     if not 1 <= n <= MAX_SAMPLES:
         raise UserError(f"images: got {n}; give 1 to {MAX_SAMPLES}")
     if not (math.isfinite(temperature) and temperature > 0):
         raise UserError(f"temperature: got {temperature}; give a number above 0")
     g = torch.Generator().manual_seed(seed)
-    if sampler == "gmm":
+    if get_sampler(sampler).fitted:
         if loaded.prior is None:
-            raise UserError(f"{loaded.path}: holds no fitted latent prior; sample from N(0, I)")
+            raise UserError(f"{loaded.path}: holds no fitted latent mixture; sample from N(0, I)")
         z = loaded.prior.sample(n, generator=g)
         if temperature != 1:
             centre = (loaded.prior.weights[:, None] * loaded.prior.means).sum(0).float()  # (D,)

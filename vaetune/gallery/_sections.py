@@ -15,6 +15,8 @@ from vaetune.gallery import _pictures as pictures
 from vaetune.gallery._page import dims_of, images_of, label_of, model_at, shielded, show
 from vaetune.gallery._server import SHOWN
 from vaetune.gallery._target import export_bytes, kept_checkpoints
+from vaetune.samplers import NORMAL
+from vaetune.samplers import get as get_sampler
 from vaetune.viz import gif_bytes, gif_scale
 
 RECON_IMAGES = 8  # validation images reconstructed unless the user asks for more
@@ -38,8 +40,8 @@ def samples(gallery, chosen, loaded, s) -> None:
     for col, entry, m in zip(st.columns(len(chosen)), chosen, loaded, strict=True):
         with shielded(col):
             show(col, f"samples_{entry.key}", _sampled(m, s), f"{entry.label} · epoch {m.epoch}")
-    if s["sampler"] == "gmm":
-        how = "each trial's fitted latent prior, drawn with the same seed"
+    if get_sampler(s["sampler"]).fitted:
+        how = "each trial's fitted latent mixture, drawn with the same seed"
     else:
         how = "N(0, I): the very same z for every trial of one latent size"
     st.caption(f"z from {how} (seed {s['seed']}), scaled by {s['temperature']:g}; at temperature 1 these are "
@@ -153,7 +155,7 @@ def epochs(gallery, chosen, loaded, s) -> None:
         st.caption("one checkpoint: the trial keeps no other here (or its folder is in remote storage)")
     m = model_at(kept[at][1])
     left, right = st.columns(2)
-    sampler = s["sampler"] if m.prior is not None else "prior"
+    sampler = s["sampler"] if m.prior is not None else NORMAL.name
     z = dict(s, sampler=sampler)
     drawn = _sampled(m, z)
     show(left, f"epoch_samples_{entry.key}", drawn, f"samples at epoch {m.epoch} (z as in the sidebar)")

@@ -24,8 +24,10 @@ from vaetune.init_space._rules import (
     _search_name,
     _split,
 )
+from vaetune.metrics.registry import of_sampler
 from vaetune.models import MODELS, config_for
 from vaetune.models.conv import conv_depth
+from vaetune.samplers import GMM
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +215,9 @@ def _search_choices(
 ) -> tuple[dict[str, Any], dict[str, float], int]:
     """search, resources and train.num_threads."""
     kind, epochs, fid_samples = machine.kind, train["epochs"], train["fid_samples"]
-    metric = "eval/fid_sample" if fid_samples >= FID_UNBIASED_FROM else "eval/kid_sample"
+    # of the samples its user is handed: z from the mixture fitted to the training codes (train.prior: gmm)
+    measure = "eval/fid_sample" if fid_samples >= FID_UNBIASED_FROM else "eval/kid_sample"
+    metric = of_sampler(measure, GMM)
     concurrency, cpu, gpu, threads, c_res = _resources(machine, data["image_size"])
     trials = _pow2_clamp(math.sqrt(n) / 2, 4, MAX_TRIALS[kind])
     c["search.num_samples"] = (
@@ -246,9 +250,9 @@ def _search_choices(
     c["search.metric"] = (
         f"KID of samples: {fid_samples} images per evaluation, and FID below "
         f"~{FID_UNBIASED_FROM} is biased while KID is not"
-        if metric == "eval/kid_sample"
+        if measure == "eval/kid_sample"
         else f"FID of samples on {fid_samples} images (unbiased enough from {FID_UNBIASED_FROM})"
-    )
+    ) + f", with z from {GMM.words} as vaetune sample draws them"
     c["search.grace_period"] = (
         f"ASHA compares trials at epochs {_rungs(_grace(epochs), epochs)} and stops the "
         "weaker two thirds at each"

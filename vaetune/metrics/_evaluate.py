@@ -32,7 +32,8 @@ from vaetune.metrics._stats import (
     resolve_method,
     statistics,
 )
-from vaetune.metrics.registry import IMAGE_SETS, PR_KEYS, SAMPLE_KEYS, ImageSet, of_fitted_prior
+from vaetune.metrics.registry import IMAGE_SETS, PR_KEYS, SAMPLE_KEYS, ImageSet, of_sampler
+from vaetune.samplers import GMM, NORMAL
 
 if TYPE_CHECKING:
     from vaetune.models import LatentMixture
@@ -99,12 +100,12 @@ def evaluate_generative(model: torch.nn.Module, data: Any, cfg: Any, device: str
         pr_k: neighbourhood size of precision and recall (:func:`vaetune.metrics.precision_recall`).
         prior: a fitted latent prior (:func:`vaetune.models.fit_prior`); when given, N more
             samples are decoded from z drawn from it (seeded, labelled as the N(0, I) samples are).
-        sets: the image sets to decode and measure (``registry.IMAGE_SETS``): ``samples`` (from
+        sets: the image sets to decode and measure (``registry.IMAGE_SETS``): ``normal`` (from
             N(0, I)), ``recon`` (the reference images reconstructed), ``gmm`` (from ``prior``,
             if given); a set left out costs nothing and its measures are not in the result.
 
     Returns:
-        ``eval/fid_n`` (the N of real and of generated images) and, by set: ``samples``:
+        ``eval/fid_n`` (the N of real and of generated images) and, by set: ``normal``:
         ``eval/fid_sample``, ``eval/kid_sample``, ``eval/kid_sample_std``, ``eval/precision``,
         ``eval/recall``; ``recon``: ``eval/fid_recon``; ``gmm`` (with ``prior``):
         ``eval/fid_sample_gmm``, ``eval/kid_sample_gmm``, ``eval/precision_gmm`` and
@@ -131,13 +132,13 @@ def evaluate_generative(model: torch.nn.Module, data: Any, cfg: Any, device: str
     try:
         with torch.inference_mode():
             y = _sample_labels(model, labels, n, cfg.seed)
-            if "samples" in sets:
+            if NORMAL.name in sets:
                 f_sample = extractor.stream(_samples(model, n, y, extractor.batch_size, cfg.seed))
                 out.update(_sample_metrics(ref, f_sample, method, cfg.seed, pr_k))
-            if "gmm" in sets and prior is not None:
+            if GMM.name in sets and prior is not None:
                 f_gmm = extractor.stream(_samples(model, n, y, extractor.batch_size, cfg.seed, prior))
                 gmm = _sample_metrics(ref, f_gmm, method, cfg.seed, pr_k)
-                out.update({of_fitted_prior(k): gmm[k] for k in SAMPLE_KEYS})
+                out.update({of_sampler(k, GMM): gmm[k] for k in SAMPLE_KEYS})
             if "recon" in sets:
                 recon_labels = labels if getattr(model, "num_classes", 0) else None
                 f_recon = extractor.stream(_reconstructions(model, images, recon_labels, extractor.device,

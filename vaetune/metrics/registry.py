@@ -16,8 +16,12 @@ This module imports nothing heavy: the spec validates against it before torch or
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
+
+from vaetune.samplers import GMM, NORMAL, Sampler
+from vaetune.samplers import get as get_sampler
 
 Mode = Literal["min", "max"]
 # What produces a metric, which decides when a trial reports it:
@@ -25,10 +29,10 @@ Mode = Literal["min", "max"]
 #   between them (needs train.fid_every > 0); gpu: every epoch on CUDA only.
 Producer = Literal["loop", "validation", "generative", "schedule", "timing", "gpu"]
 # The KL-weight table's column groups, in the table's order (a metric's `table` names its group):
-# reconstruction quality, the samples from N(0, I), those from the fitted prior, the FID of
-# reconstructions, and the rate (KL, active units).
-TableGroup = Literal["quality", "samples", "prior", "recon", "rate"]
-TABLE_GROUPS: tuple[TableGroup, ...] = ("quality", "samples", "prior", "recon", "rate")
+# reconstruction quality, the samples of each sampler (vaetune.samplers: N(0, I), the fitted
+# mixture), the FID of reconstructions, and the rate (KL, active units).
+TableGroup = Literal["quality", "normal", "gmm", "recon", "rate"]
+TABLE_GROUPS: tuple[TableGroup, ...] = ("quality", NORMAL.name, GMM.name, "recon", "rate")
 
 
 @dataclass(frozen=True)
@@ -40,11 +44,16 @@ class Metric:
     producer: Producer
     doc: str  # meaning and units, for the docs and --help texts
     descriptive: bool = False  # a table shows it but never calls one value "best" (KL, active units)
-    prior: bool = False  # of samples from the fitted latent prior (train.prior gmm only)
+    sampler: str | None = None  # a sample measure: the vaetune.samplers name its samples are drawn with
     table: TableGroup | None = None  # its column group in the KL-weight table (None: not a column)
 
     def format(self, value: float | None, missing: str = "—") -> str:
         return missing if value is None else self.fmt.format(value)
+
+    @property
+    def fitted(self) -> bool:
+        """Whether it measures samples from the fitted mixture (train.prior gmm only)."""
+        return self.sampler is not None and get_sampler(self.sampler).fitted
 
 
 # where a trial's time goes, per epoch (the rest of Tune's time_this_iter_s is start-up and waiting)
@@ -52,24 +61,24 @@ TRAIN_TIME, EVAL_TIME, CHECKPOINT_TIME = "time/train_s", "time/eval_s", "time/ch
 EVAL_EPOCH = "eval/epoch"  # when the carried eval/ values were measured: a time stamp, never a ranking
 PR_KEYS = ("eval/precision", "eval/recall")  # of the N(0, I) samples, beside eval/fid_sample
 SAMPLE_KEYS = ("eval/fid_sample", "eval/kid_sample", *PR_KEYS)  # the measures of a set of samples
-GMM_SUFFIX = "_gmm"
 
 
-def of_fitted_prior(name: str) -> str:
-    """A sample measure's name for samples from the fitted prior: eval/fid_sample_gmm."""
-    return name + GMM_SUFFIX
+def of_sampler(name: str, sampler: Sampler) -> str:
+    """A sample measure's name (of N(0, I)'s samples) for the samples of `sampler`:
+    eval/fid_sample -> eval/fid_sample_gmm for the fitted mixture."""
+    return name + sampler.suffix
 
 
-GMM_KEYS = tuple(of_fitted_prior(k) for k in SAMPLE_KEYS)  # the same, z from the fitted prior
+GMM_KEYS = tuple(of_sampler(k, GMM) for k in SAMPLE_KEYS)  # the same, z from the fitted mixture
 
 # The sets of generated images an evaluation decodes and runs through Inception, each N images:
 # samples from N(0, I), reconstructions of the reference images, samples from the fitted prior.
 # An evaluation may decode only some (ASHA's rungs decode what ranks the trial): each measure
 # comes from one set, and the reference images' statistics (cached) serve them all.
-ImageSet = Literal["samples", "recon", "gmm"]
-IMAGE_SETS: tuple[ImageSet, ...] = ("samples", "recon", "gmm")
-_SET_OF = {**dict.fromkeys((*SAMPLE_KEYS, "eval/kid_sample_std"), "samples"), "eval/fid_recon": "recon",
-           **dict.fromkeys(GMM_KEYS, "gmm")}
+ImageSet = Literal["normal", "recon", "gmm"]
+IMAGE_SETS: tuple[ImageSet, ...] = (NORMAL.name, "recon", GMM.name)
+_SET_OF = {**dict.fromkeys((*SAMPLE_KEYS, "eval/kid_sample_std"), NORMAL.name), "eval/fid_recon": "recon",
+           **dict.fromkeys(GMM_KEYS, GMM.name)}
 
 
 def image_sets(metrics) -> frozenset[ImageSet]:
@@ -97,25 +106,27 @@ _METRICS = (
     Metric("val/active_units", "active units", "max", "{:.0f}", "validation",
            "latent dimensions with Cov_x(E[z|x]) > 0.01", descriptive=True, table="rate"),
     Metric("eval/fid_sample", "FID samples", "min", "{:.1f}", "generative",
-           "FID of samples decoded from z ~ N(0, I) against the reference split", table="samples"),
+           "FID of samples decoded from z ~ N(0, I) against the reference split", sampler=NORMAL.name, table=NORMAL.name),
     Metric("eval/fid_recon", "FID recon", "min", "{:.1f}", "generative",
            "FID of reconstructions of the reference images", table="recon"),
     Metric("eval/kid_sample", "KID samples", "min", "{:.4f}", "generative",
-           "unbiased KID of samples (mean over subsets)", table="samples"),
+           "unbiased KID of samples from N(0, I) (mean over subsets)", sampler=NORMAL.name, table=NORMAL.name),
     Metric("eval/kid_sample_std", "KID std", "min", "{:.4f}", "generative", "spread of KID over subsets",
            descriptive=True),
     Metric("eval/precision", "precision", "max", "{:.3f}", "generative",
-           f"fidelity: the share of N(0, I) samples inside the real images' manifold; {_PR_DOC}", table="samples"),
+           f"fidelity: the share of N(0, I) samples inside the real images' manifold; {_PR_DOC}", sampler=NORMAL.name,
+           table=NORMAL.name),
     Metric("eval/recall", "recall", "max", "{:.3f}", "generative",
-           f"coverage: the share of real images inside the N(0, I) samples' manifold; {_PR_DOC}", table="samples"),
+           f"coverage: the share of real images inside the N(0, I) samples' manifold; {_PR_DOC}", sampler=NORMAL.name,
+           table=NORMAL.name),
     Metric("eval/fid_sample_gmm", "FID GMM", "min", "{:.1f}", "generative",
-           f"FID of samples decoded from {_GMM_DOC}", prior=True, table="prior"),
+           f"FID of samples decoded from {_GMM_DOC}", sampler=GMM.name, table=GMM.name),
     Metric("eval/kid_sample_gmm", "KID GMM", "min", "{:.4f}", "generative",
-           f"unbiased KID of samples decoded from {_GMM_DOC}", prior=True, table="prior"),
+           f"unbiased KID of samples decoded from {_GMM_DOC}", sampler=GMM.name, table=GMM.name),
     Metric("eval/precision_gmm", "precision GMM", "max", "{:.3f}", "generative",
-           f"eval/precision of samples decoded from {_GMM_DOC}", prior=True, table="prior"),
+           f"eval/precision of samples decoded from {_GMM_DOC}", sampler=GMM.name, table=GMM.name),
     Metric("eval/recall_gmm", "recall GMM", "max", "{:.3f}", "generative",
-           f"eval/recall of samples decoded from {_GMM_DOC}", prior=True, table="prior"),
+           f"eval/recall of samples decoded from {_GMM_DOC}", sampler=GMM.name, table=GMM.name),
     Metric("eval/fid_n", "FID N", "max", "{:.0f}", "generative", "images per set behind FID/KID", descriptive=True),
     Metric(EVAL_EPOCH, "FID epoch", "max", "{:.0f}", "generative",
            "the epoch whose model the eval/ values measured (they are carried to the epochs between)",
@@ -180,7 +191,7 @@ def table_columns() -> tuple[str, ...]:
 
 def generative(prior_on: bool) -> tuple[str, ...]:
     """What a generative evaluation reports: the `_gmm` metrics only when a prior is fitted."""
-    return tuple(name for name in GENERATIVE if prior_on or not METRICS[name].prior)
+    return tuple(name for name in GENERATIVE if prior_on or not METRICS[name].fitted)
 
 
 def rankable(fid_on: bool, prior_on: bool) -> tuple[str, ...]:
@@ -192,3 +203,14 @@ def rankable(fid_on: bool, prior_on: bool) -> tuple[str, ...]:
 
 
 GENERATIVE: tuple[str, ...] = produced_by("generative")  # all a generative evaluation can report
+
+
+def handed_sampler(ranked_by: Iterable[str], fitted: bool) -> Sampler:
+    """The sampler a search hands its user: that of the first sample measure it ranks by (its
+    search.metric, or its objectives); with none, the fitted mixture where one is fitted, else
+    N(0, I)."""
+    for name in ranked_by:
+        metric = METRICS.get(name)
+        if metric is not None and metric.sampler is not None:
+            return get_sampler(metric.sampler)
+    return GMM if fitted else NORMAL

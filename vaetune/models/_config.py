@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
+from vaetune.models._losses import ReconLoss
 from vaetune.models._objective_registry import OBJECTIVES
 from vaetune.sections import Section, one_of
 
@@ -46,7 +47,7 @@ class TrainConfig(Section):
     lr_warmup_epochs: float = Field(0.0, ge=0)
     weight_decay: float = Field(0.0, ge=0)  # AdamW's (decoupled)
     grad_clip: float | None = Field(None, gt=0)  # max global gradient norm; None disables
-    recon_loss: Literal["mse", "bce"] = "mse"
+    recon_loss: ReconLoss = "mse"  # calibrated: σ-VAE, one decoder variance at its optimum each batch
     recon_reduction: Literal["sum", "mean"] = "sum"  # sum over pixels per image, or mean over pixels
     recon_weight: float = Field(1.0, gt=0)  # elbo: loss = recon_weight * recon + beta * KL
     # the loss, registered in vaetune.models: elbo (recon + beta * KL) | capacity (recon + gamma * |KL - C|)

@@ -7,21 +7,27 @@ Units: KL is in nats per image (summed over latent dimensions). The reconstructi
 image too: with reduction "sum" it is summed over the C*H*W pixel values (for BCE this is the
 negative Bernoulli log-likelihood in nats, so recon + KL is the negative ELBO); with "mean" it is
 averaged over them, which makes it independent of the image size but puts it on a different
-scale than the KL (a smaller effective beta is then needed). Everything is computed in float32,
-also under bf16 autocast.
+scale than the KL (a smaller effective beta is then needed). "calibrated" is the σ-VAE's Gaussian
+(Rybkin et al. 2021, "Simple and Effective VAE Training with Calibrated Decoders"): one decoder
+variance shared by every pixel of the batch, set to its optimum, the batch's mean squared error,
+so that the term is a Gaussian negative log-likelihood in nats and β = 1 is the ELBO on any
+collection and image size (a summed squared error is the same Gaussian with σ² fixed at ½, which
+is why its good β moves with the images). Everything is computed in float32, also under bf16
+autocast.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
 
 from vaetune.errors import Failure
 
-__all__ = ["DivergedError", "LossTerms", "VAEOutput", "check_finite", "kl_per_dim", "recon_loss"]
+__all__ = ["RECON_LOSSES", "ReconLoss", "DivergedError", "LossTerms", "VAEOutput", "check_finite", "kl_per_dim", "recon_loss"]
 
 
 @dataclass
@@ -49,6 +55,23 @@ _PIXEL_LOSSES = {
     "bce": lambda out, x: F.binary_cross_entropy_with_logits(out.logits.float(), x, reduction="none"),
 }
 _REDUCTIONS = {"sum": torch.sum, "mean": torch.mean}
+# the calibrated Gaussian's σ² never goes below this (log σ >= -6, the σ-VAE's own floor): a batch
+# reconstructed almost exactly would otherwise weigh its last errors without bound
+MIN_VARIANCE = math.exp(-12.0)
+
+
+def _calibrated(out: VAEOutput, x: torch.Tensor) -> torch.Tensor:
+    """Gaussian negative log-likelihood of each pixel value (B, C, H, W), in nats, with one variance
+    for the batch at its optimum: σ² = the batch's mean squared error (held constant in the
+    gradient, which at the optimum has no component through σ anyway)."""
+    sq = (out.recon.float() - x) ** 2  # (B, C, H, W)
+    var = sq.detach().mean().clamp(min=MIN_VARIANCE)
+    return sq / (2 * var) + 0.5 * torch.log(2 * math.pi * var)
+
+
+# train.recon_loss: the pixel losses above, and the calibrated Gaussian
+ReconLoss = Literal["mse", "bce", "calibrated"]
+RECON_LOSSES: tuple[str, ...] = get_args(ReconLoss)
 
 
 def recon_loss(out: VAEOutput, x: torch.Tensor, kind: str = "mse", reduction: str = "sum") -> torch.Tensor:
@@ -57,14 +80,16 @@ def recon_loss(out: VAEOutput, x: torch.Tensor, kind: str = "mse", reduction: st
     Args:
         out: the model's output for x.
         x: target images (B, C, H, W) in [0, 1].
-        kind: "mse" (squared error of out.recon) or "bce" (binary cross-entropy of out.logits).
+        kind: "mse" (squared error of out.recon), "bce" (binary cross-entropy of out.logits) or
+            "calibrated" (the Gaussian negative log-likelihood of out.recon with the batch's
+            optimal shared variance: each image's value depends on the whole batch).
         reduction: "sum" or "mean" over the C*H*W values of each image.
     """
-    if kind not in _PIXEL_LOSSES:
-        raise ValueError(f"recon_loss kind: got {kind!r}; accepted: {', '.join(_PIXEL_LOSSES)}")
+    if kind not in RECON_LOSSES:
+        raise ValueError(f"recon_loss kind: got {kind!r}; accepted: {', '.join(RECON_LOSSES)}")
     if reduction not in _REDUCTIONS:
         raise ValueError(f"recon_loss reduction: got {reduction!r}; accepted: {', '.join(_REDUCTIONS)}")
-    err = _PIXEL_LOSSES[kind](out, x.float())  # (B, C, H, W)
+    err = _calibrated(out, x.float()) if kind == "calibrated" else _PIXEL_LOSSES[kind](out, x.float())  # (B, C, H, W)
     return _REDUCTIONS[reduction](err.flatten(1), dim=1)  # (B,)
 
 

@@ -37,7 +37,7 @@ def missing_notes(results: SearchResults, missing: list[str], epoch: int | None 
         notes.append(f"{_labels(evals)}: {DASH} because the search ran with train.fid_every 0, so "
                      "no FID/KID was computed.")
         evals = []
-    unfitted = [m for m in evals if get(m).prior and config is not None
+    unfitted = [m for m in evals if get(m).fitted and config is not None
                 and not config.train.fits_prior]
     if unfitted:
         notes.append(f"{_labels(unfitted)}: {DASH} because the search ran with train.prior none, so "

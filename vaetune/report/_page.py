@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import vaetune.report._figures as _figures
+from vaetune.fileio import is_remote
+from vaetune.metrics.registry import get
+from vaetune.ranking import best_trial, describe, has_checkpoint, rank
 from vaetune.report._front import front_section
 from vaetune.report._importance import param_importance
 from vaetune.report._kltable import KLTable
@@ -40,15 +43,13 @@ from vaetune.results import (
     TRIAL_ID,
     WALL_TIME,
     SearchResults,
-    feasible_rows,
     final_column,
     final_metrics,
     frame_reports,
-    is_remote,
     last_grids,
-    rank,
     time_split,
 )
+from vaetune.samplers import SAMPLERS
 
 # what the KL table's columns measure
 COLUMNS = ("Reconstruction quality: val MSE, PSNR, SSIM; coherence of generated images: FID and "
@@ -202,15 +203,20 @@ def _rungs(results: SearchResults) -> list[int]:
 def _best_section(page: PageData) -> Section:
     results, figures = page.results, page.figures
     s = results.summary
-    ranked = rank(feasible_rows(s), results.best_column(), results.mode)
-    if ranked.empty:
+    best = best_trial(s, results.metric, results.mode)
+    if best is None:
         held = " while holding the search's constraints" if FEASIBLE in s else ""
         return Section("Best trial", [Paragraph(f"No trial reported {results.metric}{held}.")])
-    best = ranked.iloc[0]
+    held = f" among the trials that hold {describe(results.constraints)}" if FEASIBLE in s and results.constraints else ""
+    picks = ("This is the trial `vaetune export` picks, the gallery ranks first and a sweep starts from."
+             if has_checkpoint(best) else
+             "It kept no checkpoint, nor did any trial ranked below it: `vaetune export` has none to give.")
     parts: list = [Paragraph(f"Trial {best['trial_id']} is best by {results.best_column()} = "
-                         f"{float(best[results.best_column()]):.5g} ({results.mode}); status {best.get(STATUS, '')}, "
-                         f"{int(best.get(EPOCHS, 0) or 0)} epochs. This is the trial `vaetune export` picks (each "
-                         "trial's best epoch, whatever epochs it trained); the KL table compares at one epoch.")]
+                         f"{float(best[results.best_column()]):.5g} ({results.mode}){held} (each trial's best "
+                         "epoch, whatever epochs it trained; the KL table compares at one epoch); status "
+                         f"{best.get(STATUS, '')}, {int(best.get(EPOCHS, 0) or 0)} epochs. {picks}")]
+    if results.plan is not None:
+        parts.append(Paragraph(_handed_sentence(results.plan.config)))
     run = str(best.get("mlflow_run_id", "") or "")
     parts.append(Paragraph(f"MLflow run id: {run or '— (not tracked)'}"
                        + (f"; experiment {results.tracking.get('experiment')}, store {results.tracking.get('uri')}"
@@ -226,13 +232,24 @@ def _best_section(page: PageData) -> Section:
     if grids:
         for kind, png in grids.items():
             figures[f"best_{kind}"] = png
+        drawn = results.plan.config.handed_sampler.words if results.plan is not None else "N(0, I)"
         parts.append(Paragraph("Its last grids: reconstructions (rows alternate originals and reconstructions) and "
-                           "samples from the fixed z."))
+                           f"samples with z from {drawn}, drawn from the grids' seed."))
         parts.append(Grids([(f"best_{k}", "reconstructions" if k == "recon" else "samples") for k in grids]))
     config = _checkpoint_config(str(best.get("checkpoint", "") or ""))
     if config:
         parts.append(Details("full resolved configuration", config))
     return Section("Best trial", parts)
+
+
+def _handed_sentence(config) -> str:
+    """Which samples the search hands its user (vaetune.samplers), and whether they ranked it."""
+    handed = config.handed_sampler
+    ranked = [m for m in (config.search.metric, *config.search.metrics) if get(m).sampler == handed.name]
+    why = f": the samples whose {ranked[0]} ranked the trials" if ranked else ""
+    others = ", ".join(f"--sampler {s.name} for {s.words}" for s in SAMPLERS.values() if s != handed)
+    return (f"Its samples are drawn with z from {handed.words} (`vaetune sample`'s default and the gallery's, "
+            f"--sampler {handed.name}){why}; {others}.")
 
 
 def _checkpoint_config(path: str) -> str:

@@ -1,10 +1,12 @@
 """The picture table of the original Yu-Gi-Oh project: one column per β, the same validation
-images reconstructed by each row's trial, and samples decoded from the same fixed z.
+images reconstructed by each row's trial, and samples drawn from one seed.
 
 Each row's checkpoint (its trial's checkpoint at the KL table's epoch) is loaded with
 `vaetune.checkpoint.load_model`; the validation images are the first N of the split (the same
-ones the training grids show); z comes from a generator seeded with GRID_SEED, so every column
-decodes the same codes when the latent sizes agree. Conditional models reconstruct with the
+ones the training grids show); z comes from a generator seeded with GRID_SEED, drawn the way the
+row's user is handed samples (`Config.handed_sampler`, as the training grids draw them): from
+N(0, I), every column decodes the same codes when the latent sizes agree; from the fitted latent
+mixture, each column draws from its own mixture. Conditional models reconstruct with the
 images' own labels and decode the samples with classes 0, 1, 2, ... in turn.
 """
 
@@ -14,6 +16,7 @@ import logging
 from dataclasses import dataclass, field
 
 from vaetune.report._render import Notes, Paragraph, Pictures
+from vaetune.samplers import NORMAL
 from vaetune.train import GRID_SEED  # the training grids' z: the pictures decode the same codes
 
 log = logging.getLogger(__name__)
@@ -24,9 +27,10 @@ class PictureTable:
     labels: list[str]  # column headers ("β = 0.1")
     originals: bytes  # PNG: the N validation images, one column
     recons: list[bytes]  # per β: PNG column of reconstructions
-    samples: list[bytes]  # per β: PNG column of samples from the fixed z
+    samples: list[bytes]  # per β: PNG column of samples drawn from GRID_SEED
     epochs: list[int]  # checkpoint epoch per column
     notes: list[str] = field(default_factory=list)
+    drawn: set[str] = field(default_factory=set)  # where the columns' z come from (vaetune.samplers' words)
 
 
 def picture_table(rows, n: int = 6, epoch: int | None = None, key_label: str = "β") -> PictureTable | None:
@@ -40,15 +44,15 @@ def picture_table(rows, n: int = 6, epoch: int | None = None, key_label: str = "
     """
     import torch
 
+    from vaetune.checkpoint import load_model_at, load_prior, pick_sampler
     from vaetune.data import load_data
-    from vaetune.results import load_model_at
     from vaetune.viz import grid_png
 
     usable = [r for r in rows if r.checkpoint]
     if not usable:
         return None
     data_cache: dict[str, tuple] = {}
-    labels, recons, samples, epochs, dims = [], [], [], [], set()
+    labels, recons, samples, epochs, dims, drawn = [], [], [], [], set(), set()
     originals = None
     notes = [f"{key_label}={r.label}: no checkpoint of epoch {epoch} is left (trial {r.trial_id}); column left out."
              for r in rows if not r.checkpoint]
@@ -65,12 +69,14 @@ def picture_table(rows, n: int = 6, epoch: int | None = None, key_label: str = "
         x, y = data_cache[key]
         x = x[:n].float().div(255)
         y = None if y is None or not model.num_classes else y[:n]
-        g = torch.Generator().manual_seed(GRID_SEED)
-        z = torch.randn(n, model.latent_dim, generator=g)
+        prior = load_prior(state, r.checkpoint, model.latent_dim)
+        sampler = pick_sampler(None, prior, r.checkpoint, config)
         zy = torch.arange(n) % model.num_classes if model.num_classes else None
         with torch.no_grad():
             recon = model(x, y).recon
-            sample = model.decode(z, zy)
+            sample = model.sample(n, zy, generator=torch.Generator().manual_seed(GRID_SEED),
+                                  prior=prior if sampler.fitted else None)
+        drawn.add(sampler.words)
         if originals is None:
             originals = grid_png(x, 1)
         labels.append(f"{key_label} = {r.label}")
@@ -83,12 +89,12 @@ def picture_table(rows, n: int = 6, epoch: int | None = None, key_label: str = "
     other = [f"{lbl} (epoch {e})" for lbl, e in zip(labels, epochs, strict=True) if epoch is not None and e != epoch]
     if other:
         notes.append(f"Checkpoints of another epoch than the table's {epoch}: {', '.join(other)}.")
-    if len(dims) > 1:
+    if len(dims) > 1 and NORMAL.words in drawn:
         notes.append(f"Latent sizes differ between columns ({sorted(dims)}): each column draws z from the same "
                      "seed, but codes of different sizes are not the same point.")
     if len(data_cache) > 1:
         notes.append("Columns were trained on different data settings; the originals are those of the first column.")
-    return PictureTable(labels, originals, recons, samples, epochs, notes)
+    return PictureTable(labels, originals, recons, samples, epochs, notes, drawn)
 
 
 def pictures_parts(rows, figures: dict, n: int, epoch: int | None, key_label: str, *, each: str = "each row's model",
@@ -104,8 +110,10 @@ def pictures_parts(rows, figures: dict, n: int, epoch: int | None, key_label: st
         figures[f"{prefix}_recon_{i}"], figures[f"{prefix}_samples_{i}"] = r, smp
         names_r.append(f"{prefix}_recon_{i}")
         names_s.append(f"{prefix}_samples_{i}")
+    how = ("samples decoded from the same fixed z" if pics.drawn == {NORMAL.words} else
+           f"samples with z from {' or '.join(sorted(pics.drawn))}, each column's own, drawn")
     return [Paragraph(f"The same validation images reconstructed by {each} ({whose + ', ' if whose else ''}checkpoint "
-                      f"of epoch {epoch}), and samples decoded from the same fixed z (seed {GRID_SEED}); the column header "
-                      "gives the epoch of the checkpoint shown."),
+                      f"of epoch {epoch}), and {how} (seed {GRID_SEED}), as `vaetune sample` draws them; the column "
+                      "header gives the epoch of the checkpoint shown."),
             Pictures(pics.labels, pics.epochs, f"{prefix}_originals", names_r, names_s),
             Notes(pics.notes)]

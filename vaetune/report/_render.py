@@ -144,7 +144,7 @@ class Grids(Part):
 
 @dataclass
 class Pictures(Part):
-    """The same validation images reconstructed by each row's model, and samples from one fixed z."""
+    """The same validation images reconstructed by each row's model, and samples drawn from one seed."""
 
     labels: list[str]
     epochs: list[int]
@@ -162,7 +162,7 @@ class Pictures(Part):
         return (f'<table class="pictures"><thead><tr><th>validation images</th>{heads}</tr></thead><tbody>'
                 f'<tr><td><img alt="validation images" src="{_uri(figures[self.originals])}"><br>'
                 f'<small>reconstructed →</small></td>{recon}</tr>'
-                f'<tr><td class="l"><small>samples from<br>the same fixed z →</small></td>{samp}</tr></tbody></table>')
+                f'<tr><td class="l"><small>samples from<br>one seed →</small></td>{samp}</tr></tbody></table>')
 
     def markdown(self, img):
         return ["| validation images | " + " | ".join(f"{lbl} (epoch {e})"
@@ -170,7 +170,7 @@ class Pictures(Part):
                 "|" + "---|" * (len(self.labels) + 1),
                 f"| {img(self.originals, 'validation images')} | "
                 + " | ".join(img(n, "reconstructions") for n in self.recons) + " |",
-                "| samples from the same fixed z | " + " | ".join(img(n, "samples") for n in self.samples) + " |", ""]
+                "| samples from one seed | " + " | ".join(img(n, "samples") for n in self.samples) + " |", ""]
 
 
 @dataclass

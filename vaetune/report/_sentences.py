@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import math
 
-from vaetune.metrics.registry import get, of_fitted_prior
+from vaetune.metrics.registry import get, of_sampler
 from vaetune.report._kltable import KLTable, Row, best_row, differs
+from vaetune.samplers import GMM
 
 QUALITY = "val/mse"  # what "best quality" means in the sentences
 COHERENCE = ("eval/fid_sample", "eval/kid_sample")  # the first one recorded ranks coherence
@@ -98,7 +99,7 @@ def sentences(table: KLTable) -> dict[str, str]:
                               ("coverage", COVERAGE, COVERAGE_WHAT)):
         if best_row(table.rows, metric) is not None:
             out[key] = _best_sentence(table, metric, what, _pr(table, metric))
-    if cm is not None and any(r.values.get(of_fitted_prior(cm)) is not None for r in table.rows):
+    if cm is not None and any(r.values.get(of_sampler(cm, GMM)) is not None for r in table.rows):
         out["prior"] = _fitted_prior(table, cm)
     if not _tested(table):
         out["spread"] = ("Each row rests on one trial (one seed), so the spread over seeds is unknown and no "
@@ -134,7 +135,7 @@ _VERDICTS = {"lower": "lower beyond the seeds' spread at ",
 
 def _fitted_prior(table: KLTable, cm: str) -> str:
     """Where samples decoded from the fitted latent prior beat those from N(0, I), row by row."""
-    gm, name = of_fitted_prior(cm), "FID" if cm == "eval/fid_sample" else "KID"
+    gm, name = of_sampler(cm, GMM), "FID" if cm == "eval/fid_sample" else "KID"
     rows = [r for r in table.rows if r.values.get(cm) is not None and r.values.get(gm) is not None]
     head = (f"At epoch {table.epoch}, sample {name} with z from the latent prior fitted to the "
             "training set's posterior means, against z ~ N(0, I)")

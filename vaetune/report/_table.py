@@ -16,6 +16,7 @@ import math
 from typing import Any
 
 from vaetune.metrics.registry import table_columns
+from vaetune.ranking import describe, feasible, feasible_rows, rank
 from vaetune.report._epochs import (
     CAPACITY,
     EXTRA_METRICS,
@@ -35,10 +36,6 @@ from vaetune.results import (
     STATUS,
     TRIAL_ID,
     SearchResults,
-    describe,
-    feasible,
-    feasible_rows,
-    rank,
 )
 from vaetune.spec import BETA, SEED
 

@@ -6,6 +6,7 @@ import math
 import time
 from dataclasses import dataclass, field
 
+from vaetune.ranking import Standing, best_first
 from vaetune.results import COMPLETED
 
 SUMMARY_EVERY_S = 300.0  # a log gets a summary line this often
@@ -27,6 +28,8 @@ class _Trial:
     value: float | None = None  # the search metric at `epoch`
     best: float | None = None  # the best value of the search metric so far, at an epoch inside the bounds
     best_epoch: int = 0
+    feasible: bool = True  # its latest values hold the bounds (search.constraints)
+    checkpoint: bool = False  # it reported a checkpoint: a model export could hand over
     pending_rung: int | None = None  # a rung reached, told once the trial goes on past it
     restored: bool = False  # ended before this driver started (a resumed search): not timed
 
@@ -44,6 +47,8 @@ class SearchProgress:
         sampler: what chooses the trials, e.g. "sampler TPE ..., 2 random trials first (...)".
         aim: a search of several objectives or with constraints, in words ("objectives val/mse
             (min) and eval/fid_sample (min), trials held to val/kl >= 5"); else it is ranked by `metric`.
+        drawn: where the samples that `metric` measures draw z from, when it measures samples
+            ("the fitted latent mixture"), for the first line.
     """
 
     name: str
@@ -54,6 +59,7 @@ class SearchProgress:
     planned: int
     sampler: str = ""  # what chooses the trials (SamplerChoice.describe), for the first line
     aim: str = ""  # several objectives or constraints, in words, for the first line
+    drawn: str = ""  # the samples `metric` measures: z from what (vaetune.samplers' words)
     start: float = field(default_factory=time.monotonic)
     trials: dict[int, _Trial] = field(default_factory=dict)
     epoch_seconds: list[float] = field(default_factory=list)
@@ -70,16 +76,23 @@ class SearchProgress:
         return [self._event(now, number, "started")]
 
     def restored(self, number: int, label: str, status: str, epoch: int, value: float | None,
-                 now: float) -> None:
-        """A trial a resumed search found ended: counted and ranked by its last value, not timed."""
+                 now: float, *, best: tuple[float, int] | None = None, feasible: bool = True,
+                 checkpoint: bool = False) -> None:
+        """A trial a resumed search found ended: counted and ranked, not timed. `value` is its last
+        value; `best` its best (value, epoch) inside the bounds, when its reports are at hand
+        (else its last value counts, if `feasible`: its last values hold the bounds)."""
         value = value if value is not None and math.isfinite(value) else None
+        if best is None and value is not None and feasible:
+            best = (value, epoch)
         self.trials[number] = _Trial(number, label, now, ended=now, status=status, epoch=epoch, value=value,
-                                     best=value, best_epoch=epoch, restored=True)
+                                     best=best[0] if best else None, best_epoch=best[1] if best else 0,
+                                     feasible=feasible, checkpoint=checkpoint, restored=True)
 
     def result(self, number: int, epoch: int, value: float | None, epoch_s: float | None,
-               now: float, feasible: bool = True) -> list[str]:
+               now: float, feasible: bool = True, checkpoint: bool = False) -> list[str]:
         """An epoch's report; `feasible`: whether its values hold search.constraints (an epoch
-        outside them is shown but never the best)."""
+        outside them is shown but never the best, and a trial whose latest epoch is outside them
+        is not ranked); `checkpoint`: whether it came with a checkpoint."""
         t = self.trials.get(number)
         if t is None:
             return []
@@ -87,7 +100,7 @@ class SearchProgress:
         if t.pending_rung is not None and epoch > t.pending_rung:  # it went on past that rung
             lines.append(self._event(now, number, f"passed rung {t.pending_rung}", t))
             t.pending_rung = None
-        t.epoch = epoch
+        t.epoch, t.feasible, t.checkpoint = epoch, feasible, t.checkpoint or checkpoint
         if value is not None and math.isfinite(value):
             t.value = value
             if feasible and (t.best is None or (value < t.best if self.mode == "min" else value > t.best)):
@@ -120,7 +133,8 @@ class SearchProgress:
         at = f"epoch{'s' if len(self.rungs) > 1 else ''} {', '.join(map(str, self.rungs))}"
         rungs = f"; ASHA compares them at {at}" if self.rungs else ""
         sampler = f"; {self.sampler}" if self.sampler else ""
-        aim = f"; {self.aim}; lines show {self.metric}" if self.aim else f"; ranked by {self.metric} ({self.mode})"
+        drawn = f", samples with z from {self.drawn} as vaetune sample draws them" if self.drawn else ""
+        aim = f"; {self.aim}; lines show {self.metric}" if self.aim else f"; ranked by {self.metric} ({self.mode}{drawn})"
         return f"search {self.name}: {self.planned} trials of up to {self.max_epochs} epochs{sampler}{aim}{rungs}"
 
     def summary(self, now: float) -> str:
@@ -151,10 +165,10 @@ class SearchProgress:
         return lines
 
     def best(self) -> _Trial | None:
-        scored = [t for t in self.trials.values() if t.best is not None]
-        if not scored:
-            return None
-        return (min if self.mode == "min" else max)(scored, key=lambda t: t.best)
+        """The best trial so far, by the rule every reader of a search shares (vaetune.ranking)."""
+        ranked = best_first([Standing(t.number, t.best, t.feasible, t.checkpoint)
+                             for t in sorted(self.trials.values(), key=lambda t: t.number)], self.mode)
+        return self.trials[ranked[0].key] if ranked else None
 
     # -- helpers --------------------------------------------------------------------------------
     def _running(self) -> list[_Trial]:

@@ -23,6 +23,7 @@ from pydantic import (
 
 from vaetune.metrics import registry
 from vaetune.models import DEFAULT_ARCH, MODELS, ModelConfig, TrainConfig
+from vaetune.samplers import GMM, NORMAL, Sampler
 from vaetune.sections import Section, one_of
 from vaetune.spec._errors import CrossFieldError
 
@@ -110,7 +111,9 @@ class Bound(Section):
 
 
 class SearchConfig(Section):
-    metric: str | None = None  # None: eval/fid_sample when train.fid_every > 0, else val/elbo
+    # None: with train.fid_every > 0 the FID of the samples its user is handed (eval/fid_sample_gmm with
+    # train.prior gmm, else eval/fid_sample), else val/elbo
+    metric: str | None = None
     mode: Literal["min", "max"] | None = None  # None: the metric's own better direction
     # auto: chosen and sized for the trials, concurrency and space (vaetune.search._sampler);
     # or one of Optuna's samplers with Optuna's own settings (gp: its Gaussian-process sampler)
@@ -125,7 +128,7 @@ class SearchConfig(Section):
     constraints: dict[str, Bound] = Field(default_factory=dict)
 
     def bounds(self) -> dict[str, dict[str, float]]:
-        """search.constraints as plain numbers: {val/kl: {min: 5.0}} (vaetune.results.Bounds)."""
+        """search.constraints as plain numbers: {val/kl: {min: 5.0}} (vaetune.ranking.Bounds)."""
         return {m: b.model_dump(exclude_none=True) for m, b in self.constraints.items()}
     num_samples: int = Field(8, ge=1)  # trials
     max_concurrent: int = Field(2, ge=1)  # trials running at once
@@ -171,6 +174,13 @@ class Config(Section):
     search: SearchConfig = Field(default_factory=SearchConfig)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+
+    @property
+    def handed_sampler(self) -> Sampler:
+        """The sampler (vaetune.samplers) this configuration's user is handed: the one whose samples
+        rank its trials (vaetune.metrics.registry.handed_sampler)."""
+        s = self.search
+        return registry.handed_sampler([s.metric, *s.metrics], self.train.fits_prior)
 
     @field_validator("name")
     @classmethod
@@ -243,10 +253,11 @@ class Config(Section):
 
     def _resolve_metrics(self) -> None:
         """The search metric(s) must be ones a trial of this config reports; unset ones get defaults
-        (the metric: sample FID when FID is on, else val/elbo; the mode: the metric's own)."""
+        (the metric: when FID is on, the FID of the samples its user is handed — from the fitted
+        mixture when one is fitted, else from N(0, I) — else val/elbo; the mode: the metric's own)."""
         s, fid_on, prior_on = self.search, bool(self.train.fid_every), self.train.fits_prior
         if s.metric is None:
-            s.metric = "eval/fid_sample" if fid_on else "val/elbo"
+            s.metric = registry.of_sampler("eval/fid_sample", GMM if prior_on else NORMAL) if fid_on else "val/elbo"
         reported = registry.rankable(fid_on, prior_on)
         for key, metric in [("search.metric", s.metric), *(("search.metrics", m) for m in s.metrics),
                             *(("search.constraints", m) for m in s.constraints)]:

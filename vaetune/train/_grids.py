@@ -1,9 +1,11 @@
 """Reconstruction and sample grids written during training.
 
 `recon_epochNNNN.png`: rows alternate between validation images and their reconstructions.
-`samples_epochNNNN.png`: images decoded from a z drawn once from a generator seeded with
-GRID_SEED, so grids compare across epochs and across trials (the report's picture table draws
-the same z). GRID_SEED is owned here; vaetune.report imports it.
+`samples_epochNNNN.png`: images decoded from z drawn from a generator seeded with GRID_SEED, the
+way the configuration's user is handed samples (`Config.handed_sampler`): from N(0, I) the same z
+at every epoch and in every trial, so grids compare across epochs and trials; from the fitted
+latent mixture, the epoch's own mixture drawn with that seed. The report's picture table draws
+the same way. GRID_SEED is owned here; vaetune.report imports it.
 """
 
 from __future__ import annotations
@@ -29,8 +31,10 @@ class GridWriter:
         # conditional models: one class per row, so rows compare classes
         self.zy = (torch.arange(size * size) // size) % num_classes if num_classes else None
 
-    def write(self, folder: Path, epoch: int) -> list[Path]:
-        """Write both grids of `epoch` into `folder`; returns [recon PNG, samples PNG]."""
+    def write(self, folder: Path, epoch: int, prior=None) -> list[Path]:
+        """Write both grids of `epoch` into `folder`, the samples decoded from z drawn from `prior`
+        (a fitted vaetune.models.LatentMixture) when given, else the fixed z ~ N(0, I); returns
+        [recon PNG, samples PNG]."""
         import torch
         from torchvision.utils import save_image
 
@@ -41,7 +45,8 @@ class GridWriter:
             y = None if self.y is None else self.y.to(self.device)
             recon = self.model(x, y).recon.float()  # (n, C, H, W)
             zy = None if self.zy is None else self.zy.to(self.device)
-            samples = self.model.decode(self.z.to(self.device), zy).float()  # (size², C, H, W)
+            z = self.z if prior is None else prior.sample(len(self.z), torch.Generator().manual_seed(GRID_SEED))
+            samples = self.model.decode(z.to(self.device), zy).float()  # (size², C, H, W)
         # rows alternate: originals, then their reconstructions
         pairs = torch.stack([x, recon], 0)  # (2, n, C, H, W)
         rows = []

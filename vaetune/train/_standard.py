@@ -12,6 +12,7 @@ from collections.abc import Collection, Container
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from vaetune.checkpoint import GRIDS_DIR
 from vaetune.metrics.registry import (
     CHECKPOINT_TIME,
     EVAL_EPOCH,
@@ -19,7 +20,6 @@ from vaetune.metrics.registry import (
     IMAGE_SETS,
     ImageSet,
 )
-from vaetune.results import GRIDS_DIR
 from vaetune.train._device import peak_memory
 from vaetune.train._grids import GridWriter
 from vaetune.train._state import prune_checkpoints, save_training_state
@@ -100,7 +100,8 @@ class GenerativeEval(Callback):
 
 
 class Grids(Callback):
-    """Reconstruction and sample grids (vaetune.train._grids) into `folder` at the epochs `at`."""
+    """Reconstruction and sample grids (vaetune.train._grids) into `folder` at the epochs `at`, the
+    samples drawn the way the configuration's user is handed them (`Config.handed_sampler`)."""
 
     def __init__(self, folder: Path, at: Container[int]):
         self.folder, self.at, self.writer = Path(folder), at, None
@@ -109,11 +110,14 @@ class Grids(Callback):
         val_x, val_y = start.val
         self.writer = GridWriter(start.model, val_x, val_y, start.model.num_classes,
                                  start.config.train.grid_size, start.device)
+        self.handed = start.config.handed_sampler
 
     def on_epoch_end(self, end: EpochEnd) -> None:
         if end.epoch in self.at:
             t0 = time.perf_counter()
-            end.artifacts += self.writer.write(self.folder, end.epoch)
+            # samples as the user is handed them: the epoch's fitted mixture (LatentPrior fits it at every grid epoch)
+            prior = end.prior if self.handed.fitted else None
+            end.artifacts += self.writer.write(self.folder, end.epoch, prior)
             end.metrics[CHECKPOINT_TIME] += time.perf_counter() - t0
 
 
@@ -169,11 +173,11 @@ def standard_callbacks(config: Config, folder: str | Path, *,
                        keep_checkpoints: int | None = None) -> list[Callback]:
     """FID/KID every `train.fid_every` epochs (if > 0), grids every `grid_every`, checkpoints every
     `checkpoint_every`, each also at the last epoch; the latent prior (unless `train.prior` is
-    none) fitted at each evaluation and checkpoint; grids and checkpoints under `folder`."""
+    none) fitted at each evaluation, checkpoint and grid; grids and checkpoints under `folder`."""
     tc, folder = config.train, Path(folder)
     fid = epochs_at(tc.fid_every, tc.epochs) if tc.fid_every else frozenset()
     checkpoints = epochs_at(tc.checkpoint_every, tc.epochs)
-    prior = [LatentPrior(fid | checkpoints)] if tc.fits_prior else []
+    grids = epochs_at(tc.grid_every, tc.epochs)
+    prior = [LatentPrior(fid | checkpoints | grids)] if tc.fits_prior else []
     evaluation = [GenerativeEval(fid)] if tc.fid_every else []
-    return [*prior, *evaluation, Grids(folder / GRIDS_DIR, epochs_at(tc.grid_every, tc.epochs)),
-            Checkpoints(folder, checkpoints, keep_checkpoints)]
+    return [*prior, *evaluation, Grids(folder / GRIDS_DIR, grids), Checkpoints(folder, checkpoints, keep_checkpoints)]
