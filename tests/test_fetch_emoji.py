@@ -217,6 +217,7 @@ def test_user_errors(registry, tmp_path):
         fetch_emoji(blocker / "emoji", registry=registry.url, version=VERSION, policy=FAST)
 
 
+@pytest.mark.slow
 def test_cli(registry, tmp_path):
     out = tmp_path / "cli"
     cmd = [

@@ -157,6 +157,7 @@ def test_the_pinned_integrity_is_checked(registry, tmp_path):
         fetch_pokesprite(tmp_path / "other", registry=registry.url, version=VERSION, policy=FAST)
 
 
+@pytest.mark.slow
 def test_cli_integrity_mismatch_is_one_line_at_exit_2(registry, tmp_path):
     cmd = [sys.executable, "-m", "vaetune.cli", "data", "fetch", "pokesprite", "--registry", registry.url,
            "--out", str(tmp_path / "cli")]
@@ -240,6 +241,7 @@ def test_user_errors(registry, tmp_path, options, message):
         fetch_pokesprite(tmp_path / "o", policy=FAST, **options)
 
 
+@pytest.mark.slow
 def test_the_data_module_composites_palette_and_grey_alpha_sprites_on_the_background(registry, tmp_path):
     from vaetune.data.load import load_data
     from vaetune.spec import DataConfig

@@ -18,6 +18,7 @@ from vaetune.metrics.registry import get
 from vaetune.ranking import best_trial, describe, has_checkpoint, rank
 from vaetune.report._front import front_section
 from vaetune.report._importance import param_importance
+from vaetune.report._kltable import KLTable
 from vaetune.report._pareto import FALLBACK, pareto_front
 from vaetune.report._pictures import pictures_parts
 from vaetune.report._render import (
@@ -32,7 +33,7 @@ from vaetune.report._render import (
     Table,
 )
 from vaetune.report._sentences import SPREAD_RULE, sentences
-from vaetune.report._table import KLTable, kl_tables
+from vaetune.report._table import kl_tables
 from vaetune.results import (
     EPOCHS,
     ERROR,
