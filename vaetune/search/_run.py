@@ -17,8 +17,9 @@ from pathlib import Path
 
 import vaetune.search._tuner as _tuner
 from vaetune.errors import UserError
+from vaetune.fileio import is_remote
 from vaetune.machine import cpu_count
-from vaetune.results import OPTUNA_FILE, SPACE_FILE, experiment_path, is_remote, optuna_url
+from vaetune.results import OPTUNA_FILE, SPACE_FILE, experiment_path, optuna_url
 from vaetune.search._checks import data_is_searched
 from vaetune.spec import SearchPlan
 
@@ -177,7 +178,7 @@ def run_search(plan: SearchPlan, results: Path, *, address: str | None = None,
 def _fail_lost_optuna_trials(results: Path, study_name: str) -> None:
     import optuna
 
-    from vaetune.search._searcher import fail_lost_trials
+    from vaetune.search._study import fail_lost_trials
 
     if not (results / OPTUNA_FILE).exists():
         return
