@@ -13,6 +13,7 @@ gets nothing from anywhere else, however a URL or a redirect points there.
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import random
 import threading
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from vaetune import __version__
 
 USER_AGENT = f"vaetune/{__version__} (image dataset fetcher; python-urllib)"
+MiB = 1 << 20  # the unit of the fetchers' size limits
 _CHUNK = 1 << 16  # bytes read at a time: the size and time limits are checked between reads
 
 
@@ -94,6 +96,10 @@ class RetryPolicy:
     def delay(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number `attempt` (0-based)."""
         return min(self.max_backoff, self.backoff * 2**attempt) * random.uniform(0.5, 1.0)
+
+    def bounded(self, seconds: float) -> RetryPolicy:
+        """This policy with a deadline an attempt: its own, else `seconds` (every download has one)."""
+        return self if self.deadline is not None else dataclasses.replace(self, deadline=seconds)
 
 
 class RateLimiter:

@@ -26,7 +26,6 @@ construction and are skipped without a request, so an interrupted fetch resumes.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import re
@@ -50,6 +49,7 @@ from vaetune.fetch._files import (
 from vaetune.fetch._http import (
     DownloadError,
     Hosts,
+    MiB,
     PermanentError,
     RateLimiter,
     RetryableError,
@@ -62,7 +62,6 @@ log = logging.getLogger(__name__)
 
 YGO_API = "https://db.ygoprodeck.com/api/v7/cardinfo.php"
 YGO_IMAGES = "https://images.ygoprodeck.com"  # where the API's documented card images live
-MiB = 1 << 20
 MAX_CARD_LIST = 256 * MiB  # the whole list with every field is tens of MiB
 MAX_IMAGE = 16 * MiB  # a card image is about 0.1 MiB (421x614 JPEG)
 LIST_SECONDS = 600.0  # one attempt at the card list, unless the policy sets its own deadline
@@ -117,7 +116,7 @@ def fetch_ygo(
     policy = policy or RetryPolicy()
     limiter = RateLimiter(rate)
 
-    cards = _card_list(api, _bounded(policy, LIST_SECONDS), limiter)
+    cards = _card_list(api, policy.bounded(LIST_SECONDS), limiter)
     hosts = Hosts.of(api, YGO_IMAGES)
     jobs, records = _plan(cards, IMAGE_FIELDS[art], limit)
     refused = [(job.rel, f"{why} <{job.url}>") for job in jobs if (why := hosts.refuses(job.url))]
@@ -130,7 +129,7 @@ def fetch_ygo(
     write_json(out / CARDS_FILE, records)
 
     report = FetchReport(out=out, failed=list(refused))
-    policy = _bounded(policy, IMAGE_SECONDS)
+    policy = policy.bounded(IMAGE_SECONDS)
     todo = [job for job in jobs if not (out / job.rel).is_file()]
     report.skipped = len(jobs) - len(todo)
     log.info("ygo: %d card images listed, %d already present, %d to download", len(jobs), report.skipped, len(todo))
@@ -228,11 +227,6 @@ def _folder_name(frame_type: Any) -> str:
 
 def _file_stem(image_id: Any) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "_", str(image_id))
-
-
-def _bounded(policy: RetryPolicy, seconds: float) -> RetryPolicy:
-    """`policy` with a deadline an attempt: its own, else `seconds`."""
-    return policy if policy.deadline is not None else dataclasses.replace(policy, deadline=seconds)
 
 
 def _download(job: _Job, out: Path, policy: RetryPolicy, limiter: RateLimiter, min_side: int, hosts: Hosts) -> None:
