@@ -18,11 +18,12 @@ EVERY_S = 5.0  # seconds between two lines of one step
 class Progress:
     """Counts what a step has done; `add` logs a line when EVERY_S seconds passed since the last."""
 
-    def __init__(self, what: str, total: int | None = None, unit: str = "images", every: float = EVERY_S):
-        self.what, self.total, self.unit, self.every = what, total, unit, every
+    def __init__(self, what: str, total: int | None = None, unit: str = "images", every: float | None = None):
+        self.what, self.total, self.unit = what, total, unit
+        self.every = EVERY_S if every is None else every
         self.done = 0
         self.start = time.monotonic()
-        self._next = self.start + every
+        self._next = self.start + self.every
 
     def add(self, n: int = 1) -> None:
         self.done += n
