@@ -306,6 +306,7 @@ def test_cli_subprocess_exit_codes(tmp_path):
 # a hostile card list: URLs of other schemes and hosts, redirects to them, bodies without end
 
 
+@pytest.mark.slow
 def test_a_card_list_s_urls_are_followed_only_on_the_api_s_host(tmp_path):
     secret = tmp_path / "private" / "secret.png"  # a local file the API points at (an image, so it would be kept)
     secret.parent.mkdir()
@@ -335,6 +336,7 @@ def test_a_card_list_s_urls_are_followed_only_on_the_api_s_host(tmp_path):
         fake.close()
 
 
+@pytest.mark.slow
 def test_a_card_list_of_foreign_urls_only_is_refused_in_one_line(tmp_path):
     fake = FakeYgo({"a": "ok"}, urls={"a": "file:///etc/passwd"})
     try:
@@ -348,6 +350,7 @@ def test_a_card_list_of_foreign_urls_only_is_refused_in_one_line(tmp_path):
         fake.close()
 
 
+@pytest.mark.slow
 def test_bodies_without_an_end_are_cut_at_the_limits(fake, tmp_path, monkeypatch):
     from vaetune.fetch import ygo
 
