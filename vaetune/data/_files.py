@@ -13,7 +13,7 @@ from pathlib import Path, PurePosixPath
 
 from vaetune.data._items import Item, ItemSource, _digest, _is_image_name, folder_classes
 from vaetune.data._progress import Progress
-from vaetune.data.decode import too_large_file
+from vaetune.data.decode import read_image_file, too_large_file
 from vaetune.errors import UserError
 from vaetune.spec import DataConfig
 
@@ -47,16 +47,7 @@ class FolderSource(ItemSource):
 
     def items(self) -> list[Item]:
         classes = folder_classes(self.files, self.cfg.labels, self.root.resolve().name)
-        return [Item(rel, partial(read_file, self.root / rel), c) for rel, c in zip(self.files, classes, strict=True)]
-
-
-def read_file(path: Path) -> bytes:
-    """A file's bytes, unless it is larger than an image file can be (then InvalidImage, nothing read)."""
-    with open(path, "rb") as fh:
-        too_large = too_large_file(os.fstat(fh.fileno()).st_size, "its size on disk")
-        if too_large is not None:
-            raise too_large
-        return fh.read()
+        return [Item(rel, partial(read_image_file, self.root / rel), c) for rel, c in zip(self.files, classes, strict=True)]
 
 
 NOT_REGULAR = "(not a regular file: a pipe, socket, device or broken link)"  # its key in `others`

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import threading
 import warnings
 from collections.abc import Callable, Iterator
@@ -97,6 +98,15 @@ def too_large_file(size: int, where: str) -> InvalidImage | None:
         return None
     return InvalidImage(f"too large: {size:,} bytes by {where}, over the limit of {limit:,} (the raw pixels of the "
                         "largest image allowed); not read")
+
+
+def read_image_file(path: str | os.PathLike) -> bytes:
+    """A file's bytes, unless it is larger than an image file can be (then InvalidImage, nothing read)."""
+    with open(path, "rb") as fh:
+        too_large = too_large_file(os.fstat(fh.fileno()).st_size, "its size on disk")
+        if too_large is not None:
+            raise too_large
+        return fh.read()
 
 
 class PixelBudget:

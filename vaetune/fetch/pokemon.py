@@ -21,7 +21,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from vaetune.data.decode import InvalidImage, check_pixels, image_header, too_large_file
+from vaetune.data.decode import InvalidImage, check_pixels, image_header, read_image_file
 from vaetune.errors import UserError
 from vaetune.fetch._files import FetchReport, writable_dir, write_failures, write_json
 
@@ -138,11 +138,7 @@ def _save_png(cell: dict | None, dest: Path) -> None:
         raise ValueError("empty image cell")
     data = cell.get("bytes")
     if data is None:  # an image folder's row: the file itself
-        path = Path(cell["path"])
-        too_large = too_large_file(path.stat().st_size, "its size on disk")
-        if too_large is not None:
-            raise too_large
-        data = path.read_bytes()
+        data = read_image_file(cell["path"])
     image = image_header(data)
     check_pixels(image)
     image.load()
