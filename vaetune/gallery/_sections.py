@@ -11,6 +11,7 @@ import streamlit as st
 import torch
 
 from vaetune.errors import UserError
+from vaetune.fileio import is_remote
 from vaetune.gallery import _pictures as pictures
 from vaetune.gallery._page import (
     as_user_error,
@@ -23,7 +24,6 @@ from vaetune.gallery._page import (
 )
 from vaetune.gallery._server import SHOWN
 from vaetune.gallery._target import export_bytes, kept_checkpoints
-from vaetune.results import is_remote
 from vaetune.samplers import NORMAL
 from vaetune.samplers import get as get_sampler
 from vaetune.viz import gif_bytes, gif_scale
