@@ -12,7 +12,9 @@ import struct
 import tracemalloc
 import zipfile
 import zlib
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -48,6 +50,17 @@ def noisy_png(seed: int, size: int = 24) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, "PNG")
     return buf.getvalue()
+
+
+def traced_peak(run: Callable[[], Any]) -> tuple[Any, int]:
+    """What `run()` returns, and the most bytes Python held for it at once (tracemalloc: bytes objects
+    such as an inflated zip entry are counted)."""
+    tracemalloc.start()
+    try:
+        out = run()
+        return out, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
 
 
 def cfg_for(source: Path, tmp_path: Path) -> DataConfig:
@@ -101,12 +114,7 @@ def test_a_zip_entry_inflating_past_the_limit_is_skipped_from_its_directory(tmp_
             zf.writestr(f"ok{i}.png", noisy_png(i))
         zf.writestr("bomb.png", bytes(64 * MiB))  # zeros: deflated to about 64 KiB
     assert path.stat().st_size < 2 * MiB
-    tracemalloc.start()
-    try:
-        data = load_data(cfg_for(path, tmp_path))
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    data, peak = traced_peak(lambda: load_data(cfg_for(path, tmp_path)))
     assert len(data) == 4
     assert dict(data.skipped)["bomb.png"] == (f"too large: {64 * MiB:,} bytes by the zip's directory, over the limit "
                                               f"of {8 * MiB:,} (the raw pixels of the largest image allowed); not read")
@@ -118,12 +126,7 @@ def test_a_file_larger_than_any_image_is_skipped_unread(folder, tmp_path):
     with open(big, "wb") as fh:  # sparse: 1 GiB by its size, no block written
         fh.truncate(1 << 30)
     limit = 8 * PILLOW_LIMIT
-    tracemalloc.start()
-    try:
-        data = load_data(cfg_for(folder, tmp_path))
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    data, peak = traced_peak(lambda: load_data(cfg_for(folder, tmp_path)))
     assert len(data) == 6
     assert dict(data.skipped)["big.png"] == (f"too large: {1 << 30:,} bytes by its size on disk, over the limit of "
                                              f"{limit:,} (the raw pixels of the largest image allowed); not read")

@@ -118,8 +118,9 @@ def test_villagers_from_zip_same_result_and_rerun(villagers_download, tmp_path):
 def test_a_zip_entry_inflating_past_the_limit_is_skipped_unread(villagers_download, tmp_path, monkeypatch):
     """An entry whose size in the zip's directory is past the largest image's raw pixels (8 bytes a
     pixel of Pillow's limit, lowered here to 1 Mi pixels: 8 MiB) is skipped, never inflated."""
-    import tracemalloc
     import zipfile
+
+    from test_data_untrusted import traced_peak
 
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1 << 20)
     (villagers_download / "images" / "Ankha.png").unlink()  # its place in the zip: the bomb
@@ -129,12 +130,7 @@ def test_a_zip_entry_inflating_past_the_limit_is_skipped_unread(villagers_downlo
         zf.writestr("animal-crossing/images/Ankha.png", bytes(64 << 20))  # 64 MiB of zeros
     assert archive.stat().st_size < 4 << 20
     out = tmp_path / "data" / "villagers"
-    tracemalloc.start()
-    try:
-        prepare("villagers", archive, out, test_fraction=0.2, seed=0, progress=False)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    _, peak = traced_peak(lambda: prepare("villagers", archive, out, test_fraction=0.2, seed=0, progress=False))
     reasons = skipped(out)
     assert reasons["animal-crossing/images/Ankha.png"] == (f"too large: {64 << 20:,} bytes by the zip's directory, over the limit of "
                                          f"{8 << 20:,} (the raw pixels of the largest image allowed); not read")
