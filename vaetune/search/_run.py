@@ -21,6 +21,7 @@ from vaetune.fileio import is_remote
 from vaetune.machine import cpu_count
 from vaetune.results import OPTUNA_FILE, SPACE_FILE, experiment_path, optuna_url
 from vaetune.search._checks import data_is_searched
+from vaetune.search._sampler import choose_sampler
 from vaetune.spec import SearchPlan
 
 log = logging.getLogger(__name__)
@@ -163,9 +164,10 @@ def run_search(plan: SearchPlan, results: Path, *, address: str | None = None,
         else:
             if resume:  # nothing Tune can restore: every trial the study holds as RUNNING was the stopped driver's
                 _fail_lost_optuna_trials(results, config.name)
+            choice = choose_sampler(plan)  # the searcher's sampler, as the console names it
             tuner = tune.Tuner(trainable, param_space=_tuner.param_space(space),
-                               tune_config=_tuner.tune_config(plan, results),
-                               run_config=_tuner.run_config(plan, results, space_file=results / SPACE_FILE,
+                               tune_config=_tuner.tune_config(plan, results, choice),
+                               run_config=_tuner.run_config(plan, results, choice, space_file=results / SPACE_FILE,
                                                             console=not verbose))
         return tuner.fit()
     finally:

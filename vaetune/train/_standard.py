@@ -20,10 +20,11 @@ from vaetune.metrics.registry import (
     IMAGE_SETS,
     ImageSet,
 )
+from vaetune.spec import epochs_at
 from vaetune.train._device import peak_memory
 from vaetune.train._grids import GridWriter
 from vaetune.train._state import prune_checkpoints, save_training_state
-from vaetune.train.callbacks import Callback, EpochEnd, TrainStart, epochs_at
+from vaetune.train.callbacks import Callback, EpochEnd, TrainStart
 
 if TYPE_CHECKING:
     from vaetune.spec import Config
