@@ -201,3 +201,60 @@ def test_a_file_loop_is_found_and_printed_with_its_imports(tmp_path, monkeypatch
     assert _loops(_graph(_file_unit)) == ["vaetune.p.a -> vaetune.p.b (by vaetune/p/a.py:1) -> vaetune.p.c "
                                           "(by vaetune/p/b.py:2) -> vaetune.p.a (by vaetune/p/c.py:3)"]
     assert _loops(_graph(_package_unit)) == []  # one package: no loop between packages
+
+
+def _cited_names(text: str) -> set[str]:
+    import re
+
+    # vaetune.x.y written out, not a path (vaetune/x.py) nor part of a longer word or file name
+    return {m.group(0).rstrip(".") for m in re.finditer(r"(?<![\w/.-])vaetune(?:\.[A-Za-z_]\w*)+", text)}
+
+
+def _resolves(name: str) -> bool:
+    """Whether `name` imports: its longest module prefix, then attributes (a dataclass's fields too)."""
+    import dataclasses
+    import importlib
+
+    parts = name.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ModuleNotFoundError:
+            continue
+        for attr in parts[i:]:
+            fields = {f.name for f in dataclasses.fields(obj)} if dataclasses.is_dataclass(obj) else set()
+            if not hasattr(obj, attr) and attr not in fields:
+                return False
+            obj = getattr(obj, attr, None)
+        return True
+    return False
+
+
+def _string_constants() -> set[str]:
+    """The strings the package writes out whole (MLflow tags such as vaetune.best_run_id are names
+    of tags, not of code)."""
+    out = set()
+    for path in _sources():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                out.add(node.value)
+    return out
+
+
+def test_every_dotted_name_the_docs_and_docstrings_cite_imports():
+    pages = [*_sources(), *sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md", ROOT / "benchmarks" / "README.md"]
+    tags = _string_constants()
+    stale = {}
+    for page in pages:
+        for name in _cited_names(page.read_text(encoding="utf-8")) - tags:
+            if not _resolves(name):
+                stale.setdefault(name, []).append(str(page.relative_to(ROOT)))
+    assert not stale, "names that moved or never were: " + "; ".join(f"{n} in {', '.join(p)}" for n, p in sorted(stale.items()))
+
+
+def test_a_stale_name_is_found_and_a_tag_or_path_is_not():
+    text = "see `vaetune.search._gone` and vaetune.ranking.pick_best, vaetune/spec/_plan.py, my.vaetune.x"
+    assert _cited_names(text) == {"vaetune.search._gone", "vaetune.ranking.pick_best"}
+    assert not _resolves("vaetune.search._gone") and _resolves("vaetune.ranking.pick_best")
+    assert _resolves("vaetune.spec.SearchPlan.kept_epochs")  # a dataclass's field
+    assert "vaetune.best_run_id" in _string_constants()  # an MLflow tag, written out whole

@@ -1,6 +1,6 @@
 """The report's section on a multi-objective search (`search.metrics`): its objectives against
 each other at the KL table's epoch, the feasible trials no other beats on both (the Pareto front,
-vaetune.results.non_dominated), a picture per member, and what the front's numbers carry.
+vaetune.ranking.non_dominated), a picture per member, and what the front's numbers carry.
 
 Every trial is one point measured at one epoch (like with like: for a search with early stopping
 the table's epoch, where every compared trial was measured); feasibility is decided there too,

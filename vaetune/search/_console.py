@@ -48,7 +48,7 @@ def _number(value) -> float | None:
 
 
 # ---------------------------------------------------------------------------------------------
-# The Tune callback's body (mixed into ray.tune.Callback in vaetune._tune)
+# The Tune callback's body (mixed into ray.tune.Callback in vaetune.search._searcher)
 
 
 class SearchConsole:

@@ -59,7 +59,7 @@ def numeric_metrics(result: dict) -> dict[str, float]:
 
 
 class SearchTracker:
-    """Driver-side MLflow logging of a search (mixed into a ray.tune.Callback in vaetune._tune).
+    """Driver-side MLflow logging of a search (mixed into a ray.tune.Callback in vaetune.search._searcher).
 
     Every Tune event becomes a small JSON-able event, applied to MLflow at once; if MLflow fails
     (server down), the event is queued and the queue is retried, in order, before each later
