@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import sys
+from collections.abc import Collection
 from functools import cache
 from itertools import pairwise
 from pathlib import Path
@@ -258,3 +259,49 @@ def test_a_stale_name_is_found_and_a_tag_or_path_is_not():
     assert not _resolves("vaetune.search._gone") and _resolves("vaetune.ranking.pick_best")
     assert _resolves("vaetune.spec.SearchPlan.kept_epochs")  # a dataclass's field
     assert "vaetune.best_run_id" in _string_constants()  # an MLflow tag, written out whole
+
+
+def _metric_literals(package: Path, names: Collection[str]) -> list[str]:
+    """`file:line 'name'` of every string constant in the package's files, but the registry's own
+    (metrics/registry.py), that is one of `names` written out whole: a docstring or an f-string's
+    text that mentions a name is not one, a name inside an f-string's braces is."""
+    owner = package / "metrics" / "registry.py"
+    found = []
+    for path in _files_under(package):
+        if path == owner:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in names:
+                found.append(f"{path.relative_to(package.parent)}:{node.lineno} {node.value!r}")
+    return found
+
+
+def _prefixed_metric_names() -> set[str]:
+    """The registered metric names with a prefix (val/mse, eval/fid_sample_gmm, time/train_s, ...):
+    the bare ones (epoch, beta, lr) are words of other vocabularies too (a checkpoint's keys, torch's
+    param groups), so the rule reads only these; the code names them all by the registry's constants."""
+    from vaetune.metrics.registry import METRICS
+
+    return {name for name in METRICS if "/" in name}
+
+
+def test_metric_names_are_written_out_only_in_the_registry():
+    """One owner per name: a metric's name is a constant of vaetune.metrics.registry (VAL_MSE,
+    FID_SAMPLE, of_sampler(FID_SAMPLE, GMM), ...) that every other file imports."""
+    names = _prefixed_metric_names()
+    assert {"val/mse", "eval/fid_sample_gmm", "time/train_s", "sys/gpu_peak_mem_mb"} <= names  # it read the registry
+    found = _metric_literals(PACKAGE, names)
+    assert not found, "metric names written out beside vaetune.metrics.registry (import its constants):\n" + "\n".join(found)
+
+
+def test_a_metric_name_written_out_is_found_with_its_line(tmp_path):
+    """The rule on a package of three files: the registry may write names out; elsewhere a name as a
+    value, a key or inside an f-string's braces is found, a docstring or a bare word is not."""
+    pkg = tmp_path / "vaetune"
+    (pkg / "metrics").mkdir(parents=True)
+    (pkg / "metrics" / "registry.py").write_text('VAL_MSE = "val/mse"\n')
+    (pkg / "report.py").write_text('"""Shows val/mse."""\nQUALITY = "val/mse"\n'
+                                   'def f(m):\n    return f"val/mse {m[\'eval/fid_sample\']}", m["epoch"]\n')
+    (pkg / "fine.py").write_text('from vaetune.metrics.registry import VAL_MSE\nQUALITY = VAL_MSE\n')
+    assert _metric_literals(pkg, {"val/mse", "eval/fid_sample"}) == [
+        "vaetune/report.py:2 'val/mse'", "vaetune/report.py:4 'eval/fid_sample'"]

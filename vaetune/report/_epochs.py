@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import math
 
-from vaetune.metrics.registry import EVAL_EPOCH, GENERATIVE
+from vaetune.metrics import registry
+from vaetune.metrics.registry import EVAL_EPOCH, GENERATIVE, VAL_ELBO, VAL_RECON
 from vaetune.ranking import finite_number
 from vaetune.results import (
     CHECKPOINT,
@@ -45,9 +46,10 @@ OBJECTIVE = "train.objective"
 KEY_LABELS = {BETA: "β", CAPACITY: "C_max"}
 DASH = "—"  # a value not measured
 
-BETA_IN_EFFECT = "beta"  # the registry's metric: the KL weight in effect at the epoch's end
+BETA_IN_EFFECT = registry.BETA  # the registry's metric: the KL weight in effect at the epoch's end
+
 # what else a row carries: the rate-distortion plane's axes, the Pareto front's fallback, β in effect
-EXTRA_METRICS = ("val/recon", "val/elbo", BETA_IN_EFFECT)
+EXTRA_METRICS = (VAL_RECON, VAL_ELBO, BETA_IN_EFFECT)
 
 
 def candidate_epochs(results: SearchResults) -> list[int]:

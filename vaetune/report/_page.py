@@ -14,7 +14,7 @@ from typing import Any
 
 import vaetune.report._figures as _figures
 from vaetune.fileio import is_remote
-from vaetune.metrics.registry import get
+from vaetune.metrics.registry import FID_SAMPLE, FID_SAMPLE_GMM, VAL_KL, VAL_MSE, VAL_PSNR, get
 from vaetune.ranking import best_trial, describe, has_checkpoint, rank
 from vaetune.report._front import front_section
 from vaetune.report._importance import param_importance
@@ -59,7 +59,7 @@ COLUMNS = ("Reconstruction quality: val MSE, PSNR, SSIM; coherence of generated 
            "drawn from the latent prior fitted to the training set's posterior means (a Gaussian "
            "mixture, train.prior); FID recon: FID of reconstructions; KL: the rate in nats per "
            "image; active units: latent dimensions the encoder uses.")
-CURVE_METRICS = ("val/psnr", "val/kl", "eval/fid_sample")  # shown beside the search metric
+CURVE_METRICS = (VAL_PSNR, VAL_KL, FID_SAMPLE)  # shown beside the search metric
 
 
 @dataclass
@@ -137,9 +137,9 @@ def _rd_section(page: PageData) -> Section:
     extra = [p for p in results.searched if p != table.key and p in front and not table.sweep]
     lead = [table.key_label] if table.sweep else ["trial", table.key_label]
     rows = [[*([str(r["label"])] if table.sweep else [str(r[TRIAL_ID]), _param(r.get("value"))]),
-             *(_num(r, m) for m in (a, b, "val/kl")), *(_param(r[p]) for p in extra)] for _, r in front.iterrows()]
+             *(_num(r, m) for m in (a, b, VAL_KL)), *(_param(r[p]) for p in extra)] for _, r in front.iterrows()]
     parts.append(Paragraph(f"Pareto-front points at epoch {table.epoch} ({len(rows)} of {len(points)}):"))
-    parts.append(Table([*lead, a, b, "val/kl", *extra], rows, left=len(lead)))
+    parts.append(Table([*lead, a, b, VAL_KL, *extra], rows, left=len(lead)))
     return Section("Rate-distortion plane", parts)
 
 
@@ -267,8 +267,8 @@ def _trials_section(page: PageData) -> Section:
     results = page.results
     s = results.summary
     cols = [c for c in [TRIAL_ID, *results.searched, STATUS, EPOCHS, WALL_TIME, results.best_column(),
-                        *(final_column(m) for m in ("val/mse", "val/kl", "eval/fid_sample",
-                                                    "eval/fid_sample_gmm")), ERROR] if c in s]
+                        *(final_column(m) for m in (VAL_MSE, VAL_KL, FID_SAMPLE, FID_SAMPLE_GMM)),
+                        ERROR] if c in s]
     ranked = rank(s, results.best_column(), results.mode)
     ordered = list(ranked.index) + [i for i in s.index if i not in set(ranked.index)]
     rows = []

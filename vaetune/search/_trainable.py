@@ -75,10 +75,10 @@ def run_trial(params: dict[str, Any], *, plan: SearchPlan, data=None, driver_cwd
 def diverged_report(exc) -> dict[str, Any]:
     """A diverged trial's last report: why, the epochs it completed (ASHA has seen them all), and
     NaN for every metric (Tune wants the searched ones in every report; Optuna is told FAIL)."""
-    from vaetune.metrics.registry import rankable
+    from vaetune.metrics.registry import EPOCH, rankable
     from vaetune.results import DIVERGENCE
 
-    return {**dict.fromkeys(rankable(True, True), math.nan), "epoch": exc.epoch - 1, DIVERGENCE: str(exc)}
+    return {**dict.fromkeys(rankable(True, True), math.nan), EPOCH: exc.epoch - 1, DIVERGENCE: str(exc)}
 
 
 def _paths_from(config: Config, driver_cwd: str | None) -> Config:

@@ -11,6 +11,7 @@ from typing import Any
 
 from vaetune.errors import UserError
 from vaetune.fileio import is_remote
+from vaetune.metrics.registry import EPOCH, VAL_KL, VAL_PSNR
 from vaetune.results import optuna_url
 from vaetune.search._sampler import SamplerChoice
 from vaetune.spec import SearchPlan, SearchSpace, flatten
@@ -47,7 +48,7 @@ def tune_config(plan: SearchPlan, results: Path, choice: SamplerChoice):
         constraints=s.bounds())
     searcher = PlannedSearch(ConcurrencyLimiter(searcher, max_concurrent=s.max_concurrent), results)
     if s.scheduler == "asha":
-        scheduler = ASHAScheduler(time_attr="epoch", metric=s.metric, mode=s.mode, max_t=top,
+        scheduler = ASHAScheduler(time_attr=EPOCH, metric=s.metric, mode=s.mode, max_t=top,
                                   grace_period=plan.grace, reduction_factor=s.reduction_factor)
     else:
         scheduler = FIFOScheduler()
@@ -80,8 +81,8 @@ def run_config(plan: SearchPlan, results: Path, choice: SamplerChoice, *, space_
     callbacks = [TrialLedger(results), callback]
     if console:
         callbacks.append(ConsoleCallback.for_plan(plan, sampler=choice.describe()))
-    metric_columns = {"epoch": "epoch", s.metric: s.metric}
-    for extra in ("val/psnr", "val/kl"):
+    metric_columns = {EPOCH: EPOCH, s.metric: s.metric}
+    for extra in (VAL_PSNR, VAL_KL):
         metric_columns.setdefault(extra, extra)
     reporter = tune.CLIReporter(metric_columns=metric_columns, parameter_columns=list(space.params),
                                 max_report_frequency=15, metric=s.metric, mode=s.mode, sort_by_metric=True,

@@ -15,9 +15,12 @@ from typing import TYPE_CHECKING, Any
 from vaetune.checkpoint import GRIDS_DIR
 from vaetune.metrics.registry import (
     CHECKPOINT_TIME,
+    EPOCH_TIME,
     EVAL_EPOCH,
     EVAL_TIME,
     IMAGE_SETS,
+    TRAIN_LOSS,
+    VAL_PSNR,
     ImageSet,
 )
 from vaetune.spec import epochs_at
@@ -54,7 +57,7 @@ class LatentPrior(Callback):
                                     components=tc.prior_components,
                                     covariance=tc.prior_covariance, seed=tc.seed)
         seconds = time.perf_counter() - t0
-        end.metrics["time/epoch_s"] += seconds  # the epoch's cost, as FID's
+        end.metrics[EPOCH_TIME] += seconds  # the epoch's cost, as FID's
         end.metrics[EVAL_TIME] += seconds
 
 
@@ -94,7 +97,7 @@ class GenerativeEval(Callback):
             self.carried[EVAL_EPOCH] = end.epoch
             # an epoch's cost includes its evaluation (time, GPU memory): a trial's share of a GPU
             seconds = time.perf_counter() - t0
-            end.metrics["time/epoch_s"] += seconds
+            end.metrics[EPOCH_TIME] += seconds
             end.metrics[EVAL_TIME] += seconds
             end.metrics.update(peak_memory(end.device))
         end.metrics.update(self.carried)
@@ -159,7 +162,7 @@ class ProgressBar(Callback):
     def on_epoch_end(self, end: EpochEnd) -> None:
         if self.bar is not None:
             m = end.metrics
-            self.bar.set_postfix(loss=f"{m['train/loss']:.4g}", val_psnr=f"{m['val/psnr']:.2f}")
+            self.bar.set_postfix(loss=f"{m[TRAIN_LOSS]:.4g}", val_psnr=f"{m[VAL_PSNR]:.2f}")
         self.close()
 
     def close(self) -> None:
