@@ -18,7 +18,7 @@ from vaetune.metrics.registry import VAL_ACTIVE_UNITS, VAL_KL
 from vaetune.ranking import describe, feasible, finite_number, non_dominated
 from vaetune.report._epochs import at_epoch
 from vaetune.report._pictures import pictures_parts
-from vaetune.report._render import Figure, Finding, Notes, Paragraph, Section, Table
+from vaetune.report._render import Figure, Finding, Notes, PageSection, Paragraph, Table
 from vaetune.results import TRIAL_ID, SearchResults
 
 EXTRA = (VAL_KL, VAL_ACTIVE_UNITS)  # beside the objectives in the front's table
@@ -35,7 +35,7 @@ def front_points(results: SearchResults, epoch: int):
     return points, objectives
 
 
-def front_section(results: SearchResults, epoch: int, figures: dict, n_pictures: int) -> Section | None:
+def front_section(results: SearchResults, epoch: int, figures: dict, n_pictures: int) -> PageSection | None:
     """The section, or None for a search of one objective."""
     if len(results.objectives) < 2:
         return None
@@ -65,7 +65,7 @@ def front_section(results: SearchResults, epoch: int, figures: dict, n_pictures:
     parts += [Finding(line) for line in front_sentences(front, searched, (a, mode_a), (b, mode_b))]
     parts.append(Notes(["Each point is one trial of one seed: the front describes these trials, and its spread over "
                         "seeds is not measured (an equal-budget sweep with seeds measures it: `vaetune sweep`)."]))
-    return Section("Quality against coherence: the Pareto front", parts)
+    return PageSection("Quality against coherence: the Pareto front", parts)
 
 
 def front_sentences(front, searched: list[str], first: tuple[str, str], second: tuple[str, str]) -> list[str]:
