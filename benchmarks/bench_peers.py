@@ -218,14 +218,20 @@ def command(run: Run, s: dict) -> list[str]:
     return ["-m", "vaetune.cli", "search", str(c.space), *(x for item in sets for x in ("--set", item))]
 
 
+def _interruptible() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def launch(run: Run, s: dict, env: dict) -> Run:
     """Run one method until it ends or its budget is spent (then Ctrl-C, as a user stops a search);
     a method that fails keeps what it reported before (the progress line shows its exit status)."""
     run.folder.mkdir(parents=True, exist_ok=True)
     with open(run.folder / "log.txt", "w") as log:
         run.t0 = time.time()
+        # Ctrl-C must reach the method even when this benchmark runs in the background (`cmd &`), where
+        # the shell hands its children SIGINT ignored and Python would then install no KeyboardInterrupt
         proc = subprocess.Popen([PYTHON, *command(run, s)], cwd=run.folder, stdout=log, stderr=subprocess.STDOUT,
-                                env=env, start_new_session=True)
+                                env=env, start_new_session=True, preexec_fn=_interruptible)
         try:
             run.code = proc.wait(timeout=s["budget"])
         except subprocess.TimeoutExpired:

@@ -25,8 +25,7 @@ import yaml
 
 from vaetune.metrics import evaluate_generative
 from vaetune.metrics.registry import GMM_KEYS, SAMPLE_KEYS
-from vaetune.search import evaluation_epochs, ranking_sets
-from vaetune.spec import space_from_dict
+from vaetune.spec import TrialSchedule, space_from_dict
 
 
 def config(**sections):
@@ -59,8 +58,11 @@ def config(**sections):
 ])
 def test_the_evaluation_plan_of_a_trial(sections, full, ranking, sets):
     cfg = config(**sections)
-    assert evaluation_epochs(cfg, [2, 6]) == (frozenset(full), frozenset(ranking))
-    assert ranking_sets(cfg) == frozenset(sets)
+    at = TrialSchedule.of(cfg, [2, 6, 10])  # ASHA's rungs 2 and 6, and the last epoch
+    assert (at.full, at.ranking) == (frozenset(full), frozenset(ranking))
+    assert at.ranking_sets == frozenset(sets)
+    # every evaluation and kept epoch holds a checkpoint (ASHA may stop the trial right after)
+    assert at.full | at.ranking | {2, 6, 10} <= at.checkpoints and at.kept == {2, 6, 10}
 
 
 @pytest.mark.slow

@@ -40,7 +40,7 @@ from vaetune.models import (
     register_architecture,
     register_objective,
 )
-from vaetune.report import SECTIONS, PageData, Section, Table, kl_table
+from vaetune.report import SECTIONS, PageData, PageSection, Table, kl_table
 from vaetune.results import EPOCHS, STATUS, SearchResults
 from vaetune.spec import SpecError, space_from_dict
 from vaetune.train import MEASURES, EachEpoch, latest_checkpoint, register_measure, train
@@ -343,13 +343,13 @@ def test_the_readme_lists_every_command(capsys):
 # -- the report section: what one more function in vaetune/report/_page.py would be ---------------
 
 
-def ends_section(page: PageData) -> Section | None:
+def ends_section(page: PageData) -> PageSection | None:
     """How the trials ended: one row per status, with its trials and the epochs they trained."""
     s = page.results.summary
     if s.empty:
         return None
     rows = [[status, str(len(trials)), f"{trials[EPOCHS].mean():.1f}"] for status, trials in s.groupby(STATUS)]
-    return Section("How the trials ended", [Table(["status", "trials", "mean epochs"], rows)])
+    return PageSection("How the trials ended", [Table(["status", "trials", "mean epochs"], rows)])
 
 
 @pytest.fixture(scope="module")

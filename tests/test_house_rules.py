@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import sys
+from collections.abc import Collection
 from functools import cache
 from itertools import pairwise
 from pathlib import Path
@@ -201,3 +202,106 @@ def test_a_file_loop_is_found_and_printed_with_its_imports(tmp_path, monkeypatch
     assert _loops(_graph(_file_unit)) == ["vaetune.p.a -> vaetune.p.b (by vaetune/p/a.py:1) -> vaetune.p.c "
                                           "(by vaetune/p/b.py:2) -> vaetune.p.a (by vaetune/p/c.py:3)"]
     assert _loops(_graph(_package_unit)) == []  # one package: no loop between packages
+
+
+def _cited_names(text: str) -> set[str]:
+    import re
+
+    # vaetune.x.y written out, not a path (vaetune/x.py) nor part of a longer word or file name
+    return {m.group(0).rstrip(".") for m in re.finditer(r"(?<![\w/.-])vaetune(?:\.[A-Za-z_]\w*)+", text)}
+
+
+def _resolves(name: str) -> bool:
+    """Whether `name` imports: its longest module prefix, then attributes (a dataclass's fields too)."""
+    import dataclasses
+    import importlib
+
+    parts = name.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ModuleNotFoundError:
+            continue
+        for attr in parts[i:]:
+            fields = {f.name for f in dataclasses.fields(obj)} if dataclasses.is_dataclass(obj) else set()
+            if not hasattr(obj, attr) and attr not in fields:
+                return False
+            obj = getattr(obj, attr, None)
+        return True
+    return False
+
+
+def _string_constants() -> set[str]:
+    """The strings the package writes out whole (MLflow tags such as vaetune.best_run_id are names
+    of tags, not of code)."""
+    out = set()
+    for path in _sources():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                out.add(node.value)
+    return out
+
+
+def test_every_dotted_name_the_docs_and_docstrings_cite_imports():
+    pages = [*_sources(), *sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md", ROOT / "benchmarks" / "README.md"]
+    tags = _string_constants()
+    stale = {}
+    for page in pages:
+        for name in _cited_names(page.read_text(encoding="utf-8")) - tags:
+            if not _resolves(name):
+                stale.setdefault(name, []).append(str(page.relative_to(ROOT)))
+    assert not stale, "names that moved or never were: " + "; ".join(f"{n} in {', '.join(p)}" for n, p in sorted(stale.items()))
+
+
+def test_a_stale_name_is_found_and_a_tag_or_path_is_not():
+    text = "see `vaetune.search._gone` and vaetune.ranking.pick_best, vaetune/spec/_plan.py, my.vaetune.x"
+    assert _cited_names(text) == {"vaetune.search._gone", "vaetune.ranking.pick_best"}
+    assert not _resolves("vaetune.search._gone") and _resolves("vaetune.ranking.pick_best")
+    assert _resolves("vaetune.spec.SearchPlan.kept_epochs")  # a dataclass's field
+    assert "vaetune.best_run_id" in _string_constants()  # an MLflow tag, written out whole
+
+
+def _metric_literals(package: Path, names: Collection[str]) -> list[str]:
+    """`file:line 'name'` of every string constant in the package's files, but the registry's own
+    (metrics/registry.py), that is one of `names` written out whole: a docstring or an f-string's
+    text that mentions a name is not one, a name inside an f-string's braces is."""
+    owner = package / "metrics" / "registry.py"
+    found = []
+    for path in _files_under(package):
+        if path == owner:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in names:
+                found.append(f"{path.relative_to(package.parent)}:{node.lineno} {node.value!r}")
+    return found
+
+
+def _prefixed_metric_names() -> set[str]:
+    """The registered metric names with a prefix (val/mse, eval/fid_sample_gmm, time/train_s, ...):
+    the bare ones (epoch, beta, lr) are words of other vocabularies too (a checkpoint's keys, torch's
+    param groups), so the rule reads only these; the code names them all by the registry's constants."""
+    from vaetune.metrics.registry import METRICS
+
+    return {name for name in METRICS if "/" in name}
+
+
+def test_metric_names_are_written_out_only_in_the_registry():
+    """One owner per name: a metric's name is a constant of vaetune.metrics.registry (VAL_MSE,
+    FID_SAMPLE, of_sampler(FID_SAMPLE, GMM), ...) that every other file imports."""
+    names = _prefixed_metric_names()
+    assert {"val/mse", "eval/fid_sample_gmm", "time/train_s", "sys/gpu_peak_mem_mb"} <= names  # it read the registry
+    found = _metric_literals(PACKAGE, names)
+    assert not found, "metric names written out beside vaetune.metrics.registry (import its constants):\n" + "\n".join(found)
+
+
+def test_a_metric_name_written_out_is_found_with_its_line(tmp_path):
+    """The rule on a package of three files: the registry may write names out; elsewhere a name as a
+    value, a key or inside an f-string's braces is found, a docstring or a bare word is not."""
+    pkg = tmp_path / "vaetune"
+    (pkg / "metrics").mkdir(parents=True)
+    (pkg / "metrics" / "registry.py").write_text('VAL_MSE = "val/mse"\n')
+    (pkg / "report.py").write_text('"""Shows val/mse."""\nQUALITY = "val/mse"\n'
+                                   'def f(m):\n    return f"val/mse {m[\'eval/fid_sample\']}", m["epoch"]\n')
+    (pkg / "fine.py").write_text('from vaetune.metrics.registry import VAL_MSE\nQUALITY = VAL_MSE\n')
+    assert _metric_literals(pkg, {"val/mse", "eval/fid_sample"}) == [
+        "vaetune/report.py:2 'val/mse'", "vaetune/report.py:4 'eval/fid_sample'"]

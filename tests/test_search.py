@@ -455,6 +455,30 @@ def test_a_copied_or_moved_project_is_read_where_it_is_now(finished_search, tmp_
     assert _files_of(e.tmp) == original  # nothing of the original written, added or removed
 
 
+def test_resume_of_a_search_saved_by_an_older_vaetune_is_one_line(finished_search):
+    """Tune's saved experiment pickles vaetune's search classes by name: one that an upgrade renamed
+    (as the study searcher replaced an earlier class) cannot be read back. --resume says so in one
+    line, naming what stays readable, and changes nothing of the finished search."""
+    e, raw, proc = finished_search
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    results = e.tmp / "results" / "seq"
+    saved = results / "tuner.pkl"
+    original = saved.read_bytes()
+    assert b"PlannedSearch" in original  # the class a restore must find
+    before = _files_of(results)
+    try:
+        saved.write_bytes(original.replace(b"PlannedSearch", b"PlannedSearcX"))  # same length: a valid pickle
+        resumed = e.run("search", str(e.tmp / "seq.yaml"), "--resume")
+        said = resumed.stderr.strip().splitlines()[-1]
+        assert resumed.returncode == 2 and "Traceback" not in resumed.stderr, resumed.stderr[-2000:]
+        assert said.startswith(f"vaetune search: error: {results}: --resume cannot continue this search"), said
+        assert "PlannedSearcX" in said and "vaetune export" in said and "--set name=" in said
+    finally:
+        saved.write_bytes(original)
+    after = _files_of(results)
+    assert {k: v for k, v in after.items() if k != "tuner.pkl"} == {k: v for k, v in before.items() if k != "tuner.pkl"}
+
+
 def test_every_trial_keeps_the_checkpoints_of_the_rungs_and_its_last_epoch(finished_search):
     """keep_checkpoints 2 of three epochs' checkpoints: the rungs' (1, 2) and the last (3) stay,
     whatever their val/elbo, so the report can show every trial at the epoch it compares."""

@@ -17,7 +17,7 @@ from PIL import Image
 from vaetune.checkpoint import load_checkpoint, load_model
 from vaetune.data import load_data
 from vaetune.models import DivergedError
-from vaetune.spec import space_from_dict
+from vaetune.spec import TrialSchedule, space_from_dict
 from vaetune.train import Callback, EachEpoch, latest_checkpoint, standard_callbacks, train
 
 METRICS = {"train/loss", "train/recon", "train/kl", "val/recon", "val/kl", "val/elbo", "val/psnr", "val/ssim",
@@ -106,7 +106,7 @@ def test_each_checkpoint_holds_the_prior_of_its_weights_and_a_trial_reports_its_
     def report(end):
         reports[end.epoch] = dict(end.metrics)
 
-    train(config, trial_callbacks(config, tmp_path / "trial", [], report), data=data)
+    train(config, trial_callbacks(config, tmp_path / "trial", TrialSchedule.of(config, []), report), data=data)
     assert set(generative(True)) <= set(reports[1])
     assert all(math.isnan(reports[1][k]) for k in GMM_KEYS)
     assert all(math.isfinite(reports[2][k]) for k in GMM_KEYS) and reports[2]["eval/epoch"] == 2
@@ -126,7 +126,7 @@ def test_each_checkpoint_holds_the_prior_of_its_weights_and_a_trial_reports_its_
     raw["train"]["prior"], raw["search"] = "none", {}
     unfitted = space_from_dict(raw).resolve()
     reports.clear()
-    train(unfitted, trial_callbacks(unfitted, tmp_path / "unfitted", [], report), data=data)
+    train(unfitted, trial_callbacks(unfitted, tmp_path / "unfitted", TrialSchedule.of(unfitted, []), report), data=data)
     assert not set(GMM_KEYS) & (set(reports[1]) | set(reports[2]))
     assert math.isfinite(reports[2]["eval/fid_sample"])
     assert "prior" not in load_checkpoint(tmp_path / "unfitted" / "checkpoint_epoch0002")
@@ -244,7 +244,7 @@ def test_a_trial_checkpoints_at_each_rung_where_asha_may_stop_it(tmp_path):
         def report(end):  # in a trial, tune.report: the checkpoint it ships must hold this epoch
             got[end.epoch] = load_checkpoint(end.checkpoint)["epoch"] if end.checkpoint else None
 
-        train(config, trial_callbacks(config, tmp_path / f"rungs{rungs}", rungs, report), data=data)
+        train(config, trial_callbacks(config, tmp_path / f"rungs{rungs}", TrialSchedule.of(config, rungs), report), data=data)
         return got
 
     assert reported([1]) == {1: 1, 2: None, 3: 3}  # ASHA's rung at epoch 1, and the last epoch

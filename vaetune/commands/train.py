@@ -11,6 +11,17 @@ import argparse
 from pathlib import Path
 
 from vaetune.commands._common import add_space_arguments, warn_unused
+from vaetune.metrics.registry import (
+    BETA,
+    EPOCH,
+    LR,
+    TRAIN_LOSS,
+    VAL_ACTIVE_UNITS,
+    VAL_ELBO,
+    VAL_KL,
+    VAL_PSNR,
+    VAL_RECON,
+)
 
 
 def register(commands) -> None:
@@ -77,9 +88,9 @@ def _train(config, space, out: Path, data, resume: Path | None) -> int:
         final = train(config, callbacks, data=data, resume=resume)
     finally:
         bar.close()
-    print(f"\nfinished {config.name}: {final['epoch']:.0f} epochs, "
-          f"val/psnr {final['val/psnr']:.2f} dB, val/elbo {final['val/elbo']:.4g}, "
-          f"active units {final['val/active_units']:.0f}/{config.model.latent_dim}")
+    print(f"\nfinished {config.name}: {final[EPOCH]:.0f} epochs, "
+          f"{VAL_PSNR} {final[VAL_PSNR]:.2f} dB, {VAL_ELBO} {final[VAL_ELBO]:.4g}, "
+          f"active units {final[VAL_ACTIVE_UNITS]:.0f}/{config.model.latent_dim}")
     print(f"checkpoint: {latest_checkpoint(out)}\ngrids:      {out / 'grids'}")
     return 0
 
@@ -132,7 +143,6 @@ def _show(key: str, value) -> str:
 
 
 def _epoch_line(m: dict[str, float]) -> str:
-    keys = ["train/loss", "val/recon", "val/kl", "val/elbo", "val/psnr", "val/active_units",
-            "beta", "lr"]
+    keys = [TRAIN_LOSS, VAL_RECON, VAL_KL, VAL_ELBO, VAL_PSNR, VAL_ACTIVE_UNITS, BETA, LR]
     keys += sorted(k for k in m if k.startswith("eval/"))  # present once measured
-    return f"epoch {m['epoch']:.0f}: " + "  ".join(f"{k}={m[k]:.4g}" for k in keys if k in m)
+    return f"epoch {m[EPOCH]:.0f}: " + "  ".join(f"{k}={m[k]:.4g}" for k in keys if k in m)

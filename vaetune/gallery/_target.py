@@ -13,7 +13,14 @@ from typing import Any
 
 from vaetune.errors import UserError
 from vaetune.fileio import is_remote
-from vaetune.metrics.registry import get
+from vaetune.metrics.registry import (
+    FID_SAMPLE,
+    FID_SAMPLE_GMM,
+    VAL_ACTIVE_UNITS,
+    VAL_KL,
+    VAL_MSE,
+    get,
+)
 from vaetune.ranking import describe, rank, ranked_trials
 from vaetune.results import (
     CHECKPOINT,
@@ -34,7 +41,7 @@ from vaetune.results import (
 
 CHECKPOINT_TARGET = "checkpoint"  # Gallery.kind of a checkpoint file; else the results' kind
 # the metrics the trial table shows at the report's main epoch, beside the search metric
-TABLE_METRICS = ("val/mse", "val/kl", "val/active_units", "eval/fid_sample", "eval/fid_sample_gmm")
+TABLE_METRICS = (VAL_MSE, VAL_KL, VAL_ACTIVE_UNITS, FID_SAMPLE, FID_SAMPLE_GMM)
 
 
 @dataclass(frozen=True)

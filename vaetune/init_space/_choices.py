@@ -24,7 +24,7 @@ from vaetune.init_space._rules import (
     _search_name,
     _split,
 )
-from vaetune.metrics.registry import of_sampler
+from vaetune.metrics.registry import FID_SAMPLE, KID_SAMPLE, of_sampler
 from vaetune.models import MODELS, config_for
 from vaetune.models.conv import conv_depth
 from vaetune.samplers import GMM
@@ -216,7 +216,7 @@ def _search_choices(
     """search, resources and train.num_threads."""
     kind, epochs, fid_samples = machine.kind, train["epochs"], train["fid_samples"]
     # of the samples its user is handed: z from the mixture fitted to the training codes (train.prior: gmm)
-    measure = "eval/fid_sample" if fid_samples >= FID_UNBIASED_FROM else "eval/kid_sample"
+    measure = FID_SAMPLE if fid_samples >= FID_UNBIASED_FROM else KID_SAMPLE
     metric = of_sampler(measure, GMM)
     concurrency, cpu, gpu, threads, c_res = _resources(machine, data["image_size"])
     trials = _pow2_clamp(math.sqrt(n) / 2, 4, MAX_TRIALS[kind])
@@ -250,7 +250,7 @@ def _search_choices(
     c["search.metric"] = (
         f"KID of samples: {fid_samples} images per evaluation, and FID below "
         f"~{FID_UNBIASED_FROM} is biased while KID is not"
-        if measure == "eval/kid_sample"
+        if measure == KID_SAMPLE
         else f"FID of samples on {fid_samples} images (unbiased enough from {FID_UNBIASED_FROM})"
     ) + f", with z from {GMM.words} as vaetune sample draws them"
     c["search.grace_period"] = (

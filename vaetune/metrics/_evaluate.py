@@ -32,7 +32,18 @@ from vaetune.metrics._stats import (
     resolve_method,
     statistics,
 )
-from vaetune.metrics.registry import IMAGE_SETS, PR_KEYS, SAMPLE_KEYS, ImageSet, of_sampler
+from vaetune.metrics.registry import (
+    FID_N,
+    FID_RECON,
+    FID_SAMPLE,
+    IMAGE_SETS,
+    KID_SAMPLE,
+    KID_SAMPLE_STD,
+    PR_KEYS,
+    SAMPLE_KEYS,
+    ImageSet,
+    of_sampler,
+)
 from vaetune.samplers import GMM, NORMAL
 
 if TYPE_CHECKING:
@@ -128,7 +139,7 @@ def evaluate_generative(model: torch.nn.Module, data: Any, cfg: Any, device: str
         raise ValueError(f"sets: got {sorted(unknown)}; accepted: {', '.join(IMAGE_SETS)}")
     was_training = model.training
     model.eval()
-    out: dict[str, float | int] = {"eval/fid_n": ref.n}
+    out: dict[str, float | int] = {FID_N: ref.n}
     try:
         with torch.inference_mode():
             y = _sample_labels(model, labels, n, cfg.seed)
@@ -143,7 +154,7 @@ def evaluate_generative(model: torch.nn.Module, data: Any, cfg: Any, device: str
                 recon_labels = labels if getattr(model, "num_classes", 0) else None
                 f_recon = extractor.stream(_reconstructions(model, images, recon_labels, extractor.device,
                                                             extractor.batch_size))
-                out["eval/fid_recon"] = _fid(f_recon, ref, method)
+                out[FID_RECON] = _fid(f_recon, ref, method)
     finally:
         model.train(was_training)
     log.info("FID/KID of %s on %d images in %.1fs (reference %s): %s", "+".join(sorted(sets)), n,
@@ -170,7 +181,7 @@ def _sample_metrics(ref: ReferenceStats, sample: np.ndarray, method: FDMethod, s
                     pr_k: int) -> dict[str, float]:
     """The measures of a set of samples (registry.SAMPLE_KEYS), with KID's spread over subsets."""
     kid_mean, kid_std = kid(sample, ref.features, seed=seed)
-    return {"eval/fid_sample": _fid(sample, ref, method), "eval/kid_sample": kid_mean,
+    return {FID_SAMPLE: _fid(sample, ref, method), KID_SAMPLE: kid_mean,
             **dict(zip(PR_KEYS, _precision_recall(ref, sample, pr_k), strict=True)),
-            "eval/kid_sample_std": kid_std}
+            KID_SAMPLE_STD: kid_std}
 

@@ -56,18 +56,30 @@ class Metric:
         return self.sampler is not None and get_sampler(self.sampler).fitted
 
 
-# where a trial's time goes, per epoch (the rest of Tune's time_this_iter_s is start-up and waiting)
-TRAIN_TIME, EVAL_TIME, CHECKPOINT_TIME = "time/train_s", "time/eval_s", "time/checkpoint_s"
-EVAL_EPOCH = "eval/epoch"  # when the carried eval/ values were measured: a time stamp, never a ranking
-PR_KEYS = ("eval/precision", "eval/recall")  # of the N(0, I) samples, beside eval/fid_sample
-SAMPLE_KEYS = ("eval/fid_sample", "eval/kid_sample", *PR_KEYS)  # the measures of a set of samples
-
-
 def of_sampler(name: str, sampler: Sampler) -> str:
     """A sample measure's name (of N(0, I)'s samples) for the samples of `sampler`:
     eval/fid_sample -> eval/fid_sample_gmm for the fitted mixture."""
     return name + sampler.suffix
 
+
+# The metrics' names, written out here only: everything else imports them (a test holds to it).
+TRAIN_LOSS, TRAIN_RECON, TRAIN_KL = "train/loss", "train/recon", "train/kl"  # the training loop
+VAL_RECON, VAL_KL, VAL_ELBO = "val/recon", "val/kl", "val/elbo"  # the validation split
+VAL_MSE, VAL_PSNR, VAL_SSIM, VAL_ACTIVE_UNITS = "val/mse", "val/psnr", "val/ssim", "val/active_units"
+FID_SAMPLE, KID_SAMPLE, KID_SAMPLE_STD = "eval/fid_sample", "eval/kid_sample", "eval/kid_sample_std"  # N(0, I)'s
+PRECISION, RECALL = "eval/precision", "eval/recall"
+FID_RECON, FID_N = "eval/fid_recon", "eval/fid_n"
+FID_SAMPLE_GMM, KID_SAMPLE_GMM = of_sampler(FID_SAMPLE, GMM), of_sampler(KID_SAMPLE, GMM)  # the fitted mixture's
+PRECISION_GMM, RECALL_GMM = of_sampler(PRECISION, GMM), of_sampler(RECALL, GMM)
+EVAL_EPOCH = "eval/epoch"  # when the carried eval/ values were measured: a time stamp, never a ranking
+EPOCH, BETA, LR = "epoch", "beta", "lr"  # the schedule, at the epoch's end
+# where a trial's time goes, per epoch (the rest of Tune's time_this_iter_s is start-up and waiting)
+EPOCH_TIME, IMAGES_PER_S = "time/epoch_s", "time/train_images_per_s"
+TRAIN_TIME, EVAL_TIME, CHECKPOINT_TIME = "time/train_s", "time/eval_s", "time/checkpoint_s"
+GPU_PEAK_MEM, GPU_PEAK_RESERVED = "sys/gpu_peak_mem_mb", "sys/gpu_peak_reserved_mb"  # CUDA only
+
+PR_KEYS = (PRECISION, RECALL)  # of the N(0, I) samples, beside eval/fid_sample
+SAMPLE_KEYS = (FID_SAMPLE, KID_SAMPLE, *PR_KEYS)  # the measures of a set of samples
 
 GMM_KEYS = tuple(of_sampler(k, GMM) for k in SAMPLE_KEYS)  # the same, z from the fitted mixture
 
@@ -77,7 +89,7 @@ GMM_KEYS = tuple(of_sampler(k, GMM) for k in SAMPLE_KEYS)  # the same, z from th
 # comes from one set, and the reference images' statistics (cached) serve them all.
 ImageSet = Literal["normal", "recon", "gmm"]
 IMAGE_SETS: tuple[ImageSet, ...] = (NORMAL.name, "recon", GMM.name)
-_SET_OF = {**dict.fromkeys((*SAMPLE_KEYS, "eval/kid_sample_std"), NORMAL.name), "eval/fid_recon": "recon",
+_SET_OF = {**dict.fromkeys((*SAMPLE_KEYS, KID_SAMPLE_STD), NORMAL.name), FID_RECON: "recon",
            **dict.fromkeys(GMM_KEYS, GMM.name)}
 
 
@@ -88,62 +100,62 @@ _PR_DOC = "manifolds of k nearest neighbours in Inception features (Kynkäännie
 _GMM_DOC = "z from the Gaussian mixture fitted to the training set's posterior means (train.prior)"
 
 _METRICS = (
-    Metric("train/loss", "train loss", "min", "{:.4g}", "loop", "the training objective per image, batch mean"),
-    Metric("train/recon", "train recon", "min", "{:.4g}", "loop", "reconstruction term per image (training batches)"),
-    Metric("train/kl", "train KL", "min", "{:.3g}", "loop", "KL(q(z|x) || N(0, I)) in nats per image (training batches)",
+    Metric(TRAIN_LOSS, "train loss", "min", "{:.4g}", "loop", "the training objective per image, batch mean"),
+    Metric(TRAIN_RECON, "train recon", "min", "{:.4g}", "loop", "reconstruction term per image (training batches)"),
+    Metric(TRAIN_KL, "train KL", "min", "{:.3g}", "loop", "KL(q(z|x) || N(0, I)) in nats per image (training batches)",
            descriptive=True),
-    Metric("val/recon", "val recon", "min", "{:.4g}", "validation",
+    Metric(VAL_RECON, "val recon", "min", "{:.4g}", "validation",
            "the configured reconstruction loss per image, validation split"),
-    Metric("val/kl", "KL (nats)", "min", "{:.2f}", "validation", "KL(q(z|x) || N(0, I)) in nats per image (the rate)",
+    Metric(VAL_KL, "KL (nats)", "min", "{:.2f}", "validation", "KL(q(z|x) || N(0, I)) in nats per image (the rate)",
            descriptive=True, table="rate"),
-    Metric("val/elbo", "val −ELBO", "min", "{:.4g}", "validation",
+    Metric(VAL_ELBO, "val −ELBO", "min", "{:.4g}", "validation",
            "negative ELBO per image: reconstruction summed over pixels plus KL"),
-    Metric("val/mse", "val MSE", "min", "{:.4g}", "validation", "mean squared error per pixel, [0, 1] units",
+    Metric(VAL_MSE, "val MSE", "min", "{:.4g}", "validation", "mean squared error per pixel, [0, 1] units",
            table="quality"),
-    Metric("val/psnr", "PSNR (dB)", "max", "{:.2f}", "validation", "10 log10(1 / MSE) in dB, averaged over images",
+    Metric(VAL_PSNR, "PSNR (dB)", "max", "{:.2f}", "validation", "10 log10(1 / MSE) in dB, averaged over images",
            table="quality"),
-    Metric("val/ssim", "SSIM", "max", "{:.3f}", "validation", "mean structural similarity", table="quality"),
-    Metric("val/active_units", "active units", "max", "{:.0f}", "validation",
+    Metric(VAL_SSIM, "SSIM", "max", "{:.3f}", "validation", "mean structural similarity", table="quality"),
+    Metric(VAL_ACTIVE_UNITS, "active units", "max", "{:.0f}", "validation",
            "latent dimensions with Cov_x(E[z|x]) > 0.01", descriptive=True, table="rate"),
-    Metric("eval/fid_sample", "FID samples", "min", "{:.1f}", "generative",
+    Metric(FID_SAMPLE, "FID samples", "min", "{:.1f}", "generative",
            "FID of samples decoded from z ~ N(0, I) against the reference split", sampler=NORMAL.name, table=NORMAL.name),
-    Metric("eval/fid_recon", "FID recon", "min", "{:.1f}", "generative",
+    Metric(FID_RECON, "FID recon", "min", "{:.1f}", "generative",
            "FID of reconstructions of the reference images", table="recon"),
-    Metric("eval/kid_sample", "KID samples", "min", "{:.4f}", "generative",
+    Metric(KID_SAMPLE, "KID samples", "min", "{:.4f}", "generative",
            "unbiased KID of samples from N(0, I) (mean over subsets)", sampler=NORMAL.name, table=NORMAL.name),
-    Metric("eval/kid_sample_std", "KID std", "min", "{:.4f}", "generative", "spread of KID over subsets",
+    Metric(KID_SAMPLE_STD, "KID std", "min", "{:.4f}", "generative", "spread of KID over subsets",
            descriptive=True),
-    Metric("eval/precision", "precision", "max", "{:.3f}", "generative",
+    Metric(PRECISION, "precision", "max", "{:.3f}", "generative",
            f"fidelity: the share of N(0, I) samples inside the real images' manifold; {_PR_DOC}", sampler=NORMAL.name,
            table=NORMAL.name),
-    Metric("eval/recall", "recall", "max", "{:.3f}", "generative",
+    Metric(RECALL, "recall", "max", "{:.3f}", "generative",
            f"coverage: the share of real images inside the N(0, I) samples' manifold; {_PR_DOC}", sampler=NORMAL.name,
            table=NORMAL.name),
-    Metric("eval/fid_sample_gmm", "FID GMM", "min", "{:.1f}", "generative",
+    Metric(FID_SAMPLE_GMM, "FID GMM", "min", "{:.1f}", "generative",
            f"FID of samples decoded from {_GMM_DOC}", sampler=GMM.name, table=GMM.name),
-    Metric("eval/kid_sample_gmm", "KID GMM", "min", "{:.4f}", "generative",
+    Metric(KID_SAMPLE_GMM, "KID GMM", "min", "{:.4f}", "generative",
            f"unbiased KID of samples decoded from {_GMM_DOC}", sampler=GMM.name, table=GMM.name),
-    Metric("eval/precision_gmm", "precision GMM", "max", "{:.3f}", "generative",
+    Metric(PRECISION_GMM, "precision GMM", "max", "{:.3f}", "generative",
            f"eval/precision of samples decoded from {_GMM_DOC}", sampler=GMM.name, table=GMM.name),
-    Metric("eval/recall_gmm", "recall GMM", "max", "{:.3f}", "generative",
+    Metric(RECALL_GMM, "recall GMM", "max", "{:.3f}", "generative",
            f"eval/recall of samples decoded from {_GMM_DOC}", sampler=GMM.name, table=GMM.name),
-    Metric("eval/fid_n", "FID N", "max", "{:.0f}", "generative", "images per set behind FID/KID", descriptive=True),
+    Metric(FID_N, "FID N", "max", "{:.0f}", "generative", "images per set behind FID/KID", descriptive=True),
     Metric(EVAL_EPOCH, "FID epoch", "max", "{:.0f}", "generative",
            "the epoch whose model the eval/ values measured (they are carried to the epochs between)",
            descriptive=True),
-    Metric("epoch", "epochs", "max", "{:.0f}", "schedule", "epochs completed", descriptive=True),
-    Metric("beta", "β", "min", "{:.3g}", "schedule", "the KL weight in effect at the epoch's end", descriptive=True),
-    Metric("lr", "lr", "min", "{:.3g}", "schedule", "the learning rate at the epoch's end", descriptive=True),
-    Metric("time/epoch_s", "s/epoch", "min", "{:.1f}", "timing", "wall seconds of the epoch, evaluation included"),
+    Metric(EPOCH, "epochs", "max", "{:.0f}", "schedule", "epochs completed", descriptive=True),
+    Metric(BETA, "β", "min", "{:.3g}", "schedule", "the KL weight in effect at the epoch's end", descriptive=True),
+    Metric(LR, "lr", "min", "{:.3g}", "schedule", "the learning rate at the epoch's end", descriptive=True),
+    Metric(EPOCH_TIME, "s/epoch", "min", "{:.1f}", "timing", "wall seconds of the epoch, evaluation included"),
     Metric(TRAIN_TIME, "train s", "min", "{:.1f}", "timing",
            "wall seconds of the epoch's optimiser steps and validation pass"),
     Metric(EVAL_TIME, "eval s", "min", "{:.1f}", "timing",
            "wall seconds of the epoch's generative evaluation (FID/KID) and latent prior fit"),
     Metric(CHECKPOINT_TIME, "checkpoint s", "min", "{:.1f}", "timing",
            "wall seconds of the epoch's checkpoint and grid pictures"),
-    Metric("time/train_images_per_s", "images/s", "max", "{:.0f}", "timing", "training images per second"),
-    Metric("sys/gpu_peak_mem_mb", "GPU MB", "min", "{:.0f}", "gpu", "peak GPU memory allocated by tensors"),
-    Metric("sys/gpu_peak_reserved_mb", "GPU reserved MB", "min", "{:.0f}", "gpu",
+    Metric(IMAGES_PER_S, "images/s", "max", "{:.0f}", "timing", "training images per second"),
+    Metric(GPU_PEAK_MEM, "GPU MB", "min", "{:.0f}", "gpu", "peak GPU memory allocated by tensors"),
+    Metric(GPU_PEAK_RESERVED, "GPU reserved MB", "min", "{:.0f}", "gpu",
            "peak GPU memory held by PyTorch's allocator"),
 )
 

@@ -137,7 +137,7 @@ def register_architecture(config: type[ModelConfig]) -> Callable[[V], V]:
     ``check_image_size`` rule).
 
     Args:
-        config: a subclass of `vaetune.spec.ModelConfig` declaring
+        config: a subclass of `vaetune.models.ModelConfig` declaring
             ``arch: Literal["name"] = "name"`` and the architecture's own options.
     """
     name = config.model_fields["arch"].default

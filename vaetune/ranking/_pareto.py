@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from vaetune.metrics.registry import VAL_ACTIVE_UNITS, VAL_KL
 from vaetune.results import COMPLETED, FEASIBLE, PARETO, STATUS, TRIAL_ID, final_column
 
 Bounds = Mapping[str, Mapping[str, float | None]]  # metric -> {"min": x, "max": y}
@@ -123,7 +124,7 @@ def front_table(summary, objectives: Sequence[tuple[str, str]], constraints: Bou
     marked = summary[PARETO].fillna(False).astype(bool) if PARETO in summary else summary[TRIAL_ID].isna() & False
     first, mode = objectives[0]
     front = summary[marked].sort_values(final_column(first), ascending=(mode == "min"), kind="stable")
-    shown = [m for m, _ in objectives] + [m for m in ("val/kl", "val/active_units")
+    shown = [m for m, _ in objectives] + [m for m in (VAL_KL, VAL_ACTIVE_UNITS)
                                           if m not in dict(objectives) and final_column(m) in summary]
     done = summary[STATUS] == COMPLETED if STATUS in summary else summary[TRIAL_ID].isna() & False
     head = (f"Pareto front at the last epoch ({', '.join(f'{m} {md}' for m, md in objectives)}): "

@@ -10,7 +10,7 @@ first; a sweep (`vaetune sweep`) gives means ± std over seeds.
 Public API: :func:`build_report` (returns the paths it wrote and the findings), :func:`load_results`,
 :func:`kl_table`, :func:`kl_tables`, :func:`sentences`, :func:`pareto_front`, :func:`param_importance`,
 :func:`picture_table`. `analysis/*.py` are thin scripts over these. The page's sections:
-`SECTIONS`, functions of `PageData` returning a `Section` of parts (`Paragraph`, `Table`, ...).
+`SECTIONS`, functions of `PageData` returning a `PageSection` of parts (`Paragraph`, `Table`, ...).
 
 Layout of `--out` (default `RESULTS/report/`): `report.html`, `report.md`, `figures/*.png`
 (the Markdown's images, the same PNGs the HTML carries inline), `kl_table.csv` (every table,
@@ -31,14 +31,14 @@ from vaetune.report._kltable import KLTable, Row
 from vaetune.report._page import SECTIONS, PageData
 from vaetune.report._pareto import pareto_front
 from vaetune.report._pictures import picture_table
-from vaetune.report._render import Notes, Paragraph, Section, Table
+from vaetune.report._render import Notes, PageSection, Paragraph, Table
 from vaetune.report._sentences import sentences
 from vaetune.report._table import kl_table, kl_tables
 from vaetune.results import SearchResults, load_results
 
 __all__ = [
     "REPORT_ARTIFACT_DIR", "SECTIONS", "BuiltReport", "Importance", "KLTable", "Notes", "PageData", "Paragraph", "Row",
-    "SearchResults", "Section", "Table", "build_report", "is_report",
+    "SearchResults", "PageSection", "Table", "build_report", "is_report",
     "kl_table", "kl_tables", "load_results", "log_to_mlflow", "param_importance", "pareto_front", "picture_table",
     "sentences",
 ]

@@ -12,14 +12,15 @@ driver killed before Ray copied the history to the results folder), counts at it
 summary.csv (where a completed or stopped trial always measured FID), with its newest checkpoint.
 
 The epochs that can hold a comparison are those where every trial is measured and keeps its
-checkpoint: ASHA's rungs and the last epoch (`vaetune.search.kept_epochs`).
+checkpoint: ASHA's rungs and the last epoch (`vaetune.spec.SearchPlan.kept_epochs`).
 """
 
 from __future__ import annotations
 
 import math
 
-from vaetune.metrics.registry import EVAL_EPOCH, GENERATIVE
+from vaetune.metrics import registry
+from vaetune.metrics.registry import EVAL_EPOCH, GENERATIVE, VAL_ELBO, VAL_RECON
 from vaetune.ranking import finite_number
 from vaetune.results import (
     CHECKPOINT,
@@ -45,9 +46,10 @@ OBJECTIVE = "train.objective"
 KEY_LABELS = {BETA: "β", CAPACITY: "C_max"}
 DASH = "—"  # a value not measured
 
-BETA_IN_EFFECT = "beta"  # the registry's metric: the KL weight in effect at the epoch's end
+BETA_IN_EFFECT = registry.BETA  # the registry's metric: the KL weight in effect at the epoch's end
+
 # what else a row carries: the rate-distortion plane's axes, the Pareto front's fallback, β in effect
-EXTRA_METRICS = ("val/recon", "val/elbo", BETA_IN_EFFECT)
+EXTRA_METRICS = (VAL_RECON, VAL_ELBO, BETA_IN_EFFECT)
 
 
 def candidate_epochs(results: SearchResults) -> list[int]:
@@ -56,14 +58,10 @@ def candidate_epochs(results: SearchResults) -> list[int]:
 
 
 def _fid_epochs(results: SearchResults) -> frozenset[int]:
-    """The FID epochs of a search recorded before eval/epoch existed, from its configuration."""
-    from vaetune.train import epochs_at
-
-    config = results.config()
-    if config is None or not config.train.fid_every:
+    """The FID epochs of a search recorded before eval/epoch existed, as its plan schedules them."""
+    if results.plan is None:
         return frozenset()
-    return epochs_at(config.train.fid_every, config.train.epochs, candidate_epochs(results))
-
+    return results.plan.schedule().evaluations
 
 
 def measured_at(results: SearchResults, row, epoch: int, metrics: tuple[str, ...]) -> dict[str, float | None] | None:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from vaetune.metrics.registry import EPOCH, VAL_KL, VAL_RECON
+
 DPI = 100
 
 
@@ -50,7 +52,7 @@ def rate_distortion(points, front, objectives: tuple[str, str], key_label: str, 
     norm = _beta_norm(values)
     front_labels = set(front["label"]) if len(front) else set()
     sc = None
-    for axis, (x, y) in ((ax, ("val/kl", "val/recon")), (ax2, objectives)):
+    for axis, (x, y) in ((ax, (VAL_KL, VAL_RECON)), (ax2, objectives)):
         if x not in points or y not in points:
             continue
         have = points[points[x].notna() & points[y].notna()]
@@ -204,16 +206,16 @@ def learning_curves(histories: dict[str, Any], summary, metrics: list[str], beta
         for i, (trial, h) in enumerate(sorted(histories.items())):
             if metric not in h:
                 continue
-            pts = h[["epoch", metric]].dropna()
+            pts = h[[EPOCH, metric]].dropna()
             if pts.empty:
                 continue
             colour = cmap(norm(float(beta[trial]))) if norm is not None and trial in beta else f"C{i % 10}"
-            ax.plot(pts["epoch"], pts[metric], "-o", ms=3, color=colour, lw=1.3, alpha=0.9)
+            ax.plot(pts[EPOCH], pts[metric], "-o", ms=3, color=colour, lw=1.3, alpha=0.9)
             end = pts.iloc[-1]
             if status.get(trial) == "stopped":
-                ax.plot(end["epoch"], end[metric], "x", color="crimson", ms=10, mew=2.5, zorder=4)
+                ax.plot(end[EPOCH], end[metric], "x", color="crimson", ms=10, mew=2.5, zorder=4)
             elif status.get(trial) == "errored":
-                ax.plot(end["epoch"], end[metric], "s", color="orange", mfc="none", ms=10, mew=2, zorder=4)
+                ax.plot(end[EPOCH], end[metric], "s", color="orange", mfc="none", ms=10, mew=2, zorder=4)
         for r in rungs:
             ax.axvline(r, color="0.6", ls=":", lw=1)
         ax.set_xlabel("epoch")

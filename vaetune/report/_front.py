@@ -1,6 +1,6 @@
 """The report's section on a multi-objective search (`search.metrics`): its objectives against
 each other at the KL table's epoch, the feasible trials no other beats on both (the Pareto front,
-vaetune.results.non_dominated), a picture per member, and what the front's numbers carry.
+vaetune.ranking.non_dominated), a picture per member, and what the front's numbers carry.
 
 Every trial is one point measured at one epoch (like with like: for a search with early stopping
 the table's epoch, where every compared trial was measured); feasibility is decided there too,
@@ -14,13 +14,14 @@ import math
 from types import SimpleNamespace
 
 import vaetune.report._figures as _figures
+from vaetune.metrics.registry import VAL_ACTIVE_UNITS, VAL_KL
 from vaetune.ranking import describe, feasible, finite_number, non_dominated
 from vaetune.report._epochs import at_epoch
 from vaetune.report._pictures import pictures_parts
-from vaetune.report._render import Figure, Finding, Notes, Paragraph, Section, Table
+from vaetune.report._render import Figure, Finding, Notes, PageSection, Paragraph, Table
 from vaetune.results import TRIAL_ID, SearchResults
 
-EXTRA = ("val/kl", "val/active_units")  # beside the objectives in the front's table
+EXTRA = (VAL_KL, VAL_ACTIVE_UNITS)  # beside the objectives in the front's table
 STEEP = 3.0  # a step along the front is lopsided when one objective moves this many times the other
 
 
@@ -34,7 +35,7 @@ def front_points(results: SearchResults, epoch: int):
     return points, objectives
 
 
-def front_section(results: SearchResults, epoch: int, figures: dict, n_pictures: int) -> Section | None:
+def front_section(results: SearchResults, epoch: int, figures: dict, n_pictures: int) -> PageSection | None:
     """The section, or None for a search of one objective."""
     if len(results.objectives) < 2:
         return None
@@ -64,7 +65,7 @@ def front_section(results: SearchResults, epoch: int, figures: dict, n_pictures:
     parts += [Finding(line) for line in front_sentences(front, searched, (a, mode_a), (b, mode_b))]
     parts.append(Notes(["Each point is one trial of one seed: the front describes these trials, and its spread over "
                         "seeds is not measured (an equal-budget sweep with seeds measures it: `vaetune sweep`)."]))
-    return Section("Quality against coherence: the Pareto front", parts)
+    return PageSection("Quality against coherence: the Pareto front", parts)
 
 
 def front_sentences(front, searched: list[str], first: tuple[str, str], second: tuple[str, str]) -> list[str]:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from vaetune.metrics.registry import get
 from vaetune.report._epochs import BETA_IN_EFFECT, CAPACITY, DASH, OBJECTIVE, SCHEDULE
 from vaetune.results import TRIAL_ID, SearchResults
-from vaetune.search import default_values, evaluation_epochs
+from vaetune.search import default_values
 from vaetune.spec import BETA
 
 if TYPE_CHECKING:
@@ -24,8 +24,7 @@ def _ranking_only(plan: SearchPlan | None, epoch: int | None) -> bool:
     """Whether the trials of `plan` measured only what ranks them at `epoch` (a cheap rung)."""
     if plan is None or epoch is None:
         return False
-    _, ranking = evaluation_epochs(plan.config, plan.kept_epochs)
-    return epoch in ranking
+    return epoch in plan.schedule().ranking
 
 
 def missing_notes(results: SearchResults, missing: list[str], epoch: int | None = None) -> list[str]:
@@ -45,7 +44,7 @@ def missing_notes(results: SearchResults, missing: list[str], epoch: int | None 
     evals = [m for m in evals if m not in unfitted]
     ranked_only = _ranking_only(results.plan, epoch)
     if evals and ranked_only:
-        full, _ = evaluation_epochs(config, results.plan.kept_epochs)
+        full = results.plan.schedule().full
         notes.append(f"{_labels(evals)}: {DASH}, not measured at epoch {epoch}: at ASHA's rungs a trial "
                      f"measures only what ranks it (search.rung_eval: ranking); every measure at epochs "
                      f"{', '.join(map(str, sorted(full)))}.")

@@ -2,7 +2,7 @@
 mattered, the best trial, every trial) as typed parts, each comparison at one epoch.
 
 Each section is built by one function of `PageData` (what the sections share, made once) that
-returns a `Section`, or None to leave it out; `SECTIONS` lists them in the page's order."""
+returns a `PageSection`, or None to leave it out; `SECTIONS` lists them in the page's order."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any
 
 import vaetune.report._figures as _figures
 from vaetune.fileio import is_remote
-from vaetune.metrics.registry import get
+from vaetune.metrics.registry import FID_SAMPLE, FID_SAMPLE_GMM, VAL_KL, VAL_MSE, VAL_PSNR, get
 from vaetune.ranking import best_trial, describe, has_checkpoint, rank
 from vaetune.report._front import front_section
 from vaetune.report._importance import param_importance
@@ -27,9 +27,9 @@ from vaetune.report._render import (
     Finding,
     Grids,
     Notes,
+    PageSection,
     Paragraph,
     Report,
-    Section,
     Table,
 )
 from vaetune.report._sentences import SPREAD_RULE, sentences
@@ -59,7 +59,7 @@ COLUMNS = ("Reconstruction quality: val MSE, PSNR, SSIM; coherence of generated 
            "drawn from the latent prior fitted to the training set's posterior means (a Gaussian "
            "mixture, train.prior); FID recon: FID of reconstructions; KL: the rate in nats per "
            "image; active units: latent dimensions the encoder uses.")
-CURVE_METRICS = ("val/psnr", "val/kl", "eval/fid_sample")  # shown beside the search metric
+CURVE_METRICS = (VAL_PSNR, VAL_KL, FID_SAMPLE)  # shown beside the search metric
 
 
 @dataclass
@@ -95,7 +95,7 @@ def assemble(results: SearchResults, *, pictures: int = 6):
     return Report(f"vaetune report — {results.name} ({title})", meta, sections, figures), tables, front
 
 
-def _table_section(page: PageData) -> Section:
+def _table_section(page: PageData) -> PageSection:
     tables, figures, n_pictures = page.tables, page.figures, page.pictures
     main = tables[0]
     measured = ("Every value of a row is measured at the table's epoch, from each trial's per-epoch history "
@@ -116,10 +116,10 @@ def _table_section(page: PageData) -> Section:
         parts.append(Table(t.header(), t.cells(), t.best_cells(), left=1 if t.sweep else 3))
         parts.append(Notes(t.notes))
     title = "KL-weight quality/coherence table" if main.key_label == "β" else f"Quality/coherence over {main.key}"
-    return Section(title, parts)
+    return PageSection(title, parts)
 
 
-def _rd_section(page: PageData) -> Section:
+def _rd_section(page: PageData) -> PageSection:
     results, table, front, figures = page.results, page.tables[0], page.front, page.figures
     a, b = objectives = page.objectives
     points = table.points()
@@ -137,10 +137,10 @@ def _rd_section(page: PageData) -> Section:
     extra = [p for p in results.searched if p != table.key and p in front and not table.sweep]
     lead = [table.key_label] if table.sweep else ["trial", table.key_label]
     rows = [[*([str(r["label"])] if table.sweep else [str(r[TRIAL_ID]), _param(r.get("value"))]),
-             *(_num(r, m) for m in (a, b, "val/kl")), *(_param(r[p]) for p in extra)] for _, r in front.iterrows()]
+             *(_num(r, m) for m in (a, b, VAL_KL)), *(_param(r[p]) for p in extra)] for _, r in front.iterrows()]
     parts.append(Paragraph(f"Pareto-front points at epoch {table.epoch} ({len(rows)} of {len(points)}):"))
-    parts.append(Table([*lead, a, b, "val/kl", *extra], rows, left=len(lead)))
-    return Section("Rate-distortion plane", parts)
+    parts.append(Table([*lead, a, b, VAL_KL, *extra], rows, left=len(lead)))
+    return PageSection("Rate-distortion plane", parts)
 
 
 def _param(v) -> str:
@@ -156,11 +156,11 @@ def _num(row, col: str) -> str:
     return "—" if v != v else f"{v:.4g}"
 
 
-def _front_section(page: PageData) -> Section | None:
+def _front_section(page: PageData) -> PageSection | None:
     return front_section(page.results, page.tables[0].epoch, page.figures, page.pictures)
 
 
-def _mattered_section(page: PageData) -> Section:
+def _mattered_section(page: PageData) -> PageSection:
     results, table, figures = page.results, page.tables[0], page.figures
     parts: list = []
     imp = param_importance(results)
@@ -193,20 +193,20 @@ def _mattered_section(page: PageData) -> Section:
     if missing:
         parts.append(Notes([f"{missing} trials have no local result.json (remote storage or no epoch reported); "
                                 "their curves are missing."]))
-    return Section("What mattered", parts)
+    return PageSection("What mattered", parts)
 
 
 def _rungs(results: SearchResults) -> list[int]:
     return list(results.plan.rungs) if results.plan is not None else []
 
 
-def _best_section(page: PageData) -> Section:
+def _best_section(page: PageData) -> PageSection:
     results, figures = page.results, page.figures
     s = results.summary
     best = best_trial(s, results.metric, results.mode)
     if best is None:
         held = " while holding the search's constraints" if FEASIBLE in s else ""
-        return Section("Best trial", [Paragraph(f"No trial reported {results.metric}{held}.")])
+        return PageSection("Best trial", [Paragraph(f"No trial reported {results.metric}{held}.")])
     held = f" among the trials that hold {describe(results.constraints)}" if FEASIBLE in s and results.constraints else ""
     picks = ("This is the trial `vaetune export` picks, the gallery ranks first and a sweep starts from."
              if has_checkpoint(best) else
@@ -239,7 +239,7 @@ def _best_section(page: PageData) -> Section:
     config = _checkpoint_config(str(best.get("checkpoint", "") or ""))
     if config:
         parts.append(Details("full resolved configuration", config))
-    return Section("Best trial", parts)
+    return PageSection("Best trial", parts)
 
 
 def _handed_sentence(config) -> str:
@@ -263,12 +263,12 @@ def _checkpoint_config(path: str) -> str:
         return ""
 
 
-def _trials_section(page: PageData) -> Section:
+def _trials_section(page: PageData) -> PageSection:
     results = page.results
     s = results.summary
     cols = [c for c in [TRIAL_ID, *results.searched, STATUS, EPOCHS, WALL_TIME, results.best_column(),
-                        *(final_column(m) for m in ("val/mse", "val/kl", "eval/fid_sample",
-                                                    "eval/fid_sample_gmm")), ERROR] if c in s]
+                        *(final_column(m) for m in (VAL_MSE, VAL_KL, FID_SAMPLE, FID_SAMPLE_GMM)),
+                        ERROR] if c in s]
     ranked = rank(s, results.best_column(), results.mode)
     ordered = list(ranked.index) + [i for i in s.index if i not in set(ranked.index)]
     rows = []
@@ -276,10 +276,10 @@ def _trials_section(page: PageData) -> Section:
         r = s.loc[i]
         rows.append([_param(r[c]) if c in results.searched else str(r[c]) if c in (TRIAL_ID, STATUS, ERROR)
                      else _num(r, c) for c in cols])
-    return Section("All trials", [Table(cols, rows, left=1)])
+    return PageSection("All trials", [Table(cols, rows, left=1)])
 
 
 
 # the page's sections, in order
-SECTIONS: list[Callable[[PageData], Section | None]] = [
+SECTIONS: list[Callable[[PageData], PageSection | None]] = [
     _table_section, _rd_section, _front_section, _mattered_section, _best_section, _trials_section]

@@ -4,15 +4,16 @@ are its rows (the means over seeds)."""
 
 from __future__ import annotations
 
+from vaetune.metrics.registry import FID_SAMPLE, VAL_ELBO
 from vaetune.report._kltable import KLTable
 from vaetune.report._sentences import QUALITY
 
-FALLBACK = "val/elbo"  # the second objective when no sample FID was measured
+FALLBACK = VAL_ELBO  # the second objective when no sample FID was measured
 
 
 def pareto_objectives(points) -> tuple[str, str]:
     """(reconstruction quality, coherence): val/mse against sample FID, or val/elbo without FID."""
-    fid = "eval/fid_sample"
+    fid = FID_SAMPLE
     return QUALITY, fid if fid in points and points[fid].notna().any() else FALLBACK
 
 

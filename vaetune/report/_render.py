@@ -189,7 +189,7 @@ class Details(Part):
 
 
 @dataclass
-class Section:
+class PageSection:
     title: str
     parts: list[Part]
 
@@ -198,7 +198,7 @@ class Section:
 class Report:
     title: str
     meta: list[str]
-    sections: list[Section]
+    sections: list[PageSection]
     figures: dict[str, bytes]  # name -> PNG, referenced by parts
 
 

@@ -14,13 +14,23 @@ from __future__ import annotations
 
 import math
 
-from vaetune.metrics.registry import get, of_sampler
+from vaetune.metrics.registry import (
+    FID_SAMPLE,
+    KID_SAMPLE,
+    PRECISION,
+    RECALL,
+    VAL_MSE,
+    VAL_PSNR,
+    VAL_SSIM,
+    get,
+    of_sampler,
+)
 from vaetune.report._kltable import KLTable, Row, best_row, differs
 from vaetune.samplers import GMM
 
-QUALITY = "val/mse"  # what "best quality" means in the sentences
-COHERENCE = ("eval/fid_sample", "eval/kid_sample")  # the first one recorded ranks coherence
-FIDELITY, COVERAGE = "eval/precision", "eval/recall"
+QUALITY = VAL_MSE  # what "best quality" means in the sentences
+COHERENCE = (FID_SAMPLE, KID_SAMPLE)  # the first one recorded ranks coherence
+FIDELITY, COVERAGE = PRECISION, RECALL
 FIDELITY_WHAT = ("fidelity of samples (precision: the share of samples inside the real images' "
                  "manifold)")
 COVERAGE_WHAT = ("coverage of the real images (recall: the share of real images inside the "
@@ -111,13 +121,13 @@ def sentences(table: KLTable) -> dict[str, str]:
 
 def _best_sentence_q(table: KLTable) -> str:
     best = best_row(table.rows, QUALITY)
-    details = (f"val MSE {_v(best, 'val/mse')}, PSNR {_v(best, 'val/psnr')} dB, SSIM {_v(best, 'val/ssim')}")
+    details = (f"val MSE {_v(best, VAL_MSE)}, PSNR {_v(best, VAL_PSNR)} dB, SSIM {_v(best, VAL_SSIM)}")
     return _best_sentence(table, QUALITY, "reconstruction quality", details)
 
 
 def _best_sentence_c(table: KLTable, cm: str) -> str:
     best = best_row(table.rows, cm)
-    details = f"sample FID {_v(best, 'eval/fid_sample')}, KID {_v(best, 'eval/kid_sample')}"
+    details = f"sample FID {_v(best, FID_SAMPLE)}, KID {_v(best, KID_SAMPLE)}"
     return _best_sentence(table, cm, "coherence of generated samples", details)
 
 
@@ -135,7 +145,7 @@ _VERDICTS = {"lower": "lower beyond the seeds' spread at ",
 
 def _fitted_prior(table: KLTable, cm: str) -> str:
     """Where samples decoded from the fitted latent prior beat those from N(0, I), row by row."""
-    gm, name = of_sampler(cm, GMM), "FID" if cm == "eval/fid_sample" else "KID"
+    gm, name = of_sampler(cm, GMM), "FID" if cm == FID_SAMPLE else "KID"
     rows = [r for r in table.rows if r.values.get(cm) is not None and r.values.get(gm) is not None]
     head = (f"At epoch {table.epoch}, sample {name} with z from the latent prior fitted to the "
             "training set's posterior means, against z ~ N(0, I)")
@@ -190,7 +200,7 @@ def _tradeoff(table: KLTable, cm: str | None) -> str:
         return (f"{at}, no trade-off shows within the seeds' spread: {_names(table, both)} "
                 f"{'is' if len(both) == 1 else 'are'} among the best in both reconstruction quality and sample "
                 "coherence.")
-    name = "FID" if cm == "eval/fid_sample" else "KID"
+    name = "FID" if cm == FID_SAMPLE else "KID"
     beyond = " (both beyond the seeds' spread)" if table.sweep else ""
     head = (f"{at}, going from {table.key_label}={q.label} to {table.key_label}={c.label} raises val MSE by "
             f"{_rise(c.values[QUALITY], q.values[QUALITY])} and lowers sample {name} by "

@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 from vaetune.fileio import is_remote
+from vaetune.metrics import registry
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +22,7 @@ DRIVER_FILES = (SEARCH_FILE, TRACKING_FILE, TRIALS_FILE)
 PENDING_DIR = "mlflow_pending"
 REPORT_DIR = "report"
 RESULT_FILE = "result.json"  # Ray Tune's per-trial metrics, one JSON object per report
-EPOCH = "epoch"  # result.json: the trainable's own epoch counter (the scheduler's clock, survives restores)
+EPOCH = registry.EPOCH  # result.json: the trainable's own epoch counter (the scheduler's clock, survives restores)
 CHECKPOINT_DIR = "checkpoint_dir_name"  # result.json: the report's checkpoint folder in the trial folder
 # result.json: the score by which Tune keeps a trial's checkpoints (the highest: search.keep_checkpoints
 # plus one per kept epoch) beside its latest; reported with each checkpoint, never logged as a metric

@@ -39,11 +39,11 @@ from vaetune.search._run import run_search, terminated, tune_environment
 from vaetune.search._state import grow_state, plan_search, read_state, space_raw, write_state
 from vaetune.search._summary import Outcome, summarise, trial_rows
 from vaetune.search._sweep import Sweep, check_resume, default_values, plan_sweep
-from vaetune.search._trainable import evaluation_epochs, ranking_sets, run_trial, trial_callbacks
+from vaetune.search._trainable import run_trial, trial_callbacks
 
 __all__ = [
     "REDRAW_EVERY_S", "RUNNING_ROWS", "SUMMARY_EVERY_S", "Change", "SearchConsole", "SearchProgress",
-    "evaluation_epochs", "ranking_sets", "run_trial", "trial_callbacks", "Outcome", "changes_between", "Sweep", "check_resume", "check_space", "default_values",
+    "run_trial", "trial_callbacks", "Outcome", "changes_between", "Sweep", "check_resume", "check_space", "default_values",
     "grow_state", "plan_search", "plan_sweep", "preflight", "ray_address", "read_state",
     "resume_changes", "run_search", "space_raw", "summarise", "terminated", "trial_rows", "tune_environment",
     "write_state",

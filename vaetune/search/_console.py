@@ -48,7 +48,7 @@ def _number(value) -> float | None:
 
 
 # ---------------------------------------------------------------------------------------------
-# The Tune callback's body (mixed into ray.tune.Callback in vaetune._tune)
+# The Tune callback's body (mixed into ray.tune.Callback in vaetune.search._searcher)
 
 
 class SearchConsole:
@@ -103,7 +103,7 @@ class SearchConsole:
         now, ended = time.monotonic(), [t for t in trials if t.status in ("TERMINATED", "ERROR")]
         for trial in ended:
             last = trial.last_result or {}
-            epochs = int(last.get("epoch", 0) or 0)
+            epochs = int(last.get(registry.EPOCH, 0) or 0)
             status = (DIVERGED if last.get(DIVERGENCE) else ERRORED if trial.status == "ERROR"
                       else status_phrase(end_status(epochs, self.progress.max_epochs), epochs))
             p = self.progress
@@ -122,7 +122,7 @@ class SearchConsole:
         if result.get(DIVERGENCE):  # not an epoch: the trial's last word, told when it completes
             return
         value = _number(result.get(self.progress.metric))
-        epoch = int(result.get("epoch", 0) or 0)
+        epoch = int(result.get(registry.EPOCH, 0) or 0)
         self._write(self.progress.result(trial_number(trial), epoch, value, result.get("time_this_iter_s"),
                                          time.monotonic(), feasible=is_feasible(result, self.bounds),
                                          checkpoint=bool(result.get(CHECKPOINT_DIR))))
@@ -133,7 +133,7 @@ class SearchConsole:
             self._write(self.progress.ended(trial_number(trial), DIVERGED, time.monotonic(),
                                             error=str(last[DIVERGENCE])))
             return
-        epochs = int(last.get("epoch", 0) or 0)
+        epochs = int(last.get(registry.EPOCH, 0) or 0)
         status = status_phrase(end_status(epochs, self.progress.max_epochs), epochs)
         self._write(self.progress.ended(trial_number(trial), status, time.monotonic()))
 

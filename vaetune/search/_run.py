@@ -21,6 +21,7 @@ from vaetune.fileio import is_remote
 from vaetune.machine import cpu_count
 from vaetune.results import OPTUNA_FILE, SPACE_FILE, experiment_path, optuna_url
 from vaetune.search._checks import data_is_searched
+from vaetune.search._sampler import choose_sampler
 from vaetune.spec import SearchPlan
 
 log = logging.getLogger(__name__)
@@ -158,14 +159,14 @@ def run_search(plan: SearchPlan, results: Path, *, address: str | None = None,
         trainable = _tuner.trainable(plan, data)
         exp_path = experiment_path(s.storage, config.name)
         if resume and _tuner_exists(exp_path):
-            tuner = tune.Tuner.restore(exp_path, trainable, resume_unfinished=True, resume_errored=False,
-                                       restart_errored=False, param_space=_tuner.param_space(space))
+            tuner = _restore(exp_path, trainable, _tuner.param_space(space), results)
         else:
             if resume:  # nothing Tune can restore: every trial the study holds as RUNNING was the stopped driver's
                 _fail_lost_optuna_trials(results, config.name)
+            choice = choose_sampler(plan)  # the searcher's sampler, as the console names it
             tuner = tune.Tuner(trainable, param_space=_tuner.param_space(space),
-                               tune_config=_tuner.tune_config(plan, results),
-                               run_config=_tuner.run_config(plan, results, space_file=results / SPACE_FILE,
+                               tune_config=_tuner.tune_config(plan, results, choice),
+                               run_config=_tuner.run_config(plan, results, choice, space_file=results / SPACE_FILE,
                                                             console=not verbose))
         return tuner.fit()
     finally:
@@ -199,6 +200,21 @@ def _warn_unshared_storage(storage: str) -> None:
         log.warning("search.storage %s is a plain path and the cluster has %d nodes: it must be shared storage "
                     "mounted at that path on every node (NFS/EFS), or use --set search.storage=s3://BUCKET/PREFIX",
                     Path(storage).resolve(), len(alive))
+
+
+def _restore(exp_path: str, trainable, param_space: dict, results: Path):
+    """Tune's saved experiment, to continue; one saved by a vaetune whose search classes this one
+    no longer has (the pickled searcher names them) is refused in one line: it cannot continue,
+    and its finished trials stay readable."""
+    from ray import tune
+
+    try:
+        return tune.Tuner.restore(exp_path, trainable, resume_unfinished=True, resume_errored=False,
+                                  restart_errored=False, param_space=param_space)
+    except (AttributeError, ImportError) as exc:
+        raise UserError(f"{results}: --resume cannot continue this search: its state was saved by an earlier "
+                        f"vaetune ({exc}); its finished trials stay readable (vaetune report, vaetune export "
+                        f"{results}); to search on, start a new search with another name (--set name=NEW)") from None
 
 
 def _tuner_exists(exp_path: str) -> bool:

@@ -22,6 +22,7 @@ from optuna.trial import TrialState
 from ray.tune import Callback
 from ray.tune.search import Searcher, SearchGenerator
 
+from vaetune.metrics.registry import EPOCH
 from vaetune.ranking import Bounds, constraint_names, violations
 from vaetune.results import (
     DIVERGENCE,
@@ -121,7 +122,7 @@ class StudySearcher(Searcher):
     def __init__(self, metric: str | list[str], mode: str | list[str], *, space: dict[str, BaseDistribution],
                  sampler: optuna.samplers.BaseSampler, max_epochs: int, storage: BaseStorage | None = None,
                  study_name: str = "vaetune", points_to_evaluate: list[dict] | None = None,
-                 constraints: Bounds | None = None, time_attr: str = "epoch"):
+                 constraints: Bounds | None = None, time_attr: str = EPOCH):
         super().__init__(metric=metric, mode=mode)
         self.space, self.sampler, self.study_name = dict(space), sampler, study_name
         self.storage = storage if storage is not None else optuna.storages.InMemoryStorage()

@@ -137,7 +137,7 @@ def trial_rows(result_grid, plan: SearchPlan, results: Path) -> list[dict[str, A
         trial_id = str(last.get("trial_id") or _trial_id_from_path(r.path))
         recorded = ledger.get(trial_id, {})
         config_of = r.config or recorded.get("config") or {}
-        epochs = int(last.get("epoch", 0) or 0)
+        epochs = int(last.get(EPOCH, 0) or 0)
         ended = bool(last.get("done")) or recorded.get("state") == "terminated"
         if r.error is not None:
             status = ERRORED

@@ -17,12 +17,12 @@ import logging
 import math
 import shutil
 import tempfile
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vaetune.checkpoint import GRIDS_DIR
-from vaetune.metrics.registry import ImageSet, generative, image_sets
+from vaetune.metrics.registry import generative
 from vaetune.results import CHECKPOINT_SCORE
 from vaetune.train import (
     Callback,
@@ -32,12 +32,11 @@ from vaetune.train import (
     GenerativeEval,
     Grids,
     LatentPrior,
-    epochs_at,
     train,
 )
 
 if TYPE_CHECKING:
-    from vaetune.spec import Config, SearchPlan
+    from vaetune.spec import Config, SearchPlan, TrialSchedule
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +63,7 @@ def run_trial(params: dict[str, Any], *, plan: SearchPlan, data=None, driver_cwd
     workdir = Path(tempfile.mkdtemp(prefix="vaetune-trial-"))
     resume = _restore(tune.get_checkpoint(), workdir / "restored")
     try:
-        callbacks = trial_callbacks(config, workdir / "run", plan.kept_epochs, _report_to_tune)
+        callbacks = trial_callbacks(config, workdir / "run", plan.schedule(config), _report_to_tune)
         train(config, callbacks, data=data, resume=resume)
     except DivergedError as exc:
         log.warning("trial diverged: %s", exc)
@@ -76,10 +75,10 @@ def run_trial(params: dict[str, Any], *, plan: SearchPlan, data=None, driver_cwd
 def diverged_report(exc) -> dict[str, Any]:
     """A diverged trial's last report: why, the epochs it completed (ASHA has seen them all), and
     NaN for every metric (Tune wants the searched ones in every report; Optuna is told FAIL)."""
-    from vaetune.metrics.registry import rankable
+    from vaetune.metrics.registry import EPOCH, rankable
     from vaetune.results import DIVERGENCE
 
-    return {**dict.fromkeys(rankable(True, True), math.nan), "epoch": exc.epoch - 1, DIVERGENCE: str(exc)}
+    return {**dict.fromkeys(rankable(True, True), math.nan), EPOCH: exc.epoch - 1, DIVERGENCE: str(exc)}
 
 
 def _paths_from(config: Config, driver_cwd: str | None) -> Config:
@@ -93,58 +92,31 @@ def _paths_from(config: Config, driver_cwd: str | None) -> Config:
     return config.model_copy(update={"data": config.data.model_copy(update={"source": str(there)})})
 
 
-def trial_callbacks(config: Config, folder: Path, rungs: Iterable[int],
+def trial_callbacks(config: Config, folder: Path, schedule: TrialSchedule,
                     report: Callable[[EpochEnd], None]) -> list[Callback]:
-    """What a trial does at each epoch's end, in order (vaetune.train.callbacks).
+    """What a trial does at each epoch's end, in order (vaetune.train.callbacks), at the epochs its
+    plan's `schedule` names (vaetune.spec.TrialSchedule).
 
     The latent prior (unless `train.prior` is none) fitted at every checkpoint epoch, which
-    includes every evaluation, so every checkpoint holds the prior of its own weights;
-    FID/KID (when `train.fid_every` > 0) of every image set every fid_every epochs and at the
-    last epoch, and at each rung of what ranks the trial (`evaluation_epochs`), its values carried
-    between evaluations and NaN before the first; grids every
-    grid_every epochs and at the last; a checkpoint every checkpoint_every epochs, with every
-    grid (the driver logs the grids from the checkpoint), at every evaluation and rung (ASHA may
-    stop the trial right after a rung's report, and Tune restores or exports from its last
-    checkpoint) and at the last epoch, scored so that Tune keeps those of the rungs and the last
-    epoch (`checkpoint_score`); then `report`.
+    includes every evaluation, so every checkpoint holds the prior of its own weights; FID/KID
+    (when `train.fid_every` > 0) of every image set at the schedule's full evaluations and of what
+    ranks the trial at its ranking ones, the values carried between evaluations and NaN before the
+    first; grids; checkpoints, scored so that Tune keeps those of the kept epochs
+    (`checkpoint_score`); then `report`.
 
     Args:
         config: the trial's resolved `Config`.
         folder: where grids and checkpoints are written before `report` ships them.
-        rungs: the epochs (1-based) where trials are compared: ASHA's rungs, and the last epoch.
+        schedule: `plan.schedule(config)`.
         report: the last callback, given each epoch's record (`tune.report` in a trial).
     """
-    tc, rungs = config.train, tuple(rungs)
-    full, ranking = evaluation_epochs(config, rungs)
-    fid = full | ranking
-    grids = epochs_at(tc.grid_every, tc.epochs)
-    checkpoints = epochs_at(tc.checkpoint_every, tc.epochs, rungs) | grids | fid
-    prior = [LatentPrior(checkpoints)] if tc.fits_prior else []  # every evaluation has a checkpoint
-    evaluation = [GenerativeEval(full, ranking, ranking_sets(config)),
+    tc, at = config.train, schedule
+    prior = [LatentPrior(at.checkpoints)] if tc.fits_prior else []  # every evaluation has a checkpoint
+    evaluation = [GenerativeEval(at.full, at.ranking, at.ranking_sets),
                   EachEpoch(_nan_until_measured)] if tc.fid_every else []
-    score = functools.partial(_score_checkpoint, kept=frozenset([*rungs, tc.epochs]),
-                              metric=config.search.metric, mode=config.search.mode)
-    return [*prior, *evaluation, Grids(folder / GRIDS_DIR, grids), Checkpoints(folder, checkpoints),
+    score = functools.partial(_score_checkpoint, kept=at.kept, metric=config.search.metric, mode=config.search.mode)
+    return [*prior, *evaluation, Grids(folder / GRIDS_DIR, at.grids), Checkpoints(folder, at.checkpoints),
             EachEpoch(score), EachEpoch(report)]
-
-
-def evaluation_epochs(config: Config, rungs: Iterable[int]) -> tuple[frozenset[int], frozenset[int]]:
-    """The epochs (1-based) of a trial's generative evaluations: those that measure every image
-    set (every `train.fid_every` epochs and the last; the rungs too under `search.rung_eval:
-    full`), and the rungs that measure only what ranks the trial (`ranking_sets`). Both empty
-    when `train.fid_every` is 0."""
-    tc, rungs = config.train, frozenset(rungs)
-    if not tc.fid_every:
-        return frozenset(), frozenset()
-    full = epochs_at(tc.fid_every, tc.epochs, rungs if config.search.rung_eval == "full" else ())
-    return full, (rungs - full if ranking_sets(config) else frozenset())
-
-
-def ranking_sets(config: Config) -> frozenset[ImageSet]:
-    """The image sets a rung's evaluation decodes: those of the search metric(s) and of the
-    constrained metrics (none for val/ metrics: every epoch reports them)."""
-    s = config.search
-    return image_sets([s.metric, *s.metrics, *s.constraints])
 
 
 def checkpoint_score(epoch: int, metrics: dict[str, float], kept: Collection[int], metric: str,

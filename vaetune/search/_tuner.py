@@ -11,8 +11,9 @@ from typing import Any
 
 from vaetune.errors import UserError
 from vaetune.fileio import is_remote
+from vaetune.metrics.registry import EPOCH, VAL_KL, VAL_PSNR
 from vaetune.results import optuna_url
-from vaetune.search._sampler import choose_sampler
+from vaetune.search._sampler import SamplerChoice
 from vaetune.spec import SearchPlan, SearchSpace, flatten
 
 
@@ -25,7 +26,7 @@ def param_space(space: SearchSpace) -> dict[str, Any]:
     return {k: (tune.choice(list(d.args)) if d.kind == "grid" else d.to_tune()) for k, d in space.params.items()}
 
 
-def tune_config(plan: SearchPlan, results: Path):
+def tune_config(plan: SearchPlan, results: Path, choice: SamplerChoice):
     """Searcher (Optuna, told the truth about pruned trials, capped to max_concurrent) and scheduler."""
     import optuna
     from ray import tune
@@ -38,7 +39,6 @@ def tune_config(plan: SearchPlan, results: Path):
     space, config = plan.space, plan.config
     s = config.search
     top = plan.max_epochs
-    choice = choose_sampler(plan)
     metric, mode = (list(s.metrics), list(s.modes)) if s.metrics else (s.metric, s.mode)
     grid = {k: list(d.args) for k, d in space.params.items()} if choice.name == "grid" else None
     searcher = StudySearcher(
@@ -48,8 +48,8 @@ def tune_config(plan: SearchPlan, results: Path):
         constraints=s.bounds())
     searcher = PlannedSearch(ConcurrencyLimiter(searcher, max_concurrent=s.max_concurrent), results)
     if s.scheduler == "asha":
-        scheduler = ASHAScheduler(time_attr="epoch", metric=s.metric, mode=s.mode, max_t=top,
-                                  grace_period=min(s.grace_period, top), reduction_factor=s.reduction_factor)
+        scheduler = ASHAScheduler(time_attr=EPOCH, metric=s.metric, mode=s.mode, max_t=top,
+                                  grace_period=plan.grace, reduction_factor=s.reduction_factor)
     else:
         scheduler = FIFOScheduler()
     return tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=plan.trials,
@@ -62,7 +62,7 @@ def full_points(plan: SearchPlan) -> list[dict[str, Any]]:
     return [{**defaults, **p} for p in plan.config.search.points_to_evaluate]
 
 
-def run_config(plan: SearchPlan, results: Path, *, space_file: Path, console: bool = True):
+def run_config(plan: SearchPlan, results: Path, choice: SamplerChoice, *, space_file: Path, console: bool = True):
     """Storage, checkpoints, failure retries, the MLflow callback and the progress output: vaetune's
     console (`console`), or Ray Tune's own status tables."""
     from ray import tune
@@ -80,9 +80,9 @@ def run_config(plan: SearchPlan, results: Path, *, space_file: Path, console: bo
         metric=s.metric, mode=s.mode, searched=plan.searched)
     callbacks = [TrialLedger(results), callback]
     if console:
-        callbacks.append(ConsoleCallback.for_plan(plan, sampler=choose_sampler(plan).describe()))
-    metric_columns = {"epoch": "epoch", s.metric: s.metric}
-    for extra in ("val/psnr", "val/kl"):
+        callbacks.append(ConsoleCallback.for_plan(plan, sampler=choice.describe()))
+    metric_columns = {EPOCH: EPOCH, s.metric: s.metric}
+    for extra in (VAL_PSNR, VAL_KL):
         metric_columns.setdefault(extra, extra)
     reporter = tune.CLIReporter(metric_columns=metric_columns, parameter_columns=list(space.params),
                                 max_report_frequency=15, metric=s.metric, mode=s.mode, sort_by_metric=True,

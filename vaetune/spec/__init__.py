@@ -26,7 +26,7 @@ from vaetune.spec._config import (
 )
 from vaetune.spec._distributions import DISTRIBUTIONS, Distribution
 from vaetune.spec._errors import SpecError
-from vaetune.spec._plan import BETA, SEED, SearchPlan, asha_rungs
+from vaetune.spec._plan import BETA, SEED, SearchPlan, TrialSchedule, asha_rungs, epochs_at
 from vaetune.spec._reference import embed_reference, reference_yaml
 from vaetune.spec._shipped import describe, shipped_space, shipped_spaces
 from vaetune.spec._space import (
@@ -42,7 +42,7 @@ from vaetune.spec._validate import stored_config, validate_config
 from vaetune.spec._yaml import YamlLoader, yaml_load
 
 __all__ = [
-    "BETA", "DISTRIBUTIONS", "SEED", "SearchPlan", "asha_rungs", "SEARCHABLE_SECTIONS", "AugmentConfig", "Config", "DataConfig",
+    "BETA", "DISTRIBUTIONS", "SEED", "SearchPlan", "TrialSchedule", "asha_rungs", "epochs_at", "SEARCHABLE_SECTIONS", "AugmentConfig", "Config", "DataConfig",
     "Distribution", "ResourcesConfig", "SearchConfig",
     "SearchSpace", "SpecError", "SplitConfig", "TrackingConfig", "YamlLoader",
     "architecture_config", "describe", "embed_reference", "flatten", "load_space", "parse_override",

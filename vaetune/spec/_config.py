@@ -264,7 +264,7 @@ class Config(Section):
         mixture when one is fitted, else from N(0, I) — else val/elbo; the mode: the metric's own)."""
         s, fid_on, prior_on = self.search, bool(self.train.fid_every), self.train.fits_prior
         if s.metric is None:
-            s.metric = registry.of_sampler("eval/fid_sample", GMM if prior_on else NORMAL) if fid_on else "val/elbo"
+            s.metric = registry.of_sampler(registry.FID_SAMPLE, GMM if prior_on else NORMAL) if fid_on else registry.VAL_ELBO
         reported = registry.rankable(fid_on, prior_on)
         for key, metric in [("search.metric", s.metric), *(("search.metrics", m) for m in s.metrics),
                             *(("search.constraints", m) for m in s.constraints)]:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from vaetune.checkpoint import GRIDS_DIR
+from vaetune.metrics.registry import EPOCH, VAL_ELBO
 from vaetune.results import (
     CHECKPOINT_SCORE,
     DIVERGED,
@@ -59,7 +60,7 @@ def numeric_metrics(result: dict) -> dict[str, float]:
 
 
 class SearchTracker:
-    """Driver-side MLflow logging of a search (mixed into a ray.tune.Callback in vaetune._tune).
+    """Driver-side MLflow logging of a search (mixed into a ray.tune.Callback in vaetune.search._searcher).
 
     Every Tune event becomes a small JSON-able event, applied to MLflow at once; if MLflow fails
     (server down), the event is queued and the queue is retried, in order, before each later
@@ -70,7 +71,7 @@ class SearchTracker:
 
     def __init__(self, *, uri: str, experiment: str, search_name: str, results_dir: Path, max_epochs: int,
                  parent_params: dict[str, Any], resolve_params=dict, space_file: Path | None = None,
-                 metric: str = "val/elbo", mode: str = "min", searched: list[str] | None = None):
+                 metric: str = VAL_ELBO, mode: str = "min", searched: list[str] | None = None):
         self.uri, self.experiment, self.search_name = uri, experiment, search_name
         self.results_dir, self.max_epochs = Path(results_dir), max_epochs
         self.metric, self.mode, self.searched = metric, mode, list(searched or [])
@@ -127,7 +128,7 @@ class SearchTracker:
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if result.get(DIVERGENCE):  # no epoch of metrics: the run ends diverged in on_trial_complete
             return
-        step = int(result.get("epoch", result.get("training_iteration", 0)))
+        step = int(result.get(EPOCH, result.get("training_iteration", 0)))
         self._emit({"kind": "metrics", "trial": trial.trial_id, "step": step,
                     "time": int(time.time() * 1000), "metrics": numeric_metrics(result)})
 
@@ -139,7 +140,7 @@ class SearchTracker:
                 self._emit({"kind": "artifact", "trial": trial.trial_id, "path": str(png), "dir": GRIDS_DIR})
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        epochs = int((trial.last_result or {}).get("epoch", 0))
+        epochs = int((trial.last_result or {}).get(EPOCH, 0))
         ckpt = self.last_checkpoint.get(trial.trial_id) or getattr(trial, "checkpoint", None)
         if ckpt is not None:
             with ckpt.as_directory() as folder:

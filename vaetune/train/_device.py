@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from vaetune.metrics.registry import GPU_PEAK_MEM, GPU_PEAK_RESERVED
+
 log = logging.getLogger(__name__)
 
 # of the GPU's free memory the training images may take (trials share a GPU)
@@ -74,5 +76,5 @@ def peak_memory(device: str) -> dict[str, float]:
         return {}
     import torch
 
-    return {"sys/gpu_peak_mem_mb": torch.cuda.max_memory_allocated() / 2**20,
-            "sys/gpu_peak_reserved_mb": torch.cuda.max_memory_reserved() / 2**20}
+    return {GPU_PEAK_MEM: torch.cuda.max_memory_allocated() / 2**20,
+            GPU_PEAK_RESERVED: torch.cuda.max_memory_reserved() / 2**20}

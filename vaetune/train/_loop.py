@@ -16,7 +16,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vaetune.machine import resolve_device
-from vaetune.metrics.registry import CHECKPOINT_TIME, EVAL_TIME, TRAIN_TIME
+from vaetune.metrics.registry import (
+    BETA,
+    CHECKPOINT_TIME,
+    EPOCH,
+    EPOCH_TIME,
+    EVAL_TIME,
+    IMAGES_PER_S,
+    LR,
+    TRAIN_KL,
+    TRAIN_LOSS,
+    TRAIN_RECON,
+    TRAIN_TIME,
+)
 from vaetune.train._device import peak_memory, place_batches
 from vaetune.train._state import restore_training_state
 from vaetune.train._validate import validate
@@ -78,9 +90,9 @@ def train(config: Config, callbacks: Sequence[Callback] = (), *, data: ImageData
         metrics = _train_epoch(model, optimizer, batches, shuffle_gen, augment, tc, epoch, device,
                                callbacks)
         metrics.update(validate(model, val_x, val_y, tc, device))
-        metrics["time/epoch_s"] = metrics[TRAIN_TIME] = seconds = time.perf_counter() - t0
+        metrics[EPOCH_TIME] = metrics[TRAIN_TIME] = seconds = time.perf_counter() - t0
         metrics[EVAL_TIME] = metrics[CHECKPOINT_TIME] = 0.0  # callbacks add theirs
-        metrics["time/train_images_per_s"] = len(train_x) / max(seconds, 1e-9)
+        metrics[IMAGES_PER_S] = len(train_x) / max(seconds, 1e-9)
         metrics.update(peak_memory(device))  # what one trial needs of a shared GPU
         end = EpochEnd(epoch + 1, metrics, model, optimizer, shuffle_gen, config, data, device)
         for cb in callbacks:
@@ -120,5 +132,4 @@ def _train_epoch(model, optimizer, batches, shuffle_gen, augment, tc, epoch: int
             cb.on_step_end(epoch + 1, step + 1)
     loss, recon, kl = (sums / steps).tolist()
     check_finite(torch.tensor(loss), epoch + 1, steps - 1, lr=lr, beta=beta)
-    return {"epoch": epoch + 1, "train/loss": loss, "train/recon": recon, "train/kl": kl,
-            "beta": beta, "lr": lr}
+    return {EPOCH: epoch + 1, TRAIN_LOSS: loss, TRAIN_RECON: recon, TRAIN_KL: kl, BETA: beta, LR: lr}

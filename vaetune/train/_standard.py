@@ -15,15 +15,19 @@ from typing import TYPE_CHECKING, Any
 from vaetune.checkpoint import GRIDS_DIR
 from vaetune.metrics.registry import (
     CHECKPOINT_TIME,
+    EPOCH_TIME,
     EVAL_EPOCH,
     EVAL_TIME,
     IMAGE_SETS,
+    TRAIN_LOSS,
+    VAL_PSNR,
     ImageSet,
 )
+from vaetune.spec import epochs_at
 from vaetune.train._device import peak_memory
 from vaetune.train._grids import GridWriter
 from vaetune.train._state import prune_checkpoints, save_training_state
-from vaetune.train.callbacks import Callback, EpochEnd, TrainStart, epochs_at
+from vaetune.train.callbacks import Callback, EpochEnd, TrainStart
 
 if TYPE_CHECKING:
     from vaetune.spec import Config
@@ -53,7 +57,7 @@ class LatentPrior(Callback):
                                     components=tc.prior_components,
                                     covariance=tc.prior_covariance, seed=tc.seed)
         seconds = time.perf_counter() - t0
-        end.metrics["time/epoch_s"] += seconds  # the epoch's cost, as FID's
+        end.metrics[EPOCH_TIME] += seconds  # the epoch's cost, as FID's
         end.metrics[EVAL_TIME] += seconds
 
 
@@ -93,7 +97,7 @@ class GenerativeEval(Callback):
             self.carried[EVAL_EPOCH] = end.epoch
             # an epoch's cost includes its evaluation (time, GPU memory): a trial's share of a GPU
             seconds = time.perf_counter() - t0
-            end.metrics["time/epoch_s"] += seconds
+            end.metrics[EPOCH_TIME] += seconds
             end.metrics[EVAL_TIME] += seconds
             end.metrics.update(peak_memory(end.device))
         end.metrics.update(self.carried)
@@ -158,7 +162,7 @@ class ProgressBar(Callback):
     def on_epoch_end(self, end: EpochEnd) -> None:
         if self.bar is not None:
             m = end.metrics
-            self.bar.set_postfix(loss=f"{m['train/loss']:.4g}", val_psnr=f"{m['val/psnr']:.2f}")
+            self.bar.set_postfix(loss=f"{m[TRAIN_LOSS]:.4g}", val_psnr=f"{m[VAL_PSNR]:.2f}")
         self.close()
 
     def close(self) -> None:

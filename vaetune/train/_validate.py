@@ -17,7 +17,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from vaetune.metrics.registry import METRICS
+from vaetune.metrics.registry import (
+    METRICS,
+    VAL_ACTIVE_UNITS,
+    VAL_ELBO,
+    VAL_KL,
+    VAL_MSE,
+    VAL_PSNR,
+    VAL_RECON,
+    VAL_SSIM,
+)
 
 ACTIVE_UNIT_THRESHOLD = 0.01
 _CHUNK = 512  # validation images per forward pass
@@ -80,6 +89,6 @@ def validate(model, val_x, val_y, tc, device: str) -> dict[str, float]:
     recon, kl, elbo, mse_mean, psnr_db, ssim_mean = (totals / n).tolist()
     mu = torch.cat(mus)  # (N, D)
     active = int((mu.var(0) > ACTIVE_UNIT_THRESHOLD).sum()) if len(mu) > 1 else 0
-    return {"val/recon": recon, "val/kl": kl, "val/elbo": elbo, "val/mse": mse_mean,
-            "val/psnr": psnr_db, "val/ssim": ssim_mean, "val/active_units": active,
+    return {VAL_RECON: recon, VAL_KL: kl, VAL_ELBO: elbo, VAL_MSE: mse_mean,
+            VAL_PSNR: psnr_db, VAL_SSIM: ssim_mean, VAL_ACTIVE_UNITS: active,
             **dict(zip(MEASURES, (measured / n).tolist(), strict=True))}

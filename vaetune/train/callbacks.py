@@ -14,7 +14,7 @@ vaetune.train._standard; all are importable from vaetune.train.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -69,12 +69,6 @@ class Callback:
 
     def on_epoch_end(self, end: EpochEnd) -> None:
         pass
-
-
-def epochs_at(every: int, last: int, also: Iterable[int] = ()) -> frozenset[int]:
-    """Epochs (1-based) at which something happens: every `every`-th (0: none), the last, `also`."""
-    periodic = range(every, last + 1, every) if every else ()
-    return frozenset([*periodic, last, *also])
 
 
 class EachEpoch(Callback):
