@@ -60,3 +60,21 @@ def test_fetch_pokemon_dataset_dict_and_errors(saved_dataset, tmp_path):
         fetch_pokemon(tmp_path / "t", dataset=str(text_only))
     with pytest.raises(UserError, match="not an image column"):
         fetch_pokemon(tmp_path / "t", dataset=str(saved_dataset), image_column="text")
+
+
+def test_a_decompression_bomb_row_is_refused_from_its_header(tmp_path):
+    """A row whose PNG declares 10000 x 10000 pixels (past Pillow's limit, under twice it, where Pillow
+    only warns and would decode 300 MB) is listed as failed, not decoded; the other rows are kept."""
+    from test_data_untrusted import PILLOW_LIMIT, bomb_png
+
+    ds = datasets.Dataset.from_dict({
+        "image": [png("RGB", (0, 255, 0)), {"bytes": bomb_png(10_000, 10_000), "path": None}],
+    }).cast_column("image", datasets.Image())
+    path = tmp_path / "saved"
+    ds.save_to_disk(str(path))
+    report = fetch_pokemon(tmp_path / "out", dataset=str(path), progress=False)
+    assert report.downloaded == 1
+    assert dict(report.failed) == {"00001.png": f"row 1: too large: 10000x10000 is 100,000,000 pixels, over the "
+                                                f"limit of {PILLOW_LIMIT:,} (PIL.Image.MAX_IMAGE_PIXELS, Pillow's "
+                                                "decompression-bomb guard); not decoded"}
+    assert not (tmp_path / "out" / "00001.png").exists()

@@ -31,17 +31,26 @@ def png_bytes(color: tuple[int, int, int], size: tuple[int, int] = (42, 61)) -> 
     return buf.getvalue()
 
 
+ENDLESS_GUARD = 64 << 20  # an "endless" body ends here, so that a client without a limit still returns
+
+
 class FakeYgo:
     """A card-list endpoint and card images, each image name with a behaviour:
 
     ok: always fine; flaky: 500 twice, then fine; slow: its first request stalls until the client
     has given up on it and asked again (past the client timeout, whatever the machine's speed);
     truncated: twice a Content-Length larger than the body; corrupt: once half a PNG with a
-    correct Content-Length; broken: always 500; missing: always 404.
+    correct Content-Length; broken: always 500; missing: always 404; endless: a body without a
+    Content-Length that goes on (up to ENDLESS_GUARD) while the client reads; trickle: the same, a
+    KiB at a time. `urls` gives a card another image URL than the server's own (a hostile API), and
+    `/redirect?to=URL` answers 302 to URL. `/endless-api` is a card list without end, `/nested-api`
+    brackets nested deeper than any parser's stack.
     """
 
-    def __init__(self, behaviours: dict[str, str]):
+    def __init__(self, behaviours: dict[str, str], urls: dict[str, str] | None = None):
         self.behaviours = dict(behaviours)
+        self.urls = dict(urls or {})
+        self.sent: Counter[str] = Counter()  # bytes of the endless bodies sent, by path
         self.requests: Counter[str] = Counter()
         self.lock = threading.Lock()
         self.retried = threading.Event()  # the "slow" image was asked for a second time
@@ -68,7 +77,7 @@ class FakeYgo:
         frames = ["normal", "effect", "spell", "trap"]
         return [{"id": 1000 + i, "name": f"Card {name}", "type": "Effect Monster", "frameType": frames[i % 4],
                  "desc": "A test card.", "card_prices": [{"tcgplayer_price": "0.10"}],
-                 "card_images": [{"id": 5000 + i, "image_url": f"{self.url}/images/{name}.png",
+                 "card_images": [{"id": 5000 + i, "image_url": self.urls.get(name, f"{self.url}/images/{name}.png"),
                                   "image_url_small": f"{self.url}/small/{name}.png",
                                   "image_url_cropped": f"{self.url}/cropped/{name}.png"}]}
                 for i, name in enumerate(self.behaviours)]
@@ -83,6 +92,15 @@ class FakeYgo:
             return self.send(h, 200, b"<html>hello</html>", "text/html")
         if h.path == "/error":
             return self.send(h, 400, json.dumps({"error": "No card matching your query was found"}).encode())
+        if h.path.startswith("/redirect?to="):
+            h.send_response(302)
+            h.send_header("Location", h.path.split("?to=", 1)[1])
+            h.send_header("Content-Length", "0")
+            return h.end_headers()
+        if h.path == "/endless-api":
+            return self.endless(h, b'{"data": [' + b'{"id": 1}, ' * 10_000)
+        if h.path == "/nested-api":
+            return self.send(h, 200, b"[" * 200_000 + b"]" * 200_000, "application/json")
         name = h.path.rsplit("/", 1)[-1].removesuffix(".png")
         kind = self.behaviours.get(name)
         body = self.images.get(name, b"")
@@ -98,7 +116,24 @@ class FakeYgo:
             return self.send(h, 200, body[: len(body) // 2], "image/png", length=len(body))
         if kind == "corrupt" and n == 1:
             return self.send(h, 200, body[: len(body) // 2], "image/png")
+        if kind in ("endless", "trickle"):
+            return self.endless(h, body, 1024 if kind == "trickle" else 1 << 16, 0.05 if kind == "trickle" else 0)
         return self.send(h, 200, body, "image/png")
+
+    def endless(self, h, start: bytes, block: int = 1 << 16, pause: float = 0.0) -> None:
+        """200 without a Content-Length: `start`, then zeros a block at a time until the client stops
+        reading (or ENDLESS_GUARD bytes, then the connection closes, which ends the body)."""
+        h.send_response(200)
+        h.send_header("Content-Type", "application/octet-stream")
+        h.end_headers()
+        h.close_connection = True
+        h.wfile.write(start)
+        zeros = bytes(block)
+        while self.sent[h.path] < ENDLESS_GUARD:
+            h.wfile.write(zeros)
+            self.sent[h.path] += block
+            if pause:
+                time.sleep(pause)
 
     @staticmethod
     def send(h, code: int, body: bytes, ctype: str = "text/plain", length: int | None = None) -> None:
@@ -263,5 +298,79 @@ def test_cli_subprocess_exit_codes(tmp_path):
         bad_cmd = [sys.executable, "-m", "vaetune.cli", "data", "fetch", "ygo", "--api", "nope", "--out", str(out)]
         bad = subprocess.run(bad_cmd, capture_output=True, text=True, timeout=60)
         assert bad.returncode == 2 and "--api must be an http" in bad.stderr
+    finally:
+        server.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# a hostile card list: URLs of other schemes and hosts, redirects to them, bodies without end
+
+
+@pytest.mark.slow
+def test_a_card_list_s_urls_are_followed_only_on_the_api_s_host(tmp_path):
+    secret = tmp_path / "private" / "secret.png"  # a local file the API points at (an image, so it would be kept)
+    secret.parent.mkdir()
+    secret.write_bytes(png_bytes((1, 2, 3)))
+    other = FakeYgo({"ok": "ok"})  # another host: the same machine, another port
+    fake = FakeYgo({"ok": "ok", "local": "ok", "elsewhere": "ok", "bounce_local": "ok", "bounce_away": "ok"})
+    try:
+        fake.urls = {"local": secret.as_uri(), "elsewhere": f"{other.url}/images/ok.png",
+                     "bounce_local": f"{fake.url}/redirect?to={secret.as_uri()}",
+                     "bounce_away": f"{fake.url}/redirect?to={other.url}/images/ok.png"}
+        out = tmp_path / "ygo"
+        report = fetch_ygo(out, api=f"{fake.url}/api", rate=None, policy=FAST, progress=False)
+        assert report.downloaded == 1
+        assert all_files(out) == ["cards.json", "failed.txt", "normal/5000.png"]  # the ok card only
+        reasons = dict(report.failed)
+        assert "not an http(s) URL" in reasons["effect/5001.png"] and secret.as_uri() in reasons["effect/5001.png"]
+        assert "another host" in reasons["spell/5002.png"] and fake.url.removeprefix("http://") in reasons["spell/5002.png"]
+        # a redirect's target is refused as the URL itself would be (urllib's own check names file://)
+        assert f"Redirection to url '{secret.as_uri()}' is not allowed" in reasons["trap/5003.jpg"]
+        assert "redirected to " + other.url in reasons["normal/5004.jpg"] and "another host" in reasons["normal/5004.jpg"]
+        assert sum(other.requests.values()) == 0  # never asked: neither directly nor by a redirect
+        assert fake.requests["/images/elsewhere.png"] == 0
+        failed = (out / "failed.txt").read_text()
+        assert secret.as_uri() in failed and other.url in failed
+    finally:
+        other.close()
+        fake.close()
+
+
+@pytest.mark.slow
+def test_a_card_list_of_foreign_urls_only_is_refused_in_one_line(tmp_path):
+    fake = FakeYgo({"a": "ok"}, urls={"a": "file:///etc/passwd"})
+    try:
+        done = subprocess.run([sys.executable, "-m", "vaetune.cli", "data", "fetch", "ygo", "--api", f"{fake.url}/api",
+                               "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        line = done.stderr.strip().splitlines()[-1]
+        assert "names no image URL vaetune follows" in line and "file:///etc/passwd" in line
+        assert "http(s) URLs on 127.0.0.1:" in line and "images.ygoprodeck.com" in line
+    finally:
+        fake.close()
+
+
+@pytest.mark.slow
+def test_bodies_without_an_end_are_cut_at_the_limits(fake, tmp_path, monkeypatch):
+    from vaetune.fetch import ygo
+
+    monkeypatch.setattr(ygo, "MAX_IMAGE", 1 << 20)  # 1 MiB, so the test streams little
+    monkeypatch.setattr(ygo, "IMAGE_SECONDS", 1.0)
+    monkeypatch.setattr(ygo, "MAX_CARD_LIST", 1 << 20)
+    server = FakeYgo({"ok": "ok", "endless": "endless", "trickle": "trickle"})
+    try:
+        report = fetch_ygo(tmp_path / "o", api=f"{server.url}/api", rate=None, policy=FAST, progress=False)
+        reasons = dict(report.failed)
+        assert report.downloaded == 1 and set(reasons) == {"effect/5001.png", "spell/5002.png"}
+        assert f"more than {1 << 20} bytes" in reasons["effect/5001.png"]
+        assert server.image_requests("endless") == 1  # over the size limit: not asked again
+        assert server.sent["/images/endless.png"] < ENDLESS_GUARD  # cut off there, not at the server's end
+        assert "not complete after 1 s" in reasons["spell/5002.png"]  # the default deadline of an attempt
+
+        with pytest.raises(UserError, match=f"could not be read: more than {1 << 20} bytes"):
+            fetch_ygo(tmp_path / "o", api=f"{server.url}/endless-api", rate=None, policy=FAST, progress=False)
+        assert server.sent["/endless-api"] < ENDLESS_GUARD
+        with pytest.raises(UserError, match="did not answer JSON"):
+            fetch_ygo(tmp_path / "o", api=f"{server.url}/nested-api", rate=None, policy=FAST, progress=False)
     finally:
         server.close()

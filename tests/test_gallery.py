@@ -211,6 +211,21 @@ def test_remote_checkpoints_are_fetched_as_export_fetches_them(page, work, run, 
     assert np.array_equal(pixels(shown(at)[f"samples_{best_key}"]), pixels(work / "s_remote.png"))
 
 
+def test_a_results_folder_moved_away_is_one_line_in_the_page(page, work, tmp_path):
+    """The folder the gallery was started on moves while the page is open: the next run of the page
+    says so in one line (checkpoints, exports and images are read from there), no traceback."""
+    there = tmp_path / NAME
+    shutil.copytree(work / RESULTS, there)
+    at = page(there)
+    assert not at.error, [e.value for e in at.error]
+    there.rename(tmp_path / "elsewhere")
+    rerun(at)
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and "\n" not in errors[0], errors
+    assert errors[0].startswith(f"{there}: no longer there (moved or removed since the gallery started)")
+    assert "start `vaetune gallery` again" in errors[0]
+
+
 # ---------------------------------------------------------------------------------------------
 # reconstructions, uploads, the latent explorer, interpolation
 

@@ -149,3 +149,13 @@ def test_each_trials_best_is_its_best_epoch_inside_the_constraint(done):
         assert Path(summary.loc[trial_id, "checkpoint"]).name == best["checkpoint_dir_name"]
         earlier += best["epoch"] < reports[-1]["epoch"]
     assert earlier, "no trial's best epoch inside the ceiling came before its last: nothing was checked"
+
+
+def test_export_against_the_metric_s_direction_is_refused(done):
+    """--mode max on val/mse (better lower) would export the worst trial: refused in one line."""
+    refused = done.env.run("export", f"results/{NAME}", "--mode", "max", "--out", "worst.pt")
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr[-3000:]
+    line = refused.stderr.strip().splitlines()[-1]
+    assert f"--mode: got max; {METRIC} is better lower (min) by the metric registry" in line
+    assert "leave --mode out" in line and "--trial ID" in line
+    assert not (done.env.tmp / "worst.pt").exists()

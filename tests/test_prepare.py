@@ -115,6 +115,29 @@ def test_villagers_from_zip_same_result_and_rerun(villagers_download, tmp_path):
     assert sum(len(v) for v in tree(b).values()) == sum(len(v) for v in tree(a).values())
 
 
+def test_a_zip_entry_inflating_past_the_limit_is_skipped_unread(villagers_download, tmp_path, monkeypatch):
+    """An entry whose size in the zip's directory is past the largest image's raw pixels (8 bytes a
+    pixel of Pillow's limit, lowered here to 1 Mi pixels: 8 MiB) is skipped, never inflated."""
+    import zipfile
+
+    from test_data_untrusted import traced_peak
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1 << 20)
+    (villagers_download / "images" / "Ankha.png").unlink()  # its place in the zip: the bomb
+    archive = Path(shutil.make_archive(str(tmp_path / "download"), "zip", villagers_download.parent,
+                                       villagers_download.name))
+    with zipfile.ZipFile(archive, "a", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("animal-crossing/images/Ankha.png", bytes(64 << 20))  # 64 MiB of zeros
+    assert archive.stat().st_size < 4 << 20
+    out = tmp_path / "data" / "villagers"
+    _, peak = traced_peak(lambda: prepare("villagers", archive, out, test_fraction=0.2, seed=0, progress=False))
+    reasons = skipped(out)
+    assert reasons["animal-crossing/images/Ankha.png"] == (f"too large: {64 << 20:,} bytes by the zip's directory, over the limit of "
+                                         f"{8 << 20:,} (the raw pixels of the largest image allowed); not read")
+    assert "Ankha.png" not in sum(tree(out).values(), []) + sum(tree(held_out_dir(out)).values(), [])
+    assert peak < 48 << 20
+
+
 def test_villagers_json_metadata(tmp_path):
     root = tmp_path / "dl"
     for name in ("Bob", "Bea", "Mr. Resetti"):

@@ -247,7 +247,9 @@ def test_search_metric_must_be_one_a_trial_reports(tmp_path):
 def test_search_mode_defaults_to_the_metrics_own_direction(tmp_path):
     config = load_space(write(tmp_path, GOOD), ["search.metric=val/psnr"]).default_config()
     assert config.search.mode == "max"
-    config = load_space(write(tmp_path, GOOD), ["search.metric=val/psnr", "search.mode=min"]).default_config()
+    # against the metric's own direction only when the space says it means it (issue 33)
+    config = load_space(write(tmp_path, GOOD), ["search.metric=val/psnr", "search.mode=min",
+                                                "search.mode_override=true"]).default_config()
     assert config.search.mode == "min"
     assert load_space(write(tmp_path, GOOD)).default_config().search.mode == "min"  # val/elbo
 

@@ -26,10 +26,34 @@ log = logging.getLogger("vaetune")
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse with one-line errors: `vaetune search: error: ... (see vaetune search --help)`."""
+    """argparse with one-line errors: `vaetune search: error: ... (see vaetune search --help)`; a
+    file name starting with '-' (read as an option) is named there, with how to give it."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        self._given = list(sys.argv[1:] if args is None else args)  # what error() explains
+        return super().parse_known_args(args, namespace)
 
     def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        hint = _dash_hint(getattr(self, "_given", []), message)
+        self.exit(2, f"{self.prog}: error: {message}{hint} (see {self.prog} --help)\n")
+
+
+def _dash_hint(given: list[str], message: str) -> str:
+    """Why argparse missed a file: its name starts with '-' (an option to argparse), or it came
+    after `--` with options behind it."""
+    if "--" in given and message.startswith("unrecognized arguments"):
+        after = given[given.index("--") + 1:]
+        name = f"./{after[0]}" if after and after[0].startswith("-") else "./-NAME"
+        return (f"; every word after -- is read as a file name, not an option: put the options before --, "
+                f"or drop -- and name the file {name}")
+    for word in given:
+        if word == "--":
+            break
+        if (word.startswith("-") and len(word) > 1 and not word.startswith("--")
+                and (os.path.lexists(word) or "." in word[2:])):
+            return (f"; {word} starts with '-', so it was read as an option: to name the file, write ./{word} "
+                    f"(or put -- before it)")
+    return ""
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -48,6 +48,8 @@ def export_best(results: str | Path, out: str | Path, *, metric: str | None = No
 
     state, summary = load_search(results)
     metric = metric or state["metric"]
+    if mode is not None and (metric, mode) != (state["metric"], state["mode"]):
+        _check_mode(metric, mode)
     mode = mode or (state["mode"] if metric == state["metric"] else mode_of(metric))
     if trial is not None:
         row = pick_trial(summary, trial)
@@ -62,6 +64,18 @@ def export_best(results: str | Path, out: str | Path, *, metric: str | None = No
     return Exported(path=path, trial_id=str(row[TRIAL_ID]), selected_by=selected, value=value,
                     epoch=int(exported["epoch"]), source=exported["source"], metric=col,
                     sampler=_handed(exported, path).name)
+
+
+def _check_mode(metric: str, mode: str) -> None:
+    """`--mode` against the registry's better direction of the metric would export its worst trial."""
+    from vaetune.errors import UserError
+    from vaetune.metrics.registry import against_direction, direction_words
+
+    known = against_direction(metric, mode)
+    if known is not None:
+        raise UserError(f"--mode: got {mode}; {metric} is {direction_words(known)} by the metric registry, so {mode} "
+                        f"would export its worst trial: leave --mode out (it defaults to {known.mode}), or name the "
+                        "trial to export with --trial ID")
 
 
 def _handed(exported: dict, path: Path):

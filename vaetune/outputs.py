@@ -36,6 +36,13 @@ def gif_comment() -> bytes:
     return SOFTWARE.encode()
 
 
+def carries_mark(image) -> bool:
+    """Whether an opened PIL image (only its header is read) is a picture vaetune drew: a PNG or GIF
+    carrying the mark."""
+    mark = image.info.get("Software") if image.format == "PNG" else image.info.get("comment")
+    return image.format in ("PNG", "GIF") and mark in (SOFTWARE, gif_comment())
+
+
 def written_by_vaetune(path: str | Path) -> bool:
     """Whether an existing file is one vaetune wrote: a marked PNG or GIF, or a vaetune checkpoint."""
     path = Path(path)
@@ -45,10 +52,9 @@ def written_by_vaetune(path: str | Path) -> bool:
 
         try:
             with Image.open(path) as im:
-                mark = im.info.get("Software") if suffix == ".png" else im.info.get("comment")
+                return carries_mark(im)
         except (OSError, UnidentifiedImageError, ValueError):
             return False
-        return mark in (SOFTWARE, gif_comment())
     if suffix == ".pt":
         from vaetune.checkpoint import load_checkpoint
 

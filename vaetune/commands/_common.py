@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 
 
 def add_space_arguments(p: argparse.ArgumentParser) -> None:
@@ -23,3 +24,12 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
 def fmt(v) -> str:
     """A searched value for a one-line summary."""
     return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+
+def warn_unused(space, sections: tuple[str, ...] | None = None) -> None:
+    """One warning line naming the keys of `space` that nothing reads as it stands (SearchSpace.unused)."""
+    unused = space.unused(sections)
+    if unused:
+        logging.getLogger("vaetune").warning("%s: set but read by nothing as the space stands (remove them, or set "
+                                             "what they depend on): %s", space.source, "; ".join(unused))

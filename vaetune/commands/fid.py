@@ -66,11 +66,63 @@ def run(args: argparse.Namespace) -> int:
 
 
 def load_image_set(path: str, limit: int | None = None):
-    """uint8 RGB images (N, 3, H, W) of a folder, .zip or .pt; at least 2 of them."""
+    """uint8 RGB images (N, 3, H, W) of a folder, .zip or .pt; at least 2 of them, none of them a
+    picture vaetune drew (check_not_drawn)."""
     from vaetune.data import read_images
     from vaetune.errors import UserError
 
+    check_not_drawn(path, limit)
     images = read_images(path, image_size=None, channels=3, limit=limit)
     if len(images) < 2:
         raise UserError(f"{path}: FID needs at least 2 images, found {len(images)}")
     return images
+
+
+ACCEPTED = ("give a folder (or .zip) of images, one image a file: the real images (e.g. the data's folder) "
+            "and the images to measure against them")
+
+
+def check_not_drawn(path: str, limit: int | None = None) -> None:
+    """Refuse a set whose images are pictures vaetune drew: a search's results folder (or a folder in
+    one), or a folder holding marked pictures (grids, figures: vaetune.outputs' mark), each many
+    images at once; FID of them would be a number about grids, not about samples."""
+    import io
+    from pathlib import Path
+
+    from PIL import Image, UnidentifiedImageError
+
+    from vaetune.checkpoint import CHECKPOINT_FILE
+    from vaetune.data import open_source
+    from vaetune.data.sources import source_scheme
+    from vaetune.errors import UserError
+    from vaetune.outputs import carries_mark
+    from vaetune.results import SEARCH_FILE
+    from vaetune.spec import DataConfig
+    from vaetune.train import latest_checkpoint
+
+    given = Path(path).expanduser()
+    if given.is_dir():
+        for depth, folder in enumerate((given, *given.resolve().parents)):
+            where = "" if depth == 0 else f" (in {folder})"
+            if (folder / SEARCH_FILE).is_file():
+                raise UserError(f"{path}: a search's results folder{where}: its images are the search's picture "
+                                f"grids, each many samples at once, not samples; {ACCEPTED}")
+            # vaetune train --out: checkpoint_epochNNNN/ folders, each with checkpoint.pt and its grids
+            if depth <= 2 and ((folder / CHECKPOINT_FILE).is_file() or latest_checkpoint(folder) is not None):
+                raise UserError(f"{path}: a training run's folder{where}: its images are the run's picture grids, "
+                                f"each many samples at once, not samples; {ACCEPTED}")
+    if given.suffix == ".pt" or source_scheme(str(given))[0] not in ("folder", "zip"):
+        return  # read_images says what it takes
+    source = open_source(str(given), DataConfig(source=str(given), labels="none"))
+    for item in source.items()[:limit]:
+        if not item.name.lower().endswith((".png", ".gif")):
+            continue
+        try:
+            opened = Image.open(given / item.name) if given.is_dir() else Image.open(io.BytesIO(item.read()))
+            with opened as im:  # the header only: the mark is a chunk before the pixels
+                drawn = carries_mark(im)
+        except (OSError, UnidentifiedImageError, ValueError, SyntaxError):
+            continue  # read_images skips it, with its reason
+        if drawn:
+            raise UserError(f"{path}: {item.name} is a picture vaetune drew (a grid or figure of many images, marked "
+                            f"Software: vaetune), not one image; {ACCEPTED}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from vaetune.commands._common import add_run_arguments, add_space_arguments, fmt
+from vaetune.commands._common import add_run_arguments, add_space_arguments, fmt, warn_unused
 
 
 def register(commands) -> None:
@@ -18,7 +18,9 @@ def register(commands) -> None:
 def run(args: argparse.Namespace) -> int:
     from vaetune.spec import load_space
 
-    return run_space(load_space(args.space, args.overrides), space_file=args.space, overrides=args.overrides,
+    space = load_space(args.space, args.overrides)
+    warn_unused(space)
+    return run_space(space, space_file=args.space, overrides=args.overrides,
                      resume=args.resume, address=args.address, verbose=args.tune_output,
                      command=f"vaetune search {args.space}")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from vaetune.commands._common import add_space_arguments
+from vaetune.commands._common import add_space_arguments, warn_unused
 from vaetune.metrics.registry import (
     BETA,
     EPOCH,
@@ -48,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from vaetune.train import latest_checkpoint
 
     space = load_space(args.space, args.overrides)
+    warn_unused(space, sections=("data", "model", "train"))  # the search section is a search's
     config = space.default_config()
     out = Path(args.out or Path("runs") / config.name)
     output_folder(out, what="--out" if args.out else f"--out (default runs/{config.name})", ours=_is_run)

@@ -12,6 +12,8 @@ from functools import partial
 from pathlib import Path, PurePosixPath
 
 from vaetune.data._items import Item, ItemSource, _digest, _is_image_name, folder_classes
+from vaetune.data._progress import Progress
+from vaetune.data.decode import read_image_file, too_large_file
 from vaetune.errors import UserError
 from vaetune.spec import DataConfig
 
@@ -36,14 +38,16 @@ class FolderSource(ItemSource):
 
     def fingerprint(self) -> str:
         lines = []
+        progress = Progress(f"reading the sizes and times of {self.root}", total=len(self.files), unit="files")
         for rel in self.files:
             st = (self.root / rel).stat()
             lines.append(f"{rel}\t{st.st_size}\t{st.st_mtime_ns}")
+            progress.add()
         return "folder:" + _digest(lines)
 
     def items(self) -> list[Item]:
         classes = folder_classes(self.files, self.cfg.labels, self.root.resolve().name)
-        return [Item(rel, (self.root / rel).read_bytes, c) for rel, c in zip(self.files, classes, strict=True)]
+        return [Item(rel, partial(read_image_file, self.root / rel), c) for rel, c in zip(self.files, classes, strict=True)]
 
 
 NOT_REGULAR = "(not a regular file: a pipe, socket, device or broken link)"  # its key in `others`
@@ -54,9 +58,11 @@ def _walk(root: Path, others: Counter) -> list[str]:
     Only regular files (or links to one) count: a named pipe would block the first read forever,
     so anything else is skipped, with one warning naming it, and never opened."""
     out, odd = [], []
+    progress = Progress(f"listing {root}", unit="files")
     for folder, dirs, files in os.walk(root):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
         rel_folder = Path(folder).relative_to(root)
+        progress.add(len(files))
         for f in files:
             if f.startswith(".") and not _is_image_name(f):
                 continue
@@ -114,6 +120,9 @@ class ZipSource(ItemSource):
         return [Item(n, partial(self._read, n), c) for n, c in zip(names, classes, strict=True)]
 
     def _read(self, name: str) -> bytes:
+        too_large = too_large_file(self.zip.getinfo(name).file_size, "the zip's directory")
+        if too_large is not None:  # the size an entry inflates to is known before a byte is inflated
+            raise too_large
         with self._lock:
             try:
                 return self.zip.read(name)

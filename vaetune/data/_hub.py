@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image
 
 from vaetune.data._items import Item, ItemSource, _digest
+from vaetune.data.decode import read_image_file
 from vaetune.errors import UserError
 from vaetune.spec import DataConfig
 
@@ -106,7 +107,7 @@ class DiskDatasetSource(HubSource):
 def _hf_payload(images: Any, index: int, column: str) -> Any:
     value = images[index][column]
     if isinstance(value, dict):  # datasets.Image(decode=False): {"bytes": ..., "path": ...}
-        return value["bytes"] if value.get("bytes") is not None else Path(value["path"]).read_bytes()
+        return value["bytes"] if value.get("bytes") is not None else read_image_file(value["path"])
     if isinstance(value, Image.Image):
         return value
     return Image.fromarray(np.asarray(value, dtype=np.uint8))  # arrays of pixels

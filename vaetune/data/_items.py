@@ -8,7 +8,7 @@ import os
 import time
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -18,8 +18,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from vaetune.data._progress import Progress
 from vaetune.data.cache import Decoded
-from vaetune.data.decode import IMAGE_SUFFIXES, DecodeSettings, InvalidImage, decode_image
+from vaetune.data.decode import (
+    IMAGE_SUFFIXES,
+    DecodeSettings,
+    InvalidImage,
+    PixelBudget,
+    decode_image,
+)
 from vaetune.errors import UserError
 from vaetune.machine import cpu_count
 from vaetune.spec import DataConfig
@@ -27,6 +34,7 @@ from vaetune.spec import DataConfig
 log = logging.getLogger(__name__)
 
 _CHUNK = 256  # images read, then decoded in parallel, per step
+_CHUNK_BYTES = 256 << 20  # ... or fewer, once their files hold this many bytes (one file may pass it)
 
 
 @dataclass
@@ -34,7 +42,8 @@ class Item:
     """One encoded image of a source, not yet read."""
 
     name: str  # shown in the skipped list and in errors
-    read: Callable[[], Any]  # -> bytes, or a PIL image / array for Hugging Face columns
+    # -> bytes, or a PIL image / array for Hugging Face columns; InvalidImage when known unusable unread
+    read: Callable[[], Any]
     label: str | None = None
 
 
@@ -82,19 +91,23 @@ class ItemSource(Source):
 
 def decode_items(items: list[Item], settings: DecodeSettings, *, source: str, limit: int | None = None,
                  class_names: list[str] | None = None) -> Decoded:
-    """Decode items in order on a thread pool (Pillow releases the GIL while decoding/resizing)."""
+    """Decode items in order on a thread pool (Pillow releases the GIL while decoding/resizing), a
+    chunk at a time: at most _CHUNK files or _CHUNK_BYTES read ahead, their pixels decoded within
+    one PixelBudget, a progress line every few seconds."""
     start, arrays, kept, skipped = time.perf_counter(), [], [], []
     log.info("decoding %d images from %s", len(items), source)
+    progress = Progress(f"decoding {source}", total=len(items) if limit is None else min(limit, len(items)))
+    decode = partial(_decode_one, settings=settings, budget=PixelBudget())
     with ThreadPoolExecutor(min(8, cpu_count())) as pool:
-        for first in range(0, len(items), _CHUNK):
-            chunk = items[first : first + _CHUNK]
-            payloads = [_read(item) for item in chunk]  # reads stay on this thread: zips are not thread-safe
-            for item, result in zip(chunk, pool.map(partial(_decode_one, settings=settings), payloads), strict=True):
+        todo = iter(items)
+        while chunk := _read_chunk(todo):  # reads stay on this thread: zips are not thread-safe
+            for (item, _), result in zip(chunk, pool.map(decode, [payload for _, payload in chunk]), strict=True):
                 if isinstance(result, InvalidImage):
                     skipped.append((item.name, result.reason))
                 else:
                     arrays.append(result)
                     kept.append(item)
+            progress.add(len(chunk))
             if limit is not None and len(arrays) >= limit:
                 arrays, kept = arrays[:limit], kept[:limit]
                 break
@@ -105,18 +118,32 @@ def decode_items(items: list[Item], settings: DecodeSettings, *, source: str, li
     return Decoded(images, labels, names, {}, skipped)
 
 
+def _read_chunk(items: Iterator[Item]) -> list[tuple[Item, Any]]:
+    """The next items with what they read, until _CHUNK of them or _CHUNK_BYTES of bytes."""
+    chunk, size = [], 0
+    for item in items:
+        payload = _read(item)
+        chunk.append((item, payload))
+        size += len(payload) if isinstance(payload, bytes) else 0
+        if len(chunk) >= _CHUNK or size >= _CHUNK_BYTES:
+            break
+    return chunk
+
+
 def _read(item: Item) -> Any:
     try:
         return item.read()
+    except InvalidImage as exc:  # known unusable before reading (too large by its size)
+        return exc
     except OSError as exc:
         return InvalidImage(f"unreadable: {exc.strerror or exc}")
 
 
-def _decode_one(payload: Any, settings: DecodeSettings) -> np.ndarray | InvalidImage:
+def _decode_one(payload: Any, settings: DecodeSettings, budget: PixelBudget) -> np.ndarray | InvalidImage:
     if isinstance(payload, InvalidImage):
         return payload
     try:
-        return decode_image(payload, settings)
+        return decode_image(payload, settings, budget)
     except InvalidImage as exc:
         return exc
 

@@ -33,13 +33,23 @@ Resize modes (``data.resize``), for the square side S = ``data.image_size``:
 All modes resample with Pillow's bicubic filter, which is antialiased when shrinking; an image
 already S x S is not resampled. Alpha is premultiplied while resizing, so transparent pixels do
 not bleed colour into the edges.
+
+Sources are untrusted, so memory stays bounded whatever a file claims (:func:`max_pixels`,
+:func:`max_file_bytes`, :class:`PixelBudget`): an image whose header declares more pixels than
+Pillow's decompression-bomb guard allows (``PIL.Image.MAX_IMAGE_PIXELS``, 89,478,485 by default;
+Pillow itself only warns up to twice that) is skipped before a pixel is decoded, as ``too large``;
+a file (or zip entry) larger than the raw pixels of the largest image allowed is skipped unread;
+and the images decoded at once by parallel threads share a budget of pixels.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
+import os
+import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,6 +76,60 @@ _WIDE_GREY_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")  # grey of more
 _RESAMPLE = Image.Resampling.BICUBIC
 
 
+BYTES_PER_PIXEL = 8  # 16-bit RGBA, the widest pixels an image file holds uncompressed
+DECODE_PIXELS = 1 << 25  # pixels decoded at once by the threads sharing a PixelBudget (~34 M)
+
+
+def max_pixels() -> int:
+    """The most pixels an image may declare: Pillow's decompression-bomb limit as it stands now."""
+    return int(Image.MAX_IMAGE_PIXELS or 0) or DECODE_PIXELS * 64  # None in Pillow: no limit; keep one
+
+
+def max_file_bytes() -> int:
+    """The largest file (or archive entry) read as an image: the raw pixels of the largest image allowed."""
+    return BYTES_PER_PIXEL * max_pixels()
+
+
+def too_large_file(size: int, where: str) -> InvalidImage | None:
+    """The reason a file of `size` bytes (as `where` says: its directory entry, the file system) is
+    not read, or None."""
+    limit = max_file_bytes()
+    if size <= limit:
+        return None
+    return InvalidImage(f"too large: {size:,} bytes by {where}, over the limit of {limit:,} (the raw pixels of the "
+                        "largest image allowed); not read")
+
+
+def read_image_file(path: str | os.PathLike) -> bytes:
+    """A file's bytes, unless it is larger than an image file can be (then InvalidImage, nothing read)."""
+    with open(path, "rb") as fh:
+        too_large = too_large_file(os.fstat(fh.fileno()).st_size, "its size on disk")
+        if too_large is not None:
+            raise too_large
+        return fh.read()
+
+
+class PixelBudget:
+    """The pixels that threads decode at once: an image waits while others hold the budget, and one
+    larger than the whole budget decodes alone, so memory stays near the budget whatever the images."""
+
+    def __init__(self, pixels: int = DECODE_PIXELS):
+        self.pixels, self.held = pixels, 0
+        self._free = threading.Condition()
+
+    @contextlib.contextmanager
+    def hold(self, pixels: int) -> Iterator[None]:
+        with self._free:
+            self._free.wait_for(lambda: self.held == 0 or self.held + pixels <= self.pixels)
+            self.held += pixels
+        try:
+            yield
+        finally:
+            with self._free:
+                self.held -= pixels
+                self._free.notify_all()
+
+
 class InvalidImage(Exception):
     """An image that cannot be used; ``reason`` is a short text listed in the skipped file."""
 
@@ -85,42 +149,70 @@ class DecodeSettings:
     min_side: int = 1
 
 
-def decode_image(data: bytes | Image.Image, settings: DecodeSettings) -> np.ndarray:
-    """Decode encoded bytes (or an already opened PIL image) into uint8 (C, H, W).
+def decode_image(data: bytes | Image.Image, settings: DecodeSettings, budget: PixelBudget | None = None) -> np.ndarray:
+    """Decode encoded bytes (or an already opened PIL image) into uint8 (C, H, W); with a `budget`,
+    the decoding waits for its pixels there.
 
     Raises:
-        InvalidImage: empty, not an image, corrupt or truncated, or smaller than ``min_side``.
+        InvalidImage: empty, not an image, corrupt or truncated, smaller than ``min_side``, or
+            declaring more pixels than ``max_pixels()``.
     """
     img = _open(data, settings)
-    img = _as_standard_mode(img)
-    img = _to_channels(img, settings.channels, settings.background)
-    if settings.image_size is not None:
-        fill = _fill_colour(img.mode, settings.background)
-        img = RESIZE_MODES[settings.resize](img, settings.image_size, fill)
-    arr = np.asarray(img, dtype=np.uint8)
-    return arr[None] if arr.ndim == 2 else np.ascontiguousarray(arr.transpose(2, 0, 1))
+    with budget.hold(img.width * img.height) if budget is not None else contextlib.nullcontext():
+        img = _load(img)
+        img = _as_standard_mode(img)
+        img = _to_channels(img, settings.channels, settings.background)
+        if settings.image_size is not None:
+            fill = _fill_colour(img.mode, settings.background)
+            img = RESIZE_MODES[settings.resize](img, settings.image_size, fill)
+        arr = np.asarray(img, dtype=np.uint8)
+        return arr[None] if arr.ndim == 2 else np.ascontiguousarray(arr.transpose(2, 0, 1))
+
+
+def image_header(data: bytes) -> Image.Image:
+    """The image `data` holds, opened from its header only (no pixel decoded; Pillow's warnings, that
+    of a large image among them, silenced: callers check `check_pixels`).
+
+    Raises:
+        InvalidImage: empty, not an image, or a header Pillow refuses.
+    """
+    if len(data) == 0:
+        raise InvalidImage("empty file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise InvalidImage("not an image") from None
+    except Image.DecompressionBombError:  # past twice the limit: Pillow's own refusal, before any size is kept
+        raise InvalidImage(f"too large: over twice the limit of {max_pixels():,} pixels "
+                           "(PIL.Image.MAX_IMAGE_PIXELS, Pillow's decompression-bomb guard)") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise InvalidImage(f"corrupt: {exc}") from None
+
+
+def check_pixels(img: Image.Image) -> None:
+    """Refuse an image whose header declares more pixels than `max_pixels()`, before any is decoded."""
+    width, height = img.size
+    limit = max_pixels()
+    if width * height > limit:
+        raise InvalidImage(f"too large: {width}x{height} is {width * height:,} pixels, over the limit of {limit:,} "
+                           "(PIL.Image.MAX_IMAGE_PIXELS, Pillow's decompression-bomb guard); not decoded")
 
 
 def _open(data: bytes | Image.Image, settings: DecodeSettings) -> Image.Image:
-    if isinstance(data, Image.Image):
-        img = data
-    else:
-        if len(data) == 0:
-            raise InvalidImage("empty file")
-        try:
-            img = Image.open(io.BytesIO(data))
-        except UnidentifiedImageError:
-            raise InvalidImage("not an image") from None
-        except Image.DecompressionBombError as exc:
-            raise InvalidImage(f"too large: {exc}") from None
-        except (OSError, SyntaxError, ValueError) as exc:
-            raise InvalidImage(f"corrupt: {exc}") from None
+    img = data if isinstance(data, Image.Image) else image_header(data)
     width, height = img.size  # from the header, before any reduced-size JPEG decoding
     if min(width, height) < settings.min_side:
         raise InvalidImage(f"too small: {width}x{height} < min_side {settings.min_side}")
     if settings.image_size is not None and img.format == "JPEG":
         # Decode large JPEGs at a reduced scale (still >= S on both sides): much faster.
         img.draft(img.mode, (settings.image_size, settings.image_size))
+    check_pixels(img)  # after draft: a JPEG is decoded at its reduced size
+    return img
+
+
+def _load(img: Image.Image) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. palette-transparency notices from Pillow

@@ -5,15 +5,21 @@ Transient (retried): HTTP 5xx and 429, timeouts, refused or reset connections, b
 shorter than their Content-Length or fail the caller's check (a cut-off image), and an attempt
 that outlasts the policy's `deadline`. Anything else (HTTP 404, a malformed URL, a body larger
 than the caller's `max_bytes`) fails at once: asking again would not change the answer.
+
+Sources are untrusted: only http(s) URLs are fetched (never file://, ftp:// or data:, which
+urllib would otherwise open), redirects included, and a caller that names its source's `Hosts`
+gets nothing from anywhere else, however a URL or a redirect points there.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import random
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +27,44 @@ from dataclasses import dataclass
 from vaetune import __version__
 
 USER_AGENT = f"vaetune/{__version__} (image dataset fetcher; python-urllib)"
+MiB = 1 << 20  # the unit of the fetchers' size limits
 _CHUNK = 1 << 16  # bytes read at a time: the size and time limits are checked between reads
+
+
+SCHEMES = ("http", "https")  # the only URLs a fetch follows
+
+
+@dataclass(frozen=True)
+class Hosts:
+    """The hosts a fetch may reach: each `host` or `host:port` (no port: the scheme's own, 80 or 443)."""
+
+    names: tuple[str, ...]
+
+    @classmethod
+    def of(cls, *urls: str) -> Hosts:
+        """The hosts of these URLs (a source's own), in order, each once."""
+        return cls(tuple(dict.fromkeys(urllib.parse.urlsplit(u).netloc.lower() for u in urls)))
+
+    def refuses(self, url: str) -> str | None:
+        """Why `url` is not fetched (not http(s), or on another host), or None."""
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in SCHEMES or not parts.netloc:
+            return f"not an http(s) URL; fetched only: http(s) URLs on {self.describe()}"
+        if _origin(parts) not in {_origin(urllib.parse.urlsplit(f"{parts.scheme}://{n}")) for n in self.names}:
+            return f"on another host than the source's; fetched only: http(s) URLs on {self.describe()}"
+        return None
+
+    def describe(self) -> str:
+        return " or ".join(self.names)
+
+
+def _origin(parts: urllib.parse.SplitResult) -> tuple[str, int | None]:
+    """(host, port) with the scheme's own port where none is given; http and https alike on theirs."""
+    try:
+        port = parts.port
+    except ValueError:  # a port that is not a number
+        return (parts.netloc, None)
+    return ((parts.hostname or "").lower(), None if port in (None, 80, 443) else port)
 
 
 class RetryableError(Exception):
@@ -54,6 +97,10 @@ class RetryPolicy:
         """Seconds to wait after failed attempt number `attempt` (0-based)."""
         return min(self.max_backoff, self.backoff * 2**attempt) * random.uniform(0.5, 1.0)
 
+    def bounded(self, seconds: float) -> RetryPolicy:
+        """This policy with a deadline an attempt: its own, else `seconds` (every download has one)."""
+        return self if self.deadline is not None else dataclasses.replace(self, deadline=seconds)
+
 
 class RateLimiter:
     """At most `rate` request starts per second, shared by every thread that calls `wait()`.
@@ -80,6 +127,26 @@ class RateLimiter:
         return slot
 
 
+class _Redirects(urllib.request.HTTPRedirectHandler):
+    """urllib's redirects, each target checked as the URL itself was (http(s) only; the hosts given)."""
+
+    def __init__(self, hosts: Hosts | None):
+        self.hosts = hosts
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        reason = _refused(newurl, self.hosts)
+        if reason is not None:
+            raise PermanentError(f"redirected to {newurl}, {reason}")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def _refused(url: str, hosts: Hosts | None) -> str | None:
+    if hosts is not None:
+        return hosts.refuses(url)
+    parts = urllib.parse.urlsplit(url)
+    return None if parts.scheme in SCHEMES and parts.netloc else "not an http(s) URL"
+
+
 def http_get(
     url: str,
     *,
@@ -87,24 +154,30 @@ def http_get(
     limiter: RateLimiter | None = None,
     max_bytes: int | None = None,
     deadline: float | None = None,
+    hosts: Hosts | None = None,
 ) -> bytes:
     """One GET of `url`: the whole body, checked against its Content-Length.
 
     Args:
         max_bytes: refuse a body larger than this (announced by Content-Length, or read so far).
         deadline: give up when the whole attempt takes longer than this many seconds.
+        hosts: where the URL and its redirects may lead (None: any host, http(s) only).
 
     Raises:
         RetryableError: 5xx/429, timeout, connection trouble, a truncated body, or past `deadline`.
-        PermanentError: any other HTTP error, a URL urllib cannot use, or a body over `max_bytes`.
+        PermanentError: any other HTTP error, a URL that is not http(s) (or not on `hosts`), a
+            redirect to one, or a body over `max_bytes`.
     """
+    reason = _refused(url, hosts)
+    if reason is not None:
+        raise PermanentError(reason)
     if limiter is not None:
         limiter.wait()
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     expected = None
     give_up_at = None if deadline is None else time.monotonic() + deadline
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with urllib.request.build_opener(_Redirects(hosts)).open(request, timeout=timeout) as response:
             expected = response.headers.get("Content-Length")
             if max_bytes is not None and expected is not None and expected.isdigit():
                 if int(expected) > max_bytes:
@@ -156,10 +229,12 @@ def get_with_retries(
     limiter: RateLimiter | None = None,
     check: Callable[[bytes], object] | None = None,
     max_bytes: int | None = None,
+    hosts: Hosts | None = None,
 ) -> bytes:
     """GET `url`, retrying transient failures per `policy`; `check(body)` raising
     RetryableError marks a body as unusable (it is retried like a truncated one). A body over
-    `max_bytes` fails at once; an attempt past `policy.deadline` is retried.
+    `max_bytes` fails at once; an attempt past `policy.deadline` is retried; a URL (or redirect)
+    that is not http(s), or not on `hosts` when given, is never requested.
 
     Raises:
         DownloadError: still failing after the last attempt, or a permanent failure.
@@ -168,7 +243,7 @@ def get_with_retries(
     for attempt in range(attempts):
         try:
             body = http_get(url, timeout=policy.timeout, limiter=limiter, max_bytes=max_bytes,
-                            deadline=policy.deadline)
+                            deadline=policy.deadline, hosts=hosts)
             if check is not None:
                 check(body)
             return body

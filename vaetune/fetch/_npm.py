@@ -20,7 +20,6 @@ the source plans its files from the archive, the missing ones are extracted and 
 from __future__ import annotations
 
 import base64
-import dataclasses
 import hashlib
 import io
 import json
@@ -35,12 +34,11 @@ from typing import Any, Protocol, TypeVar
 
 from vaetune.errors import UserError
 from vaetune.fetch._files import FetchReport, writable_dir, write_failures, write_file, write_json
-from vaetune.fetch._http import DownloadError, PermanentError, RetryPolicy, get_with_retries
+from vaetune.fetch._http import DownloadError, MiB, PermanentError, RetryPolicy, get_with_retries
 
 log = logging.getLogger(__name__)
 
 NPM_REGISTRY = "https://registry.npmjs.org"
-MiB = 1 << 20
 MAX_TARBALL = 512 * MiB  # compressed; emoji-datasource-apple@16.0.0, the largest used, is 95 MiB
 MAX_UNPACKED = 1024 * MiB  # inflated; the same package unpacks to 98 MiB
 MAX_RECORD = 8 * MiB  # the registry's record of one version (a few KiB)
@@ -158,8 +156,7 @@ def download_tarball(
         except (ValueError, KeyError, TypeError):
             raise UserError(f"{url}: not an npm version record with dist.integrity") from None
     check = _integrity_check(package, version, integrity)
-    if policy.deadline is None:
-        policy = dataclasses.replace(policy, deadline=TARBALL_SECONDS)
+    policy = policy.bounded(TARBALL_SECONDS)
     url = f"{registry}/{package}/-/{package}-{version}.tgz"
     log.info("downloading %s", url)
     return _get(url, policy, what=f"the tarball {package}@{version}", check=check,

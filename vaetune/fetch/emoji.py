@@ -36,12 +36,11 @@ from typing import Any
 from vaetune.data import InvalidImage
 from vaetune.errors import UserError
 from vaetune.fetch._files import FetchReport
-from vaetune.fetch._http import RetryPolicy
+from vaetune.fetch._http import MiB, RetryPolicy
 from vaetune.fetch._images import check_image
 from vaetune.fetch._npm import (
     NPM_REGISTRY,
     MemberError,
-    MiB,
     NpmFetch,
     PackageArchive,
     fetch_package,

@@ -21,6 +21,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from vaetune.data.decode import InvalidImage, check_pixels, image_header, read_image_file
 from vaetune.errors import UserError
 from vaetune.fetch._files import FetchReport, writable_dir, write_failures, write_json
 
@@ -60,6 +61,9 @@ def fetch_pokemon(
     column = _image_column(ds, image_column, dataset)
     n = len(ds) if limit is None else min(limit, len(ds))
     text_columns = [c for c, f in ds.features.items() if getattr(f, "dtype", None) == "string"]
+    import datasets
+
+    ds = ds.cast_column(column, datasets.Image(decode=False))  # the encoded bytes: checked before decoding
 
     from tqdm import tqdm
 
@@ -77,6 +81,8 @@ def fetch_pokemon(
         try:
             _save_png(row[column], dest)
             report.downloaded += 1
+        except InvalidImage as exc:
+            report.failed.append((name, f"row {i}: {exc.reason}"))
         except (OSError, ValueError, TypeError) as exc:
             report.failed.append((name, f"row {i}: {type(exc).__name__}: {exc}"))
     write_json(out / METADATA_FILE, {"dataset": dataset, "split": split, "image_column": column,
@@ -124,14 +130,20 @@ def _image_column(ds: Any, wanted: str | None, dataset: str) -> str:
     return "image" if "image" in images else images[0]
 
 
-def _save_png(image, dest: Path) -> None:
-    """Save one PIL image as PNG, keeping transparency: palette/LA images with alpha become RGBA."""
-    if image is None:
+def _save_png(cell: dict | None, dest: Path) -> None:
+    """Save one encoded image cell (``{"bytes", "path"}``) as PNG, keeping transparency: palette/LA
+    images with alpha become RGBA. Its size and declared pixels are checked before it is decoded
+    (vaetune.data.decode's limits), so a decompression bomb in a dataset is refused, not inflated."""
+    if cell is None or (cell.get("bytes") is None and not cell.get("path")):
         raise ValueError("empty image cell")
+    data = cell.get("bytes")
+    if data is None:  # an image folder's row: the file itself
+        data = read_image_file(cell["path"])
+    image = image_header(data)
+    check_pixels(image)
     image.load()
     has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
     converted = image.convert("RGBA" if has_alpha else "RGB")
     part = dest.with_name(dest.name + ".part")
     converted.save(part, format="PNG")
     os.replace(part, dest)
-

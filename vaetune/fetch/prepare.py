@@ -187,6 +187,10 @@ def _copy(tree: SourceTree, items: list[Item], out: Path, test_out: Path, *, tes
     used: set[tuple[str, str]] = set()  # (label, file name): unique over both splits
     placed: list[tuple[Item, str]] = []
     for item in tqdm(items, unit="img", desc="prepare", disable=None if progress is None else not progress):
+        too_large = tree.too_large(item.rel)
+        if too_large is not None:  # not read: its size is known from the directory or the file system
+            skipped.append((item.rel, too_large.reason))
+            continue
         data = tree.read(item.rel)
         try:
             check_image(data, min_side=min_side)

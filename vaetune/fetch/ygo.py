@@ -7,6 +7,12 @@ image_url_small, image_url_cropped}]`` (421x614 full cards; the cropped field is
 Its documented limit is 20 requests per second (exceeding it blocks the client for an hour), so
 downloads are rate limited to 10/s by default, and images are to be stored locally, as here.
 
+The API's answer is untrusted: image URLs are followed only when they are http(s) URLs on the API's
+own host or on YGOPRODeck's documented card-image host (``images.ygoprodeck.com``), redirects
+included; any other (``file://``, another host) is listed in ``failed.txt`` and never requested.
+Every download is bounded: the card list by MAX_CARD_LIST bytes and LIST_SECONDS an attempt, each
+image by MAX_IMAGE bytes and IMAGE_SECONDS (a body without a Content-Length is cut off there too).
+
 Layout written (``OUT`` defaults to ``data/ygo``)::
 
     OUT/<frameType>/<image id>.jpg   one card image each; sub-folders give folder labels
@@ -30,8 +36,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from vaetune.data import InvalidImage
+from vaetune.data.decode import IMAGE_SUFFIXES
 from vaetune.errors import UserError
 from vaetune.fetch._files import (
+    FAILED_FILE,
     FetchReport,
     writable_dir,
     write_failures,
@@ -40,6 +48,9 @@ from vaetune.fetch._files import (
 )
 from vaetune.fetch._http import (
     DownloadError,
+    Hosts,
+    MiB,
+    PermanentError,
     RateLimiter,
     RetryableError,
     RetryPolicy,
@@ -50,6 +61,11 @@ from vaetune.fetch._images import check_image
 log = logging.getLogger(__name__)
 
 YGO_API = "https://db.ygoprodeck.com/api/v7/cardinfo.php"
+YGO_IMAGES = "https://images.ygoprodeck.com"  # where the API's documented card images live
+MAX_CARD_LIST = 256 * MiB  # the whole list with every field is tens of MiB
+MAX_IMAGE = 16 * MiB  # a card image is about 0.1 MiB (421x614 JPEG)
+LIST_SECONDS = 600.0  # one attempt at the card list, unless the policy sets its own deadline
+IMAGE_SECONDS = 120.0  # one attempt at one image, likewise
 # Which URL of a card image to fetch: the whole card (421x614) or the art crop alone.
 IMAGE_FIELDS = {"full": "image_url", "cropped": "image_url_cropped"}
 # Card fields kept in cards.json (prices, sets and banlists change daily and are left out).
@@ -100,11 +116,20 @@ def fetch_ygo(
     policy = policy or RetryPolicy()
     limiter = RateLimiter(rate)
 
-    cards = _card_list(api, policy, limiter)
+    cards = _card_list(api, policy.bounded(LIST_SECONDS), limiter)
+    hosts = Hosts.of(api, YGO_IMAGES)
     jobs, records = _plan(cards, IMAGE_FIELDS[art], limit)
+    refused = [(job.rel, f"{why} <{job.url}>") for job in jobs if (why := hosts.refuses(job.url))]
+    if refused and len(refused) == len(jobs):
+        raise UserError(f"the card-list API {api} names no image URL vaetune follows: {refused[0][1]}")
+    if refused:
+        log.warning("ygo: %d image URL(s) of the card list are not followed (listed in %s): %s",
+                    len(refused), out / FAILED_FILE, refused[0][1])
+    jobs = [job for job in jobs if not hosts.refuses(job.url)]
     write_json(out / CARDS_FILE, records)
 
-    report = FetchReport(out=out)
+    report = FetchReport(out=out, failed=list(refused))
+    policy = policy.bounded(IMAGE_SECONDS)
     todo = [job for job in jobs if not (out / job.rel).is_file()]
     report.skipped = len(jobs) - len(todo)
     log.info("ygo: %d card images listed, %d already present, %d to download", len(jobs), report.skipped, len(todo))
@@ -113,7 +138,7 @@ def fetch_ygo(
 
     with ThreadPoolExecutor(max_workers=concurrency) as pool, \
             tqdm(total=len(todo), unit="img", desc="ygo", disable=None if progress is None else not progress) as bar:
-        futures = {pool.submit(_download, job, out, policy, limiter, min_side): job for job in todo}
+        futures = {pool.submit(_download, job, out, policy, limiter, min_side, hosts): job for job in todo}
         try:
             for future in as_completed(futures):
                 job = futures[future]
@@ -149,12 +174,12 @@ def _card_list(api: str, policy: RetryPolicy, limiter: RateLimiter) -> list[dict
         raise UserError(f"--api must be an http(s) URL such as {YGO_API}, got {api!r}")
     log.info("ygo: fetching the card list from %s", api)
     try:
-        body = get_with_retries(api, policy=policy, limiter=limiter)
+        body = get_with_retries(api, policy=policy, limiter=limiter, max_bytes=MAX_CARD_LIST)
     except DownloadError as exc:
         raise UserError(f"the card-list API {api} could not be read: {exc}") from None
     try:
         payload = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: brackets nested deeper than Python's stack
         raise UserError(f"the card-list API {api} did not answer JSON (check --api)") from None
     cards = payload.get("data") if isinstance(payload, dict) else None
     if not isinstance(cards, list):
@@ -179,8 +204,11 @@ def _plan(cards: list[dict], url_field: str, limit: int | None) -> tuple[list[_J
         url = image.get(url_field) if image else None
         if not url:
             continue
+        if not isinstance(url, str):
+            continue
         image_id = image.get("id", card.get("id"))
-        suffix = Path(urllib.parse.urlsplit(url).path).suffix.lower() or ".jpg"
+        suffix = Path(urllib.parse.urlsplit(url).path).suffix.lower()
+        suffix = suffix if suffix in IMAGE_SUFFIXES else ".jpg"  # a name vaetune.data reads, whatever the URL
         rel = f"{_folder_name(card.get('frameType'))}/{_file_stem(image_id)}{suffix}"
         if rel in seen:
             continue
@@ -201,12 +229,14 @@ def _file_stem(image_id: Any) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "_", str(image_id))
 
 
-def _download(job: _Job, out: Path, policy: RetryPolicy, limiter: RateLimiter, min_side: int) -> None:
+def _download(job: _Job, out: Path, policy: RetryPolicy, limiter: RateLimiter, min_side: int, hosts: Hosts) -> None:
     def check(body: bytes) -> None:
         try:
             check_image(body, min_side=min_side)
         except InvalidImage as exc:
+            if exc.reason.startswith("too large"):  # its header says so: asking again would not change it
+                raise PermanentError(str(exc)) from None
             raise RetryableError(str(exc)) from None
 
-    body = get_with_retries(job.url, policy=policy, limiter=limiter, check=check)
+    body = get_with_retries(job.url, policy=policy, limiter=limiter, check=check, max_bytes=MAX_IMAGE, hosts=hosts)
     write_file(out / job.rel, body)  # a file under its final name is always a verified image

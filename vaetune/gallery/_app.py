@@ -15,7 +15,15 @@ import streamlit as st
 
 from vaetune.checkpoint import pick_sampler
 from vaetune.gallery import _sections as sections
-from vaetune.gallery._page import begin, elapsed, gallery_at, model_at, shielded
+from vaetune.gallery._page import (
+    begin,
+    elapsed,
+    gallery_at,
+    model_at,
+    moved_away,
+    quiet_download_failures,
+    shielded,
+)
 from vaetune.gallery._pictures import MAX_SAMPLES
 from vaetune.gallery._server import TARGET_ENV
 from vaetune.gallery._target import Gallery
@@ -96,6 +104,11 @@ def main() -> None:
         if not target:
             st.error(f"no search or checkpoint to show: start the page with `vaetune gallery RESULTS|CHECKPOINT` "
                      f"(it sets {TARGET_ENV})")
+            return
+        quiet_download_failures()
+        gone = moved_away(target)
+        if gone is not None:
+            st.error(gone)
             return
         gallery = gallery_at(target)
         st.title(f"vaetune gallery · {gallery.title}")

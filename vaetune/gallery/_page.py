@@ -10,7 +10,10 @@ what a test reads back (Streamlit's test harness sees an image only as a URL).
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import streamlit as st
 
@@ -83,6 +86,43 @@ def shielded(where=st, target: str = ""):
         path = crash_log(["gallery", target])
         where.error(f"internal error (a bug in vaetune): {type(exc).__name__}: {one_line(exc)[:300]}; the full "
                     f"traceback is in {path}")
+
+
+def moved_away(target: str) -> str | None:
+    """The page's one line when what it shows is no longer where the gallery was started on: the models it
+    loaded stay in memory, but checkpoints, exports and images read from there would fail."""
+    if Path(target).exists():
+        return None
+    return (f"{target}: no longer there (moved or removed since the gallery started); start `vaetune gallery` "
+            "again on the folder where it is now")
+
+
+class _DownloadFailures(logging.Filter):
+    """A download the page offers is made when it is clicked, outside the page's run: Streamlit logs its
+    failure with a traceback. A user's mistake there (a UserError: the results folder moved) is said in
+    the page at its next run (`moved_away`, the export section), so its record is dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(getattr(exc, "__cause__", None), UserError)
+
+
+DOWNLOAD_FAILURES = _DownloadFailures()
+DEFERRED_LOGGER = "streamlit.runtime.backend_operation_handler"  # logs a failed deferred download
+
+
+def quiet_download_failures() -> None:
+    logging.getLogger(DEFERRED_LOGGER).addFilter(DOWNLOAD_FAILURES)  # once: the same filter is not added twice
+
+
+def as_user_error(make: Callable[[], bytes]) -> Callable[[], bytes]:
+    """A download's bytes, a file the system refuses (gone, unreadable) turned into the UserError naming it."""
+    def call() -> bytes:
+        try:
+            return make()
+        except OSError as exc:
+            raise UserError(f"{exc.filename or 'a file'}: {exc.strerror or exc}") from None
+    return call
 
 
 def elapsed() -> float:

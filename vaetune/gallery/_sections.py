@@ -11,8 +11,17 @@ import streamlit as st
 import torch
 
 from vaetune.errors import UserError
+from vaetune.fileio import is_remote
 from vaetune.gallery import _pictures as pictures
-from vaetune.gallery._page import dims_of, images_of, label_of, model_at, shielded, show
+from vaetune.gallery._page import (
+    as_user_error,
+    dims_of,
+    images_of,
+    label_of,
+    model_at,
+    shielded,
+    show,
+)
 from vaetune.gallery._server import SHOWN
 from vaetune.gallery._target import export_bytes, kept_checkpoints
 from vaetune.samplers import NORMAL
@@ -178,14 +187,19 @@ def epochs(gallery, chosen, loaded, s) -> None:
 
 def export(gallery, chosen, loaded, s) -> None:
     for entry in chosen:
+        if not is_remote(entry.checkpoint) and not Path(entry.checkpoint).exists():
+            st.error(f"export: {entry.label}: its checkpoint {entry.checkpoint} is no longer there (moved or removed "
+                     "since the gallery started); start `vaetune gallery` again on the folder where it is now")
+            continue
         if gallery.results is None:
             path = Path(entry.checkpoint)
             name = path.name if path.is_file() else f"{path.name}.pt"
-            st.download_button(f"Checkpoint {name} (the file itself)", lambda p=path: _file_bytes(p), file_name=name,
-                               mime="application/octet-stream", key=f"export_{entry.key}")
+            st.download_button(f"Checkpoint {name} (the file itself)", as_user_error(lambda p=path: _file_bytes(p)),
+                               file_name=name, mime="application/octet-stream", key=f"export_{entry.key}")
             continue
         st.download_button(f"Checkpoint of {entry.label}, as vaetune export writes it",
-                           lambda k=entry.key: export_bytes(gallery, k), file_name=f"{gallery.results.name}-{entry.key}.pt",
+                           as_user_error(lambda k=entry.key: export_bytes(gallery, k)),
+                           file_name=f"{gallery.results.name}-{entry.key}.pt",
                            mime="application/octet-stream", key=f"export_{entry.key}")
     st.caption("Every picture has its own PNG button under it; `vaetune sample`, `reconstruct` and `interpolate` "
                "draw the same pictures from the exported file.")

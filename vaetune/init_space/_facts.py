@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import io
 import logging
 import math
 import os
 import random
-import warnings
 import zipfile
 from collections import Counter
 from collections.abc import Sequence
@@ -258,28 +256,18 @@ def _probe(item: Any, min_side: int) -> tuple[int, int, str, bool] | str:
     The reasons are the decoder's (``vaetune.data.decode``), so init and a search list a bad
     file alike; pixels are not decoded here.
     """
-    from PIL import Image, UnidentifiedImageError
-
-    from vaetune.data.decode import ALPHA_MODES
+    from vaetune.data.decode import ALPHA_MODES, InvalidImage, check_pixels, image_header
 
     try:
-        data = item.read()
+        with image_header(item.read()) as img:  # item.read: InvalidImage for a file too large to read
+            if img.format != "JPEG":  # a JPEG is decoded at a reduced scale, within the limit (decode.py)
+                check_pixels(img)
+            (width, height), mode = img.size, img.mode
+            alpha = mode in ALPHA_MODES or "transparency" in img.info
+    except InvalidImage as exc:
+        return exc.reason
     except OSError as exc:
         return f"unreadable: {exc.strerror or exc}"
-    if len(data) == 0:
-        return "empty file"
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Image.open(io.BytesIO(data)) as img:
-                (width, height), mode = img.size, img.mode
-                alpha = mode in ALPHA_MODES or "transparency" in img.info
-    except UnidentifiedImageError:
-        return "not an image"
-    except Image.DecompressionBombError as exc:
-        return f"too large: {exc}"
-    except (OSError, SyntaxError, ValueError) as exc:
-        return f"corrupt: {exc}"
     if min(width, height) < min_side:
         return f"too small: {width}x{height} < min_side {min_side}"
     return width, height, mode, alpha

@@ -190,6 +190,21 @@ def mode_of(name: str) -> Mode:
     return metric.mode if metric is not None else "min"
 
 
+def against_direction(name: str, mode: str) -> Metric | None:
+    """The registered metric `name` when ranking by `mode` puts its worst value first (val/elbo by
+    max); None when `mode` is its better direction, or it is unknown or descriptive (val/kl: no value
+    of it is better)."""
+    metric = METRICS.get(name)
+    if metric is None or metric.descriptive or mode == metric.mode:
+        return None
+    return metric
+
+
+def direction_words(metric: Metric) -> str:
+    """`better lower (min)`: a metric's better direction, as messages say it."""
+    return f"better {'lower' if metric.mode == 'min' else 'higher'} ({metric.mode})"
+
+
 def produced_by(*producers: Producer) -> tuple[str, ...]:
     """Names of the metrics of these producers, in registry order."""
     return tuple(m.name for m in METRICS.values() if m.producer in producers)

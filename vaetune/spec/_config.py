@@ -115,6 +115,9 @@ class SearchConfig(Section):
     # train.prior gmm, else eval/fid_sample), else val/elbo
     metric: str | None = None
     mode: Literal["min", "max"] | None = None  # None: the metric's own better direction
+    # true: rank by search.mode (and search.modes) even against the direction the metric registry says is
+    # better (val/elbo: min), which makes the worst trial "best"; without it such a mode is refused
+    mode_override: bool = False
     # auto: chosen and sized for the trials, concurrency and space (vaetune.search._sampler);
     # or one of Optuna's samplers with Optuna's own settings (gp: its Gaussian-process sampler)
     sampler: Literal["auto", "tpe", "gp", "random", "cmaes", "nsga2", "grid"] = "auto"
@@ -187,8 +190,11 @@ class Config(Section):
     def _folder_name(cls, v: str) -> str:
         # it names results/<name>/ and runs/<name>/: nothing that leaves those folders or hides
         if not re.fullmatch(rf"[A-Za-z0-9_][A-Za-z0-9_.-]{{0,{NAME_MAX - 1}}}", v):
-            raise ValueError(f"a name is 1-{NAME_MAX} letters, digits, '_', '-' or '.', not starting with "
-                             "'.' or '-' (it names the results folder and the MLflow experiment)")
+            bad = next((c for c in v if not re.fullmatch(r"[A-Za-z0-9_.-]", c)), None)
+            which = f"{bad!r} is not one of them; " if bad is not None else ""
+            raise ValueError(f"a name is 1-{NAME_MAX} of the ASCII letters A-Z and a-z, the digits 0-9, '_', '-' "
+                             f"and '.', not starting with '.' or '-' ({which}it names the results folder and the "
+                             "MLflow experiment)")
         return v
 
     @model_validator(mode="after")
@@ -222,6 +228,7 @@ class Config(Section):
             raise CrossFieldError("data.image_size", size, str(exc)) from None
         self._resolve_objectives()
         self._resolve_metrics()
+        self._check_points_run()
         return self
 
     def _resolve_objectives(self) -> None:
@@ -271,5 +278,33 @@ class Config(Section):
             raise CrossFieldError(key, metric, f"a trial reports: {', '.join(reported)}")
         if s.metrics and not s.modes:
             s.modes = [registry.mode_of(m) for m in s.metrics]
+        self._check_modes()
         if s.mode is None:
             s.mode = s.modes[s.metrics.index(s.metric)] if s.metric in s.metrics else registry.mode_of(s.metric)
+
+    def _check_modes(self) -> None:
+        """A mode given against the registry's better direction of its metric ranks the worst trial
+        first: refused unless search.mode_override says it is meant (a descriptive metric, such as
+        val/kl, has no better direction and takes either)."""
+        s = self.search
+        given = [("search.mode", s.metric, s.mode),
+                 *(("search.modes", m, mode) for m, mode in zip(s.metrics, s.modes, strict=True))]
+        for key, metric, mode in given:
+            known = None if mode is None or s.mode_override else registry.against_direction(metric, mode)
+            if known is None:
+                continue
+            default = f"it defaults to {known.mode}" if key == "search.mode" else "each defaults to its metric's own"
+            raise CrossFieldError(key, s.modes if key == "search.modes" else mode,
+                                  f"{metric} is {registry.direction_words(known)} by the metric registry, so "
+                                  f"{mode} would rank its worst trial best: leave {key} unset ({default}), or set "
+                                  "search.mode_override: true to rank that way on purpose")
+
+    def _check_points_run(self) -> None:
+        """Each point to evaluate is a trial: a list longer than the trials would be cut short."""
+        s = self.search
+        if len(s.points_to_evaluate) > s.num_samples:
+            k = len(s.points_to_evaluate)
+            raise CrossFieldError("search.num_samples", s.num_samples,
+                                  f"search.points_to_evaluate lists {k} points, each a trial of its own, so "
+                                  f"{k - s.num_samples} of them would never run: give search.num_samples at least "
+                                  f"{k}, or list fewer points (search.points_to_evaluate: [] drops them all)")

@@ -10,6 +10,7 @@ fails at load time.
 from __future__ import annotations
 
 import copy
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,12 @@ from pydantic import BaseModel, ConfigDict
 from vaetune.spec._config import Config
 from vaetune.spec._distributions import Distribution, is_distribution, parse_distribution
 from vaetune.spec._errors import SpecError
-from vaetune.spec._shipped import shipped_space, shipped_spaces
+from vaetune.spec._shipped import shipped_spaces, which_space
+from vaetune.spec._unused import unused_keys
 from vaetune.spec._validate import validate_config
 from vaetune.spec._yaml import DuplicateKey, yaml_load
+
+log = logging.getLogger(__name__)
 
 # Sections whose leaves may be searched. name/search/resources/tracking describe the search itself.
 SEARCHABLE_SECTIONS = ("data", "model", "train")
@@ -47,6 +51,11 @@ class SearchSpace(BaseModel):
         for key, value in (values or {}).items():
             set_dotted(raw, key, value)
         return validate_config(raw, self.source)
+
+    def unused(self, sections: tuple[str, ...] | None = None) -> list[str]:
+        """The keys this space sets (or searches) that its configuration does not read, each with why
+        (vaetune.spec._unused); only those of `sections` when given."""
+        return unused_keys(self.base, list(self.params), self.default_config(), sections)
 
     def default_config(self) -> Config:
         """The configuration `vaetune train` runs: defaults for searched values, the first
@@ -101,7 +110,9 @@ def parse_override(source: str, text: str) -> tuple[str, Any]:
 def load_space(path: str | Path, overrides: list[str] | None = None) -> SearchSpace:
     """Read, override and validate a search-space YAML file, or a shipped space given by name
     (`ygo`: search_spaces/ygo.yaml, from any folder)."""
-    path = shipped_space(str(path)) or Path(path)
+    path, which = which_space(str(path))
+    if which is not None:
+        log.info("space %s", which)
     source = str(path)
     if path.exists() and not path.is_dir() and not path.is_file():  # reading a named pipe would wait forever
         raise SpecError(source, "<file>", source, "not a regular file (a named pipe, socket or device); give the "

@@ -36,7 +36,6 @@ class GridWriter:
         (a fitted vaetune.models.LatentMixture) when given, else the fixed z ~ N(0, I); returns
         [recon PNG, samples PNG]."""
         import torch
-        from torchvision.utils import save_image
 
         folder.mkdir(parents=True, exist_ok=True)
         self.model.eval()
@@ -54,6 +53,20 @@ class GridWriter:
             rows += [pairs[0, start:start + self.size], pairs[1, start:start + self.size]]
         recon_path = folder / f"recon_epoch{epoch:04d}.png"
         sample_path = folder / f"samples_epoch{epoch:04d}.png"
-        save_image(torch.cat(rows).cpu(), recon_path, nrow=self.size, padding=1)
-        save_image(samples.cpu(), sample_path, nrow=self.size, padding=1)
+        _save_marked(torch.cat(rows).cpu(), recon_path, self.size)
+        _save_marked(samples.cpu(), sample_path, self.size)
         return [recon_path, sample_path]
+
+
+def _save_marked(images, path: Path, nrow: int) -> None:
+    """torchvision's save_image (the same pixels), the PNG carrying vaetune's mark (vaetune.outputs): a
+    grid is many images, and `vaetune fid` refuses to take it for one."""
+    import torch
+    from PIL import Image
+    from torchvision.utils import make_grid
+
+    from vaetune.outputs import png_info
+
+    grid = make_grid(images, nrow=nrow, padding=1)
+    pixels = grid.mul(255).add_(0.5).clamp_(0, 255).permute(1, 2, 0).to("cpu", torch.uint8)
+    Image.fromarray(pixels.numpy()).save(path, format="PNG", pnginfo=png_info())
