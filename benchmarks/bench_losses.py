@@ -1,6 +1,6 @@
 """A calibrated decoder against summed MSE and BCE, at equal budget, on the real collections.
 
-    python benchmarks/bench_losses.py [--quick] [--work DIR]
+    python benchmarks/bench_losses.py [--quick] [--work DIR] [--collections NAME ...]
 
 For each collection (_real_collections.py) and reconstruction loss (train.recon_loss: mse, bce,
 calibrated — the σ-VAE's Gaussian with the batch's optimal shared variance), the same conv VAE is
@@ -132,8 +132,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--work", default=str(Path.home() / ".cache" / "vaetune" / "bench-losses"),
                    help="where the trainings are kept (a rerun reuses them)")
     p.add_argument("--out", default=str(OUT))
+    p.add_argument("--collections", nargs="+", choices=tuple(COLLECTIONS),
+                   help="only these collections (default: the mode's own)")
     args = p.parse_args(argv)
     s = sizes("quick" if args.quick else "full")
+    if args.collections:
+        s["collections"] = tuple(args.collections)
     work = Path(args.work)
     records = train_all(trainings(s, work / "cache"), work)
     print(markdown(table(judge_all(records, work, Path(args.out)))))

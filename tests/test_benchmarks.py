@@ -27,6 +27,7 @@ def _module(name: str):
         sys.path.remove(str(BENCH))
 
 
+@pytest.mark.slow
 def test_run_smoke_writes_ratio_rows(tmp_path):
     out = tmp_path / "results.csv"
     fields = _module("run").FIELDS + ["mode", "machine"]
@@ -118,6 +119,7 @@ def _stand_in_emoji(folder: Path, n: int = 100) -> None:
         Image.fromarray(px).save(sub / f"{i:04x}.png")
 
 
+@pytest.mark.slow
 def test_peers_smoke_measures_every_method_on_a_real_collection(tmp_path):
     peers = _module("bench_peers")
     first = peers.COLLECTION_NAMES[0]

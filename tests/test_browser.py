@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # each test starts pytest in a process, as the browser checks run there
+
 HERE = Path(__file__).parent
 
 

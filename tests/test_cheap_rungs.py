@@ -63,11 +63,12 @@ def test_the_evaluation_plan_of_a_trial(sections, full, ranking, sets):
     assert ranking_sets(cfg) == frozenset(sets)
 
 
+@pytest.mark.slow
 def test_a_subset_of_image_sets_measures_what_the_full_evaluation_measures_of_them(offline_caches, tmp_path):
     from vaetune.data import load_data
     from vaetune.models import build_model, fit_model_prior
 
-    cfg = config()
+    cfg = config(train={"epochs": 10, "fid_every": 10, "fid_samples": 8})  # 8 images a set: 4 evaluations here
     data = load_data(cfg.data.model_copy(update={"cache_dir": str(tmp_path / "data")}))
     torch.manual_seed(0)
     model = build_model(cfg.model, tuple(data.images.shape[1:]))
@@ -100,7 +101,7 @@ def search(tmp_path_factory):
            "data": {"source": "builtin:sprites", "image_size": 16, "count": 400, "cache_dir": str(work / "cache")},
            "model": {"arch": "conv", "width": 8, "latent_dim": {"choice": [2, 4]}},
            "train": {"epochs": 3, "batch_size": 32, "lr": {"loguniform": [0.001, 0.005]}, "num_threads": 1,
-                     "grid_size": 4, "fid_every": 3, "fid_samples": 16, "prior_components": 2},
+                     "grid_size": 4, "fid_every": 3, "fid_samples": 8, "prior_components": 2},
            "search": {"num_samples": 3, "max_concurrent": 2, "grace_period": 1, "reduction_factor": 2,
                       "metric": "eval/fid_sample"}}
     (work / "space.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
@@ -128,6 +129,7 @@ def _finite(record: dict, key: str) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
 
 
+@pytest.mark.slow
 def test_rungs_measure_the_samples_and_the_last_epoch_everything(search):
     work, _ = search
     reports = _reports(work)
@@ -144,6 +146,7 @@ def test_rungs_measure_the_samples_and_the_last_epoch_everything(search):
     assert any(r["epoch"] == 3 for records in reports.values() for r in records)  # ASHA lets one finish
 
 
+@pytest.mark.slow
 def test_the_search_ends_with_where_the_trials_time_went(search):
     work, proc = search
     line = next(x for x in proc.stdout.splitlines() if x.startswith("trials' time"))
@@ -159,6 +162,7 @@ def test_the_search_ends_with_where_the_trials_time_went(search):
     assert sum(int(m[i]) for i in range(2, 6)) == pytest.approx(100, abs=2)  # rounding of four parts
 
 
+@pytest.mark.slow
 def test_the_report_says_what_a_rung_did_not_measure(search):
     from vaetune.report import kl_tables
     from vaetune.results import load_results

@@ -26,9 +26,11 @@ import yaml
 from guards import HANG_GUARD_S
 from hold import hold_ray_workers, kill_held
 
+pytestmark = pytest.mark.slow  # a local multi-node Ray cluster
+
 EPOCHS = 10
 SPACE = {
-    "data": {"source": "builtin:sprites", "image_size": 16, "count": 3000},
+    "data": {"source": "builtin:sprites", "image_size": 16, "count": 1500},
     "model": {"arch": "conv", "width": 8, "latent_dim": {"choice": [2, 4]}},
     "train": {"epochs": EPOCHS, "batch_size": 64, "lr": {"loguniform": [0.0005, 0.005]},
               "beta": {"loguniform": [0.01, 1]}, "num_threads": 1, "grid_size": 4, "grid_every": 100},

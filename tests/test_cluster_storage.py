@@ -58,6 +58,7 @@ def test_trial_data_decodes_on_a_node_without_the_cache(tmp_path):
     assert len(data.images) == 64 and list(cache.glob("*.pt"))
 
 
+@pytest.mark.slow
 def test_prepare_node(tmp_path):
     space = tmp_path / "s.yaml"
     space.write_text(yaml.safe_dump({"name": "s", "data": {"source": "builtin:sprites", "image_size": 16,

@@ -13,6 +13,8 @@ import pytest
 from browser import chromium_page, free_port, serving, user_env, vaetune
 from test_report import BETAS, NAME, SEARCH_METRIC, finished_search
 
+pytestmark = pytest.mark.slow  # the session search (tests/test_report.py) and the dashboard server
+
 
 @pytest.fixture(scope="module")
 def work(tmp_path_factory):

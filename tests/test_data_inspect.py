@@ -6,7 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from PIL import Image
+
+pytestmark = pytest.mark.slow  # each test starts a vaetune process
 
 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:

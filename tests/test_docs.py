@@ -120,6 +120,7 @@ def test_the_metrics_section_names_every_metric():
     assert not missing, f"docs/search-spaces.md, Metrics: not named {missing}"
 
 
+@pytest.mark.slow
 def test_the_script_rewrites_a_stale_page_and_checks_it(tmp_path):
     page = tmp_path / "page.md"
     page.write_text("# Keys\n\n<!-- reference:start -->\nstale block\n<!-- reference:end -->\n\nAfter.\n")

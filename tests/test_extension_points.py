@@ -5,9 +5,8 @@ each validates in a search space, trains through `vaetune train` or `train()`, a
 metric added as one registry entry and one measure is reported by training, accepted as
 `search.metric` and a column of the KL table; a command added as one module runs through
 `vaetune`; a report section added as one function is on the HTML and Markdown page of a real
-search. Also: the page's module map lists exactly the modules of the package, README's commands
-table every command, the packages keep to their faces, and no package imports one that imports it
-back."""
+search. Also: README's commands table names every command. (The layout's rules, module map,
+faces and import loops, are tests/test_house_rules.py.)"""
 
 from __future__ import annotations
 
@@ -15,7 +14,6 @@ import inspect
 import math
 import re
 import sys
-from itertools import pairwise
 from pathlib import Path
 from typing import Literal
 
@@ -132,6 +130,7 @@ def test_a_new_architecture_is_validated_by_its_own_config(tmp_path):
     assert err.key == "model.hidden" and "unknown key for model.arch 'mlp'" in err.accepted
 
 
+@pytest.mark.slow
 def test_vaetune_train_trains_the_new_architecture_and_its_checkpoint_loads(tmp_path, capsys):
     path = tmp_path / "space.yaml"
     path.write_text(yaml.safe_dump(space(tmp_path)))
@@ -190,122 +189,6 @@ def test_the_recipes_on_the_page_are_the_code_of_this_test():
         assert inspect.getsource(obj) in page, f"the page no longer shows {obj.__name__}"
     assert "@register_architecture(TinyConfig)\nclass TinyVAE(VAE):" in page
     assert '@register_objective("recon_only")\ndef recon_only(' in page
-
-
-def test_the_module_map_lists_every_module_of_the_package():
-    page = (ROOT / "docs" / "architecture.md").read_text()
-    section = page.split("## Module map", 1)[1].split("\n## ", 1)[0]
-    listed = re.findall(r"^\| `(vaetune/[\w/]+\.py)` \|", section, flags=re.MULTILINE)
-    modules = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "vaetune").rglob("*.py"))
-    assert sorted(listed) == modules, (
-        f"docs/architecture.md's module map: missing {sorted(set(modules) - set(listed))}, "
-        f"stale {sorted(set(listed) - set(modules))}")
-    assert len(listed) == len(set(listed))
-
-
-def _package_of(path: Path) -> str:
-    """vaetune/search/_run.py -> vaetune.search; vaetune/search/__init__.py -> vaetune.search."""
-    parts = path.relative_to(ROOT).with_suffix("").parts
-    return ".".join(parts[:-1])
-
-
-def _private_part(dotted: str) -> str | None:
-    """The package a dotted name reaches privately into (vaetune.metrics for vaetune.metrics._stats), if any."""
-    parts = dotted.split(".")
-    for i, part in enumerate(parts):
-        if part.startswith("_") and not part.startswith("__"):
-            return ".".join(parts[:i])
-    return None
-
-
-def test_the_package_faces_hold():
-    """No package exports a private name, and no module imports another package's private module
-    or name (counting imports inside functions): a package is used through its __init__."""
-    import ast
-
-    broken = []
-    for path in sorted((ROOT / "vaetune").rglob("*.py")):
-        here = _package_of(path)
-        tree = ast.parse(path.read_text())
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("vaetune"):
-                targets = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
-            elif isinstance(node, ast.Import):
-                targets = [a.name for a in node.names if a.name.startswith("vaetune")]
-            else:
-                continue
-            for target in targets:
-                owner = _private_part(target)
-                if owner is not None and here != owner and not here.startswith(owner + "."):
-                    broken.append(f"{path.relative_to(ROOT)}:{node.lineno} imports {target}")
-                    break
-        for node in tree.body:
-            if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__all__" for t in node.targets):
-                broken += [f"{path.relative_to(ROOT)} exports {e.value}" for e in getattr(node.value, "elts", [])
-                           if isinstance(e, ast.Constant) and e.value.startswith("_")]
-    assert not broken, "\n".join(broken)
-
-
-def _unit(dotted: str) -> str:
-    """The package or root module a dotted name belongs to: vaetune.search._run -> vaetune.search,
-    vaetune.cli -> vaetune.cli, vaetune.__version__ -> vaetune (the package's own face)."""
-    parts = dotted.split(".")
-    if len(parts) < 2 or not ((ROOT / "vaetune" / parts[1]).is_dir() or (ROOT / "vaetune" / f"{parts[1]}.py").is_file()):
-        return "vaetune"
-    return ".".join(parts[:2])
-
-
-def _imports_between_packages() -> dict[str, dict[str, str]]:
-    """{package: {package it imports: where, the first time}} over every import of vaetune in the
-    package: at the top, inside functions and under TYPE_CHECKING alike."""
-    import ast
-
-    graph: dict[str, dict[str, str]] = {}
-    for path in sorted((ROOT / "vaetune").rglob("*.py")):
-        here = _unit(_package_of(path) if path.name == "__init__.py" else
-                     ".".join(path.relative_to(ROOT).with_suffix("").parts))
-        edges = graph.setdefault(here, {})
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("vaetune"):
-                targets = [f"{node.module}.{a.name}" for a in node.names] if node.module == "vaetune" else [node.module]
-            elif isinstance(node, ast.Import):
-                targets = [a.name for a in node.names if a.name.startswith("vaetune")]
-            else:
-                continue
-            for target in map(_unit, targets):
-                if target != here:
-                    edges.setdefault(target, f"{path.relative_to(ROOT)}:{node.lineno}")
-    return graph
-
-
-def test_no_package_imports_one_that_imports_it_back():
-    """The packages (and root modules) of vaetune import each other without a loop, counting the
-    imports inside functions: each can be read knowing only the floors below it. A loop found is
-    printed with the line of each import in it."""
-    graph = _imports_between_packages()
-    state: dict[str, str] = {}
-    stack: list[str] = []
-    loops: list[list[str]] = []
-
-    def visit(node: str) -> None:
-        state[node] = "open"
-        stack.append(node)
-        for nxt in graph.get(node, {}):
-            if state.get(nxt) == "open":
-                loops.append(stack[stack.index(nxt):] + [nxt])
-            elif nxt not in state:
-                visit(nxt)
-        stack.pop()
-        state[node] = "done"
-
-    for node in sorted(graph):
-        if node not in state:
-            visit(node)
-    assert not loops, "\n".join(loop[0] + "".join(f" -> {b} (by {graph[a][b]})" for a, b in pairwise(loop))
-                                 for loop in loops)
-    assert {"vaetune.spec", "vaetune.models", "vaetune.search", "vaetune.cli"} <= set(graph)  # it saw the package
-    assert "vaetune.models" in graph["vaetune.spec"]  # and the imports: the spec reads the model stage's registries
-
 
 
 # -- the metric: one entry in vaetune/metrics/registry.py, its measure in vaetune/train/_validate.py
@@ -475,6 +358,7 @@ def reported_search(tmp_path_factory) -> Path:
     return finished_search(tmp_path_factory) / "results" / REPORTED_SEARCH
 
 
+@pytest.mark.slow
 def test_a_new_report_section_is_on_both_pages(reported_search, tmp_path, capsys):
     out = tmp_path / "report"
     SECTIONS.append(ends_section)  # `ends_section` at the end of SECTIONS, as _page.py would list it

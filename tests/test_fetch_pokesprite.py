@@ -157,6 +157,7 @@ def test_the_pinned_integrity_is_checked(registry, tmp_path):
         fetch_pokesprite(tmp_path / "other", registry=registry.url, version=VERSION, policy=FAST)
 
 
+@pytest.mark.slow
 def test_cli_integrity_mismatch_is_one_line_at_exit_2(registry, tmp_path):
     cmd = [sys.executable, "-m", "vaetune.cli", "data", "fetch", "pokesprite", "--registry", registry.url,
            "--out", str(tmp_path / "cli")]
@@ -240,6 +241,7 @@ def test_user_errors(registry, tmp_path, options, message):
         fetch_pokesprite(tmp_path / "o", policy=FAST, **options)
 
 
+@pytest.mark.slow
 def test_the_data_module_composites_palette_and_grey_alpha_sprites_on_the_background(registry, tmp_path):
     from vaetune.data.load import load_data
     from vaetune.spec import DataConfig
@@ -281,7 +283,7 @@ def test_shipped_space_reads_the_fetched_folder():
     assert cfg.data.image_size == 32 and cfg.model.arch == "conv" and cfg.resources.gpu == 0
     header = path.read_text().split("\nname:")[0]
     assert "vaetune data fetch pokesprite" in header and "vaetune search search_spaces/pokesprite.yaml" in header
-    # KID on a CPU-sized sample, fresh at every ASHA rung
-    assert cfg.search.metric == "eval/kid_sample" and cfg.train.fid_samples < 2048
+    # KID of the fitted mixture's samples (what vaetune hands out), on a CPU-sized sample, fresh at every ASHA rung
+    assert cfg.search.metric == "eval/kid_sample_gmm" and cfg.train.fid_samples < 2048
     assert cfg.search.grace_period % cfg.train.checkpoint_every == 0
 

@@ -128,6 +128,7 @@ def all_files(root: Path) -> list[str]:
     return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
 
 
+@pytest.mark.slow
 def test_fetch_retries_verifies_and_reports(fake, tmp_path):
     out = tmp_path / "ygo"
     report = fetch_ygo(out, api=f"{fake.url}/api", concurrency=4, rate=None, policy=FAST, progress=False)
@@ -164,6 +165,7 @@ def test_fetch_retries_verifies_and_reports(fake, tmp_path):
     assert "card_prices" not in cards[0]
 
 
+@pytest.mark.slow
 def test_resume_skips_complete_files_without_requests(fake, tmp_path):
     out = tmp_path / "ygo"
     fetch_ygo(out, api=f"{fake.url}/api", rate=None, policy=FAST, progress=False)
@@ -241,6 +243,7 @@ def test_rate_limiter_spaces_requests_across_threads():
     assert slots[-1] - slots[0] >= 19 / 50 - 1e-9
 
 
+@pytest.mark.slow
 def test_cli_subprocess_exit_codes(tmp_path):
     server = FakeYgo({"a": "ok", "b": "ok", "c": "missing"})
     try:

@@ -87,6 +87,7 @@ def features(offline_caches, folders) -> dict[str, np.ndarray]:
     return {name: image_features(load_image_set(str(path)), "cpu") for name, path in folders.items()}
 
 
+@pytest.mark.slow
 def test_converted_weights_give_the_torchscript_features(offline_caches):
     state = convert_fid_helper_weights()
     ours = build_inception(state)
@@ -121,6 +122,7 @@ def test_weights_come_from_the_hub_file_first_and_are_never_downloaded(offline_c
     assert source == str(hub_weights_path()) and "marker" in state
 
 
+@pytest.mark.slow
 def test_fid_of_two_folders_equals_pytorch_fid(folders, features, monkeypatch, tmp_path):
     from pytorch_fid.fid_score import calculate_fid_given_paths
 
@@ -139,6 +141,7 @@ def test_fid_of_two_folders_equals_pytorch_fid(folders, features, monkeypatch, t
     assert abs(fid_from_features(features["a1"], features["a1"])) < 1e-3
 
 
+@pytest.mark.slow
 def test_kid_on_real_images_is_near_zero_for_one_distribution_and_positive_for_another(features):
     same, _ = kid(features["a1"], features["a2"])
     other, _ = kid(features["a1"], features["b"])
@@ -147,6 +150,7 @@ def test_kid_on_real_images_is_near_zero_for_one_distribution_and_positive_for_a
     assert fid_from_features(features["a1"], features["b"]) > 3 * fid_from_features(features["a1"], features["a2"])
 
 
+@pytest.mark.slow
 def test_fid_command_on_two_folders(folders, features, offline_caches):
     env = {**os.environ, "VAETUNE_CACHE": os.environ["VAETUNE_CACHE"], "TORCH_HOME": os.environ["TORCH_HOME"]}
     cmd = [sys.executable, "-m", "vaetune.cli", "fid", str(folders["a1"]), str(folders["b"]),
@@ -189,6 +193,7 @@ def _count_inception_images(device: str = "cpu"):
     return seen, handle
 
 
+@pytest.mark.slow
 def test_reference_statistics_are_computed_once_then_read_from_the_cache(tmp_path):
     data = sprites(tmp_path)
     model = conv_vae(data)
@@ -212,6 +217,7 @@ def test_reference_statistics_are_computed_once_then_read_from_the_cache(tmp_pat
     assert second == pytest.approx(first)  # seeded samples; cached statistics equal computed ones
 
 
+@pytest.mark.slow
 def test_conditional_rgba_model_samples_the_reference_labels(tmp_path):
     data = sprites(tmp_path, channels=4)
     model = conv_vae(data, conditional=True)

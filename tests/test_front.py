@@ -27,7 +27,7 @@ from hold import read_to_first_completion, trial_epochs
 from mlflow.tracking import MlflowClient
 from test_search import Env
 
-from vaetune.results import (
+from vaetune.ranking import (
     MISSING_VIOLATION,
     dominates,
     feasible,
@@ -48,7 +48,8 @@ def front_space(cache: Path) -> dict:
         "data": {"source": "builtin:sprites", "image_size": 16, "count": 600, "cache_dir": str(cache)},
         "model": {"arch": "conv", "width": 8, "latent_dim": {"choice": [2, 4]}},
         "train": {"epochs": 2, "batch_size": 64, "lr": 0.003, "beta": {"loguniform": [0.01, 10.0]},
-                  "num_threads": 1, "grid_size": 4, "fid_every": 2, "fid_samples": 16},
+                  "num_threads": 1, "grid_size": 4, "fid_every": 2, "fid_samples": 8,
+                  "prior": "none"},  # no objective reads the fitted prior: its FIDs would only cost time
         "search": {"metrics": [m for m, _ in OBJECTIVES], "constraints": {"val/kl": {"min": FLOOR}},
                    "num_samples": TRIALS, "max_concurrent": 2,
                    "points_to_evaluate": [{"train.beta": 0.01, "model.latent_dim": 4},
@@ -159,6 +160,7 @@ def test_the_front_table_lists_the_marked_members_best_first_and_counts_the_rest
 # the search
 
 
+@pytest.mark.slow
 def test_the_search_stopped_by_ctrl_c_resumed_to_every_trial(front):
     assert "search interrupted with " in front.stopped_out
     s = front.summary
@@ -167,6 +169,7 @@ def test_the_search_stopped_by_ctrl_c_resumed_to_every_trial(front):
     assert all(e[-1] == 2 and e.count(1) == 1 for e in epochs.values()), epochs  # none ran twice from scratch
 
 
+@pytest.mark.slow
 def test_summary_marks_the_front_an_independent_computation_finds(front):
     s = front.summary
     assert set(s["feasible"]) <= {True, False}
@@ -177,6 +180,7 @@ def test_summary_marks_the_front_an_independent_computation_finds(front):
     assert not (s["pareto"] & ~s["feasible"]).any()  # an infeasible trial is never on it
 
 
+@pytest.mark.slow
 def test_the_front_is_optunas_own_with_the_constraints(front):
     """Optuna's study was told each trial's constraint (floor - KL, at most 0 when held), and its
     own Pareto front, which applies them, is the summary's."""
@@ -194,12 +198,14 @@ def test_the_front_is_optunas_own_with_the_constraints(front):
     assert optuna_front == set(s.index[s["pareto"]])
 
 
+@pytest.mark.slow
 def test_search_json_records_the_objectives_and_constraints(front):
     state = json.loads((front.results / "search.json").read_text())
     assert state["metrics"] == ["val/mse", "eval/fid_sample"] and state["modes"] == ["min", "min"]
     assert state["constraints"] == {"val/kl": {"min": FLOOR}}
 
 
+@pytest.mark.slow
 def test_the_console_prints_the_front(front):
     out = front.resumed.stdout
     first = next(line for line in (front.stopped_out.splitlines()) if line.startswith("search front:"))
@@ -210,6 +216,7 @@ def test_the_console_prints_the_front(front):
     assert {t for t in front.summary["trial_id"] if t in table} == members
 
 
+@pytest.mark.slow
 def test_mlflow_tags_the_front_and_the_feasible(front):
     client = MlflowClient(f"sqlite:///{front.env.tmp / 'mlflow.db'}")
     exp = client.get_experiment_by_name(NAME)
@@ -220,8 +227,9 @@ def test_mlflow_tags_the_front_and_the_feasible(front):
     assert {r.info.run_id for r in broke} == set(s.loc[~s["feasible"], "mlflow_run_id"])
 
 
+@pytest.mark.slow
 def test_export_lists_the_front_and_exports_any_trial(front):
-    listed = front.env.run("export", f"results/{NAME}", "--pareto")
+    listed = front.env.here("export", f"results/{NAME}", "--pareto")
     assert listed.returncode == 0, listed.stderr[-2000:]
     s = front.summary
     for trial_id in s["trial_id"]:
@@ -229,19 +237,20 @@ def test_export_lists_the_front_and_exports_any_trial(front):
         assert (f"--trial {trial_id}" in listed.stdout) == on, listed.stdout
     off = s.loc[~s["feasible"], "trial_id"].iloc[0]  # an infeasible trial: exported all the same
     out = front.env.tmp / "off.pt"
-    done = front.env.run("export", f"results/{NAME}", "--trial", off, "--out", str(out))
+    done = front.env.here("export", f"results/{NAME}", "--trial", off, "--out", str(out))
     assert done.returncode == 0, done.stderr[-2000:]
     exported = torch.load(out, weights_only=False)
     assert exported["source"]["trial_id"] == off and exported["source"]["selected_by"] == f"--trial {off}"
     # the best by the search metric (the first objective) is the best feasible trial, never one that broke the floor
-    best = front.env.run("export", f"results/{NAME}", "--out", str(front.env.tmp / "best.pt"))
+    best = front.env.here("export", f"results/{NAME}", "--out", str(front.env.tmp / "best.pt"))
     ok = s[s["feasible"]]
     expected = ok.loc[ok["best/val/mse"].idxmin(), "trial_id"]
     assert best.returncode == 0 and f"best trial {expected} " in best.stdout, best.stdout
 
 
+@pytest.mark.slow
 def test_the_report_shows_the_front_with_a_picture_per_member(front):
-    proc = front.env.run("report", f"results/{NAME}")
+    proc = front.env.here("report", f"results/{NAME}")
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     report = front.results / "report"
     md = (report / "report.md").read_text()
@@ -280,13 +289,14 @@ def asha(tmp_path_factory):
                              num_samples=4, max_concurrent=1)
         proc = env.run("search", str(env.write(raw)))
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-        report = env.run("report", f"results/{ASHA}")
+        report = env.here("report", f"results/{ASHA}")
         assert report.returncode == 0, report.stdout[-3000:] + report.stderr[-3000:]
         yield env, proc, env.tmp / "results" / ASHA
     finally:
         env.cleanup()
 
 
+@pytest.mark.slow
 def test_asha_on_a_declared_metric_stops_trials_and_the_front_holds_only_full_ones(asha):
     env, proc, results = asha
     s = pd.read_csv(results / "summary.csv", dtype={"trial_id": str})
@@ -300,6 +310,7 @@ def test_asha_on_a_declared_metric_stops_trials_and_the_front_holds_only_full_on
     assert set(s.loc[s["pareto"], "status"]) <= {"completed"}
 
 
+@pytest.mark.slow
 def test_the_report_front_under_asha_compares_every_trial_at_one_epoch(asha):
     """The report's front is at the KL table's epoch, from each trial's per-epoch history: here
     worked out again from result.json (both objectives are measured at ASHA's rung: they rank

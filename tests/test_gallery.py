@@ -35,6 +35,8 @@ from vaetune.checkpoint import load_model
 from vaetune.gallery import APP, SHOWN, TARGET_ENV, export_bytes, open_gallery
 from vaetune.viz import PAD
 
+pytestmark = pytest.mark.slow  # the session search (tests/test_report.py), Streamlit pages on its trials and headless Chromium
+
 H = W = 16  # the search's image size
 RESULTS = f"results/{NAME}"
 

@@ -32,6 +32,8 @@ from vaetune.metrics._inception import (
     load_fid_state_dict,
 )
 
+pytestmark = pytest.mark.slow  # the FID network run on CPU, and memory measured over rounds of it
+
 N_SET = 21  # not a multiple of any stage micro-batch (4, 16, 32): the remainders are exercised too
 
 

@@ -306,6 +306,7 @@ def env(tmp_path):
     e.cleanup()
 
 
+@pytest.mark.slow
 def test_the_written_space_runs_as_is(env):
     """48 sprites of 16 px on disk -> init -> `vaetune search` of the written file, unchanged."""
     folder = env.tmp / "tiny"

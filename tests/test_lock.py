@@ -15,11 +15,14 @@ import tempfile
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.hold import hold_ray_workers, stop_held
 from vaetune import cli
 from vaetune.results import SEARCH_FILE, SPACE_FILE, SUMMARY_FILE
+
+pytestmark = pytest.mark.slow  # a real search and a training run held from another process
 
 HANG_S = 400  # a hang guard for a search to start its trials on a loaded 2-core machine
 

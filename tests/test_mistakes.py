@@ -763,6 +763,7 @@ def test_every_format_pillow_reads_is_read_from_folders_and_zips(tmp_path, fmt, 
         assert all(abs(r - want) <= 4 for r, want in zip(reds, [0, 60, 120, 180], strict=True))  # WebP is lossy
 
 
+@pytest.mark.slow
 def test_a_real_process_prints_the_one_line_and_nothing_else(tmp_path):
     """The process boundary: logging configured by the CLI, the console script's exit code."""
     space = tmp_path / "s.yaml"
@@ -777,6 +778,7 @@ def test_a_real_process_prints_the_one_line_and_nothing_else(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.yaml"]  # nothing written
 
 
+@pytest.mark.slow
 def test_a_copied_results_folder_registers_into_the_users_store(ctx: Ctx, capsys, monkeypatch):
     """The folder records the search's store; the user's $MLFLOW_TRACKING_URI (another project's) wins."""
     from mlflow.tracking import MlflowClient

@@ -145,6 +145,7 @@ def memorizer(data, images: torch.Tensor):
     return model
 
 
+@pytest.mark.slow
 def test_evaluate_generative_reports_precision_and_recall_of_the_samples(tmp_path):
     data = sprites(tmp_path)
     cfg = TrainConfig(fid_every=1, fid_samples=N_IMAGES, fid_reference="val", seed=5)
@@ -167,6 +168,7 @@ def test_evaluate_generative_reports_precision_and_recall_of_the_samples(tmp_pat
     assert reference_path(tmp_path, next((tmp_path / "fid").glob("*.npz")).stem).is_file()
 
 
+@pytest.mark.slow
 def test_too_few_images_for_k_give_nan_not_a_crash(tmp_path):
     cfg = TrainConfig(fid_every=1, fid_samples=3, fid_reference="val")
     data = sprites(tmp_path)
@@ -191,6 +193,7 @@ def _lines(stdout: str) -> dict[str, str]:
     return dict(line.split(": ", 1) for line in stdout.strip().splitlines())
 
 
+@pytest.mark.slow
 def test_fid_command_prints_precision_and_recall(folders):
     cmd = [sys.executable, "-m", "vaetune.cli", "fid", str(folders["discs"]), str(folders["bars"]), "--pr",
            "--device", "cpu"]
@@ -204,6 +207,7 @@ def test_fid_command_prints_precision_and_recall(folders):
     assert lines["k"] == str(PR_K) and lines["N"] == f"{N_IMAGES} / {N_IMAGES}"
 
 
+@pytest.mark.slow
 def test_fid_command_pr_of_a_set_with_itself_and_of_too_few_images(folders, capsys):
     assert main(["fid", str(folders["discs"]), str(folders["discs"]), "--pr", "--device", "cpu"]) == 0
     lines = _lines(capsys.readouterr().out)

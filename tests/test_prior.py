@@ -267,6 +267,7 @@ def test_a_models_prior_encodes_only_the_subset_it_fits(trained):
                                    atol=1e-6)
 
 
+@pytest.mark.slow
 def test_evaluate_generative_with_a_fitted_prior(trained, tmp_path):
     model, data, config = trained
     images, labels = data.subset("train")

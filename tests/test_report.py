@@ -36,8 +36,9 @@ from vaetune.cli import main as cli
 from vaetune.metrics import GMM_KEYS, PR_KEYS
 from vaetune.metrics.registry import table_columns
 from vaetune.report import load_results, param_importance
+from vaetune.report._kltable import KLTable, Row
 from vaetune.report._sentences import knee, sentences
-from vaetune.report._table import KLTable, Row, kl_table, kl_tables
+from vaetune.report._table import kl_table, kl_tables
 from vaetune.results import SearchResults
 from vaetune.spec import space_from_dict
 
@@ -114,6 +115,7 @@ def tracking(search: Path) -> dict:
 # the table
 
 
+@pytest.mark.slow
 def test_kl_table_has_one_row_per_beta_with_every_column_filled(report):
     table = pd.read_csv(report / "kl_table.csv", dtype={"trial_id": str})
     assert sorted(table["beta"]) == BETAS
@@ -123,6 +125,7 @@ def test_kl_table_has_one_row_per_beta_with_every_column_filled(report):
     assert (table["trials"] == 1).all()
 
 
+@pytest.mark.slow
 def test_table_agrees_with_summary_and_mlflow(report, search):
     table = pd.read_csv(report / "kl_table.csv", dtype={"trial_id": str})
     s = summary(search).set_index("trial_id")
@@ -140,6 +143,7 @@ def test_table_agrees_with_summary_and_mlflow(report, search):
             assert row[metric] == pytest.approx(last.value, rel=1e-6), metric
 
 
+@pytest.mark.slow
 def test_findings_name_the_betas_the_numbers_pick(report):
     table = pd.read_csv(report / "kl_table.csv", dtype={"beta_label": str})
     md = (report / "report.md").read_text()
@@ -166,6 +170,7 @@ def test_findings_name_the_betas_the_numbers_pick(report):
 # the fitted latent prior of every trial
 
 
+@pytest.mark.slow
 def test_every_trial_reports_precision_recall_and_the_fitted_prior_fid(search):
     s = summary(search)
     assert len(s) == len(BETAS)
@@ -182,6 +187,7 @@ def test_every_trial_reports_precision_recall_and_the_fitted_prior_fid(search):
             assert logged[key] == pytest.approx(row[f"final/{key}"], rel=1e-6), key
 
 
+@pytest.mark.slow
 def test_a_trials_checkpoint_holds_the_prior_its_fid_measured(search):
     """The mixture in the epoch-3 checkpoint loads with weights_only=True and, evaluated again
     with the checkpoint's model, gives the FID, KID, precision and recall the trial reported."""
@@ -203,6 +209,7 @@ def test_a_trials_checkpoint_holds_the_prior_its_fid_measured(search):
         assert out[key] == pytest.approx(row[f"final/{key}"], rel=1e-4, abs=1e-6), key
 
 
+@pytest.mark.slow
 def test_the_trial_named_best_has_the_best_samples_as_vaetune_sample_draws_them(search):
     """Each trial's samples measured again from its checkpoint, drawn as `vaetune sample` draws them
     (its default sampler, seed 0), against the reference images: the values the search ranked by,
@@ -210,7 +217,7 @@ def test_the_trial_named_best_has_the_best_samples_as_vaetune_sample_draws_them(
     from vaetune.checkpoint import load_model, load_prior, pick_sampler, sample_images
     from vaetune.data import load_data
     from vaetune.metrics import FeatureExtractor, fid_from_features, quantize
-    from vaetune.results import pick_best
+    from vaetune.ranking import pick_best
 
     s, extractor, fids = summary(search), FeatureExtractor("cpu"), {}
     for _, row in s.iterrows():
@@ -234,6 +241,7 @@ def _png(path: Path) -> np.ndarray:
         return np.asarray(im.convert("RGB"))
 
 
+@pytest.mark.slow
 def test_export_keeps_the_prior_and_sample_draws_from_it(search, tmp_path, capsys):
     from torchvision.utils import save_image
 
@@ -316,6 +324,7 @@ class _Page(HTMLParser):
             self._cell.append(data)
 
 
+@pytest.mark.slow
 def test_html_is_self_contained(report):
     text = (report / "report.html").read_text()
     srcs = re.findall(r'src="([^"]*)"', text)
@@ -326,6 +335,7 @@ def test_html_is_self_contained(report):
         assert (report / "figures" / fig).stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_html_images_load_in_headless_chromium(report, tmp_path):
     proc = subprocess.run(
         [find_chromium(), *CHROMIUM_ARGS, f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000", "--dump-dom", (report / "report.html").as_uri()],
@@ -343,6 +353,7 @@ def test_html_images_load_in_headless_chromium(report, tmp_path):
         assert title in proc.stdout
 
 
+@pytest.mark.slow
 def test_report_is_logged_to_the_parent_run(report, search):
     t = tracking(search)
     client = MlflowClient(t["uri"])
@@ -353,6 +364,7 @@ def test_report_is_logged_to_the_parent_run(report, search):
     assert client.get_run(t["parent_run_id"]).data.tags["vaetune.report"] == "report/report.html"
 
 
+@pytest.mark.slow
 def test_pareto_front_is_non_dominated(report, search):
     front = pd.read_csv(report / "pareto.csv", dtype={"trial_id": str})
     s = summary(search)
@@ -367,6 +379,7 @@ def test_pareto_front_is_non_dominated(report, search):
     assert best_mse in set(front["trial_id"])
 
 
+@pytest.mark.slow
 def test_analysis_scripts_run(search, report, tmp_path):
     results = search / "results" / NAME
     out = subprocess.run([sys.executable, str(ROOT / "analysis" / "kl_table.py"), str(results),
@@ -516,6 +529,7 @@ def test_importance_with_too_few_complete_trials_is_a_note(tmp_path):
     assert imp.values is None and "at least 3 complete trials" in imp.note
 
 
+@pytest.mark.slow
 def test_importance_on_the_search_study(search):
     imp = param_importance(load_results(search / "results" / NAME))
     assert imp.values is not None and set(imp.values) == {"train.beta"}

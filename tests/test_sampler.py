@@ -12,7 +12,7 @@ import optuna
 import pytest
 
 from vaetune.search._sampler import choose_sampler
-from vaetune.search._searcher import make_sampler
+from vaetune.search._study import make_sampler
 from vaetune.spec import SearchPlan, space_from_dict
 
 NUMBERS = {"train.lr": {"loguniform": [1e-4, 1e-2]}, "train.beta": {"loguniform": [0.01, 10]}}
@@ -90,6 +90,7 @@ def _best_value(sampler, n: int) -> float:
     return study.best_value
 
 
+@pytest.mark.slow
 def test_the_sized_samplers_model_where_optunas_defaults_are_still_random():
     """In 10 trials Optuna's default TPE is random throughout (10 start-up trials): the best of 10
     uniform points lies at a squared distance of about 0.02 from the optimum (P(d² > t) = (1 - πt)^10

@@ -7,9 +7,12 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow
 def test_setup_fails_with_pips_message_when_the_install_fails(tmp_path):
     """A project pip cannot install (its pyproject.toml is not TOML): setup exits 1 with pip's own
     error and a line naming the failed install, instead of running on with a stale .venv."""

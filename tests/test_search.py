@@ -1,10 +1,14 @@
-"""End-to-end `vaetune search`: real Ray, real Optuna study, real MLflow store, in subprocesses."""
+"""End-to-end `vaetune search`: real Ray, real Optuna study, real MLflow store, in subprocesses; the
+commands that start no Ray (export, sample, reconstruct, report) read a finished search in this process."""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import glob
+import io
 import json
+import logging
 import os
 import pty
 import re
@@ -39,6 +43,8 @@ from PIL import Image
 
 from vaetune.checkpoint import load_checkpoint
 from vaetune.results import COMPLETED
+
+pytestmark = pytest.mark.slow  # every test here runs real Ray searches in subprocesses
 
 EPOCHS = 3
 
@@ -76,6 +82,32 @@ class Env:
     def run(self, *args: str, timeout: float = HANG_GUARD_S) -> subprocess.CompletedProcess:
         return subprocess.run(self.cmd(*args), cwd=self.tmp, env=self.env, capture_output=True, text=True,
                               timeout=timeout)
+
+    def here(self, *args: str) -> subprocess.CompletedProcess:
+        """`vaetune ARGS` in this process, as `run` runs it in a process of its own, for a command
+        that starts no Ray (export, sample, reconstruct, report, a refused search): the same exit
+        code, stdout and stderr, the log lines included, without a Python and torch start-up each."""
+        from vaetune.cli import main
+
+        out, err = io.StringIO(), io.StringIO()
+        log = logging.getLogger("vaetune")  # what the command's logging.basicConfig sends to stderr
+        handler, level = logging.StreamHandler(err), log.level
+        with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            mp.chdir(self.tmp)
+            for key, value in self.env.items():
+                if os.environ.get(key) != value:
+                    mp.setenv(key, value)
+            mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+            log.addHandler(handler)
+            log.setLevel(logging.INFO)
+            try:
+                code = main(list(args))
+            except SystemExit as exit_:  # argparse's usage errors
+                code = exit_.code
+            finally:
+                log.removeHandler(handler)
+                log.setLevel(level)
+        return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
 
     def cleanup(self) -> None:
         """Ray processes left by a killed driver carry this run's temp dir in their command line."""
@@ -328,21 +360,21 @@ def test_a_diverged_trial_is_not_retried(finished_search):
 
 def test_rerun_refuses_and_export_sample_round_trip(finished_search):
     e, raw, proc = finished_search
-    again = e.run("search", str(e.tmp / "seq.yaml"))
+    again = e.here("search", str(e.tmp / "seq.yaml"))
     assert again.returncode == 2 and "--resume" in again.stderr and "Traceback" not in again.stderr
-    exported = e.run("export", "results/seq", "--out", "best.pt")
+    exported = e.here("export", "results/seq", "--out", "best.pt")
     assert exported.returncode == 0, exported.stderr[-2000:]
     summary = pd.read_csv(e.tmp / "results" / "seq" / "summary.csv")
     best = summary.sort_values("best/val/elbo").iloc[0]
     assert f"best trial {best['trial_id']}" in exported.stdout
-    sampled = e.run("sample", "best.pt", "--n", "16", "--out", "grid.png")
+    sampled = e.here("sample", "best.pt", "--n", "16", "--out", "grid.png")
     assert sampled.returncode == 0, sampled.stderr[-2000:]
     assert Image.open(e.tmp / "grid.png").size == (4 * 17 + 1, 4 * 17 + 1)
     img = e.tmp / "one.png"
     Image.new("RGB", (40, 40), (255, 0, 0)).save(img)
-    recon = e.run("reconstruct", "best.pt", str(img), "--out", "rec")
+    recon = e.here("reconstruct", "best.pt", str(img), "--out", "rec")
     assert recon.returncode == 0 and Image.open(e.tmp / "rec" / "one_recon.png").size == (2 * 17 + 1, 17 + 1)
-    by_psnr = e.run("export", "results/seq", "--metric", "val/psnr", "--out", "best_psnr.pt")
+    by_psnr = e.here("export", "results/seq", "--metric", "val/psnr", "--out", "best_psnr.pt")
     assert by_psnr.returncode == 0 and "by max final/val/psnr" in by_psnr.stdout
     # PSNR is maximised: the trial with the largest last-epoch PSNR among those with a checkpoint
     # (the search records no best/val/psnr column), which is not the one with the smallest
@@ -399,18 +431,18 @@ def test_a_copied_or_moved_project_is_read_where_it_is_now(finished_search, tmp_
     edited["data"]["cache_dir"] = "cache"
     space_file.write_text(yaml.safe_dump(edited, sort_keys=False))
     try:
-        exported = moved.run("export", "results/seq", "--out", "best.pt")
+        exported = moved.here("export", "results/seq", "--out", "best.pt")
         assert exported.returncode == 0, exported.stderr[-2000:]
         assert load_checkpoint(moved.tmp / "best.pt")["source"]["checkpoint"].startswith(f"{moved.tmp}/results/seq/")
         registered = moved.run("export", "results/seq", "--out", "registered.pt", "--register", "seq-vae")
         assert registered.returncode == 2 and "Traceback" not in registered.stderr
         assert f"MLflow keeps its runs' artifacts at {e.tmp}/mlruns/" in registered.stderr.splitlines()[-1]
-        report = moved.run("report", "results/seq", "--out", "rep")
+        report = moved.here("report", "results/seq", "--out", "rep")
         assert report.returncode == 0 and (moved.tmp / "rep" / "report.html").is_file(), report.stderr[-2000:]
         assert "the report is not logged to MLflow" in report.stderr
         # Tune's saved experiment (its searcher's study, the MLflow callback) names the old place: a
         # resume here would write there, so it is refused in one line (before: "data.cache_dir changed")
-        resumed = moved.run("search", "seq.yaml", "--resume")
+        resumed = moved.here("search", "seq.yaml", "--resume")
         said = resumed.stderr.strip().splitlines()[-1]
         assert resumed.returncode == 2 and "Traceback" not in resumed.stderr, resumed.stderr[-2000:]
         assert f"ran at {e.tmp} and was moved or copied here" in said and "resume it where it ran" in said
@@ -440,7 +472,7 @@ def test_every_trial_keeps_the_checkpoints_of_the_rungs_and_its_last_epoch(finis
 
 def test_report_of_an_asha_search_compares_each_table_at_one_epoch(finished_search):
     e, raw, proc = finished_search
-    report = e.run("report", "results/seq")
+    report = e.here("report", "results/seq")
     assert report.returncode == 0, report.stdout[-3000:] + report.stderr[-3000:]
     results = e.tmp / "results" / "seq"
     summary = pd.read_csv(results / "summary.csv", dtype={"trial_id": str})
@@ -580,13 +612,14 @@ def _check_driver_records(env, name: str) -> None:
 
 
 def test_killed_driver_resumes_without_rerunning_finished_trials(env):
-    raw = space(env.tmp, "killed", num_samples=6, max_concurrent=2, scheduler="fifo")
+    # four trials, two at a time, held at the first completion: some finished, some midway, some not started
+    raw = space(env.tmp, "killed", num_samples=4, max_concurrent=2, scheduler="fifo")
     raw["train"]["epochs"] = 4
     path = env.write(raw)
     exp_dir = env.tmp / "results" / "killed"
     finished = kill_at_first_completion(env, ["search", str(path)], exp_dir, 4)
     before = trial_epochs(exp_dir)
-    assert len(finished) < 6 and all(before[t] == [1, 2, 3, 4] for t in finished)
+    assert len(finished) < 4 and all(before[t] == [1, 2, 3, 4] for t in finished)
 
     # a trial started in the seconds between the last snapshot and the kill is unknown to the
     # restored search (rare on a quiet machine, common on a loaded one): see the next test
@@ -598,11 +631,11 @@ def test_killed_driver_resumes_without_rerunning_finished_trials(env):
     for trial in finished:  # finished trials were not run again
         assert after[trial] == before[trial]
     summary = pd.read_csv(exp_dir / "summary.csv")
-    assert len(summary) == 6 and (summary["status"] == "completed").all()
+    assert len(summary) == 4 and (summary["status"] == "completed").all()
     for trial in summary["trial_id"]:  # the others continued from a checkpoint, none from scratch
         assert after[trial][-1] == 4 and after[trial].count(1) == 1, (trial, after[trial])
     study = optuna.load_study(study_name="killed", storage=f"sqlite:///{exp_dir / 'optuna.db'}")
-    assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials) == 6  # history kept
+    assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials) == 4  # history kept
     client, parents, children = mlflow_runs(env.tmp, "killed")
     assert len(parents) == 1  # runs continued, not duplicated
     for child in children:
@@ -616,7 +649,8 @@ def test_ctrl_c_stops_a_search_that_resumes_where_it_stopped(env):
     """Ctrl-C (SIGINT to the terminal's process group) at the first completed trial: Tune saves the
     experiment once more, vaetune exits 130 naming the command that continues it, and --resume runs
     the rest, no finished trial again, with the driver's records whole."""
-    path = env.write(space(env.tmp, "ctrlc", num_samples=6, max_concurrent=2, scheduler="fifo"))
+    # five trials, two at a time: all five start only if three complete before the interrupt lands
+    path = env.write(space(env.tmp, "ctrlc", num_samples=5, max_concurrent=2, scheduler="fifo"))
     exp_dir = env.tmp / "results" / "ctrlc"
     with (env.tmp / "driver.err").open("w") as err:
         driver = subprocess.Popen(env.cmd("search", str(path)), cwd=env.tmp, env=env.env, stdout=subprocess.PIPE,
@@ -630,22 +664,22 @@ def test_ctrl_c_stops_a_search_that_resumes_where_it_stopped(env):
     assert "Tuner.restore" not in said  # vaetune's command only
     before = trial_epochs(exp_dir)
     finished = {t for t, epochs in before.items() if epochs == list(range(1, EPOCHS + 1))}
-    assert finished and len(before) < 6
+    assert finished and len(before) < 5
 
     proc = env.run("search", str(path), "--resume")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     after = trial_epochs(exp_dir)
     assert all(after[t] == before[t] for t in finished)  # not run again
     summary = pd.read_csv(exp_dir / "summary.csv", dtype={"trial_id": str})
-    assert len(summary) == 6 and (summary["status"] == COMPLETED).all()
+    assert len(summary) == 5 and (summary["status"] == COMPLETED).all()
     _, parents, children = mlflow_runs(env.tmp, "ctrlc")
-    assert len(parents) == 1 and len(children) == 6
+    assert len(parents) == 1 and len(children) == 5
     assert all(r.info.status == "FINISHED" for r in parents + children)
     _check_driver_records(env, "ctrlc")
     best = summary.sort_values("best/val/elbo").iloc[0]
     assert f"  MLflow run: {best['mlflow_run_id']}" in proc.stdout
-    counts = [line for line in proc.stdout.splitlines() if "] trials 6: " in line]  # the console's summaries
-    assert "· 6 completed · 0 failed · 0 to start ·" in counts[-1], proc.stdout  # the trials from before too
+    counts = [line for line in proc.stdout.splitlines() if "] trials 5: " in line]  # the console's summaries
+    assert "· 5 completed · 0 failed · 0 to start ·" in counts[-1], proc.stdout  # the trials from before too
 
 
 def test_trials_started_after_the_last_snapshot_are_closed_and_replaced_on_resume(env):
@@ -809,35 +843,34 @@ def test_tracking_server_that_goes_down_during_a_search_and_comes_back_loses_not
                                   start_new_session=True)
     held: set[int] = set()
     try:
-        deadline = time.time() + HANG_GUARD_S
-        while True:  # the first trial has its run: its epochs are all still to come
-            exp = client.get_experiment_by_name("flaky")
-            runs = client.search_runs([exp.experiment_id]) if exp else []
-            if any("mlflow.parentRunId" in r.data.tags for r in runs):
-                break
-            assert time.time() < deadline and driver.poll() is None, "the search logged nothing"
-            time.sleep(0.2)
-        _stop(server)  # down mid-search: what the driver logs now is queued ...
-        while "training goes on, tracking is queued" not in log_err.read_text():
-            assert time.time() < deadline and driver.poll() is None, "the search never noticed the server down"
-            time.sleep(0.2)
-        hold_ray_workers(env.ray_tmp, held)  # ... the trials wait (tests/hold.py) ...
-        server = _mlflow_server(env, port)  # ... while the server comes back, seconds later
-        assert driver.poll() is None, "the search ended before the server came back"
-        release_ray_workers(held)
-        driver.wait(timeout=HANG_GUARD_S)
-    finally:
-        if driver.poll() is None:
-            _stop(driver)
-            kill_held(held)
-        _stop(server)
-    out, err = log_out.read_text(), log_err.read_text()
-    assert driver.returncode == 0, out[-3000:] + err[-3000:]
-    assert "training goes on, tracking is queued" in err and "reachable again" in err
-    results = env.tmp / "results" / "flaky"
-    assert not (results / "mlflow_pending.jsonl").exists()  # everything was sent during the search
-    server = _mlflow_server(env, port)
-    try:
+        try:
+            deadline = time.time() + HANG_GUARD_S
+            while True:  # the first trial has its run: its epochs are all still to come
+                exp = client.get_experiment_by_name("flaky")
+                runs = client.search_runs([exp.experiment_id]) if exp else []
+                if any("mlflow.parentRunId" in r.data.tags for r in runs):
+                    break
+                assert time.time() < deadline and driver.poll() is None, "the search logged nothing"
+                time.sleep(0.2)
+            _stop(server)  # down mid-search: what the driver logs now is queued ...
+            while "training goes on, tracking is queued" not in log_err.read_text():
+                assert time.time() < deadline and driver.poll() is None, "the search never noticed the server down"
+                time.sleep(0.2)
+            hold_ray_workers(env.ray_tmp, held)  # ... the trials wait (tests/hold.py) ...
+            server = _mlflow_server(env, port)  # ... while the server comes back, seconds later
+            assert driver.poll() is None, "the search ended before the server came back"
+            release_ray_workers(held)
+            driver.wait(timeout=HANG_GUARD_S)
+        finally:
+            if driver.poll() is None:
+                _stop(driver)
+                kill_held(held)
+        out, err = log_out.read_text(), log_err.read_text()
+        assert driver.returncode == 0, out[-3000:] + err[-3000:]
+        assert "training goes on, tracking is queued" in err and "reachable again" in err
+        results = env.tmp / "results" / "flaky"
+        assert not (results / "mlflow_pending.jsonl").exists()  # everything was sent during the search
+        # read from the server that came back
         exp = client.get_experiment_by_name("flaky")
         runs = client.search_runs([exp.experiment_id])
         children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
@@ -849,4 +882,5 @@ def test_tracking_server_that_goes_down_during_a_search_and_comes_back_loses_not
             assert {f"grids/{k}_epoch{e:04d}.png" for k in ("recon", "samples") for e in range(1, epochs + 1)} <= grids
             assert [a.path for a in client.list_artifacts(child.info.run_id, "checkpoint")] == ["checkpoint/checkpoint.pt"]
     finally:
-        _stop(server)
+        with contextlib.suppress(ProcessLookupError):  # the first server, if the test ended while it was down
+            _stop(server)

@@ -132,6 +132,7 @@ def test_a_shipped_space_is_found_by_name_from_any_folder_and_a_users_file_wins(
     assert "does not exist" in str(err.value) and "vaetune spaces" not in str(err.value)
 
 
+@pytest.mark.slow
 def test_an_installed_wheel_ships_the_spaces_and_trains_and_searches_one_by_name(tmp_path):
     """A wheel built from this checkout, installed (without its dependencies, which this Python has)
     into a folder of its own: it holds the spaces' bytes, and `vaetune train sprites` and `vaetune

@@ -23,6 +23,8 @@ import yaml
 
 from vaetune.results import STATUS, SUMMARY_FILE
 
+pytestmark = pytest.mark.slow  # real searches stopped by signals, and interpreters started to be interrupted
+
 HANG_S = 500  # a hang guard per process, sized for a loaded 2-core machine
 
 SPACE = {

@@ -194,6 +194,7 @@ def test_repo_demo_space_loads():
     assert space.params["train.beta"].args == (0.001, 10)
 
 
+@pytest.mark.slow
 def test_cli_prints_one_line_error_without_traceback(tmp_path):
     path = write(tmp_path, {**GOOD, "train": {"lr": -1}})
     proc = subprocess.run([sys.executable, "-m", "vaetune.cli", "train", str(path)], capture_output=True, text=True)

@@ -17,6 +17,8 @@ from hold import kill_at_first_completion, trial_epochs
 from PIL import Image
 from test_search import Env
 
+pytestmark = pytest.mark.slow  # a real sweep, killed and resumed
+
 BETAS = [0.01, 0.1, 1.0]
 SEEDS = 2
 EPOCHS = 2
@@ -76,7 +78,7 @@ def test_resumed_sweep_trains_every_value_and_seed_to_the_full_epochs_once(sweep
 
 def test_report_of_the_sweep_gives_mean_and_std_over_seeds_at_the_last_epoch(sweep):
     e, before, finished, resumed = sweep
-    report = e.run("report", f"results/{NAME}")
+    report = e.here("report", f"results/{NAME}")
     assert report.returncode == 0, report.stdout[-3000:] + report.stderr[-3000:]
     results = e.tmp / "results" / NAME
     table = pd.read_csv(results / "report" / "kl_table.csv")
@@ -96,8 +98,8 @@ def test_report_of_the_sweep_gives_mean_and_std_over_seeds_at_the_last_epoch(swe
 
 def test_export_and_sample_from_the_sweep(sweep):
     e, before, finished, resumed = sweep
-    exported = e.run("export", f"results/{NAME}", "--out", "best.pt")
+    exported = e.here("export", f"results/{NAME}", "--out", "best.pt")
     assert exported.returncode == 0, exported.stderr[-2000:]
-    sampled = e.run("sample", "best.pt", "--n", "4", "--out", "grid.png")
+    sampled = e.here("sample", "best.pt", "--n", "4", "--out", "grid.png")
     assert sampled.returncode == 0, sampled.stderr[-2000:]
     assert Image.open(e.tmp / "grid.png").size == (2 * 17 + 1, 2 * 17 + 1)

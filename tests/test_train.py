@@ -86,6 +86,7 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
     assert "prior" not in c and all(torch.equal(a[key], c["model"][key]) for key in a)
 
 
+@pytest.mark.slow
 def test_each_checkpoint_holds_the_prior_of_its_weights_and_a_trial_reports_its_metrics(tmp_path):
     """FID (8 images) at epoch 2 only; checkpoints at epochs 1 and 2: the prior is fitted at both,
     to the posterior means of the checkpoint's own model. In a trial the eval/ keys of the fitted
@@ -148,6 +149,7 @@ def test_conditional_model_trains_on_sprite_labels(tmp_path):
     assert model.sample(model.num_classes, y).shape == (model.num_classes, 3, 16, 16)
 
 
+@pytest.mark.slow
 def test_vaetune_train_command(tmp_path):
     space = tmp_path / "space.yaml"
     raw = tiny(tmp_path, lr={"loguniform": [0.001, 0.01]})
@@ -249,6 +251,7 @@ def test_a_trial_checkpoints_at_each_rung_where_asha_may_stop_it(tmp_path):
     assert reported([]) == {1: None, 2: None, 3: 3}  # FIFO: checkpoint_every 3 alone
 
 
+@pytest.mark.slow
 def test_vaetune_train_killed_mid_run_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path):
     space = tmp_path / "space.yaml"
     # batch 2: 120 steps, about a second of CPU an epoch here; the kill follows the line of epoch 1,

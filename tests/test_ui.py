@@ -25,6 +25,7 @@ def work(tmp_path_factory):
     return finished_search(tmp_path_factory)
 
 
+@pytest.mark.slow
 def test_mlflow_finds_the_search_where_it_looks_by_default(work):
     # plain MLflow in the search's folder, nothing set: MLflow 3's own default store
     code = (f"import json, mlflow; runs = mlflow.search_runs(experiment_names=[{NAME!r}]); "
@@ -39,6 +40,7 @@ def test_mlflow_finds_the_search_where_it_looks_by_default(work):
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
 
 
+@pytest.mark.slow
 def test_search_run_holds_the_best_trial_and_the_summary(work):
     summary = pd.read_csv(work / "results" / NAME / "summary.csv")
     best = summary.sort_values(f"best/{METRIC}").iloc[0]
@@ -52,6 +54,7 @@ def test_search_run_holds_the_best_trial_and_the_summary(work):
     assert "summary.csv" in {a.path for a in client.list_artifacts(parent)}
 
 
+@pytest.mark.slow
 def test_ui_opens_on_the_trials_of_the_last_search(work, tmp_path):
     summary = pd.read_csv(work / "results" / NAME / "summary.csv")
     port = free_port()
@@ -95,6 +98,7 @@ def test_ui_opens_on_the_trials_of_the_last_search(work, tmp_path):
     assert (tmp_path / "mlflow_ui.png").stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_ui_without_a_store_says_so(tmp_path):
     proc = _ui(tmp_path, str(free_port()))
     assert proc.returncode == 2 and "no MLflow store there yet" in proc.stderr

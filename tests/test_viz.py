@@ -89,26 +89,31 @@ def plane_model(work, run) -> Path:
     return work / "plane_run"
 
 
+@pytest.mark.slow
 def test_interpolate_row_both_modes(ckpt, images, work, run):
     assert run("interpolate", str(ckpt), images[0], images[1], "--steps", "7", "--out", "i.png") == 0
     assert size(work / "i.png") == grid_pixels(2, 7 + 2, H, W)  # lerp row, slerp row; A | 7 | B
 
 
+@pytest.mark.slow
 def test_interpolate_one_mode(ckpt, images, work, run):
     assert run("interpolate", str(ckpt), images[0], images[1], "--mode", "slerp", "--out", "s.png") == 0
     assert size(work / "s.png") == grid_pixels(1, 10 + 2, H, W)
 
 
+@pytest.mark.slow
 def test_interpolate_grid_lerp_and_slerp_side_by_side(ckpt, images, work, run):
     assert run("interpolate", str(ckpt), "--grid", *images, "--out", "g.png") == 0
     assert size(work / "g.png") == grid_pixels(10, 10 + 1 + 10, H, W)
 
 
+@pytest.mark.slow
 def test_interpolate_needs_two_images(ckpt, images, run, capsys):
     assert run("interpolate", str(ckpt), images[0]) == 2
     assert "two images" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_traverse_rows_sorted_by_kl(ckpt, work, run, capsys):
     assert run("traverse", str(ckpt), "--steps", "5", "--out", "t.png") == 0
     assert size(work / "t.png") == grid_pixels(LATENT, 5, H, W)
@@ -116,22 +121,26 @@ def test_traverse_rows_sorted_by_kl(ckpt, work, run, capsys):
     assert len(kls) == LATENT and kls == sorted(kls, reverse=True)
 
 
+@pytest.mark.slow
 def test_traverse_with_data_space(ckpt, work, run):
     assert run("traverse", str(ckpt), "--data", "space.yaml", "--out", "t2.png") == 0
     assert size(work / "t2.png") == grid_pixels(LATENT, 9, H, W)
 
 
+@pytest.mark.slow
 def test_manifold_pca_coloured_by_label(ckpt, work, run):
     assert run("manifold", str(ckpt), "--data", "space.yaml", "--label", "colour", "--out", "m.png") == 0
     assert size(work / "m.png") == (600, 700)  # 7 x 6 inches at 100 dpi
     assert not (work / "m_grid.png").exists()  # a 4-D latent has no plane to decode
 
 
+@pytest.mark.slow
 def test_manifold_unknown_label(ckpt, run, capsys):
     assert run("manifold", str(ckpt), "--data", "space.yaml", "--label", "nope") == 2
     assert "shape" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_manifold_2d_latent_also_decodes_the_plane(plane_model, work, run):
     ckpt = sorted(plane_model.glob("checkpoint_epoch*"))[-1]
     assert run("manifold", str(ckpt), "--data", "plane.yaml", "--grid-steps", "6", "--out", "p.png") == 0
@@ -139,6 +148,7 @@ def test_manifold_2d_latent_also_decodes_the_plane(plane_model, work, run):
     assert size(work / "p_grid.png") == grid_pixels(6, 6, H, W)
 
 
+@pytest.mark.slow
 def test_walk_gif(ckpt, work, run):
     assert run("walk", str(ckpt), "--frames", "12", "--anchors", "3", "--out", "walk.gif") == 0
     with Image.open(work / "walk.gif") as gif:
@@ -146,6 +156,7 @@ def test_walk_gif(ckpt, work, run):
         assert gif.size == (W * gif_scale(H, W), H * gif_scale(H, W))
 
 
+@pytest.mark.slow
 def test_progress_of_a_ray_trial(work, run, capsys):
     trial = next((work / "results" / NAME).glob("run_trial_*"))
     kept = len(list(trial.glob("checkpoint_*/checkpoint.pt")))
@@ -156,11 +167,13 @@ def test_progress_of_a_ray_trial(work, run, capsys):
     assert epochs == sorted(epochs) and epochs[-1] == 3
 
 
+@pytest.mark.slow
 def test_progress_of_a_train_folder(plane_model, work, run):
     assert run("progress", str(plane_model), "--n", "3", "--out", "pt.png") == 0
     assert size(work / "pt.png") == grid_pixels(3, 1 + 2, H, W)  # original + epochs 1 and 2
 
 
+@pytest.mark.slow
 def test_neighbours_pixel_and_inception(ckpt, work, run, capsys):
     assert run("neighbours", str(ckpt), "--data", "space.yaml", "--n", "2", "--pool", "8", "--out", "nb.png") == 0
     assert size(work / "nb.png") == grid_pixels(2, 3, H, W)  # sample | pixel NN | Inception NN
@@ -295,6 +308,7 @@ def test_a_traversal_row_varies_around_the_reconstruction_at_its_centre(small, c
     assert "row 1: z[" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_a_manifold_plots_the_encoders_means(small):
     """The 2-D manifold of a 4-D latent is the means' first two principal components: drawn by
     hand from the encoder's means (sklearn's PCA, not vaetune's), the figure is the same; drawn

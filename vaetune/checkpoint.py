@@ -1,5 +1,6 @@
 """Checkpoint files and the model they hold: what a training state holds, written atomically,
-read without running code; and the trained model in use (images read as its data was, class
+read without running code, from this machine or remote storage (`open_checkpoint`, `load_model_at`);
+and the trained model in use (images read as its data was, class
 labels, samples, reconstructions, the module MLflow serves).
 
 A checkpoint is one dict saved with `torch.save` and read with `torch.load(weights_only=True)`,
@@ -11,15 +12,19 @@ none, also the latent prior fitted to its weights ("prior": plain tensors, `load
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from vaetune.errors import UserError
-from vaetune.fileio import atomic_write
+from vaetune.fileio import atomic_write, is_remote
 from vaetune.samplers import GMM, NORMAL, Sampler
 from vaetune.samplers import get as get_sampler
 
 CHECKPOINT_FILE = "checkpoint.pt"
+GRIDS_DIR = "grids"  # beside checkpoint.pt in a checkpoint folder: that epoch's reconstruction and sample grids
 
 
 def atomic_save(obj: Any, path: str | Path) -> Path:
@@ -59,6 +64,32 @@ def load_model(path: str | Path, device: str = "cpu"):
     model = build_model(config.model, tuple(meta["image_shape"]), meta.get("num_classes", 0))
     model.load_state_dict(state["model"])
     return model.to(device).eval(), config, state
+
+
+@contextlib.contextmanager
+def open_checkpoint(path: str) -> Iterator[Path]:
+    """A checkpoint folder (or file) as a local path; a remote one (s3://...) is fetched through Ray's
+    Checkpoint into a temporary folder that is removed afterwards."""
+    if not is_remote(path):
+        yield Path(path)
+        return
+    from ray import tune
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tune.Checkpoint(path).to_directory(tmp)
+        yield Path(tmp)
+
+
+def load_checkpoint_at(path: str) -> dict:
+    """`load_checkpoint` of a local or remote checkpoint."""
+    with open_checkpoint(path) as local:
+        return load_checkpoint(local)
+
+
+def load_model_at(path: str):
+    """`load_model` of a local or remote checkpoint: (model, Config, dict)."""
+    with open_checkpoint(path) as local:
+        return load_model(local)
 
 
 def load_prior(state: dict, path: str | Path, latent_dim: int):

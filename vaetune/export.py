@@ -1,7 +1,7 @@
 """Export the best checkpoint of a finished search as one self-contained file.
 
 `vaetune export RESULTS_DIR` picks the best trial of `summary.csv` by a metric (the search's
-own by default), reads that trial's best checkpoint from the search's storage (local, shared or
+own by default; the rule is `vaetune.ranking`'s, which every reader of a search shares), reads that trial's best checkpoint from the search's storage (local, shared or
 s3://) and writes one self-contained file: weights, resolved config, data shape and labels,
 metrics, the fitted latent prior (when the trial fitted one), vaetune version, and where it came
 from. The optimiser is left out. (`--register NAME` then logs it to MLflow:
@@ -14,17 +14,17 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from vaetune.checkpoint import atomic_save
+from vaetune.checkpoint import atomic_save, load_checkpoint_at
+from vaetune.errors import UserError
+from vaetune.ranking import has_checkpoint, pick_best
 from vaetune.results import (
     CHECKPOINT,
     RUN_ID,
+    STATUS,
+    SUMMARY_FILE,
     TRIAL_ID,
-    best_column,
-    final_column,
-    load_checkpoint_at,
     load_search,
-    pick_best,
-    pick_trial,
+    ranking_column,
 )
 
 
@@ -51,7 +51,7 @@ def export_best(results: str | Path, out: str | Path, *, metric: str | None = No
     mode = mode or (state["mode"] if metric == state["metric"] else mode_of(metric))
     if trial is not None:
         row = pick_trial(summary, trial)
-        col = best_column(metric) if best_column(metric) in summary else final_column(metric)
+        col = ranking_column(summary.columns, metric)
         selected = f"--trial {row[TRIAL_ID]}"
     else:
         row, col = pick_best(summary, metric, mode)
@@ -71,6 +71,18 @@ def _handed(exported: dict, path: Path):
 
     config = stored_config(exported["config"], f"{path} (stored config)")
     return pick_sampler(None, exported.get("prior"), str(path), config)
+
+
+def pick_trial(summary, trial_id: str):
+    """The summary row of one trial (`vaetune export --trial ID`), with a checkpoint."""
+    rows = summary[summary[TRIAL_ID].astype(str) == str(trial_id)]
+    if rows.empty:
+        known = ", ".join(summary[TRIAL_ID].astype(str))
+        raise UserError(f"--trial: got {trial_id!r}; this search's trials are: {known}")
+    row = rows.iloc[0]
+    if not has_checkpoint(row):
+        raise UserError(f"--trial: trial {trial_id} kept no checkpoint ({row.get(STATUS)}); see {SUMMARY_FILE}")
+    return row
 
 
 def exported_checkpoint(state: dict, row, selected_by: str) -> dict:

@@ -54,6 +54,11 @@ def free_bytes(folder: str | Path) -> int:
     return stat.f_bavail * stat.f_frsize
 
 
+def is_remote(path: str | Path) -> bool:
+    """Remote storage (s3://bucket/..., gs://...) rather than a path on this machine."""
+    return "://" in str(path)
+
+
 def cache_root() -> Path:
     """Folder of vaetune's per-user caches (FID weights, crash logs): $VAETUNE_CACHE, else ~/.cache/vaetune."""
     return Path(os.environ.get("VAETUNE_CACHE") or Path.home() / ".cache" / "vaetune")

@@ -85,7 +85,7 @@ def _print_front(args: argparse.Namespace) -> int:
     if not results.objectives:
         raise UserError(f"--pareto: {args.results} searched one objective ({results.metric}); a front needs "
                         "several (search.metrics): export its best trial without --pareto")
-    from vaetune.results import front_table
+    from vaetune.ranking import front_table
 
     table = front_table(results.summary, results.objectives, results.constraints)
     print(table.text)

@@ -139,13 +139,14 @@ def forget_unstarted(results, *, existed: bool) -> bool:
 
 
 def print_outcome(outcome, space, results, command: str) -> None:
+    from vaetune.ranking import finite_number, has_checkpoint
     from vaetune.results import (
         CHECKPOINT,
         RUN_ID,
         SUMMARY_FILE,
         TRIAL_ID,
         best_column,
-        finite_number,
+        final_column,
         read_tracking,
     )
 
@@ -161,8 +162,8 @@ def print_outcome(outcome, space, results, command: str) -> None:
     if best is None:
         if outcome.unfinished:
             return
-        column = best_column(outcome.metric)
-        measured = sum(finite_number(r.get(column)) is not None for r in outcome.rows)
+        columns = (best_column(outcome.metric), final_column(outcome.metric))
+        measured = sum(any(finite_number(r.get(c)) is not None for c in columns) for r in outcome.rows)
         if outcome.held_to and measured:
             print(f"no trial held {outcome.held_to}: {measured} reported {outcome.metric}, each outside them; "
                   f"see the feasible column of {results / SUMMARY_FILE}")
@@ -172,7 +173,8 @@ def print_outcome(outcome, space, results, command: str) -> None:
     params = ", ".join(f"{k}={fmt(best[k])}" for k in space.params)
     print(f"best trial {best[TRIAL_ID]}{' so far' if outcome.unfinished else ''}: {outcome.metric} = "
           f"{best[best_column(outcome.metric)]:.5g}  ({params})")
-    print(f"  checkpoint: {best[CHECKPOINT]}")
+    print(f"  checkpoint: {best[CHECKPOINT]}" if has_checkpoint(best) else
+          "  checkpoint: none kept, nor by any trial ranked below it: vaetune export has none to give")
     run_id = best[RUN_ID] if isinstance(best[RUN_ID], str) and best[RUN_ID] else None
     store = read_tracking(results).get("uri")  # where this search's runs are
     print(f"  MLflow run: {run_id or 'not recorded yet (MLflow unreachable; sent on --resume)'}"

@@ -41,9 +41,8 @@ class Loaded:
 def load(checkpoint: str, device: str | None = None) -> Loaded:
     """The model of a checkpoint, local or remote (fetched as `vaetune export` fetches it), on
     `device` (default: CUDA when visible, else the CPU)."""
-    from vaetune.checkpoint import load_prior
+    from vaetune.checkpoint import load_model_at, load_prior
     from vaetune.machine import resolve_device
-    from vaetune.results import load_model_at
 
     model, config, state = load_model_at(checkpoint)
     prior = load_prior(state, checkpoint, model.latent_dim)

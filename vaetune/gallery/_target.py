@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from vaetune.errors import UserError
+from vaetune.fileio import is_remote
 from vaetune.metrics.registry import get
+from vaetune.ranking import describe, rank, ranked_trials
 from vaetune.results import (
     CHECKPOINT,
     CHECKPOINT_DIR,
@@ -25,9 +27,7 @@ from vaetune.results import (
     TRIAL_PATH,
     SearchResults,
     checkpoint_folders,
-    is_remote,
     load_results,
-    rank,
     short_keys,
     trial_label,
 )
@@ -120,7 +120,9 @@ def _search_gallery(results: SearchResults) -> Gallery:
     import pandas as pd
 
     kind = SWEEP if results.sweep is not None else "search"
-    notes = [f"Ranked by {results.metric} ({results.mode}), best over each trial's epochs, as vaetune export "
+    held = (f" among the trials that hold {describe(results.constraints)} (those that break them follow)"
+            if results.constraints else "")
+    notes = [f"Ranked by {results.metric} ({results.mode}), best over each trial's epochs{held}, as vaetune export "
              f"picks; the metrics are at epoch {table.epoch}, that of the report's main table (empty: not measured "
              "there)."]
     formats = {_header(m, table.epoch): get(m).fmt.replace("{:", "%").replace("}", "") for m in metrics}
@@ -133,13 +135,14 @@ def _header(metric: str, epoch: int) -> str:
 
 
 def _ranked(results: SearchResults):
-    """Every trial, best first by the search metric (those without a value last, in their order)."""
+    """Every trial: the candidates best first, as `vaetune export` ranks them (vaetune.ranking), then
+    the trials that break search.constraints by value, then those without a value, in their order."""
     import pandas as pd
 
-    col = results.best_column()
-    scored = rank(results.summary, col, results.mode)
-    rest = results.summary.drop(index=scored.index)
-    return pd.concat([scored, rest])
+    candidates = ranked_trials(results.summary, results.metric, results.mode)
+    rest = results.summary.drop(index=candidates.index)
+    scored = rank(rest, results.best_column(), results.mode)
+    return pd.concat([candidates, scored, rest.drop(index=scored.index)])
 
 
 def _present(v) -> bool:

@@ -10,8 +10,9 @@ space then accepts its name. An objective is one function of _objectives.py, reg
 ``@register_objective``. See docs/architecture.md, "Add an architecture" and "Add an objective".
 
 Modules: `_base` (the VAE contract, the architecture registry), `_config` (the model and train
-sections), `_losses` (reconstruction and KL terms), `_objectives` (the objective registry),
-`_schedules` (β, capacity, learning rate, the optimizer), `_prior` (the fitted latent prior).
+sections), `_losses` (reconstruction and KL terms, and `VAEOutput` they are computed from),
+`_objective_registry` (the objective registry), `_objectives` (elbo, capacity), `_schedules` (β,
+capacity, learning rate, the optimizer), `_prior` (the fitted latent prior).
 Nothing here reads the spec; the spec reads these registries.
 """
 
@@ -22,17 +23,18 @@ import pkgutil
 from typing import Any
 
 from vaetune.errors import UserError
-from vaetune.models._base import MODELS, VAE, VAEOutput, register_architecture
+from vaetune.models._base import MODELS, VAE, register_architecture
 from vaetune.models._config import DEFAULT_ARCH, ModelConfig, PriorCovariance, TrainConfig
-from vaetune.models._losses import DivergedError, LossTerms, check_finite, kl_per_dim, recon_loss
-from vaetune.models._objectives import (
-    OBJECTIVES,
-    Objective,
-    capacity,
-    elbo,
-    objective_loss,
-    register_objective,
+from vaetune.models._losses import (
+    DivergedError,
+    LossTerms,
+    VAEOutput,
+    check_finite,
+    kl_per_dim,
+    recon_loss,
 )
+from vaetune.models._objective_registry import OBJECTIVES, Objective, register_objective
+from vaetune.models._objectives import capacity, elbo, objective_loss
 from vaetune.models._prior import (
     COVARIANCES,
     PRIOR_COMPONENTS,

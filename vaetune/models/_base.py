@@ -15,7 +15,6 @@ of classes it conditions on, 0 for an unconditional model, which ignores any ``y
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 import torch
@@ -23,20 +22,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from vaetune.models._config import ModelConfig
+from vaetune.models._losses import VAEOutput
 
 if TYPE_CHECKING:
     from vaetune.models._prior import LatentMixture
 
-__all__ = ["MODELS", "VAE", "VAEOutput", "register_architecture"]
-
-
-@dataclass
-class VAEOutput:
-    recon: torch.Tensor  # (B, C, H, W) in [0, 1], sigmoid(logits)
-    logits: torch.Tensor  # (B, C, H, W), for a BCE-with-logits reconstruction loss
-    mu: torch.Tensor  # (B, D) posterior mean
-    logvar: torch.Tensor  # (B, D) posterior log-variance, clamped
-    z: torch.Tensor  # (B, D) reparameterised sample in train mode, mu in eval mode
+__all__ = ["MODELS", "VAE", "register_architecture"]
 
 
 class VAE(nn.Module):

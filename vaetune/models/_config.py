@@ -11,7 +11,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from vaetune.models._losses import ReconLoss
-from vaetune.models._objectives import OBJECTIVES
+from vaetune.models._objective_registry import OBJECTIVES
 from vaetune.sections import Section, one_of
 
 __all__ = ["DEFAULT_ARCH", "ModelConfig", "PriorCovariance", "TrainConfig"]

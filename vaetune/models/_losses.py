@@ -1,4 +1,5 @@
-"""The terms every VAE objective is built from: reconstruction error and KL, per image.
+"""The terms every VAE objective is built from: reconstruction error and KL, per image, computed
+from the record every model's forward returns (`VAEOutput`).
 
 The objectives themselves (ELBO, capacity, ...) are in _objectives.py.
 
@@ -19,19 +20,25 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
 
 from vaetune.errors import Failure
 
-if TYPE_CHECKING:
-    from vaetune.models._base import (
-        VAEOutput,  # whose config module imports the objectives, built on these
-    )
+__all__ = ["RECON_LOSSES", "ReconLoss", "DivergedError", "LossTerms", "VAEOutput", "check_finite", "kl_per_dim", "recon_loss"]
 
-__all__ = ["RECON_LOSSES", "ReconLoss", "DivergedError", "LossTerms", "check_finite", "kl_per_dim", "recon_loss"]
+
+@dataclass
+class VAEOutput:
+    """What every model's forward returns (vaetune.models._base.VAE), and the terms are computed from."""
+
+    recon: torch.Tensor  # (B, C, H, W) in [0, 1], sigmoid(logits)
+    logits: torch.Tensor  # (B, C, H, W), for a BCE-with-logits reconstruction loss
+    mu: torch.Tensor  # (B, D) posterior mean
+    logvar: torch.Tensor  # (B, D) posterior log-variance, clamped
+    z: torch.Tensor  # (B, D) reparameterised sample in train mode, mu in eval mode
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""Training objectives, chosen by `train.objective`: one function each, registered once.
+"""Training objectives, chosen by `train.objective`: one function each, registered once (in
+vaetune.models._objective_registry).
 
 An objective maps a batch's model output, the images, the ``train`` config and the fractional
 epoch (``epoch + step / steps``, for its schedules) to `LossTerms`: the scalar to minimise plus
@@ -10,52 +11,18 @@ docs/architecture.md, "Add an objective".
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
 
-from vaetune.models._losses import LossTerms, kl_per_dim, recon_loss
+from vaetune.models._losses import LossTerms, VAEOutput, kl_per_dim, recon_loss
+from vaetune.models._objective_registry import OBJECTIVES, register_objective
 from vaetune.models._schedules import beta_at, capacity_at
 
-if TYPE_CHECKING:  # the model and train sections (and so VAE) import this module's registry
-    from vaetune.models._base import VAEOutput
+if TYPE_CHECKING:
     from vaetune.models._config import TrainConfig
 
-__all__ = ["OBJECTIVES", "Objective", "capacity", "elbo", "objective_loss", "register_objective"]
-
-LossFn = Callable[["VAEOutput", torch.Tensor, "TrainConfig", float], LossTerms]
-
-
-@dataclass(frozen=True)
-class Objective:
-    loss: LossFn  # (out, x, train config, fractional epoch) -> LossTerms, batch means
-    keys: tuple[str, ...]  # train.* options it reads besides the reconstruction's
-
-    @property
-    def uses_beta(self) -> bool:
-        """Whether the KL weight β (train.beta and its schedule) is in this loss."""
-        return "beta" in self.keys
-
-
-OBJECTIVES: dict[str, Objective] = {}  # train.objective -> its loss and options
-
-
-def register_objective(name: str, keys: tuple[str, ...] = ()) -> Callable[[LossFn], LossFn]:
-    """Function decorator: ``train.objective: name`` trains with the decorated loss.
-
-    Args:
-        name: the value of train.objective that selects it.
-        keys: the train.* options the loss reads besides recon_loss, recon_reduction, recon_weight.
-    """
-    def register(fn: LossFn) -> LossFn:
-        if name in OBJECTIVES and OBJECTIVES[name].loss is not fn:
-            raise ValueError(f"train.objective {name!r} is registered twice")
-        OBJECTIVES[name] = Objective(fn, tuple(keys))
-        return fn
-
-    return register
+__all__ = ["capacity", "elbo", "objective_loss"]
 
 
 def objective_loss(out: VAEOutput, x: torch.Tensor, cfg: TrainConfig, epoch: float) -> LossTerms:

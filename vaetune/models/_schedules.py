@@ -16,9 +16,7 @@ import torch
 from torch import nn
 
 if TYPE_CHECKING:
-    from vaetune.models._config import (
-        TrainConfig,  # which imports the objectives, which import this
-    )
+    from vaetune.models._config import TrainConfig
 
 __all__ = ["beta_at", "capacity_at", "lr_factor", "make_optimizer", "set_lr"]
 

@@ -27,12 +27,13 @@ from vaetune.report._build import (
     log_to_mlflow,
 )
 from vaetune.report._importance import Importance, param_importance
+from vaetune.report._kltable import KLTable, Row
 from vaetune.report._page import SECTIONS, PageData
 from vaetune.report._pareto import pareto_front
 from vaetune.report._pictures import picture_table
 from vaetune.report._render import Notes, Paragraph, Section, Table
 from vaetune.report._sentences import sentences
-from vaetune.report._table import KLTable, Row, kl_table, kl_tables
+from vaetune.report._table import kl_table, kl_tables
 from vaetune.results import SearchResults, load_results
 
 __all__ = [

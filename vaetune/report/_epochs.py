@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 
 from vaetune.metrics.registry import EVAL_EPOCH, GENERATIVE
+from vaetune.ranking import finite_number
 from vaetune.results import (
     CHECKPOINT,
     COMPLETED,
@@ -33,7 +34,6 @@ from vaetune.results import (
     SearchResults,
     checkpoint_at,
     final_column,
-    finite_number,
     latest_checkpoint_of,
 )
 from vaetune.spec import BETA

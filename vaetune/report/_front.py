@@ -14,17 +14,11 @@ import math
 from types import SimpleNamespace
 
 import vaetune.report._figures as _figures
+from vaetune.ranking import describe, feasible, finite_number, non_dominated
 from vaetune.report._epochs import at_epoch
 from vaetune.report._pictures import pictures_parts
 from vaetune.report._render import Figure, Finding, Notes, Paragraph, Section, Table
-from vaetune.results import (
-    TRIAL_ID,
-    SearchResults,
-    describe,
-    feasible,
-    finite_number,
-    non_dominated,
-)
+from vaetune.results import TRIAL_ID, SearchResults
 
 EXTRA = ("val/kl", "val/active_units")  # beside the objectives in the front's table
 STEEP = 3.0  # a step along the front is lopsided when one objective moves this many times the other

@@ -12,7 +12,7 @@ from vaetune.search import default_values, evaluation_epochs
 from vaetune.spec import BETA
 
 if TYPE_CHECKING:
-    from vaetune.report._table import KLTable
+    from vaetune.report._kltable import KLTable
     from vaetune.spec import SearchPlan
 
 

@@ -13,9 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import vaetune.report._figures as _figures
+from vaetune.fileio import is_remote
 from vaetune.metrics.registry import get
+from vaetune.ranking import best_trial, describe, has_checkpoint, rank
 from vaetune.report._front import front_section
 from vaetune.report._importance import param_importance
+from vaetune.report._kltable import KLTable
 from vaetune.report._pareto import FALLBACK, pareto_front
 from vaetune.report._pictures import pictures_parts
 from vaetune.report._render import (
@@ -30,7 +33,7 @@ from vaetune.report._render import (
     Table,
 )
 from vaetune.report._sentences import SPREAD_RULE, sentences
-from vaetune.report._table import KLTable, kl_tables
+from vaetune.report._table import kl_tables
 from vaetune.results import (
     EPOCHS,
     ERROR,
@@ -40,13 +43,10 @@ from vaetune.results import (
     TRIAL_ID,
     WALL_TIME,
     SearchResults,
-    feasible_rows,
     final_column,
     final_metrics,
     frame_reports,
-    is_remote,
     last_grids,
-    rank,
     time_split,
 )
 from vaetune.samplers import SAMPLERS
@@ -203,15 +203,18 @@ def _rungs(results: SearchResults) -> list[int]:
 def _best_section(page: PageData) -> Section:
     results, figures = page.results, page.figures
     s = results.summary
-    ranked = rank(feasible_rows(s), results.best_column(), results.mode)
-    if ranked.empty:
+    best = best_trial(s, results.metric, results.mode)
+    if best is None:
         held = " while holding the search's constraints" if FEASIBLE in s else ""
         return Section("Best trial", [Paragraph(f"No trial reported {results.metric}{held}.")])
-    best = ranked.iloc[0]
+    held = f" among the trials that hold {describe(results.constraints)}" if FEASIBLE in s and results.constraints else ""
+    picks = ("This is the trial `vaetune export` picks, the gallery ranks first and a sweep starts from."
+             if has_checkpoint(best) else
+             "It kept no checkpoint, nor did any trial ranked below it: `vaetune export` has none to give.")
     parts: list = [Paragraph(f"Trial {best['trial_id']} is best by {results.best_column()} = "
-                         f"{float(best[results.best_column()]):.5g} ({results.mode}); status {best.get(STATUS, '')}, "
-                         f"{int(best.get(EPOCHS, 0) or 0)} epochs. This is the trial `vaetune export` picks (each "
-                         "trial's best epoch, whatever epochs it trained); the KL table compares at one epoch.")]
+                         f"{float(best[results.best_column()]):.5g} ({results.mode}){held} (each trial's best "
+                         "epoch, whatever epochs it trained; the KL table compares at one epoch); status "
+                         f"{best.get(STATUS, '')}, {int(best.get(EPOCHS, 0) or 0)} epochs. {picks}")]
     if results.plan is not None:
         parts.append(Paragraph(_handed_sentence(results.plan.config)))
     run = str(best.get("mlflow_run_id", "") or "")

@@ -4,8 +4,8 @@ are its rows (the means over seeds)."""
 
 from __future__ import annotations
 
+from vaetune.report._kltable import KLTable
 from vaetune.report._sentences import QUALITY
-from vaetune.report._table import KLTable
 
 FALLBACK = "val/elbo"  # the second objective when no sample FID was measured
 

@@ -44,9 +44,8 @@ def picture_table(rows, n: int = 6, epoch: int | None = None, key_label: str = "
     """
     import torch
 
-    from vaetune.checkpoint import load_prior, pick_sampler
+    from vaetune.checkpoint import load_model_at, load_prior, pick_sampler
     from vaetune.data import load_data
-    from vaetune.results import load_model_at
     from vaetune.viz import grid_png
 
     usable = [r for r in rows if r.checkpoint]

@@ -5,7 +5,7 @@ latent prior beat those from N(0, I). All at the table's one epoch.
 
 A difference is stated only when it is larger than the seeds' spread: two rows are
 *indistinguishable* in a metric when the difference of their means is not larger than the
-larger of their two standard deviations over seeds (`vaetune.report._table.differs`). A row of
+larger of their two standard deviations over seeds (`vaetune.report._kltable.differs`). A row of
 one trial (a search, or a sweep with one seed) has no spread: its differences are reported as
 untested, never as established.
 """
@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 
 from vaetune.metrics.registry import get, of_sampler
-from vaetune.report._table import KLTable, Row, best_row, differs
+from vaetune.report._kltable import KLTable, Row, best_row, differs
 from vaetune.samplers import GMM
 
 QUALITY = "val/mse"  # what "best quality" means in the sentences

@@ -1,28 +1,22 @@
-"""Reading and writing the results folder's files, and trial checkpoints local or remote."""
+"""Reading and writing the results folder's files, and finding the checkpoint folders of its trials."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from vaetune.checkpoint import CHECKPOINT_FILE
+from vaetune.checkpoint import CHECKPOINT_FILE, GRIDS_DIR
 from vaetune.errors import UserError
-from vaetune.fileio import atomic_write_text
+from vaetune.fileio import atomic_write_text, is_remote
 from vaetune.results._layout import (
     CHECKPOINT,
     CHECKPOINT_DIR,
     CHECKPOINT_FOLDERS,
     EPOCH,
-    EPOCHS,
     ERRORED,
-    FEASIBLE,
-    GRIDS_DIR,
     RESULT_FILE,
     SEARCH_FILE,
     STATUS,
@@ -31,14 +25,9 @@ from vaetune.results._layout import (
     TRACKING_FILE,
     TRIAL_ID,
     TRIAL_PATH,
-    best_column,
-    final_column,
-    final_metrics,
-    is_remote,
 )
 from vaetune.results._lock import refuse_if_held
 from vaetune.results._moved import move_of
-from vaetune.results._pareto import feasible_rows
 
 log = logging.getLogger(__name__)
 
@@ -174,88 +163,8 @@ def _is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def value(row, metric: str) -> float | None:
-    """The last-epoch value of `metric` (`epochs` itself for "epochs") in a summary row, or None."""
-    col = metric if metric == EPOCHS else final_column(metric)
-    v = row.get(col) if hasattr(row, "get") else None
-    if v is None:
-        return None
-    try:
-        v = float(v)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
-
-
-def rank(frame, column: str, mode: str):
-    """Rows with a value in `column`, best first."""
-    if column not in frame:
-        return frame.iloc[0:0]
-    scored = frame[frame[column].notna()]
-    return scored.sort_values(column, ascending=(mode == "min"), kind="stable")
-
-
 # ---------------------------------------------------------------------------------------------
-# Checkpoints, local or remote
-
-
-def pick_best(summary, metric: str, mode: str):
-    """The summary row with the best value of `metric` (best over epochs if recorded, else final)."""
-    col = best_column(metric) if best_column(metric) in summary else final_column(metric)
-    if col not in summary:
-        known = sorted(set(final_metrics(summary.columns)))
-        raise UserError(f"--metric: got {metric!r}; this search recorded: {', '.join(known)}")
-    scored = summary[summary[col].notna() & (summary[CHECKPOINT].fillna("") != "")]
-    if FEASIBLE in summary:  # a search with search.constraints: the best of the trials that hold them
-        scored = feasible_rows(scored)
-        if scored.empty:
-            raise UserError(f"no trial held the search's constraints with a value of {metric} and a checkpoint; "
-                            f"see the {FEASIBLE} column of {SUMMARY_FILE}, or pick one with --trial ID")
-    if scored.empty:
-        raise UserError(f"no trial has both a value of {metric} and a checkpoint; see {SUMMARY_FILE}")
-    return rank(scored, col, mode).iloc[0], col
-
-
-def pick_trial(summary, trial_id: str):
-    """The summary row of one trial (`vaetune export --trial ID`), with a checkpoint."""
-    rows = summary[summary[TRIAL_ID].astype(str) == str(trial_id)]
-    if rows.empty:
-        known = ", ".join(summary[TRIAL_ID].astype(str))
-        raise UserError(f"--trial: got {trial_id!r}; this search's trials are: {known}")
-    row = rows.iloc[0]
-    if not str(row.get(CHECKPOINT, "") or ""):
-        raise UserError(f"--trial: trial {trial_id} kept no checkpoint ({row.get(STATUS)}); see {SUMMARY_FILE}")
-    return row
-
-
-@contextlib.contextmanager
-def open_checkpoint(path: str) -> Iterator[Path]:
-    """A trial checkpoint folder (or file) as a local path; remote ones are fetched through Ray's
-    Checkpoint into a temporary folder that is removed afterwards."""
-    if not is_remote(path):
-        yield Path(path)
-        return
-    from ray import tune
-
-    with tempfile.TemporaryDirectory() as tmp:
-        tune.Checkpoint(path).to_directory(tmp)
-        yield Path(tmp)
-
-
-def load_checkpoint_at(path: str) -> dict:
-    """`vaetune.checkpoint.load_checkpoint` of a local or remote checkpoint."""
-    from vaetune.checkpoint import load_checkpoint
-
-    with open_checkpoint(path) as local:
-        return load_checkpoint(local)
-
-
-def load_model_at(path: str):
-    """`vaetune.checkpoint.load_model` of a local or remote checkpoint: (model, Config, dict)."""
-    from vaetune.checkpoint import load_model
-
-    with open_checkpoint(path) as local:
-        return load_model(local)
+# Checkpoint folders of a trial
 
 
 def checkpoint_file(folder: str | Path) -> Path:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from vaetune.fileio import is_remote
+
 log = logging.getLogger(__name__)
 
 SEARCH_FILE = "search.json"
@@ -25,7 +27,6 @@ CHECKPOINT_DIR = "checkpoint_dir_name"  # result.json: the report's checkpoint f
 # plus one per kept epoch) beside its latest; reported with each checkpoint, never logged as a metric
 CHECKPOINT_SCORE = "checkpoint_score"
 CHECKPOINT_FOLDERS = "checkpoint_*"  # a Ray trial's checkpoint_00000N/ and a train run's checkpoint_epochNNNN/
-GRIDS_DIR = "grids"  # inside a checkpoint folder: that epoch's reconstruction and sample grids
 
 # summary.csv columns (besides one column per searched key, and best/ and final/ metric columns)
 TRIAL_ID = "trial_id"
@@ -36,7 +37,7 @@ ERROR = "error"
 CHECKPOINT = "checkpoint"
 TRIAL_PATH = "trial_path"
 RUN_ID = "mlflow_run_id"
-# a search with search.constraints or several search.metrics (vaetune.results._pareto):
+# a search with search.constraints or several search.metrics (decided by vaetune.ranking):
 FEASIBLE = "feasible"  # its final values hold every constraint
 PARETO = "pareto"  # feasible, it ran every epoch, and no such trial beats it on every objective
 TEXT_COLUMNS = (TRIAL_ID, STATUS, ERROR, CHECKPOINT, TRIAL_PATH, RUN_ID)
@@ -68,6 +69,12 @@ def final_column(metric: str) -> str:
     return f"final/{metric}"
 
 
+def ranking_column(columns, metric: str) -> str:
+    """The summary column by which trials rank on `metric`: its best over each trial's epochs where
+    summary.csv keeps one (the search metric's), else its value at the last epoch."""
+    return best_column(metric) if best_column(metric) in columns else final_column(metric)
+
+
 def final_metrics(columns) -> list[str]:
     """The metrics that have a final/ column, in column order."""
     prefix = final_column("")
@@ -76,11 +83,6 @@ def final_metrics(columns) -> list[str]:
 
 # ---------------------------------------------------------------------------------------------
 # Where things are: local, shared or remote storage
-
-
-def is_remote(path: str) -> bool:
-    """Remote storage (s3://bucket/..., gs://...) rather than a path on this machine."""
-    return "://" in str(path)
 
 
 def results_dir_for(storage: str, name: str) -> Path:

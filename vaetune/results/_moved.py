@@ -15,7 +15,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
-from vaetune.results._layout import SEARCH_FILE, is_remote
+from vaetune.fileio import is_remote
+from vaetune.results._layout import SEARCH_FILE
 
 SQLITE = "sqlite:///"
 

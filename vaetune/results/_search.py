@@ -20,8 +20,8 @@ from vaetune.results._layout import (
     SWEEP_STATE,
     TRIAL_ID,
     TRIAL_PATH,
-    best_column,
     final_column,
+    ranking_column,
 )
 
 log = logging.getLogger(__name__)
@@ -91,8 +91,7 @@ class SearchResults:
 
     def best_column(self) -> str:
         """summary column that ranks trials by the search metric: best over epochs, else final."""
-        best, final = best_column(self.metric), final_column(self.metric)
-        return best if best in self.summary else final
+        return ranking_column(self.summary.columns, self.metric)
 
 
 def load_results(folder: str | Path) -> SearchResults:

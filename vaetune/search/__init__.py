@@ -13,7 +13,8 @@ study and search.json, which --resume, `vaetune export` and `vaetune report` rea
   tracking store, data) and what changed for --resume;
 - `_state`: the plan of a search about to start; search.json and space.yaml;
 - `_tuner`: the Tuner's parts (param space, searcher, scheduler, callbacks, storage);
-- `_searcher`: the Optuna searcher and the driver's callbacks (need Ray at import);
+- `_searcher`: Tune's searcher over the Optuna study and the driver's callbacks (need Ray at import);
+- `_study`: the Optuna side: the sampler of a choice, the grid, the trials a stopped driver lost;
 - `_run`: Ray start, the shared data, new or restored Tuner, fit;
 - `_storage`: room on the disks a search fills, and remote storage that answers (before Ray);
 - `_faults`: what stops a running search that is neither a mistake nor a bug (a full disk, a

@@ -23,15 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from vaetune.metrics import registry
+from vaetune.ranking import Bounds, best_over_epochs, describe, is_feasible
 from vaetune.results import (
+    CHECKPOINT_DIR,
     DIVERGED,
     DIVERGENCE,
     ERRORED,
-    Bounds,
-    describe,
     end_status,
     error_summary,
-    is_feasible,
+    read_history,
     status_phrase,
     trial_label,
     trial_number,
@@ -57,7 +57,9 @@ class SearchConsole:
 
     def __init__(self, progress: SearchProgress, searched: list[str], bounds: Bounds | None = None):
         self.progress, self.searched = progress, list(searched)
-        self.bounds = dict(bounds or {})  # search.constraints: an epoch counts towards "best" only inside them
+        # search.constraints: an epoch counts towards "best" only inside them, and a trial only while
+        # its latest epoch is (vaetune.ranking's rule, applied to what has been reported so far)
+        self.bounds = dict(bounds or {})
         self.live = None
         self.last_summary = self.last_draw = 0.0
         self.restored_seen = False
@@ -106,8 +108,12 @@ class SearchConsole:
             epochs = int(last.get("epoch", 0) or 0)
             status = (DIVERGED if last.get(DIVERGENCE) else ERRORED if trial.status == "ERROR"
                       else status_phrase(end_status(epochs, self.progress.max_epochs), epochs))
-            self.progress.restored(trial_number(trial), self._label(trial), status, epochs,
-                                   _number(last.get(self.progress.metric)), now)
+            p = self.progress
+            history = read_history(str(getattr(trial, "path", "") or ""))  # None: remote, or no report
+            best = best_over_epochs(history, p.metric, p.mode, self.bounds) if history is not None else None
+            p.restored(trial_number(trial), self._label(trial), status, epochs, _number(last.get(p.metric)), now,
+                       best=best, feasible=is_feasible(last, self.bounds),
+                       checkpoint=getattr(trial, "checkpoint", None) is not None)
         if ended:
             self._write([self.progress.summary(now)])
 
@@ -120,7 +126,8 @@ class SearchConsole:
         value = _number(result.get(self.progress.metric))
         epoch = int(result.get("epoch", 0) or 0)
         self._write(self.progress.result(trial_number(trial), epoch, value, result.get("time_this_iter_s"),
-                                         time.monotonic(), feasible=is_feasible(result, self.bounds)))
+                                         time.monotonic(), feasible=is_feasible(result, self.bounds),
+                                         checkpoint=bool(result.get(CHECKPOINT_DIR))))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         last = trial.last_result or {}

@@ -10,7 +10,6 @@ the bad value and the fix, so a mistake costs seconds and leaves nothing behind.
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import socket
@@ -21,15 +20,14 @@ from typing import Any
 from urllib.parse import urlparse
 
 from vaetune.errors import UserError
+from vaetune.fileio import is_remote
 from vaetune.machine import cpu_count, gpu_count
 from vaetune.outputs import check_writable, output_folder
-from vaetune.results import SEARCH_FILE, SPACE_FILE, is_remote
+from vaetune.results import SEARCH_FILE, SPACE_FILE
 from vaetune.search._checks import data_is_searched
 from vaetune.search._state import DATA_KEY
 from vaetune.search._storage import check_ray_temp_room, check_remote_storage, check_storage_room
 from vaetune.spec import Config, SearchPlan, SearchSpace, SpecError
-
-log = logging.getLogger(__name__)
 
 _ADDRESS = re.compile(r"(?:ray://)?(?P<host>[^:/\s]+):(?P<port>\d{1,5})")
 RAY_ADDRESS = "RAY_ADDRESS"  # Ray's variable: ray.init joins the cluster it names (`ray job submit` sets it)
@@ -169,28 +167,17 @@ def check_cluster_resources(config: Config, address: str) -> None:
 
 
 def autoscaler_node_types() -> list[dict[str, float]]:
-    """Resources of the node types the cluster's autoscaler may start: from the cluster config
-    Ray keeps in its GCS, else from the launcher's bootstrap file on the head node."""
-    shapes: list[dict[str, float]] = []
+    """Resources of the node types the cluster's autoscaler may start, from the cluster launcher's
+    bootstrap file on the head node, where the driver runs (docs/cluster.md). Ray keeps them in
+    its GCS too, but offers no public way to read them there."""
+    import yaml
+
     try:
-        from ray._private.state import state  # private, but what Ray Train itself reads
-
-        cluster = state.get_cluster_config()
-        if cluster is not None:
-            shapes += [dict(g.resources) for g in cluster.node_group_configs if g.max_count != 0]
-    except Exception as exc:  # an older or newer Ray: fall back to the file
-        log.debug("no autoscaler config from Ray's GCS: %s", exc)
-    bootstrap = Path("~/ray_bootstrap_config.yaml").expanduser()
-    if bootstrap.is_file():
-        import yaml
-
-        try:
-            types = (yaml.safe_load(bootstrap.read_text()) or {}).get("available_node_types", {})
-        except (OSError, yaml.YAMLError):
-            types = {}
-        shapes += [dict(t.get("resources") or {}) for t in types.values()
-                   if isinstance(t, dict) and t.get("max_workers", 1) != 0]
-    return shapes
+        types = (yaml.safe_load(Path("~/ray_bootstrap_config.yaml").expanduser().read_text()) or {}).get(
+            "available_node_types", {})
+    except (OSError, yaml.YAMLError):  # none (a cluster not started by the launcher), or unreadable
+        return []
+    return [dict(t.get("resources") or {}) for t in types.values() if isinstance(t, dict) and t.get("max_workers", 1) != 0]
 
 
 # ---------------------------------------------------------------------------------------------

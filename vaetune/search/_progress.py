@@ -6,6 +6,7 @@ import math
 import time
 from dataclasses import dataclass, field
 
+from vaetune.ranking import Standing, best_first
 from vaetune.results import COMPLETED
 
 SUMMARY_EVERY_S = 300.0  # a log gets a summary line this often
@@ -27,6 +28,8 @@ class _Trial:
     value: float | None = None  # the search metric at `epoch`
     best: float | None = None  # the best value of the search metric so far, at an epoch inside the bounds
     best_epoch: int = 0
+    feasible: bool = True  # its latest values hold the bounds (search.constraints)
+    checkpoint: bool = False  # it reported a checkpoint: a model export could hand over
     pending_rung: int | None = None  # a rung reached, told once the trial goes on past it
     restored: bool = False  # ended before this driver started (a resumed search): not timed
 
@@ -73,16 +76,23 @@ class SearchProgress:
         return [self._event(now, number, "started")]
 
     def restored(self, number: int, label: str, status: str, epoch: int, value: float | None,
-                 now: float) -> None:
-        """A trial a resumed search found ended: counted and ranked by its last value, not timed."""
+                 now: float, *, best: tuple[float, int] | None = None, feasible: bool = True,
+                 checkpoint: bool = False) -> None:
+        """A trial a resumed search found ended: counted and ranked, not timed. `value` is its last
+        value; `best` its best (value, epoch) inside the bounds, when its reports are at hand
+        (else its last value counts, if `feasible`: its last values hold the bounds)."""
         value = value if value is not None and math.isfinite(value) else None
+        if best is None and value is not None and feasible:
+            best = (value, epoch)
         self.trials[number] = _Trial(number, label, now, ended=now, status=status, epoch=epoch, value=value,
-                                     best=value, best_epoch=epoch, restored=True)
+                                     best=best[0] if best else None, best_epoch=best[1] if best else 0,
+                                     feasible=feasible, checkpoint=checkpoint, restored=True)
 
     def result(self, number: int, epoch: int, value: float | None, epoch_s: float | None,
-               now: float, feasible: bool = True) -> list[str]:
+               now: float, feasible: bool = True, checkpoint: bool = False) -> list[str]:
         """An epoch's report; `feasible`: whether its values hold search.constraints (an epoch
-        outside them is shown but never the best)."""
+        outside them is shown but never the best, and a trial whose latest epoch is outside them
+        is not ranked); `checkpoint`: whether it came with a checkpoint."""
         t = self.trials.get(number)
         if t is None:
             return []
@@ -90,7 +100,7 @@ class SearchProgress:
         if t.pending_rung is not None and epoch > t.pending_rung:  # it went on past that rung
             lines.append(self._event(now, number, f"passed rung {t.pending_rung}", t))
             t.pending_rung = None
-        t.epoch = epoch
+        t.epoch, t.feasible, t.checkpoint = epoch, feasible, t.checkpoint or checkpoint
         if value is not None and math.isfinite(value):
             t.value = value
             if feasible and (t.best is None or (value < t.best if self.mode == "min" else value > t.best)):
@@ -155,10 +165,10 @@ class SearchProgress:
         return lines
 
     def best(self) -> _Trial | None:
-        scored = [t for t in self.trials.values() if t.best is not None]
-        if not scored:
-            return None
-        return (min if self.mode == "min" else max)(scored, key=lambda t: t.best)
+        """The best trial so far, by the rule every reader of a search shares (vaetune.ranking)."""
+        ranked = best_first([Standing(t.number, t.best, t.feasible, t.checkpoint)
+                             for t in sorted(self.trials.values(), key=lambda t: t.number)], self.mode)
+        return self.trials[ranked[0].key] if ranked else None
 
     # -- helpers --------------------------------------------------------------------------------
     def _running(self) -> list[_Trial]:

@@ -18,13 +18,13 @@ from pathlib import Path
 import vaetune.search._faults as _faults
 import vaetune.search._tuner as _tuner
 from vaetune.errors import UserError, disk_full
+from vaetune.fileio import is_remote
 from vaetune.machine import cpu_count
 from vaetune.results import (
     OPTUNA_FILE,
     SPACE_FILE,
     TRIALS_FILE,
     experiment_path,
-    is_remote,
     optuna_url,
     read_json,
 )
@@ -203,7 +203,7 @@ def _errored_for_want_of_space(results: Path) -> bool:
 def _fail_lost_optuna_trials(results: Path, study_name: str) -> None:
     import optuna
 
-    from vaetune.search._searcher import fail_lost_trials
+    from vaetune.search._study import fail_lost_trials
 
     if not (results / OPTUNA_FILE).exists():
         return

@@ -1,5 +1,7 @@
-"""Ray Tune pieces that need Ray at import time: the Optuna searcher and the driver's callbacks
-(the trial ledger, MLflow, the console).
+"""Ray Tune pieces that need Ray at import time: the searcher over the search's Optuna study, the
+search algorithm whose trials a resume may raise, and the driver's callbacks (the trial ledger,
+MLflow, the console). Only Ray's public interfaces are used: a `Searcher` of vaetune's own
+drives the study through Optuna's ask/tell (vaetune.search._study holds the Optuna side).
 
 Only the search's Tuner assembly imports this module, when a search runs, so `vaetune --help`
 stays fast.
@@ -9,30 +11,30 @@ from __future__ import annotations
 
 import logging
 import math
+import pickle
 import warnings
 from pathlib import Path
 
 import optuna
+from optuna.distributions import BaseDistribution
+from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 from ray.tune import Callback
-from ray.tune.search import SearchGenerator
-from ray.tune.search.optuna import OptunaSearch
+from ray.tune.search import Searcher, SearchGenerator
 
+from vaetune.ranking import Bounds, constraint_names, violations
 from vaetune.results import (
     DIVERGENCE,
     DRIVER_FILES,
     SEARCH_FILE,
     TRIALS_FILE,
-    Bounds,
-    constraint_names,
     error_summary,
     read_json,
-    violations,
     write_json,
 )
 from vaetune.search._console import SearchConsole
 from vaetune.search._faults import on_trial_error
-from vaetune.search._sampler import SamplerChoice, optuna_startup
+from vaetune.search._study import fail_lost_trials
 from vaetune.tracking import SearchTracker
 
 log = logging.getLogger(__name__)
@@ -88,7 +90,7 @@ class PlannedSearch(SearchGenerator):
 
     def __init__(self, searcher, results: str | Path):
         super().__init__(searcher)
-        self._results = str(results)
+        self.results_dir = str(results)
 
     def restore_from_dir(self, dirpath: str) -> None:
         """`dirpath` is Tune's staging folder on the driver. To restore, Tune copies every .json and
@@ -99,160 +101,146 @@ class PlannedSearch(SearchGenerator):
         for name in DRIVER_FILES:
             (Path(dirpath) / name).unlink(missing_ok=True)
         super().restore_from_dir(dirpath)
-        planned = read_json(Path(self._results) / SEARCH_FILE).get("trials")
-        if isinstance(planned, int) and planned > self._total_samples:
-            log.info("trials planned: %d -> %d", self._total_samples, planned)
-            self._total_samples, self._finished = planned, False
+        planned = read_json(Path(self.results_dir) / SEARCH_FILE).get("trials")
+        if isinstance(planned, int) and planned > self.total_samples:
+            log.info("trials planned: %d -> %d", self.total_samples, planned)
+            # the searcher never ends a search itself (it returns no FINISHED): raising the count goes on
+            self.set_state({**self.get_state(), "total_samples": planned, "finished": False})
 
 
-class TruthfulOptunaSearch(OptunaSearch):
-    """OptunaSearch that tells Optuna what really happened to each trial.
+class StudySearcher(Searcher):
+    """Ray Tune's searcher over the search's Optuna study, told what really happened to each trial.
 
-    Ray's OptunaSearch tells Optuna a trial stopped early by ASHA is COMPLETE with its early
-    value, so TPE learns from half-trained results as if they were final. Here a trial that
-    ends before `max_epochs` reaches Optuna as PRUNED (its intermediate values already reported
-    per epoch), a trial that errored or ended on a non-finite value as FAIL, and only a trial
-    that ran every epoch as COMPLETE. Intermediate values are reported against the trainable's
-    own `epoch` counter, which, unlike `training_iteration`, survives restores.
+    A trial that ends before `max_epochs` (stopped by ASHA) reaches Optuna as PRUNED, its
+    intermediate values reported per epoch; a trial that errored, diverged or ended on a
+    non-finite value as FAIL; only a trial that ran every epoch as COMPLETE, with its value (its
+    values: several objectives, which take no intermediate values) and the violation of each
+    constraint. Intermediate values are reported against the trainable's own `epoch` counter,
+    which, unlike `training_iteration`, survives restores.
+
+    The study is created, or loaded when it exists (a resumed search's live database), from the
+    storage, and driven through Optuna's ask/tell interface only; the searcher's own state (which
+    Optuna trial each Tune trial is, which were told, and the sampler) is saved with Tune's
+    experiment snapshot.
+    The starting points are enqueued when the study is created, so they run first, once.
     """
 
-    def __init__(self, *args, max_epochs: int, time_attr: str = "epoch", constraints: Bounds | None = None,
-                 **kwargs):
-        super().__init__(*args, **kwargs)
-        self._max_epochs = max_epochs
-        self._constraints = dict(constraints or {})
-        self._time_attr = time_attr
-        self._reported_steps: dict[str, set[int]] = {}  # trial -> epochs already told to Optuna
+    def __init__(self, metric: str | list[str], mode: str | list[str], *, space: dict[str, BaseDistribution],
+                 sampler: optuna.samplers.BaseSampler, max_epochs: int, storage: BaseStorage | None = None,
+                 study_name: str = "vaetune", points_to_evaluate: list[dict] | None = None,
+                 constraints: Bounds | None = None, time_attr: str = "epoch"):
+        super().__init__(metric=metric, mode=mode)
+        self.space, self.sampler, self.study_name = dict(space), sampler, study_name
+        self.storage = storage if storage is not None else optuna.storages.InMemoryStorage()
+        self.points = list(points_to_evaluate or [])
+        self.max_epochs, self.time_attr, self.constraints = max_epochs, time_attr, dict(constraints or {})
+        self.numbers: dict[str, int] = {}  # Tune trial id -> its Optuna trial's number
+        self.told: set[str] = set()  # trials whose outcome the study has
+        self.reported: dict[str, set[int]] = {}  # trial -> epochs already reported to the study
+        self._study: optuna.Study | None = None
+        self._trials: dict[str, optuna.Trial] = {}  # Tune trial id -> its Optuna trial, once needed
 
-    def _setup_study(self, mode) -> None:
-        super()._setup_study(mode)
-        # the study's readers (Optuna Dashboard, `vaetune report`) name its values by the metric
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            self._ot_study.set_metric_names(self.metric if isinstance(self.metric, list) else [self.metric])
+    @property
+    def metrics(self) -> list[str]:
+        return self.metric if isinstance(self.metric, list) else [self.metric]
 
-    def suggest(self, trial_id: str):
-        suggestion = super().suggest(trial_id)
-        if trial_id in self._ot_trials:  # which Tune trial each Optuna trial is, for the study's readers
-            self._ot_trials[trial_id].set_user_attr("tune_trial_id", trial_id)
-        return suggestion
+    @property
+    def study(self) -> optuna.Study:
+        """The search's study, opened on first use (its readers name its values by the metrics)."""
+        if self._study is None:
+            modes = self.mode if isinstance(self.mode, list) else [self.mode]
+            study = optuna.create_study(storage=self.storage, sampler=self.sampler, study_name=self.study_name,
+                                        pruner=optuna.pruners.NopPruner(), load_if_exists=True,
+                                        directions=["minimize" if m == "min" else "maximize" for m in modes])
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.set_metric_names(self.metrics)
+            if not study.get_trials(deepcopy=False):  # a new study (a resumed one has them already)
+                for point in self.points:
+                    study.enqueue_trial(point)
+            self._study = study
+        return self._study
+
+    def __getstate__(self) -> dict:
+        # the study lives in its storage: Tune's pickled Tuner carries the searcher without it
+        return {**self.__dict__, "_study": None, "_trials": {}}
+
+    def set_search_properties(self, metric, mode, config, **spec) -> bool:
+        return True  # the space is the searcher's own (Optuna distributions of vaetune's space)
+
+    def suggest(self, trial_id: str) -> dict:
+        if trial_id not in self.numbers:
+            trial = self.study.ask(self.space)
+            trial.set_user_attr("tune_trial_id", trial_id)  # which Tune trial it is, for the study's readers
+            self.numbers[trial_id], self._trials[trial_id] = trial.number, trial
+        return dict(self.trial(trial_id).params)
+
+    def trial(self, trial_id: str) -> optuna.Trial:
+        """The Optuna trial of a Tune trial (one restored from a snapshot: rebuilt from its number)."""
+        if trial_id not in self._trials:
+            study_id = self.storage.get_study_id_from_name(self.study.study_name)
+            storage_id = self.storage.get_trial_id_from_study_id_trial_number(study_id, self.numbers[trial_id])
+            self._trials[trial_id] = optuna.Trial(self.study, storage_id)
+        return self._trials[trial_id]
+
+    def save(self, checkpoint_path: str) -> None:
+        """The trials the searcher knows, and its sampler as it is now (pickled, as Optuna saves a
+        sampler to resume a study): a resumed search draws what the search would have drawn next."""
+        state = {"trials": self.numbers, "told": sorted(self.told), "sampler": self.sampler}
+        Path(checkpoint_path).write_bytes(pickle.dumps(state))
 
     def restore(self, checkpoint_path: str) -> None:
         """The searcher's state is from the experiment snapshot Tune restores; the study is a live
         database that a stopped driver kept writing to after that snapshot. Reconcile the two."""
-        super().restore(checkpoint_path)
-        states = {t.number: t.state for t in self._ot_study.get_trials(deepcopy=False)}
-        for trial_id, ot_trial in self._ot_trials.items():
-            if trial_id not in self._completed_trials and states.get(ot_trial.number, TrialState.RUNNING).is_finished():
-                # its outcome reached the study after the snapshot: Tune runs it again from its
-                # last checkpoint the snapshot knew, and the study keeps the outcome it has
-                self._completed_trials.add(trial_id)
-        fail_lost_trials(self._ot_study, held={t.number for t in self._ot_trials.values()})
+        state = pickle.loads(Path(checkpoint_path).read_bytes())
+        self.numbers, self.told, self.sampler = dict(state["trials"]), set(state["told"]), state["sampler"]
+        self._study, self._trials = None, {}  # opened again, with the restored sampler
+        by_number = {t.number: t for t in self.study.get_trials(deepcopy=False)}
+        for trial_id, number in self.numbers.items():
+            trial = by_number.get(number)
+            # an outcome that reached the study after the snapshot: Tune runs the trial again from
+            # the last checkpoint the snapshot knew, and the study keeps the outcome it has
+            if trial is None or trial.state.is_finished():
+                self.told.add(trial_id)
+            self.reported[trial_id] = set(trial.intermediate_values) if trial else set()
+        fail_lost_trials(self.study, held=set(self.numbers.values()))
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
-            return
-        self._report_intermediate(trial_id, result)
+        if trial_id in self.numbers and trial_id not in self.told:
+            self._report(trial_id, result)
 
-    def _report_intermediate(self, trial_id: str, result: dict) -> None:
-        if isinstance(self.metric, list):
+    def _report(self, trial_id: str, result: dict) -> None:
+        if len(self.metrics) > 1:
             return  # Optuna takes no intermediate values for multi-objective studies
-        value, step = result.get(self.metric), int(result.get(self._time_attr, 0))
-        reported = self._reported_steps.setdefault(trial_id, set())
+        value, step = result.get(self.metric), int(result.get(self.time_attr, 0))
+        reported = self.reported.setdefault(trial_id, set())
         if value is None or not math.isfinite(value) or step in reported:
             return
-        self._ot_trials[trial_id].report(float(value), step)
+        self.trial(trial_id).report(float(value), step)
         reported.add(step)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+        if trial_id not in self.numbers or trial_id in self.told:
             return
-        ot_trial = self._ot_trials[trial_id]
         result = result or {}
         # Tune hands the last result (often the one ASHA stopped on) only to this method
         if result and not error:
-            self._report_intermediate(trial_id, result)
-        metrics = self.metric if isinstance(self.metric, list) else [self.metric]
-        values = [result.get(m) for m in metrics]
+            self._report(trial_id, result)
+        values = [result.get(m) for m in self.metrics]
         finite = all(v is not None and math.isfinite(v) for v in values)
         diverged = bool(result.get(DIVERGENCE)) or any(v is not None and not math.isfinite(v) for v in values)
-        epochs = int(result.get(self._time_attr, 0))
-        if error or diverged or (not finite and epochs >= self._max_epochs):
+        epochs = int(result.get(self.time_attr, 0))
+        if error or diverged or (not finite and epochs >= self.max_epochs):
             state, told = TrialState.FAIL, None
-        elif epochs < self._max_epochs:  # stopped early: an objective not measured at its rung is no failure
+        elif epochs < self.max_epochs:  # stopped early: an objective not measured at its rung is no failure
             state, told = TrialState.PRUNED, None
         else:
             state, told = TrialState.COMPLETE, values if len(values) > 1 else values[0]
-        if self._constraints and not error:  # the samplers read them as the trial is told
-            for name, violation in zip(constraint_names(self._constraints), violations(result, self._constraints),
-                                       strict=True):
-                ot_trial.set_constraint(name, violation)
-        self._tell(trial_id, ot_trial, told, state)
-        self._completed_trials.add(trial_id)
-
-    def _tell(self, trial_id: str, ot_trial, told, state) -> None:
+        if self.constraints and not error:  # the samplers read them as the trial is told
+            names = constraint_names(self.constraints)
+            for name, violation in zip(names, violations(result, self.constraints), strict=True):
+                self.trial(trial_id).set_constraint(name, violation)
         # skip_if_finished: a resumed search's study (a live database) may already hold this
         # trial's outcome, recorded after the experiment snapshot that Tune restored
-        self._ot_study.tell(ot_trial, told, state=state, skip_if_finished=True)
-
-
-def fail_lost_trials(study: optuna.Study, held: set[int] = frozenset()) -> list[int]:
-    """A resumed search: a trial asked of the study after the experiment snapshot Tune restored
-    (the searcher's state, `held`, is saved with that snapshot) was started by the stopped driver
-    and is unknown to Tune now; it would stay RUNNING in the study for ever. Tell it FAIL: the
-    searcher asks a new trial in its place."""
-    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-    lost = [t.number for t in running if t.number not in held]
-    for number in lost:
-        study.tell(number, state=TrialState.FAIL)
-    if lost:
-        log.warning("Optuna trial(s) %s of study %r, started after the stopped driver's last experiment snapshot, "
-                    "are recorded as FAIL", ", ".join(map(str, lost)), study.study_name)
-    return lost
-
-
-def make_sampler(choice: SamplerChoice | str, seed: int, grid: dict[str, list] | None = None):
-    """The Optuna sampler of a choice (vaetune.search._sampler; a bare name: Optuna's settings).
-    Constraints need no setting: the samplers that take them (TPE, GP, NSGA-II) read each trial's
-    violations, which the searcher sets on it (`Trial.set_constraint`) as it tells its outcome."""
-    if isinstance(choice, str):
-        choice = SamplerChoice(choice, optuna_startup(choice))
-    startup = choice.startup
-    with warnings.catch_warnings():  # `group` is experimental in Optuna 5
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        if choice.sized and choice.name == "tpe":
-            return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, multivariate=True,
-                                              group=True, constant_liar=True)
-        samplers = {
-            "tpe": lambda: optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup),
-            "gp": lambda: optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup),
-            "random": lambda: optuna.samplers.RandomSampler(seed=seed),
-            "cmaes": lambda: optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False),
-            "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=seed),
-            "grid": lambda: _TuneGridSampler(grid or {}, seed=seed),
-        }
-        return samplers[choice.name]()
-
-
-class _TuneGridSampler(optuna.samplers.GridSampler):
-    """GridSampler driven by ask/tell: Tune, not the sampler, decides when the search ends.
-
-    Optuna's GridSampler calls `study.stop()` once the grid is exhausted, which is only allowed
-    inside `study.optimize` and fails under ask/tell; vaetune caps num_samples at the grid size.
-    It also counts a failed trial's point as visited, so the point of a trial that a stopped
-    driver lost (told FAIL on --resume) would never run and another would run twice: here the
-    points no trial started come first, then the points whose every trial failed.
-    """
-
-    def after_trial(self, study, trial, state, values) -> None:
-        return None
-
-    def _get_unvisited_grid_ids(self, study) -> list[int]:  # Optuna's hook, private in 5.x
-        started, held = set(), set()
-        for t in study.get_trials(deepcopy=False):
-            if "grid_id" in t.system_attrs and self._same_search_space(t.system_attrs["search_space"]):
-                started.add(t.system_attrs["grid_id"])
-                if t.state != TrialState.FAIL:
-                    held.add(t.system_attrs["grid_id"])
-        every = set(range(self._n_min_trials))
-        return sorted(every - started) or sorted(every - held)
+        self.study.tell(self.numbers[trial_id], told, state=state, skip_if_finished=True)
+        self.told.add(trial_id)

@@ -8,13 +8,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from vaetune.fileio import is_remote
 from vaetune.results import (
     KIND,
     SEARCH,
     SEARCH_FILE,
     SPACE_FILE,
     experiment_path,
-    is_remote,
     read_json,
     write_json,
 )

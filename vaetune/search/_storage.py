@@ -17,8 +17,9 @@ import concurrent.futures
 from pathlib import Path
 
 from vaetune.errors import UserError
+from vaetune.fileio import is_remote
 from vaetune.machine import check_room, size
-from vaetune.results import TRIALS_FILE, is_remote, read_json
+from vaetune.results import TRIALS_FILE, read_json
 from vaetune.spec import SearchPlan
 
 # Ray's session folder of a two-trial search measured 380 KiB here; its logs grow with the trials

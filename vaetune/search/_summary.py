@@ -8,6 +8,17 @@ from pathlib import Path
 from typing import Any
 
 from vaetune.metrics.registry import EVAL_EPOCH, GENERATIVE
+from vaetune.ranking import (
+    Bounds,
+    FrontTable,
+    best_over_epochs,
+    best_trial,
+    describe,
+    feasible,
+    front_table,
+    is_feasible,
+    non_dominated,
+)
 from vaetune.results import (
     CHECKPOINT,
     COMPLETED,
@@ -26,19 +37,12 @@ from vaetune.results import (
     TRIALS_FILE,
     UNFINISHED,
     WALL_TIME,
-    FrontTable,
     TimeSplit,
     best_column,
-    describe,
     end_status,
     error_line,
-    feasible,
-    feasible_rows,
     final_column,
     frame_reports,
-    front_table,
-    non_dominated,
-    rank,
     read_json,
     read_tracking,
     storage_uri,
@@ -57,7 +61,7 @@ class Outcome:
     metric: str
     mode: str
     unfinished: int  # trials interrupted or never started
-    best: dict[str, Any] | None  # the best row by best/<metric>
+    best: dict[str, Any] | None  # the best trial's row (vaetune.ranking.best_trial)
     time: TimeSplit | None = None  # where the trials' time went (None: nothing timed)
     front: FrontTable | None = None  # several objectives: the Pareto front marked in summary.csv
     held_to: str = ""  # search.constraints in words ("val/kl >= 5"); "" without
@@ -86,11 +90,8 @@ def summarise(result_grid, plan: SearchPlan, results: Path) -> Outcome:
     path = write_summary(results, rows)
     unfinished = sum(r[STATUS] == UNFINISHED for r in rows) + max(0, plan.trials - len(rows))
     metric, mode = config.search.metric, config.search.mode
-    best = None
-    if rows:
-        frame = pd.DataFrame(rows)
-        ranked = rank(feasible_rows(frame), best_column(metric), mode)
-        best = ranked.iloc[0].to_dict() if len(ranked) else None
+    found = best_trial(pd.DataFrame(rows), metric, mode) if rows else None
+    best = found.to_dict() if found is not None else None
     s = config.search
     front = (front_table(pd.DataFrame(rows), list(zip(s.metrics, s.modes, strict=True)), s.bounds())
              if rows and s.metrics else None)
@@ -121,9 +122,13 @@ def mark_front(rows: list[dict[str, Any]], config: Config) -> list[dict[str, Any
 
 
 def trial_rows(result_grid, plan: SearchPlan, results: Path) -> list[dict[str, Any]]:
-    """One row per trial: params, final and best metrics, status, epochs, wall time, run ids."""
+    """One row per trial: params, final and best metrics, status, epochs, wall time, run ids.
+
+    With search.constraints a trial's best value of the search metric, and the checkpoint it
+    names, are those of its epochs whose values held them (vaetune.ranking's rule)."""
     config = plan.config
     metric, mode, top = config.search.metric, config.search.mode, plan.max_epochs
+    bounds = config.search.bounds() if config.search.constraints else {}
     runs = read_tracking(results).get("trial_runs", {})
     ledger = read_json(results / TRIALS_FILE)
     rows = []
@@ -147,26 +152,21 @@ def trial_rows(result_grid, plan: SearchPlan, results: Path) -> list[dict[str, A
                     ERROR: _error_of(r.error) if r.error is not None else str(last.get(DIVERGENCE) or "")})
         for key in sorted(k for k in last if "/" in k and isinstance(last[k], (int, float))):
             row[final_column(key)] = last[key]
-        row[best_column(metric)] = _best_value(r.metrics_dataframe, metric, mode)
+        best = best_over_epochs(r.metrics_dataframe, metric, mode, bounds)
+        row[best_column(metric)] = best[0] if best is not None else None
         # several objectives: the front judges the last epoch, so its checkpoint is the trial's
         last_checkpoint = r.checkpoint.path if r.checkpoint else None
         row[CHECKPOINT] = storage_uri(config.search.storage, last_checkpoint if config.search.metrics
-                                      else _best_checkpoint(r, metric, mode))
+                                      else _best_checkpoint(r, metric, mode, bounds))
         row[TRIAL_PATH] = storage_uri(config.search.storage, r.path)
         row[RUN_ID] = runs.get(trial_id, "")
         rows.append(row)
     return rows
 
 
-def _best_value(history, metric: str, mode: str) -> float | None:
-    if history is None or metric not in history:
-        return None
-    col = history[metric].dropna()
-    return float(col.min() if mode == "min" else col.max()) if len(col) else None
-
-
-def _best_checkpoint(result, metric: str, mode: str) -> str | None:
-    """The checkpoint whose model has the best value of `metric`; the latest when none has one.
+def _best_checkpoint(result, metric: str, mode: str, bounds: Bounds) -> str | None:
+    """The checkpoint whose model has the best value of `metric` among those whose values hold
+    `bounds` (search.constraints); the latest when none has one.
 
     Not Ray's `Result.get_best_checkpoint`: it also ranks the NaN placeholders of the epochs before
     the first FID evaluation (`min`/`max` then keep the first checkpoint, never measured) and the
@@ -178,6 +178,8 @@ def _best_checkpoint(result, metric: str, mode: str) -> str | None:
         value, epoch = _lookup(metrics, metric), _lookup(metrics, EPOCH)
         if not (isinstance(value, (int, float)) and math.isfinite(value)):
             continue
+        if bounds and not is_feasible({m: _lookup(metrics, m) for m in bounds}, bounds):
+            continue  # an epoch outside search.constraints is never the trial's best
         if metric in GENERATIVE and _lookup(metrics, EVAL_EPOCH) != epoch:
             continue  # carried from an earlier epoch's model
         scored.append((float(value) if mode == "min" else -float(value), epoch or 0, ckpt))

@@ -20,18 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from vaetune.errors import UserError
-from vaetune.results import (
-    FEASIBLE,
-    KIND,
-    SEARCH_FILE,
-    SWEEP,
-    SWEEP_STATE,
-    describe,
-    feasible_rows,
-    load_results,
-    rank,
-    read_json,
-)
+from vaetune.ranking import best_trial, describe, feasible_rows
+from vaetune.results import FEASIBLE, KIND, SEARCH_FILE, SWEEP, SWEEP_STATE, load_results, read_json
 from vaetune.spec import (
     BETA,
     SEARCHABLE_SECTIONS,
@@ -131,11 +121,10 @@ def _start(source: str | Path) -> tuple[Config, str, str | None]:
             raise UserError(f"{results.folder}: no trial held the search's constraints ({describe(results.constraints)}); "
                             f"a sweep starts from the best trial that does (see the {FEASIBLE} column of summary.csv), "
                             "or give it a search-space file")
-        ranked = rank(held, results.best_column(), results.mode)
-        if ranked.empty:
+        best = best_trial(results.summary, results.metric, results.mode)
+        if best is None:
             raise UserError(f"{results.folder}: no trial reported {results.metric}; a sweep starts from the "
                             "best trial of a finished search")
-        best = ranked.iloc[0]
         values = {k: _plain(best[k]) for k in results.searched if k in best and best[k] == best[k]}
         return results.space.resolve(values), str(results.folder), str(best["trial_id"])
     return load_space(path).default_config(), str(path.resolve()), None

@@ -21,8 +21,9 @@ from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from vaetune.checkpoint import GRIDS_DIR
 from vaetune.metrics.registry import ImageSet, generative, image_sets
-from vaetune.results import CHECKPOINT_SCORE, GRIDS_DIR
+from vaetune.results import CHECKPOINT_SCORE
 from vaetune.train import (
     Callback,
     Checkpoints,

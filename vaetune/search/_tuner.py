@@ -10,14 +10,16 @@ from pathlib import Path
 from typing import Any
 
 from vaetune.errors import UserError
-from vaetune.results import is_remote, optuna_url
+from vaetune.fileio import is_remote
+from vaetune.results import optuna_url
 from vaetune.search._sampler import choose_sampler
 from vaetune.spec import SearchPlan, SearchSpace, flatten
 
 
 def param_space(space: SearchSpace) -> dict[str, Any]:
-    """The searched keys as Tune distributions; grid lists are enumerated by Optuna's
-    GridSampler, so to Tune they are categorical."""
+    """The searched keys as Tune distributions; grid lists are enumerated by the grid sampler
+    (vaetune.search._study), so to Tune they are categorical. The searcher suggests every key
+    from its own Optuna distributions (`Distribution.to_optuna`)."""
     from ray import tune
 
     return {k: (tune.choice(list(d.args)) if d.kind == "grid" else d.to_tune()) for k, d in space.params.items()}
@@ -30,7 +32,8 @@ def tune_config(plan: SearchPlan, results: Path):
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search import ConcurrencyLimiter
 
-    from vaetune.search._searcher import PlannedSearch, TruthfulOptunaSearch, make_sampler
+    from vaetune.search._searcher import PlannedSearch, StudySearcher
+    from vaetune.search._study import make_sampler
 
     space, config = plan.space, plan.config
     s = config.search
@@ -38,11 +41,11 @@ def tune_config(plan: SearchPlan, results: Path):
     choice = choose_sampler(plan)
     metric, mode = (list(s.metrics), list(s.modes)) if s.metrics else (s.metric, s.mode)
     grid = {k: list(d.args) for k, d in space.params.items()} if choice.name == "grid" else None
-    constraints = s.bounds()
-    searcher = TruthfulOptunaSearch(
-        metric=metric, mode=mode, sampler=make_sampler(choice, s.seed, grid),
-        points_to_evaluate=full_points(plan) or None, storage=optuna.storages.RDBStorage(optuna_url(results)),
-        study_name=config.name, max_epochs=top, constraints=constraints)
+    searcher = StudySearcher(
+        metric=metric, mode=mode, space={k: d.to_optuna() for k, d in space.params.items()},
+        sampler=make_sampler(choice, s.seed, grid), points_to_evaluate=full_points(plan),
+        storage=optuna.storages.RDBStorage(optuna_url(results)), study_name=config.name, max_epochs=top,
+        constraints=s.bounds())
     searcher = PlannedSearch(ConcurrencyLimiter(searcher, max_concurrent=s.max_concurrent), results)
     if s.scheduler == "asha":
         scheduler = ASHAScheduler(time_attr="epoch", metric=s.metric, mode=s.mode, max_t=top,

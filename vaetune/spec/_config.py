@@ -128,7 +128,7 @@ class SearchConfig(Section):
     constraints: dict[str, Bound] = Field(default_factory=dict)
 
     def bounds(self) -> dict[str, dict[str, float]]:
-        """search.constraints as plain numbers: {val/kl: {min: 5.0}} (vaetune.results.Bounds)."""
+        """search.constraints as plain numbers: {val/kl: {min: 5.0}} (vaetune.ranking.Bounds)."""
         return {m: b.model_dump(exclude_none=True) for m, b in self.constraints.items()}
     num_samples: int = Field(8, ge=1)  # trials
     max_concurrent: int = Field(2, ge=1)  # trials running at once

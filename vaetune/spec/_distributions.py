@@ -1,5 +1,6 @@
 """Searched hyperparameters: a distribution written in YAML as a one-key mapping, e.g.
-``beta: {loguniform: [0.001, 10]}``, its default for `vaetune train`, and its Tune equivalent."""
+``beta: {loguniform: [0.001, 10]}``, its default for `vaetune train`, and its Tune and Optuna
+equivalents."""
 
 from __future__ import annotations
 
@@ -53,6 +54,21 @@ class Distribution(BaseModel):
             "randint": lambda: tune.randint(a[0], a[1]),
             "choice": lambda: tune.choice(list(a)),
             "grid": lambda: tune.grid_search(list(a)),
+        }[self.kind]()
+
+    def to_optuna(self):
+        """The equivalent Optuna distribution, as the search's study records the key (a grid list is
+        categorical to Optuna: the grid sampler enumerates it; randint's high is excluded)."""
+        from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+        a = self.args
+        return {
+            "loguniform": lambda: FloatDistribution(a[0], a[1], log=True),
+            "uniform": lambda: FloatDistribution(a[0], a[1]),
+            "quniform": lambda: FloatDistribution(a[0], a[1], step=a[2]),
+            "randint": lambda: IntDistribution(a[0], a[1] - 1),
+            "choice": lambda: CategoricalDistribution(list(a)),
+            "grid": lambda: CategoricalDistribution(list(a)),
         }[self.kind]()
 
 

@@ -29,7 +29,7 @@ def log_search_outcome(results: Path, metric: str, mode: str, searched: list[str
     """The end of a search, on its MLflow parent run: the best trial's metrics (final values, and
     `best/<metric>`) and searched parameters, a tag with its run id, and summary.csv as an
     artifact. Returns the best trial's run id, or None. MLflow failing only warns."""
-    from vaetune.results import pick_best
+    from vaetune.ranking import pick_best
 
     results = Path(results)
     summary_file = results / SUMMARY_FILE

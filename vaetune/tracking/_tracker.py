@@ -11,11 +11,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from vaetune.checkpoint import GRIDS_DIR
 from vaetune.results import (
     CHECKPOINT_SCORE,
     DIVERGED,
     DIVERGENCE,
-    GRIDS_DIR,
     PENDING_DIR,
     PENDING_FILE,
     TRACKING_FILE,

@@ -12,6 +12,7 @@ from collections.abc import Collection, Container
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from vaetune.checkpoint import GRIDS_DIR
 from vaetune.metrics.registry import (
     CHECKPOINT_TIME,
     EVAL_EPOCH,
@@ -19,7 +20,6 @@ from vaetune.metrics.registry import (
     IMAGE_SETS,
     ImageSet,
 )
-from vaetune.results import GRIDS_DIR
 from vaetune.train._device import peak_memory
 from vaetune.train._grids import GridWriter
 from vaetune.train._state import prune_checkpoints, save_training_state

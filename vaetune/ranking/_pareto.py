@@ -6,7 +6,8 @@ violation is how far a value lies outside its bounds (0 inside them; a value nev
 violates by MISSING_VIOLATION), the number Optuna's constrained samplers take (<= 0: feasible).
 Objectives are (column, mode) pairs; a point dominates another when it is no worse on every
 objective and better on one. Every caller (the searcher, summary.csv, MLflow's tags, the
-console, `vaetune export --pareto`, the report) decides feasibility and the front here.
+console, `vaetune export --pareto`, the report, the best trial of `_best`) decides feasibility
+and the front here.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from vaetune.results import COMPLETED, FEASIBLE, PARETO, STATUS, TRIAL_ID, final_column
 
 Bounds = Mapping[str, Mapping[str, float | None]]  # metric -> {"min": x, "max": y}
 MISSING_VIOLATION = 1.0  # a constrained metric a trial never reported: infeasible by this much
@@ -68,8 +71,6 @@ def feasible(frame, constraints: Bounds, column: Callable[[str], str] = lambda m
 def feasible_rows(summary):
     """The rows of summary.csv (a DataFrame) that hold the search's constraints: all of them in a
     search without constraints (no `feasible` column). What "the best trial" is chosen from."""
-    from vaetune.results._layout import FEASIBLE
-
     return summary[summary[FEASIBLE].fillna(False).astype(bool)] if FEASIBLE in summary else summary
 
 
@@ -119,8 +120,6 @@ class FrontTable:
 def front_table(summary, objectives: Sequence[tuple[str, str]], constraints: Bounds) -> FrontTable:
     """The front marked in summary.csv (its `pareto` column), ordered by the first objective, with
     each member's objectives, KL and active units at the last epoch."""
-    from vaetune.results._layout import COMPLETED, FEASIBLE, PARETO, STATUS, TRIAL_ID, final_column
-
     marked = summary[PARETO].fillna(False).astype(bool) if PARETO in summary else summary[TRIAL_ID].isna() & False
     first, mode = objectives[0]
     front = summary[marked].sort_values(final_column(first), ascending=(mode == "min"), kind="stable")
