@@ -10,8 +10,8 @@ where a file was expected, no permission, a full disk), naming the file; work th
 reason it explains (`Failure`: training diverged) is one line, exit code 1; Ctrl-C exits 130; a
 full disk is one line naming the file and what to do, exit code 2; a reader that went away
 (`| head`) ends the command quietly, exit code 141, and a console that is not UTF-8 gets what it
-can hold (vaetune.streams); anything else is a bug: one line says so and names a log file holding the full traceback, exit
-code 1. No traceback reaches the terminal.
+can hold (vaetune.streams); anything else is a bug: one line says so and names a log file
+holding the full traceback, exit code 1. No traceback reaches the terminal.
 """
 
 from __future__ import annotations

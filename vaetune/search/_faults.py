@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from vaetune.errors import UserError, disk_full
-from vaetune.fileio import FULL_BYTES, free_bytes
+from vaetune.fileio import FULL_BYTES, free_bytes, is_remote
 from vaetune.machine import size
 
 log = logging.getLogger(__name__)
@@ -91,14 +91,10 @@ def out_of_space(folders: dict[str, str], command: str, *, started: bool) -> Use
     """The one line for a search stopped by a full disk: the folders with (almost) no room left
     (`folders`: key or variable -> folder), and what to do."""
     full = [f"{key} {folder} ({size(free_bytes(folder))} free)" for key, folder in folders.items()
-            if _local(folder) and free_bytes(folder) < FULL_BYTES]
+            if not is_remote(folder) and free_bytes(folder) < FULL_BYTES]
     where = "; ".join(full) or f"search.storage {folders.get('search.storage', '?')}"
     then = f"continue with: {command} --resume" if started else f"run it again: {command}"
     return UserError(f"no space left on device: {where}; the search stopped: free space there, then {then}")
-
-
-def _local(folder: str) -> bool:
-    return "://" not in str(folder)
 
 
 @contextlib.contextmanager
