@@ -100,15 +100,20 @@ def kill_held(held: set[int]) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+def read_until(stream, text: str) -> str:
+    """The lines of a text stream up to the first that holds `text`, or all of them if it ended first."""
+    seen = ""
+    for line in stream:
+        seen += line
+        if text in line:
+            break
+    return seen
+
+
 def read_to_first_completion(driver: subprocess.Popen) -> str:
     """What a driver started with `stdout=PIPE, text=True` printed, up to its console's first
     "completed" line (printed and flushed as the trial ends), or all of it if it ended first."""
-    out = ""
-    for line in driver.stdout:
-        out += line
-        if f"  {COMPLETED}" in line:
-            break
-    return out
+    return read_until(driver.stdout, f"  {COMPLETED}")
 
 
 def release_ray_workers(held: set[int]) -> None:

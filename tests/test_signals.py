@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from hold import read_until
 
 from vaetune.results import STATUS, SUMMARY_FILE
 
@@ -69,15 +70,6 @@ def space_file(tmp_path: Path) -> Path:
     path = tmp_path / "sig.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
-
-
-def read_until(stream, text: str) -> str:
-    seen = ""
-    for line in stream:
-        seen += line
-        if text in line:
-            break
-    return seen
 
 
 def test_sigterm_stops_a_search_like_ctrl_c_and_it_resumes(tmp_path, run):

@@ -7,9 +7,11 @@ so `vaetune --help` answers without importing torch, Ray or MLflow.
 Errors: a user mistake (`UserError`, or a bad argument) is printed in one line naming what is
 wrong and what is accepted, exit code 2; so is a file the operating system refuses (a folder
 where a file was expected, no permission, a full disk), naming the file; work that failed for a
-reason it explains (`Failure`: training diverged) is one line, exit code 1; Ctrl-C exits 130;
-anything else is a bug: one line says so and names a log file holding the full traceback, exit
-code 1. No traceback reaches the terminal.
+reason it explains (`Failure`: training diverged) is one line, exit code 1; Ctrl-C exits 130; a
+full disk is one line naming the file and what to do, exit code 2; a reader that went away
+(`| head`) ends the command quietly, exit code 141, and a console that is not UTF-8 gets what it
+can hold (vaetune.streams); anything else is a bug: one line says so and names a log file
+holding the full traceback, exit code 1. No traceback reaches the terminal.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ import os
 import sys
 
 from vaetune.commands import command_modules
-from vaetune.errors import Failure, UserError, crash_log, one_line
+from vaetune.errors import Failure, UserError, crash_log, disk_full, one_line
+from vaetune.streams import BROKEN_PIPE, close_broken_pipe, fit_encoding
 
 log = logging.getLogger("vaetune")
 
@@ -67,6 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    fit_encoding()  # a console that is not UTF-8 gets what it can hold, not UnicodeEncodeError
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # the reader went away (`| head`): end quietly, as a Unix tool does
+        return close_broken_pipe()
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
@@ -89,7 +100,14 @@ def main(argv: list[str] | None = None) -> int:
     except Failure as err:
         print(f"{name}: failed: {one_line(err)}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        raise
     except OSError as err:
+        if disk_full(err):  # the user's to fix, wherever it was writing
+            where = f"{err.filename}: " if err.filename else ""
+            print(f"{name}: error: {where}{err.strerror or err}; free space there (or write elsewhere), then run "
+                  "this again", file=sys.stderr)
+            return 2
         if not err.filename:  # not about a file the user named: treat it as a bug below
             return _bug(name, argv)
         print(f"{name}: error: {err.filename}: {err.strerror or err}", file=sys.stderr)
@@ -112,7 +130,7 @@ def _bug(name: str, argv: list[str] | None) -> int:
     return 1
 
 
-INTERRUPTED = (130, 143)  # Ctrl-C (SIGINT) and SIGTERM: 128 + the signal
+INTERRUPTED = (129, 130, 143)  # SIGHUP, Ctrl-C (SIGINT) and SIGTERM: 128 + the signal
 
 
 def entry() -> None:
@@ -121,7 +139,7 @@ def entry() -> None:
     leaves CPython marked as killed by SIGINT whatever caught the KeyboardInterrupt, and its exit
     would then end the process by SIGINT instead of with 130."""
     code = main()
-    if code in INTERRUPTED:
+    if code in (*INTERRUPTED, BROKEN_PIPE):
         logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()

@@ -5,12 +5,14 @@
 - `Failure`: the work itself failed for a reason the message explains and the user can act on
   (training diverged); neither a mistake in the arguments nor a bug. Exit code 1.
 
-`one_line` is how every one of them is printed; `crash_log` writes a bug's traceback to a file, so
+`one_line` is how every one of them is printed; `disk_full` tells a full disk (or quota) in an
+error however a library wrapped it; `crash_log` writes a bug's traceback to a file, so
 the terminal gets one line naming it (vaetune.cli and the gallery's page).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 import traceback
@@ -31,6 +33,25 @@ class Failure(Exception):
 def one_line(err: BaseException) -> str:
     """An error's message on one line (a library's message may span several)."""
     return " ".join(str(err).split())
+
+
+# how a full disk reads once a library has turned the OSError into text (Ray Tune's TuneError,
+# pyarrow's, sqlite's SQLITE_FULL, which SQLAlchemy and Optuna wrap)
+DISK_FULL_TEXTS = (os.strerror(errno.ENOSPC), os.strerror(errno.EDQUOT), "database or disk is full",
+                   "[errno 28]", "[Errno 28]")
+
+
+def disk_full(err: BaseException | str | None) -> bool:
+    """Whether an error (with its causes and contexts), or an error's text, says a disk or quota is full."""
+    seen = set()
+    while isinstance(err, BaseException) and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if any(text in str(err) for text in DISK_FULL_TEXTS):
+            return True
+        err = err.__cause__ or err.__context__
+    return isinstance(err, str) and any(text in err for text in DISK_FULL_TEXTS)
 
 
 def crash_log(argv: list[str]) -> Path | None:

@@ -1,8 +1,8 @@
-"""What this machine has (memory, CPUs, GPUs), for the checks made before work starts, and which
+"""What this machine has (memory, CPUs, GPUs, room on a disk), for the checks made before work starts, and which
 torch device a setting names: the one rule for `train.device` and `--device`.
 
 A request that cannot be met here (a trial asking for a GPU on a machine without one, images
-that cannot fit in memory) is refused at once with the figures, instead of waiting for ever or
+that cannot fit in memory, checkpoints a disk has no room for) is refused at once with the figures, instead of waiting for ever or
 dying mid-way.
 """
 
@@ -65,6 +65,23 @@ def check_fits(nbytes: float, what: str, fix: str) -> None:
     have = memory_bytes()
     if nbytes > have:
         raise UserError(f"{what} need {size(nbytes)} of memory; this machine has {size(have)}; {fix}")
+
+
+def check_room(folder: str | Path, nbytes: float, what: str, fix: str) -> None:
+    """Refuse work that would fill the disk of `folder` (its nearest existing ancestor).
+
+    Args:
+        folder: where the work writes.
+        nbytes: the bytes it writes at most.
+        what: what is written, starting with the key that chose the folder, e.g. "search.storage: ...".
+        fix: what the user can change besides freeing space.
+    """
+    from vaetune.fileio import free_bytes
+
+    free = free_bytes(folder)
+    if nbytes > free:
+        raise UserError(f"{what} take up to {size(nbytes)}, but {Path(folder).expanduser().absolute()} has "
+                        f"{size(free)} free; free space there, or {fix}")
 
 
 def resolve_device(name, *, what: str = "train.device") -> str:

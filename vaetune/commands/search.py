@@ -30,19 +30,25 @@ def run_space(space, *, space_file: str, overrides: list[str], resume: bool, add
     """Check, record, run and summarise a search; shared by `vaetune search` and `vaetune sweep`.
 
     Everything that can be checked is checked before Ray starts or a file is written; the
-    search's state is written once Ray is up (and a joined cluster can run a trial), so a start
-    that fails leaves nothing that changes the next run.
+    search's state is written once Ray is up (and a joined cluster can run a trial), and a new
+    search that fails before its first trial starts removes it again, so a start that fails leaves
+    nothing that changes the next run. A search stopped by a full disk says which and how to go on.
     """
-    from vaetune.errors import UserError
+    from vaetune.errors import UserError, disk_full
     from vaetune.results import SEARCH_FILE, hold, move_of, refuse_if_held, results_dir_for
     from vaetune.search import (
+        OUTPUT,
         check_space,
         grow_state,
+        out_of_space,
         plan_search,
         preflight,
         ray_address,
+        ray_temp_dir,
+        results_folders,
         resume_changes,
         run_search,
+        stopped_for,
         summarise,
         terminated,
         write_state,
@@ -73,24 +79,65 @@ def run_space(space, *, space_file: str, overrides: list[str], resume: bool, add
                         "resumed search runs the space it started with (only search.num_samples may grow): undo "
                         "the change, or start a new search with --set name=...")
     address, named = ray_address(address)
-    data = preflight(plan, results, address=address, resume=resume, named=named)
+    data, fingerprints = preflight(plan, results, address=address, resume=resume, named=named)
 
     def record() -> None:  # once Ray is up: the search exists from here on
         if not resume:
-            write_state(results, plan, space_file=space_file, overrides=overrides, extra=state_extra)
+            write_state(results, plan, space_file=space_file, overrides=overrides, extra=state_extra,
+                        data=fingerprints)
         elif changes:
             before = grow_state(results, plan)
             print(f"--resume: {changes[0]}: the search goes on to {config.search.num_samples} trials "
                   f"({config.search.num_samples - before} more)", flush=True)
 
+    existed = results.exists()
     with hold(results, "a search"):  # until its summary is written: a second start or export is refused
-        grid = run_search(plan, results, address=address, resume=resume, verbose=verbose, data=data,
-                          before_fit=record, named=named)
+        try:
+            grid = run_search(plan, results, address=address, resume=resume, verbose=verbose, data=data,
+                              before_fit=record, named=named, command=command)
+            stopped(plan, results, command, resume=resume, existed=existed)
+        except Exception as exc:
+            started = resume or forget_unstarted(results, existed=existed)
+            if disk_full(exc):
+                raise out_of_space(results_folders(results, config, ray_temp_dir()[0]), command,
+                                   started=started) from None
+            raise
         outcome = summarise(grid, plan, results)
         if not outcome.unfinished:  # an interrupted search gets its outcome when it is resumed and ends
             log_search_outcome(results, config.search.metric, config.search.mode, plan.searched)
+    if stopped_for(OUTPUT) is not None:  # the reader went away (`| head`): end quietly, as a Unix tool does
+        raise BrokenPipeError(stopped_for(OUTPUT))
     print_outcome(outcome, plan.space, results, command)
-    return 143 if outcome.exit_code == 130 and terminated() else outcome.exit_code  # 128 + SIGTERM
+    code = outcome.exit_code
+    return (terminated() or code) if code == 130 else code  # SIGTERM 143, SIGHUP 129
+
+
+def stopped(plan, results, command: str, *, resume: bool, existed: bool) -> None:
+    """If vaetune stopped the search for a full disk (vaetune.search._faults), the one line that
+    says which and what to do."""
+    from vaetune.search import DISK, out_of_space, ray_temp_dir, results_folders, stopped_for
+
+    if stopped_for(DISK) is not None:
+        started = resume or forget_unstarted(results, existed=existed)
+        raise out_of_space(results_folders(results, plan.config, ray_temp_dir()[0]), command, started=started)
+
+
+def forget_unstarted(results, *, existed: bool) -> bool:
+    """A new search that stopped before its first trial started is forgotten, so that the same
+    command runs it again (not refused as one that "already ran"): its results folder is removed
+    (emptied if it was there, empty, before). Returns whether a trial had started."""
+    import shutil
+
+    from vaetune.results import TRIALS_FILE
+
+    if (results / TRIALS_FILE).exists():
+        return True
+    if existed:
+        for child in results.iterdir():
+            shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(results, ignore_errors=True)
+    return False
 
 
 def print_outcome(outcome, space, results, command: str) -> None:

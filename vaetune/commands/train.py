@@ -8,6 +8,7 @@ writes `config.yaml`, grids and checkpoints into --out and prints one line per e
 from __future__ import annotations
 
 import argparse
+import shlex
 from pathlib import Path
 
 from vaetune.commands._common import add_space_arguments, warn_unused
@@ -41,7 +42,7 @@ CONFIG_HEADER = "# vaetune train: the resolved configuration of this run\n"  # m
 def run(args: argparse.Namespace) -> int:
     from vaetune.data import load_data
     from vaetune.data.load import check_batch_fits
-    from vaetune.errors import UserError
+    from vaetune.errors import UserError, disk_full
     from vaetune.outputs import output_folder
     from vaetune.results import hold, refuse_if_held
     from vaetune.spec import load_space
@@ -64,8 +65,20 @@ def run(args: argparse.Namespace) -> int:
         _check_resume(out, resume, config)
     data = load_data(config.data)  # before anything is written: a bad source leaves no folder behind
     check_batch_fits(space.source, [config.train.batch_size], data)
+    if resume is not None:
+        _check_same_data(out, resume, data)
+    _check_room(out, config, data, resume)
+    command = " ".join(["vaetune train", shlex.quote(args.space), *(f"--set {shlex.quote(o)}" for o in args.overrides),
+                        "--out", shlex.quote(str(out)), "--resume"])
     with hold(out, "a training run"):
-        return _train(config, space, out, data, resume)
+        try:
+            return _train(config, space, out, data, resume)
+        except OSError as exc:
+            if not disk_full(exc):
+                raise
+            where = f"{exc.filename}: " if exc.filename else f"{out}: "
+            then = f"continue with: {command}" if latest_checkpoint(out) else "run it again"
+            raise UserError(f"{where}no space left on device; the run stopped: free space there, then {then}") from None
 
 
 def _train(config, space, out: Path, data, resume: Path | None) -> int:
@@ -116,6 +129,32 @@ def _check_resume(out: Path, resume: Path, config) -> None:
         raise UserError(f"--resume: {out} was trained with another configuration: {'; '.join(map(str, refused))}; "
                         f"a resumed run trains the configuration it started with (only {RESUMABLE} may grow): undo "
                         "the change, or train into a new --out")
+
+
+def _check_same_data(out: Path, resume: Path, data) -> None:
+    """Refuse --resume on other images than the run trained on (the fingerprint its checkpoint keeps)."""
+    from vaetune.checkpoint import CHECKPOINT_FILE, load_checkpoint
+    from vaetune.errors import UserError
+
+    before = load_checkpoint(resume / CHECKPOINT_FILE).get("data", {}).get("fingerprint")
+    if before and before != data.fingerprint:
+        raise UserError(f"--resume: {out} was trained on other images than data.source {data.source} holds now "
+                        f"(fingerprint {before[:12]} -> {data.fingerprint[:12]}); a resumed run trains on the images "
+                        "it started with: put them back as they were, or train into a new --out")
+
+
+def _check_room(out: Path, config, data, resume: Path | None) -> None:
+    """--out has room for the checkpoints still to be written (each kept, with its grids)."""
+    from vaetune.checkpoint import CHECKPOINT_FILE, load_checkpoint
+    from vaetune.machine import check_room, size
+    from vaetune.spec import epochs_at
+    from vaetune.train import checkpoint_bytes
+
+    done = int(load_checkpoint(resume / CHECKPOINT_FILE).get("epoch", 0)) if resume is not None else 0
+    count = sum(e > done for e in epochs_at(config.train.checkpoint_every, config.train.epochs))
+    each = checkpoint_bytes(config, data.num_classes if config.model.conditional else 0)
+    check_room(out, count * each, f"--out: the {count} checkpoints of this run (up to {size(each)} apiece)",
+               "train into another --out, or set train.checkpoint_every higher")
 
 
 def _is_run(folder: Path) -> bool:

@@ -24,13 +24,21 @@ def run(args: argparse.Namespace) -> int:
 
     from vaetune.commands._serve import check_port, serve
     from vaetune.errors import UserError
-    from vaetune.tracking import check_server, latest_search, resolve_uri, ui_command, view_url
+    from vaetune.tracking import (
+        check_server,
+        check_store,
+        latest_search,
+        resolve_uri,
+        ui_command,
+        view_url,
+    )
 
     check_port(args.port)
     uri = resolve_uri(args.uri)
     if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists():
         raise UserError(f"{uri}: no MLflow store there yet; run a search first or pass --uri")
     check_server(uri, "--uri" if args.uri else "$MLFLOW_TRACKING_URI")
+    check_store(uri, "--uri" if args.uri else "$MLFLOW_TRACKING_URI")
     base = f"http://127.0.0.1:{args.port}"
     latest = latest_search(uri)
     print(f"MLflow UI for {uri}")

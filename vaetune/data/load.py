@@ -51,6 +51,7 @@ def load_data(cfg: DataConfig) -> ImageData:
         log.info("loaded %d images of %s from cache %s in %.2f s", len(data.images), cfg.source, path,
                  time.perf_counter() - start)
     else:
+        check_cache_room(cfg, source.count())
         data = source.decode(decode_settings(cfg))
         save_cached(path, data, cfg.source)
         log.info("cached %d images of %s in %s", len(data.images), cfg.source, path)
@@ -85,6 +86,18 @@ def check_fits_in_memory(cfg: DataConfig, count: int | None) -> None:
                    f"data: decoding {count} images of {cfg.channels}x{cfg.image_size}x{cfg.image_size} (as uint8, "
                    "twice while they are stacked)",
                    "lower data.image_size, or use fewer images (data.count for builtin:sprites)")
+
+
+def check_cache_room(cfg: DataConfig, count: int | None) -> None:
+    """Refuse to decode a source whose cache file the disk of data.cache_dir has no room for
+    (decoding takes minutes on a large folder; the write would fail after them)."""
+    from vaetune.machine import check_room
+
+    if count and "://" not in str(cfg.cache_dir):
+        check_room(cfg.cache_dir, count * cfg.channels * cfg.image_size**2,
+                   f"data.cache_dir: the decoded images of {cfg.source} ({count} of "
+                   f"{cfg.channels}x{cfg.image_size}x{cfg.image_size}, as uint8)",
+                   "set data.cache_dir to a folder with room")
 
 
 def _check_enough(cfg: DataConfig, data: Decoded, path: Path, others: Counter) -> None:

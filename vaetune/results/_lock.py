@@ -6,6 +6,8 @@ The hold is an `fcntl.flock` on a small file beside the folder (``.<name>.lock``
 a start refused before anything is written leaves no folder behind). The kernel releases a flock
 when its holder dies, however it dies, so a killed process never leaves a folder stuck: a lock
 file nobody holds is stale and ignored. The file says who holds it (pid, command, start time).
+A hold may also wait for its holder (`wait_s`): two first searches of a project take turns to
+create its MLflow store (vaetune.tracking.open_store).
 """
 
 from __future__ import annotations
@@ -73,18 +75,30 @@ def running_message(folder: str | Path, info: dict, what: str) -> str:
             f"(Ctrl-C in its terminal, or kill -INT {pid}), then run this again")
 
 
+WAIT_POLL_S = 0.1  # how often a waiting hold tries again
+
+
 @contextlib.contextmanager
-def hold(folder: str | Path, what: str) -> Iterator[None]:
-    """Hold `folder` for the duration of the block; refused (UserError) when another process holds it."""
+def hold(folder: str | Path, what: str, *, wait_s: float = 0.0) -> Iterator[None]:
+    """Hold `folder` for the duration of the block; refused (UserError) when another process holds
+    it, at once or after waiting `wait_s` seconds for it to let go."""
     path = lock_file(folder)
     made = [p for p in (path.parent, *path.parent.parents) if not p.exists()]  # deepest first
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise UserError(running_message(folder, holder(folder) or {}, what)) from None
+    deadline = time.monotonic() + wait_s
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            if time.monotonic() >= deadline:
+                raise UserError(running_message(folder, holder(folder) or {}, what)) from None
+            time.sleep(WAIT_POLL_S)
+            continue
+        if _same_file(path, fd):
+            break
+        os.close(fd)  # its holder let go and removed the file meanwhile: lock the one there now
     try:
         os.ftruncate(fd, 0)
         os.write(fd, json.dumps({"pid": os.getpid(), "command": " ".join(["vaetune", *sys.argv[1:]])[:300],
@@ -97,3 +111,11 @@ def hold(folder: str | Path, what: str) -> Iterator[None]:
         for parent in made:  # a start refused before it wrote anything leaves no folder behind
             with contextlib.suppress(OSError):
                 parent.rmdir()  # only if empty
+
+
+def _same_file(path: Path, fd: int) -> bool:
+    """Whether `fd` is still the file at `path` (a holder removes its lock file when it lets go)."""
+    try:
+        return os.stat(path).st_ino == os.fstat(fd).st_ino
+    except FileNotFoundError:
+        return False

@@ -16,6 +16,9 @@ study and search.json, which --resume, `vaetune export` and `vaetune report` rea
 - `_searcher`: Tune's searcher over the Optuna study and the driver's callbacks (need Ray at import);
 - `_study`: the Optuna side: the sampler of a choice, the grid, the trials a stopped driver lost;
 - `_run`: Ray start, the shared data, new or restored Tuner, fit;
+- `_storage`: room on the disks a search fills, and remote storage that answers (before Ray);
+- `_faults`: what stops a running search that is neither a mistake nor a bug (a full disk, a
+  closed output, a dead raylet), each told in one line;
 - `_summary`: summary.csv rows and the outcome;
 - `_sweep`: an equal-budget sweep of one key around a configuration, as a grid space;
 - `_trainable`: the Ray Tune adapter: one trial = one `train()`, reporting every epoch;
@@ -27,11 +30,13 @@ from __future__ import annotations
 
 from vaetune.search._checks import check_space
 from vaetune.search._console import REDRAW_EVERY_S, SearchConsole
+from vaetune.search._faults import DISK, OUTPUT, out_of_space, results_folders, stopped_for
 from vaetune.search._preflight import (
     Change,
     changes_between,
     preflight,
     ray_address,
+    ray_temp_dir,
     resume_changes,
 )
 from vaetune.search._progress import RUNNING_ROWS, SUMMARY_EVERY_S, SearchProgress
@@ -42,9 +47,10 @@ from vaetune.search._sweep import Sweep, check_resume, default_values, plan_swee
 from vaetune.search._trainable import run_trial, trial_callbacks
 
 __all__ = [
-    "REDRAW_EVERY_S", "RUNNING_ROWS", "SUMMARY_EVERY_S", "Change", "SearchConsole", "SearchProgress",
+    "DISK", "OUTPUT", "REDRAW_EVERY_S", "RUNNING_ROWS", "SUMMARY_EVERY_S", "Change", "SearchConsole", "SearchProgress",
     "run_trial", "trial_callbacks", "Outcome", "changes_between", "Sweep", "check_resume", "check_space", "default_values",
-    "grow_state", "plan_search", "plan_sweep", "preflight", "ray_address", "read_state",
-    "resume_changes", "run_search", "space_raw", "summarise", "terminated", "trial_rows", "tune_environment",
+    "grow_state", "out_of_space", "plan_search", "plan_sweep", "preflight", "ray_address", "ray_temp_dir",
+    "read_state", "results_folders", "resume_changes", "run_search", "space_raw", "stopped_for", "summarise", "terminated", "trial_rows",
+    "tune_environment",
     "write_state",
 ]

@@ -37,6 +37,7 @@ from vaetune.results import (
     trial_number,
 )
 from vaetune.samplers import get as get_sampler
+from vaetune.search._faults import OUTPUT, stop_search
 from vaetune.search._progress import SUMMARY_EVERY_S, SearchProgress, _duration
 
 REDRAW_EVERY_S = 1.0  # the terminal view is redrawn at most this often
@@ -62,6 +63,7 @@ class SearchConsole:
         self.live = None
         self.last_summary = self.last_draw = 0.0
         self.restored_seen = False
+        self.closed = False  # stdout's reader went away
         self.swapped: list[tuple[logging.StreamHandler, Any]] = []
 
     @classmethod
@@ -174,13 +176,17 @@ class SearchConsole:
 
     # -- output ---------------------------------------------------------------------------------
     def _write(self, lines: list[str]) -> None:
-        if not lines:
+        if not lines or self.closed:
             return
         if self.live is not None:  # on a terminal the view tells it
             self._draw(time.monotonic())
             return
-        sys.stdout.write("".join(line + "\n" for line in lines))
-        sys.stdout.flush()
+        try:
+            sys.stdout.write("".join(line + "\n" for line in lines))
+            sys.stdout.flush()
+        except BrokenPipeError:  # the reader went away (`| head`): the search stops, as a Unix tool would
+            self.closed = True
+            stop_search(OUTPUT, "the search's output was closed")
 
     def _draw(self, now: float) -> None:
         from rich.text import Text

@@ -2,8 +2,9 @@
 
 The machine's resources (a GPU asked for where there is none), the Ray cluster an --address
 names (and, once joined, whether any of its nodes can run a trial), the folders the search
-writes, the MLflow store, the data (loaded here, once, for every trial), and for --resume what
-changed since the search started. Each failure is a `UserError` naming the key or argument,
+writes and the room on their disks (vaetune.search._storage), the MLflow store (opened here,
+vaetune.tracking.open_store), the data (loaded here, once, for every trial), and for --resume
+what changed since the search started: the space, and the data (its fingerprint). Each failure is a `UserError` naming the key or argument,
 the bad value and the fix, so a mistake costs seconds and leaves nothing behind.
 """
 
@@ -24,6 +25,8 @@ from vaetune.machine import cpu_count, gpu_count
 from vaetune.outputs import check_writable, output_folder
 from vaetune.results import SEARCH_FILE, SPACE_FILE
 from vaetune.search._checks import data_is_searched
+from vaetune.search._state import DATA_KEY
+from vaetune.search._storage import check_ray_temp_room, check_remote_storage, check_storage_room
 from vaetune.spec import Config, SearchPlan, SearchSpace, SpecError
 
 _ADDRESS = re.compile(r"(?:ray://)?(?P<host>[^:/\s]+):(?P<port>\d{1,5})")
@@ -37,8 +40,11 @@ GROWABLE = "search.num_samples"  # the one setting a resumed search may change (
 
 def preflight(plan: SearchPlan, results: Path, *, address: str | None, resume: bool, named: str = "--address"):
     """Everything that can be checked before Ray starts; returns the data every trial shares
-    (None when the trials load their own because data.* keys are searched). `address` is the
-    cluster to join and `named` what gave it (see `ray_address`)."""
+    (None when the trials load their own because data.* keys are searched) and the fingerprint
+    of each source the trials read (`DATA_KEY` of search.json). `address` is the cluster to join
+    and `named` what gave it (see `ray_address`)."""
+    from vaetune.tracking import open_store, resolve_uri
+
     config = plan.config
     check_grid(plan)
     check_address(address, named)
@@ -46,8 +52,16 @@ def preflight(plan: SearchPlan, results: Path, *, address: str | None, resume: b
         check_local_resources(config)
         check_ray_temp_dir()
     check_folders(config, results, resume=resume)
+    check_remote_storage(config.search.storage)
     check_tracking(config.tracking.uri)
-    return load_shared_data(plan)
+    data, fingerprints = load_shared_data(plan)
+    check_storage_room(plan, results, data, resume=resume)
+    if resume:
+        check_same_data(results, fingerprints)
+    what = "tracking.uri" if config.tracking.uri else "$MLFLOW_TRACKING_URI" if os.environ.get(
+        "MLFLOW_TRACKING_URI") else "the MLflow store (tracking.uri null: ./mlflow.db)"
+    open_store(resolve_uri(config.tracking.uri), what, config.tracking.experiment or config.name)
+    return data, fingerprints
 
 
 def check_grid(plan: SearchPlan) -> None:
@@ -110,6 +124,8 @@ def check_ray_temp_dir() -> None:
         raise UserError(f"{named}: got {folder} ({len(folder)} characters); Ray's sockets under it would be up to "
                         f"{longest} bytes long, beyond the {UNIX_SOCKET_MAX} a Unix socket path allows; set "
                         "RAY_TMPDIR to a short folder (e.g. RAY_TMPDIR=/tmp) for the search")
+    check_writable(folder, named or "Ray's temporary folder (/tmp)")
+    check_ray_temp_room(folder, named)
 
 
 def check_local_resources(config: Config) -> None:
@@ -206,10 +222,11 @@ def check_tracking(configured: str | None) -> None:
                         "http(s)://HOST:PORT of an MLflow server, sqlite:///PATH, or a database URI") from None
 
 
-def load_shared_data(plan: SearchPlan):
+def load_shared_data(plan: SearchPlan) -> tuple[Any, dict[str, dict]]:
     """The data every trial trains on, decoded (or read from the cache) once, here, so that a bad
     source fails before Ray starts; None when data.* keys are searched and each trial loads its
-    own: then every source a trial may read is opened and listed here."""
+    own: then every source a trial may read is opened and listed here. With it, each source's
+    fingerprint and image count ({source: {"fingerprint", "images"}}), which --resume compares."""
     from vaetune.data import load_data, open_source
     from vaetune.data.load import check_batch_fits, check_fits_in_memory
 
@@ -217,16 +234,35 @@ def load_shared_data(plan: SearchPlan):
     if not data_is_searched(space):
         data = load_data(config.data)
         check_batch_fits(space.source, _candidates(space, "train.batch_size", config.train.batch_size), data)
-        return data
+        return data, {str(config.data.source): {"fingerprint": data.fingerprint, "images": len(data.images)}}
     biggest = max(_candidates(space, "data.image_size", config.data.image_size))
+    fingerprints = {}
     for source in _candidates(space, "data.source", config.data.source):
         cfg = config.data.model_copy(update={"source": source, "image_size": biggest})
         opened = open_source(source, cfg)
-        opened.fingerprint()  # lists (or loads) the source: a missing or unreadable one fails here
+        # lists (or loads) the source: a missing or unreadable one fails here
+        fingerprints[str(source)] = {"fingerprint": opened.fingerprint(), "images": opened.count()}
         if opened.count() == 0:
             raise UserError(f"data.source: {source!r} holds no image files")
         check_fits_in_memory(cfg, opened.count())
-    return None
+    return None, fingerprints
+
+
+def check_same_data(results: Path, fingerprints: dict[str, dict]) -> None:
+    """--resume: the images each source holds are the ones the search started on (the fingerprint
+    search.json recorded), so that new trials are never ranked beside old ones on other data."""
+    from vaetune.results import read_json
+
+    before = read_json(results / SEARCH_FILE).get(DATA_KEY) or {}
+    for source, was in before.items():
+        now = fingerprints.get(source)
+        if now is None or now.get("fingerprint") == was.get("fingerprint"):
+            continue
+        counts = f"{was.get('images')} -> {now.get('images')} images"
+        raise UserError(f"--resume: the images of data.source {source} changed since the search started ({counts}; "
+                        f"fingerprint {str(was.get('fingerprint'))[:12]} -> {str(now.get('fingerprint'))[:12]}): "
+                        "trials trained on them would be ranked beside trials trained on the old ones; put the "
+                        f"images back as they were, or start a new search on the new ones with --set name=...")
 
 
 def _candidates(space: SearchSpace, key: str, fixed: Any) -> list[Any]:

@@ -15,11 +15,19 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import vaetune.search._faults as _faults
 import vaetune.search._tuner as _tuner
-from vaetune.errors import UserError
+from vaetune.errors import UserError, disk_full
 from vaetune.fileio import is_remote
 from vaetune.machine import cpu_count
-from vaetune.results import OPTUNA_FILE, SPACE_FILE, experiment_path, optuna_url
+from vaetune.results import (
+    OPTUNA_FILE,
+    SPACE_FILE,
+    TRIALS_FILE,
+    experiment_path,
+    optuna_url,
+    read_json,
+)
 from vaetune.search._checks import data_is_searched
 from vaetune.search._sampler import choose_sampler
 from vaetune.spec import SearchPlan
@@ -47,19 +55,21 @@ def tune_environment() -> None:
 
 class Stopped(KeyboardInterrupt):
     """A stop signal that came while Ray was starting (acted on once it is up, so it shuts down
-    cleanly): exit 130 for Ctrl-C, 143 for SIGTERM (`exit_code`, read by the CLI)."""
+    cleanly): exit 130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP (`exit_code`, read by the CLI)."""
 
     def __init__(self, signum: int):
         super().__init__(signal.Signals(signum).name)
         self.exit_code = 128 + signum
 
 
-_TERMINATED = threading.Event()  # a SIGTERM reached this search's driver
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # each stops a search as Ctrl-C does
+_TERMINATED: list[int] = []  # the SIGTERM or SIGHUP that reached this search's driver
 
 
-def terminated() -> bool:
-    """Whether the last search stopped because of SIGTERM (its command then exits 143, not 130)."""
-    return _TERMINATED.is_set()
+def terminated() -> int:
+    """The exit code of the last search if SIGTERM (143) or SIGHUP (129) stopped it, else 0 (its
+    command then exits 130 if it was interrupted)."""
+    return 128 + _TERMINATED[-1] if _TERMINATED else 0
 
 
 @contextlib.contextmanager
@@ -71,7 +81,7 @@ def _deferred_stop() -> Iterator[list[int]]:
     if threading.current_thread() is not threading.main_thread():
         yield received
         return
-    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    before = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
     for sig in before:
         signal.signal(sig, lambda signum, frame: received.append(signum))
     try:
@@ -82,10 +92,11 @@ def _deferred_stop() -> Iterator[list[int]]:
 
 
 def _term_as_interrupt(signum, frame) -> None:
-    """SIGTERM (kill, a job scheduler, a closing terminal) does what Ctrl-C does: Ray Tune stops the
-    trials and saves the state, and `vaetune search --resume` continues. Without it Ray's own handler
-    aborts the driver with a native stack dump."""
-    _TERMINATED.set()
+    """SIGTERM (kill, a job scheduler) and SIGHUP (a closing terminal) do what Ctrl-C does: Ray Tune
+    stops the trials and saves the state, and `vaetune search --resume` continues. Without it Ray's
+    own handler aborts the driver with a native stack dump (SIGTERM), or the driver dies at once
+    (SIGHUP)."""
+    _TERMINATED.append(signum)
     handler = signal.getsignal(signal.SIGINT)  # Ray Tune's while it fits, else Python's KeyboardInterrupt
     if callable(handler):
         handler(signal.SIGINT, frame)
@@ -95,7 +106,7 @@ def _term_as_interrupt(signum, frame) -> None:
 
 def run_search(plan: SearchPlan, results: Path, *, address: str | None = None,
                resume: bool = False, verbose: bool = False, data=None,
-               before_fit: Callable[[], None] | None = None, named: str = "--address"):
+               before_fit: Callable[[], None] | None = None, named: str = "--address", command: str = "vaetune search"):
     """Run (or resume) the search whose state is in `results`; returns Ray's ResultGrid.
 
     Args:
@@ -112,6 +123,8 @@ def run_search(plan: SearchPlan, results: Path, *, address: str | None = None,
         before_fit: called once Ray is up and the joined cluster can run a trial, before any
             trial starts (the command writes the search's state there, so a start refused
             earlier leaves nothing behind).
+        command: the command that runs the search, for the resume hint of a search whose Ray
+            died (vaetune.search._faults).
     """
     tune_environment()
     import ray
@@ -126,6 +139,8 @@ def run_search(plan: SearchPlan, results: Path, *, address: str | None = None,
         quiet_libraries()
     started_here = not ray.is_initialized()
     _TERMINATED.clear()
+    _faults.reset()
+    _faults.watch_ray_logs()
     received: list[int] = []
     if started_here:
         # without --verbose what trials print stays in Ray's worker logs (session_latest/logs), off the console
@@ -137,13 +152,13 @@ def run_search(plan: SearchPlan, results: Path, *, address: str | None = None,
                 raise UserError(f"{named}: got {address!r}, but no Ray cluster answers "
                                 f"({' '.join(str(exc).split())[:200]}); start one (ray start --head) or give "
                                 "HOST:PORT") from None
-    previous_term = signal.getsignal(signal.SIGTERM)
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGHUP)}
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _term_as_interrupt)  # after ray.init, which installs Ray's own
+        for sig in previous:  # after ray.init, which installs Ray's own
+            signal.signal(sig, _term_as_interrupt)
     try:
         if received:
-            if signal.SIGTERM in received:
-                _TERMINATED.set()
+            _TERMINATED.extend(sig for sig in received if sig != signal.SIGINT)
             raise Stopped(received[-1])
         if address:
             check_cluster_resources(config, address)
@@ -159,7 +174,8 @@ def run_search(plan: SearchPlan, results: Path, *, address: str | None = None,
         trainable = _tuner.trainable(plan, data)
         exp_path = experiment_path(s.storage, config.name)
         if resume and _tuner_exists(exp_path):
-            tuner = _restore(exp_path, trainable, _tuner.param_space(space), results)
+            tuner = _restore(exp_path, trainable, _tuner.param_space(space), results,
+                             resume_errored=_errored_for_want_of_space(results))
         else:
             if resume:  # nothing Tune can restore: every trial the study holds as RUNNING was the stopped driver's
                 _fail_lost_optuna_trials(results, config.name)
@@ -168,12 +184,21 @@ def run_search(plan: SearchPlan, results: Path, *, address: str | None = None,
                                tune_config=_tuner.tune_config(plan, results, choice),
                                run_config=_tuner.run_config(plan, results, choice, space_file=results / SPACE_FILE,
                                                             console=not verbose))
-        return tuner.fit()
+        with _faults.watch_raylet(command, quiet=not verbose) if started_here else contextlib.nullcontext():
+            return tuner.fit()
     finally:
         if started_here:
             ray.shutdown()
         if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, previous_term)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def _errored_for_want_of_space(results: Path) -> bool:
+    """Whether every trial that errored did so for want of space (trials.json keeps each trial's
+    error): then --resume, after space was freed, resumes them from their last checkpoint."""
+    errored = [t for t in read_json(results / TRIALS_FILE).values() if t.get("state") == "error"]
+    return bool(errored) and all(disk_full(t.get("error", "")) for t in errored)
 
 
 def _fail_lost_optuna_trials(results: Path, study_name: str) -> None:
@@ -202,14 +227,14 @@ def _warn_unshared_storage(storage: str) -> None:
                     Path(storage).resolve(), len(alive))
 
 
-def _restore(exp_path: str, trainable, param_space: dict, results: Path):
+def _restore(exp_path: str, trainable, param_space: dict, results: Path, *, resume_errored: bool):
     """Tune's saved experiment, to continue; one saved by a vaetune whose search classes this one
     no longer has (the pickled searcher names them) is refused in one line: it cannot continue,
     and its finished trials stay readable."""
     from ray import tune
 
     try:
-        return tune.Tuner.restore(exp_path, trainable, resume_unfinished=True, resume_errored=False,
+        return tune.Tuner.restore(exp_path, trainable, resume_unfinished=True, resume_errored=resume_errored,
                                   restart_errored=False, param_space=param_space)
     except (AttributeError, ImportError) as exc:
         raise UserError(f"{results}: --resume cannot continue this search: its state was saved by an earlier "

@@ -29,14 +29,18 @@ from vaetune.results import (
     DRIVER_FILES,
     SEARCH_FILE,
     TRIALS_FILE,
+    error_summary,
     read_json,
     write_json,
 )
 from vaetune.search._console import SearchConsole
+from vaetune.search._faults import on_trial_error
 from vaetune.search._study import fail_lost_trials
 from vaetune.tracking import SearchTracker
 
 log = logging.getLogger(__name__)
+
+ERROR_CHARS = 2000  # of a trial's error kept in trials.json
 
 
 class MLflowSearchCallback(SearchTracker, Callback):
@@ -48,9 +52,10 @@ class ConsoleCallback(SearchConsole, Callback):
 
 
 class TrialLedger(Callback):
-    """The driver's record of each trial: its searched values when it starts and how it ended,
-    kept in `trials.json` of the results folder so that a resumed driver and the summary know
-    them (a trial that errors before its first report has no result to carry its config)."""
+    """The driver's record of each trial: its searched values when it starts and how it ended
+    (an error with its message), kept in `trials.json` of the results folder so that a resumed
+    driver and the summary know them (a trial that errors before its first report has no result
+    to carry its config; one that errored for want of space is resumed)."""
 
     def __init__(self, results: str | Path):
         self.path = Path(results) / TRIALS_FILE
@@ -67,7 +72,9 @@ class TrialLedger(Callback):
         self._record(trial.trial_id, state="terminated")
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self._record(trial.trial_id, state="error")
+        error = error_summary(trial)
+        on_trial_error(error)  # one that failed for want of space stops the search
+        self._record(trial.trial_id, state="error", error=error[:ERROR_CHARS])
 
     def _record(self, trial_id: str, **fields) -> None:
         self.trials.setdefault(trial_id, {}).update(fields)

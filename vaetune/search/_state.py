@@ -20,6 +20,8 @@ from vaetune.results import (
 )
 from vaetune.spec import SearchPlan, SearchSpace, set_dotted
 
+DATA_KEY = "data"  # search.json: {source: {fingerprint, images}} of the data the search started on
+
 
 def plan_search(space: SearchSpace) -> SearchPlan:
     """The plan of a search about to start, on the driver: the space with its local paths made
@@ -43,8 +45,9 @@ def space_raw(space: SearchSpace) -> dict[str, Any]:
 
 
 def write_state(results: Path, plan: SearchPlan, *, space_file: str, overrides: list[str],
-                extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Write space.yaml and search.json for a new search; returns the state."""
+                extra: dict[str, Any] | None = None, data: dict[str, dict] | None = None) -> dict[str, Any]:
+    """Write space.yaml and search.json for a new search; returns the state. `data`: each source's
+    fingerprint and image count (vaetune.search.preflight), which --resume compares."""
     import yaml
 
     from vaetune import __version__
@@ -60,7 +63,8 @@ def write_state(results: Path, plan: SearchPlan, *, space_file: str, overrides: 
         "metric": s.metric, "mode": s.mode, **({"metrics": s.metrics, "modes": s.modes} if s.metrics else {}),
         **({"constraints": s.bounds()} if s.constraints else {}),
         "max_epochs": plan.max_epochs, "searched": plan.searched, "trials": plan.trials,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "vaetune_version": __version__, **(extra or {}),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "vaetune_version": __version__,
+        **({DATA_KEY: data} if data else {}), **(extra or {}),
     }
     write_json(results / SEARCH_FILE, state)
     return state

@@ -35,9 +35,11 @@ from vaetune.tracking._store import (
     TAG_STATUS,
     TAG_TRIAL,
     check_server,
+    check_store,
     default_artifact_root,
     latest_search,
     left_behind,
+    open_store,
     resolve_uri,
     search_view,
     ui_command,
@@ -47,6 +49,6 @@ from vaetune.tracking._tracker import SearchTracker, numeric_metrics
 
 __all__ = [
     "TAG_BEST_RUN", "TAG_BEST_TRIAL", "TAG_ERROR", "TAG_FEASIBLE", "TAG_PARETO", "TAG_SEARCH", "TAG_STATUS", "TAG_TRIAL", "SearchTracker",
-    "check_server", "default_artifact_root", "latest_search", "left_behind", "log_search_outcome",
-    "numeric_metrics", "register_model", "resolve_uri", "search_view", "ui_command", "view_url",
+    "check_server", "check_store", "default_artifact_root", "latest_search", "left_behind", "log_search_outcome",
+    "numeric_metrics", "open_store", "register_model", "resolve_uri", "search_view", "ui_command", "view_url",
 ]

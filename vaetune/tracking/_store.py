@@ -1,5 +1,7 @@
 """Where MLflow keeps a search: the store's URI, artifact root, tags, the UI's saved view of a
-search, and the command that serves the UI."""
+search, and the command that serves the UI; the store opened before a search starts (a database
+that cannot be opened is one line at once, not MLflow's minutes of retries; two first searches
+take turns to create it) and an experiment deleted in the UI restored."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import logging
 import os
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -71,6 +74,99 @@ def check_server(uri: str, what: str) -> None:
         raise UserError(f"{what}: nothing answers at {uri} ({reason}); start the MLflow server there "
                         "(mlflow server --host 127.0.0.1 --port PORT), or pass the store itself "
                         "(sqlite:///PATH)") from None
+
+
+STORE_WAIT_S = 300.0  # another search creating or migrating the store: how long a search waits for it
+
+
+def check_store(uri: str, what: str) -> None:
+    """A database store (sqlite:///PATH, postgresql://...) opens and can be read, tried once:
+    MLflow itself retries a store it cannot open for minutes before it fails. A server (http) or
+    a file store is MLflow's to try.
+
+    Raises:
+        UserError: naming `what`, the URI, why it did not open and what to check.
+    """
+    from vaetune.errors import UserError
+
+    if uri.startswith(("http://", "https://")) or "://" not in uri or uri.startswith("file:"):
+        return
+    path = Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+    if path is not None and path.is_dir():
+        raise UserError(f"{what}: got {uri!r}, but {path} is a folder; give the path of a database file, e.g. "
+                        f"sqlite:///{path / 'mlflow.db'}")
+    import sqlalchemy
+
+    try:
+        engine = sqlalchemy.create_engine(uri)
+        try:
+            sqlalchemy.inspect(engine).get_table_names()  # what MLflow retries: connect, then read
+        finally:
+            engine.dispose()
+    except ImportError as exc:
+        raise UserError(f"{what}: got {uri!r}, but its database driver is not installed ({exc}); install it, or "
+                        "use sqlite:///PATH") from None
+    except Exception as exc:
+        first = " ".join(str(getattr(exc, "orig", None) or exc).split())[:200]
+        check = "that it is an MLflow database (sqlite) you may write" if path is not None else (
+            "that the database server runs there and the user may log in")
+        raise UserError(f"{what}: MLflow cannot open the store {uri} ({first}); check {check}, or give another "
+                        "tracking URI") from None
+
+
+def open_store(uri: str, what: str, experiment: str) -> None:
+    """Before a search starts: the store at `uri` opens (`check_store`); its tables are created or
+    migrated by one process at a time, so that two searches started together in a fresh project
+    both run (the other waits up to STORE_WAIT_S); an experiment named `experiment` that was
+    deleted (MLflow's UI, `mlflow experiments delete`) is restored, with a warning saying so.
+    A server is not contacted here: one that is down only queues tracking (vaetune.tracking).
+
+    Raises:
+        UserError: naming `what` and the URI, when the store cannot be used.
+    """
+    from vaetune.errors import UserError
+    from vaetune.results import hold
+
+    check_store(uri, what)
+    if uri.startswith(("http://", "https://")):
+        return
+    from mlflow.tracking import MlflowClient
+
+    path = Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+    mlflow_log = logging.getLogger("mlflow")
+    level = mlflow_log.level
+    mlflow_log.setLevel(max(level, logging.WARNING))  # not its INFO lines on creating the tables
+    try:
+        with hold(path, "a search creating the MLflow store", wait_s=STORE_WAIT_S) if path else nullcontext():
+            active_experiment(MlflowClient(tracking_uri=uri), experiment, uri, create=False)
+    except UserError:
+        raise
+    except Exception as exc:
+        first = " ".join(str(exc).split())[:200]
+        raise UserError(f"{what}: MLflow cannot use the store {uri} ({type(exc).__name__}: {first}); check it, or "
+                        "give another tracking URI") from None
+    finally:
+        mlflow_log.setLevel(level)
+
+
+def active_experiment(client, name: str, uri: str, *, create: bool = True) -> str | None:
+    """The id of the experiment `name` in a store, ready for runs: restored (with a warning) when it
+    was deleted, created when there is none and `create` (None then when not)."""
+    exp = client.get_experiment_by_name(name)
+    if exp is not None and exp.lifecycle_stage == "deleted":
+        client.restore_experiment(exp.experiment_id)
+        log.warning("MLflow experiment %r in %s had been deleted (in MLflow's UI, or mlflow experiments delete); "
+                    "restored it, with its earlier runs, to track this search (set tracking.experiment to track "
+                    "it in another)", name, uri)
+    if exp is not None or not create:
+        return exp.experiment_id if exp is not None else None
+    try:
+        return client.create_experiment(name, artifact_location=default_artifact_root(uri))
+    except Exception:  # created meanwhile by another search: use theirs
+        exp = client.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return exp.experiment_id
 
 
 def left_behind(artifact_uri: str, move) -> str | None:

@@ -38,7 +38,7 @@ from vaetune.tracking._store import (
     TAG_STATUS,
     TAG_TRIAL,
     VIEW_TAG_PREFIX,
-    default_artifact_root,
+    active_experiment,
     search_view,
     view_key,
 )
@@ -228,6 +228,10 @@ class SearchTracker:
                                        search_view(self.search_name, self.metric, self.mode, self.searched))
         parent = self.state.get("parent_run_id")
         if parent:
+            if self.client.get_run(parent).info.lifecycle_stage == "deleted":  # in MLflow's UI
+                self.client.restore_run(parent)
+                log.warning("the MLflow run of search %s had been deleted; restored it to go on tracking the "
+                            "search there", self.search_name)
             self.client.update_run(parent, status="RUNNING")
             return
         run = self.client.create_run(exp_id, run_name=self.search_name, tags={TAG_SEARCH: self.search_name})
@@ -318,16 +322,7 @@ class SearchTracker:
         return name
 
     def _experiment_id(self) -> str:
-        exp = self.client.get_experiment_by_name(self.experiment)
-        if exp is not None:
-            return exp.experiment_id
-        try:
-            return self.client.create_experiment(self.experiment, artifact_location=default_artifact_root(self.uri))
-        except Exception:  # created meanwhile by another search: use theirs
-            exp = self.client.get_experiment_by_name(self.experiment)
-            if exp is None:
-                raise
-            return exp.experiment_id
+        return active_experiment(self.client, self.experiment, self.uri)
 
     def _log_params(self, run_id: str, params: dict[str, str]) -> None:
         from mlflow.entities import Param

@@ -29,7 +29,12 @@ from vaetune.train._standard import (
     ProgressBar,
     standard_callbacks,
 )
-from vaetune.train._state import latest_checkpoint, restore_training_state, save_training_state
+from vaetune.train._state import (
+    checkpoint_bytes,
+    latest_checkpoint,
+    restore_training_state,
+    save_training_state,
+)
 from vaetune.train._validate import ACTIVE_UNIT_THRESHOLD, MEASURES, register_measure, validate
 from vaetune.train.callbacks import Callback, EachEpoch, EpochEnd, TrainStart
 
@@ -37,6 +42,6 @@ __all__ = [
     "ACTIVE_UNIT_THRESHOLD", "DEVICE_DATA_FRACTION", "GRID_SEED", "MEASURES",
     "Batches", "Callback", "Checkpoints", "EachEpoch", "EpochEnd", "GenerativeEval", "Grids", "LatentPrior",
     "ProgressBar", "TrainStart",
-    "fits_on_device", "latest_checkpoint", "place_batches",
+    "checkpoint_bytes", "fits_on_device", "latest_checkpoint", "place_batches",
     "register_measure", "restore_training_state", "save_training_state", "standard_callbacks", "train", "validate",
 ]
