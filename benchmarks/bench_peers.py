@@ -63,7 +63,8 @@ PEER, DEFAULT = HERE / "peer_script.py", HERE / "default_model.py"
 PEER_KEYS = {"train.lr": "lr", "train.beta": "beta", "model.latent_dim": "latent_dim",
              "train.warmup_epochs": "warmup_epochs"}  # what the original project searched
 NAME = SECTION  # each run's search name (each run has a folder of its own)
-MANY = 1000  # num_samples of the methods that run trials until their budget ends
+MANY = 100  # num_samples of the methods that run trials until their budget ends: more than any budget here
+# reaches, and few enough that the planned checkpoints fit the disk (a search refuses a plan that cannot)
 STOP_GRACE_S = 180  # after Ctrl-C Tune stops the trials and saves; then the process group is killed
 
 
