@@ -132,6 +132,7 @@ def run_search(plan: SearchPlan, results: Path, *, address: str | None = None,
 
     from vaetune.search._preflight import check_cluster_resources
     from vaetune.search._quiet import quiet_libraries
+    from vaetune.search._snapshot import repair_snapshot
 
     space, config = plan.space, plan.config
     s, res = config.search, config.resources
@@ -173,6 +174,8 @@ def run_search(plan: SearchPlan, results: Path, *, address: str | None = None,
             before_fit()
         trainable = _tuner.trainable(plan, data)
         exp_path = experiment_path(s.storage, config.name)
+        if resume and not is_remote(exp_path):
+            repair_snapshot(exp_path, results)
         if resume and _tuner_exists(exp_path):
             tuner = _restore(exp_path, trainable, _tuner.param_space(space), results,
                              resume_errored=_errored_for_want_of_space(results))

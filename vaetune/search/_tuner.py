@@ -69,6 +69,7 @@ def run_config(plan: SearchPlan, results: Path, choice: SamplerChoice, *, space_
 
     from vaetune.results import CHECKPOINT_SCORE
     from vaetune.search._searcher import ConsoleCallback, MLflowSearchCallback, TrialLedger
+    from vaetune.search._snapshot import SnapshotKeeper
     from vaetune.tracking import resolve_uri
 
     space, config = plan.space, plan.config
@@ -78,7 +79,10 @@ def run_config(plan: SearchPlan, results: Path, choice: SamplerChoice, *, space_
         search_name=config.name, results_dir=results, max_epochs=plan.max_epochs,
         parent_params=parent_params(plan), resolve_params=Resolver(plan), space_file=space_file,
         metric=s.metric, mode=s.mode, searched=plan.searched)
+    storage = s.storage if is_remote(s.storage) else str(Path(s.storage).resolve())
     callbacks = [TrialLedger(results), callback]
+    if not is_remote(storage):
+        callbacks.append(SnapshotKeeper(Path(storage) / config.name))
     if console:
         callbacks.append(ConsoleCallback.for_plan(plan, sampler=choice.describe()))
     metric_columns = {EPOCH: EPOCH, s.metric: s.metric}
@@ -87,7 +91,6 @@ def run_config(plan: SearchPlan, results: Path, choice: SamplerChoice, *, space_
     reporter = tune.CLIReporter(metric_columns=metric_columns, parameter_columns=list(space.params),
                                 max_report_frequency=15, metric=s.metric, mode=s.mode, sort_by_metric=True,
                                 max_progress_rows=30, max_error_rows=10)
-    storage = s.storage if is_remote(s.storage) else str(Path(s.storage).resolve())
     return tune.RunConfig(
         name=config.name, storage_path=storage, callbacks=callbacks,
         progress_reporter=reporter, verbose=0 if console else 1, failure_config=tune.FailureConfig(max_failures=s.max_failures),
