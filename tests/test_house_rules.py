@@ -13,6 +13,8 @@ from functools import cache
 from itertools import pairwise
 from pathlib import Path
 
+from dotted import MISSING, resolve
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "vaetune"
 
@@ -212,23 +214,7 @@ def _cited_names(text: str) -> set[str]:
 
 
 def _resolves(name: str) -> bool:
-    """Whether `name` imports: its longest module prefix, then attributes (a dataclass's fields too)."""
-    import dataclasses
-    import importlib
-
-    parts = name.split(".")
-    for i in range(len(parts), 0, -1):
-        try:
-            obj = importlib.import_module(".".join(parts[:i]))
-        except ModuleNotFoundError:
-            continue
-        for attr in parts[i:]:
-            fields = {f.name for f in dataclasses.fields(obj)} if dataclasses.is_dataclass(obj) else set()
-            if not hasattr(obj, attr) and attr not in fields:
-                return False
-            obj = getattr(obj, attr, None)
-        return True
-    return False
+    return resolve(name) is not MISSING
 
 
 def _string_constants() -> set[str]:

@@ -11,6 +11,8 @@ import re
 from functools import cache
 from pathlib import Path
 
+from dotted import resolve
+
 ROOT = Path(__file__).resolve().parents[1]
 LIBRARIES = ("ray", "optuna")
 DEFINED = re.compile(r"(?:\bself\.|\bcls\.|\bdef )(_[A-Za-z]\w*)")  # a private name a class's code defines
@@ -75,18 +77,6 @@ def _dotted(node: ast.expr) -> str | None:
     return None
 
 
-def _resolve(dotted: str) -> object | None:
-    """The object a dotted name of a library names (`ray.tune.search.Searcher`), if it imports."""
-    parts = dotted.split(".")
-    for i in range(len(parts), 0, -1):
-        try:
-            obj = importlib.import_module(".".join(parts[:i]))
-        except ImportError:
-            continue
-        for part in parts[i:]:
-            obj = getattr(obj, part, None)
-        return obj
-    return None
 
 
 def _library_bases(node: ast.ClassDef, bound: dict[str, str]) -> set[str]:
@@ -98,7 +88,7 @@ def _library_bases(node: ast.ClassDef, bound: dict[str, str]) -> set[str]:
             continue
         head, _, rest = dotted.partition(".")
         full = bound.get(head, head) + (f".{rest}" if rest else "")
-        if _library(full) and isinstance(cls := _resolve(full), type):
+        if _library(full) and isinstance(cls := resolve(full), type):
             names |= _inherited_private_names(cls)
     return names
 
