@@ -15,9 +15,21 @@ sees no CUDA device (scripts/gpu-check.sh runs them on a GPU machine).
 
 from __future__ import annotations
 
+import signal
+
 import pytest
 
 from vaetune.metrics import clear_inception_cache
+
+
+def pytest_configure(config):
+    """A suite started under nohup, or as a background job of a script, ignores SIGHUP or SIGINT,
+    and every command a test starts would inherit that: the tests that send those signals to a
+    search or a server would wait out their hang guards. The commands get the default handlers."""
+    if signal.getsignal(signal.SIGHUP) == signal.SIG_IGN:
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="module")
