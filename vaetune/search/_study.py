@@ -23,6 +23,8 @@ from vaetune.search._sampler import SamplerChoice, optuna_startup
 
 log = logging.getLogger(__name__)
 
+TUNE_TRIAL = "tune_trial_id"  # user attr of a study's trial: the Tune trial it is, for the study's readers
+
 
 def make_sampler(choice: SamplerChoice | str, seed: int, grid: dict[str, list] | None = None):
     """The Optuna sampler of a choice (vaetune.search._sampler; a bare name: Optuna's settings).
