@@ -294,6 +294,8 @@ REFUSALS = [  # (id, edits of the new space, the folder given, what the one line
     ("another fixed value", {"train__lr": 0.01}, None, ("train.lr", "got 0.01", "has 0.001", "same fixed configuration")),
     ("other images", {"data__source": "IMAGES"}, None,
      ("data.source", "fingerprint", "64 images", "search.json", "same images")),
+    ("a grid search", {"train__beta": {"grid": [0.1, 0.5]}, "model__latent_dim": {"grid": [2, 4]},
+                       "search__num_samples": 4}, None, ("search.warm_start", "grid search", "train the imported")),
     ("a folder that is no search", {}, lambda e: str(e.parent), ("search.warm_start", "no search.json")),
     ("a sweep's folder", {}, _sweep_of, ("search.warm_start", "kind 'sweep'")),
     ("no such folder", {}, lambda e: str(e.parent / "nope"), ("search.warm_start", "nope", "no such folder")),

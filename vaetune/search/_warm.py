@@ -106,6 +106,9 @@ def warm_start(plan: SearchPlan, results: Path) -> WarmStart | None:
     if not named:
         return None
     space, folder = plan.space, Path(named)
+    if plan.grid:  # the grid runs every point, an imported one too: it would train it again
+        raise UserError(f"{space.source}: {KEY}: got {folder}; a grid search runs every point of its grid, so it "
+                        "would train the imported trials again: warm-start a search of choice lists (sampler auto)")
     state = _earlier_state(space, folder, results)
     earlier = load_space(folder / SPACE_FILE)
     _check_objective(plan, folder, state)
