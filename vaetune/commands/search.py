@@ -12,17 +12,25 @@ def register(commands) -> None:
                             description="Run a hyperparameter search of a search-space file.")
     add_space_arguments(p)
     add_run_arguments(p)
+    p.add_argument("--warm-start", metavar="RESULTS", default=None,
+                   help="start from the finished trials of an earlier search on the same data and space (its "
+                        "results folder), told to the sampler without running them again (search.warm_start)")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    import json
+    import shlex
+
     from vaetune.spec import load_space
 
-    space = load_space(args.space, args.overrides)
+    warm = [f"search.warm_start={json.dumps(args.warm_start)}"] if args.warm_start else []
+    space = load_space(args.space, args.overrides + warm)
     warn_unused(space)
-    return run_space(space, space_file=args.space, overrides=args.overrides,
+    return run_space(space, space_file=args.space, overrides=args.overrides + warm,
                      resume=args.resume, address=args.address, verbose=args.tune_output,
-                     command=f"vaetune search {args.space}")
+                     command=f"vaetune search {args.space}" + (f" --warm-start {shlex.quote(args.warm_start)}"
+                                                               if args.warm_start else ""))
 
 
 def run_space(space, *, space_file: str, overrides: list[str], resume: bool, address: str | None,
@@ -51,6 +59,7 @@ def run_space(space, *, space_file: str, overrides: list[str], resume: bool, add
         stopped_for,
         summarise,
         terminated,
+        warm_start,
         write_state,
     )
     from vaetune.tracking import log_search_outcome
@@ -78,13 +87,14 @@ def run_space(space, *, space_file: str, overrides: list[str], resume: bool, add
         raise UserError(f"--resume: {results} was started with another space: {'; '.join(map(str, refused))}; a "
                         "resumed search runs the space it started with (only search.num_samples may grow): undo "
                         "the change, or start a new search with --set name=...")
+    warm = None if resume else warm_start(plan, results)  # a resumed study holds its imported trials already
     address, named = ray_address(address)
-    data, fingerprints = preflight(plan, results, address=address, resume=resume, named=named)
+    data, fingerprints = preflight(plan, results, address=address, resume=resume, named=named, warm=warm)
 
     def record() -> None:  # once Ray is up: the search exists from here on
         if not resume:
-            write_state(results, plan, space_file=space_file, overrides=overrides, extra=state_extra,
-                        data=fingerprints)
+            write_state(results, plan, space_file=space_file, overrides=overrides, data=fingerprints,
+                        extra={**(state_extra or {}), **(warm.record() if warm is not None else {})})
         elif changes:
             before = grow_state(results, plan)
             print(f"--resume: {changes[0]}: the search goes on to {config.search.num_samples} trials "
@@ -94,7 +104,7 @@ def run_space(space, *, space_file: str, overrides: list[str], resume: bool, add
     with hold(results, "a search"):  # until its summary is written: a second start or export is refused
         try:
             grid = run_search(plan, results, address=address, resume=resume, verbose=verbose, data=data,
-                              before_fit=record, named=named, command=command)
+                              before_fit=record, named=named, command=command, warm=warm)
             stopped(plan, results, command, resume=resume, existed=existed)
         except Exception as exc:
             started = resume or forget_unstarted(results, existed=existed)
@@ -154,6 +164,9 @@ def print_outcome(outcome, space, results, command: str) -> None:
 
     if outcome.rows:
         print(f"\n{len(outcome.rows)} trials: " + ", ".join(f"{n} {s}" for s, n in outcome.counts.items()))
+    if outcome.imported:
+        print(f"{outcome.imported} trials of {outcome.imported_from} imported as observations: not trained here, "
+              "nor ranked among this search's trials")
     if outcome.time is not None:
         print(outcome.time.line())
     if outcome.unfinished:

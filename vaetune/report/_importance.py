@@ -2,6 +2,8 @@
 
 The study (`optuna.db`, named after the search) holds every trial; trials ASHA stopped are
 PRUNED there, so fANOVA — which reads COMPLETE trials only — learns from finished trials alone.
+A warm-started search's study also holds the earlier search's trials it imported: they count, and
+the note says how many.
 Too few of them, or a single searched key, gives a note instead of a number that means nothing.
 """
 
@@ -28,6 +30,8 @@ def param_importance(results: SearchResults) -> Importance:
     from optuna.importance import FanovaImportanceEvaluator, get_param_importances
     from optuna.trial import TrialState
 
+    from vaetune.search import IMPORTED_FROM
+
     db = results.folder / OPTUNA_FILE
     target = results.metric
     if not db.exists():
@@ -39,7 +43,9 @@ def param_importance(results: SearchResults) -> Importance:
         return Importance(None, target, f"optuna.db holds no study named {results.name!r}.")
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     pruned = len(study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)))
-    counts = f"{len(complete)} complete trials ({pruned} pruned by ASHA left out)"
+    imported = sum(IMPORTED_FROM in t.user_attrs for t in complete)
+    counts = (f"{len(complete)} complete trials ({f'{imported} imported from an earlier search, ' if imported else ''}"
+              f"{pruned} pruned by ASHA left out)")
     if len(complete) < MIN_TRIALS:
         return Importance(None, target, f"Importance needs at least {MIN_TRIALS} complete trials; the study has "
                                         f"{counts}. Run more trials (search.num_samples) to see what mattered.")

@@ -21,6 +21,7 @@ study and search.json, which --resume, `vaetune export` and `vaetune report` rea
   closed output, a dead raylet), each told in one line;
 - `_summary`: summary.csv rows and the outcome;
 - `_sweep`: an equal-budget sweep of one key around a configuration, as a grid space;
+- `_warm`: a warm start: an earlier search's finished trials as observations, checked before Ray;
 - `_trainable`: the Ray Tune adapter: one trial = one `train()`, reporting every epoch;
 - `_console` (with `_progress`, the state it tells, and `_quiet`, the libraries silenced): what a
   person watching the search sees.
@@ -45,12 +46,19 @@ from vaetune.search._state import grow_state, plan_search, read_state, space_raw
 from vaetune.search._summary import Outcome, summarise, trial_rows
 from vaetune.search._sweep import Sweep, check_resume, default_values, plan_sweep
 from vaetune.search._trainable import run_trial, trial_callbacks
+from vaetune.search._warm import (
+    IMPORTED_FROM,
+    IMPORTED_TRIAL,
+    WarmStart,
+    check_warm_data,
+    warm_start,
+)
 
 __all__ = [
     "DISK", "OUTPUT", "REDRAW_EVERY_S", "RUNNING_ROWS", "SUMMARY_EVERY_S", "Change", "SearchConsole", "SearchProgress",
     "run_trial", "trial_callbacks", "Outcome", "changes_between", "Sweep", "check_resume", "check_space", "default_values",
     "grow_state", "out_of_space", "plan_search", "plan_sweep", "preflight", "ray_address", "ray_temp_dir",
     "read_state", "results_folders", "resume_changes", "run_search", "space_raw", "stopped_for", "summarise", "terminated", "trial_rows",
-    "tune_environment",
+    "tune_environment", "IMPORTED_FROM", "IMPORTED_TRIAL", "WarmStart", "check_warm_data", "warm_start",
     "write_state",
 ]

@@ -27,6 +27,7 @@ from vaetune.results import SEARCH_FILE, SPACE_FILE
 from vaetune.search._checks import data_is_searched
 from vaetune.search._state import DATA_KEY
 from vaetune.search._storage import check_ray_temp_room, check_remote_storage, check_storage_room
+from vaetune.search._warm import check_warm_data
 from vaetune.spec import Config, SearchPlan, SearchSpace, SpecError
 
 _ADDRESS = re.compile(r"(?:ray://)?(?P<host>[^:/\s]+):(?P<port>\d{1,5})")
@@ -38,11 +39,12 @@ _CONNECT_TIMEOUT_S = 5.0
 GROWABLE = "search.num_samples"  # the one setting a resumed search may change (upwards)
 
 
-def preflight(plan: SearchPlan, results: Path, *, address: str | None, resume: bool, named: str = "--address"):
+def preflight(plan: SearchPlan, results: Path, *, address: str | None, resume: bool, named: str = "--address",
+              warm=None):
     """Everything that can be checked before Ray starts; returns the data every trial shares
     (None when the trials load their own because data.* keys are searched) and the fingerprint
     of each source the trials read (`DATA_KEY` of search.json). `address` is the cluster to join
-    and `named` what gave it (see `ray_address`)."""
+    and `named` what gave it (see `ray_address`); `warm` a warm start, whose images must be these."""
     from vaetune.tracking import open_store, resolve_uri
 
     config = plan.config
@@ -55,6 +57,7 @@ def preflight(plan: SearchPlan, results: Path, *, address: str | None, resume: b
     check_remote_storage(config.search.storage)
     check_tracking(config.tracking.uri)
     data, fingerprints = load_shared_data(plan)
+    check_warm_data(warm, plan.space.source, fingerprints)
     check_storage_room(plan, results, data, resume=resume)
     if resume:
         check_same_data(results, fingerprints)

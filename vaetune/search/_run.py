@@ -106,7 +106,8 @@ def _term_as_interrupt(signum, frame) -> None:
 
 def run_search(plan: SearchPlan, results: Path, *, address: str | None = None,
                resume: bool = False, verbose: bool = False, data=None,
-               before_fit: Callable[[], None] | None = None, named: str = "--address", command: str = "vaetune search"):
+               before_fit: Callable[[], None] | None = None, named: str = "--address", command: str = "vaetune search",
+               warm=None):
     """Run (or resume) the search whose state is in `results`; returns Ray's ResultGrid.
 
     Args:
@@ -125,6 +126,8 @@ def run_search(plan: SearchPlan, results: Path, *, address: str | None = None,
             earlier leaves nothing behind).
         command: the command that runs the search, for the resume hint of a search whose Ray
             died (vaetune.search._faults).
+        warm: a new search's warm start (vaetune.search.warm_start): observations its study
+            starts with.
     """
     tune_environment()
     import ray
@@ -182,11 +185,13 @@ def run_search(plan: SearchPlan, results: Path, *, address: str | None = None,
         else:
             if resume:  # nothing Tune can restore: every trial the study holds as RUNNING was the stopped driver's
                 _fail_lost_optuna_trials(results, config.name)
-            choice = choose_sampler(plan)  # the searcher's sampler, as the console names it
+            # the searcher's sampler, as the console names it
+            choice = choose_sampler(plan, imported=warm.imported) if warm is not None else choose_sampler(plan)
             tuner = tune.Tuner(trainable, param_space=_tuner.param_space(space),
-                               tune_config=_tuner.tune_config(plan, results, choice),
+                               tune_config=_tuner.tune_config(plan, results, choice,
+                                                              list(warm.trials) if warm is not None else None),
                                run_config=_tuner.run_config(plan, results, choice, space_file=results / SPACE_FILE,
-                                                            console=not verbose))
+                                                            console=not verbose, warm=warm))
         with _faults.watch_raylet(command, quiet=not verbose) if started_here else contextlib.nullcontext():
             return tuner.fit()
     finally:

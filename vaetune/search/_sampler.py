@@ -24,8 +24,12 @@ feasibility without steering by it. A multi-objective study takes no intermediat
 pruned trials inform no sampler there.
 
 The starting points (`search.points_to_evaluate`) are trials like any other: they count towards
-the random start-up trials once they report. Naming a sampler other than auto runs that one with
-Optuna's own settings.
+the random start-up trials once they report. The trials a warm start imports from an earlier search
+(`search.warm_start`, vaetune.search._warm) are in the study before the first trial: they count
+towards the trials a model needs (rule 2) and the budget the start-up share is taken of, and the
+sampler's random start-up trials are those Optuna's own count leaves (TPE counts completed and
+pruned trials, the GP completed ones only). Naming a sampler other than auto runs that one with
+Optuna's own settings (an imported trial counts as Optuna counts it).
 
 This module imports nothing heavy: the console and the checks read a choice before Ray starts.
 """
@@ -47,13 +51,33 @@ SAMPLER_LABELS = {"tpe": "TPE", "gp": "Gaussian process", "random": "random", "c
 
 
 @dataclass(frozen=True)
+class Imported:
+    """The finished trials of an earlier search a warm start puts in the study, by their state."""
+
+    complete: int = 0
+    pruned: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.complete + self.pruned
+
+    def counted_by(self, name: str) -> int:
+        """Those Optuna's sampler of this name counts towards its random start-up trials."""
+        return {"tpe": self.complete + self.pruned, "gp": self.complete}.get(name, 0)
+
+
+@dataclass(frozen=True)
 class SamplerChoice:
     """The sampler a search runs: its name (as `search.sampler` spells it), the random trials it
-    starts with (0: none or not applicable) and why it was chosen."""
+    starts with among the search's own (0: none or not applicable), why it was chosen, and the
+    imported trials the study holds (`imported`) of which the sampler counts `observed` towards its
+    start-up (its Optuna setting is `startup + observed`)."""
 
     name: str
     startup: int = 0
     why: str = NAMED
+    observed: int = 0
+    imported: int = 0
 
     @property
     def sized(self) -> bool:
@@ -68,7 +92,8 @@ class SamplerChoice:
             label += " (multivariate, grouped)"
         if self.startup:
             label += f", {self.startup} random trial{'s' if self.startup > 1 else ''} first"
-        return f"sampler {label} ({self.why})"
+        why = f"{self.why}; {self.imported} imported trials observed" if self.imported and not self.sized else self.why
+        return f"sampler {label} ({why})"
 
 
 def optuna_startup(name: str) -> int:
@@ -76,23 +101,30 @@ def optuna_startup(name: str) -> int:
     return {"tpe": 10, "gp": 10, "cmaes": 1}.get(name, 0)
 
 
-def choose_sampler(plan: SearchPlan, trials: int | None = None) -> SamplerChoice:
+def choose_sampler(plan: SearchPlan, trials: int | None = None, imported: Imported = Imported()) -> SamplerChoice:
     """The sampler of a search of `trials` trials (None: the plan's) as `plan` runs it (see the
-    module's rules: its fixed configuration's search.sampler, scheduler, concurrency, metrics)."""
+    module's rules: its fixed configuration's search.sampler, scheduler, concurrency, metrics),
+    its study holding the `imported` trials of a warm start before its first trial."""
     s = plan.config.search
     trials = plan.trials if trials is None else trials
+    known = imported.total
     if s.sampler != "auto":
-        return SamplerChoice(s.sampler, optuna_startup(s.sampler))
+        counted = imported.counted_by(s.sampler)
+        return SamplerChoice(s.sampler, max(0, optuna_startup(s.sampler) - counted), observed=counted, imported=known)
     if plan.grid:
-        return SamplerChoice("grid", 0, "every searched key is a grid list")
+        return SamplerChoice("grid", 0, "every searched key is a grid list", imported=known)
     points = len(s.points_to_evaluate)
-    if trials - points < MIN_MODEL_TRIALS:
-        return SamplerChoice("random", 0, f"{trials} trials: too few to model")
-    startup = min(TPE_STARTUP_MAX, max(2, s.max_concurrent, math.ceil(TPE_STARTUP_SHARE * trials)))
+    budget = f"{trials} trials" + (f" + {known} imported" if known else "")
+    if trials + known - points < MIN_MODEL_TRIALS:
+        return SamplerChoice("random", 0, f"{budget}: too few to model", imported=known)
+    startup = min(TPE_STARTUP_MAX, max(2, s.max_concurrent, math.ceil(TPE_STARTUP_SHARE * (trials + known))))
     objectives = f", {len(s.metrics)} objectives" if s.metrics else ""
-    if s.scheduler == "fifo" and trials <= GP_MAX_TRIALS:
-        return SamplerChoice("gp", startup, f"{trials} trials, no early stopping{objectives}")
-    why = f"{trials} trials, {s.max_concurrent} at a time{objectives}"
+    if s.scheduler == "fifo" and trials + known <= GP_MAX_TRIALS:
+        counted = imported.counted_by("gp")
+        return SamplerChoice("gp", max(0, startup - counted), f"{budget}, no early stopping{objectives}",
+                             observed=counted, imported=known)
+    why = f"{budget}, {s.max_concurrent} at a time{objectives}"
     if s.scheduler == "asha" and not s.metrics:
         why += ", pruned trials observed"
-    return SamplerChoice("tpe", startup, why)
+    counted = imported.counted_by("tpe")
+    return SamplerChoice("tpe", max(0, startup - counted), why, observed=counted, imported=known)

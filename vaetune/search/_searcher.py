@@ -35,7 +35,7 @@ from vaetune.results import (
 )
 from vaetune.search._console import SearchConsole
 from vaetune.search._faults import on_trial_error
-from vaetune.search._study import fail_lost_trials
+from vaetune.search._study import TUNE_TRIAL, fail_lost_trials
 from vaetune.tracking import SearchTracker
 
 log = logging.getLogger(__name__)
@@ -123,17 +123,21 @@ class StudySearcher(Searcher):
     storage, and driven through Optuna's ask/tell interface only; the searcher's own state (which
     Optuna trial each Tune trial is, which were told, and the sampler) is saved with Tune's
     experiment snapshot.
-    The starting points are enqueued when the study is created, so they run first, once.
+    The starting points are enqueued when the study is created, so they run first, once; so are the
+    observations of a warm start added (finished trials of an earlier search, vaetune.search._warm),
+    so a resumed search never imports them twice. They are no Tune trials: Tune never hears of them.
     """
 
     def __init__(self, metric: str | list[str], mode: str | list[str], *, space: dict[str, BaseDistribution],
                  sampler: optuna.samplers.BaseSampler, max_epochs: int, storage: BaseStorage | None = None,
                  study_name: str = "vaetune", points_to_evaluate: list[dict] | None = None,
-                 constraints: Bounds | None = None, time_attr: str = EPOCH):
+                 constraints: Bounds | None = None, time_attr: str = EPOCH,
+                 observations: list[optuna.trial.FrozenTrial] | None = None):
         super().__init__(metric=metric, mode=mode)
         self.space, self.sampler, self.study_name = dict(space), sampler, study_name
         self.storage = storage if storage is not None else optuna.storages.InMemoryStorage()
         self.points = list(points_to_evaluate or [])
+        self.observations = list(observations or [])  # imported once, into a new study
         self.max_epochs, self.time_attr, self.constraints = max_epochs, time_attr, dict(constraints or {})
         self.numbers: dict[str, int] = {}  # Tune trial id -> its Optuna trial's number
         self.told: set[str] = set()  # trials whose outcome the study has
@@ -157,8 +161,10 @@ class StudySearcher(Searcher):
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 study.set_metric_names(self.metrics)
             if not study.get_trials(deepcopy=False):  # a new study (a resumed one has them already)
+                study.add_trials(self.observations)
                 for point in self.points:
                     study.enqueue_trial(point)
+            self.observations = []  # in the study now: Tune's snapshots of the searcher need not carry them
             self._study = study
         return self._study
 
@@ -172,7 +178,7 @@ class StudySearcher(Searcher):
     def suggest(self, trial_id: str) -> dict:
         if trial_id not in self.numbers:
             trial = self.study.ask(self.space)
-            trial.set_user_attr("tune_trial_id", trial_id)  # which Tune trial it is, for the study's readers
+            trial.set_user_attr(TUNE_TRIAL, trial_id)
             self.numbers[trial_id], self._trials[trial_id] = trial.number, trial
         return dict(self.trial(trial_id).params)
 

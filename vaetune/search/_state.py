@@ -21,6 +21,7 @@ from vaetune.results import (
 from vaetune.spec import SearchPlan, SearchSpace, set_dotted
 
 DATA_KEY = "data"  # search.json: {source: {fingerprint, images}} of the data the search started on
+WARM_KEY = "warm_start"  # search.json: {from, imported: [earlier trial ids], left_out: {why: count}}
 
 
 def plan_search(space: SearchSpace) -> SearchPlan:
@@ -33,6 +34,8 @@ def plan_search(space: SearchSpace) -> SearchPlan:
         set_dotted(base, "data.cache_dir", str(Path(config.data.cache_dir).resolve()))
     if "data.source" not in space.params and Path(config.data.source).exists():  # a local folder, zip or saved dataset
         set_dotted(base, "data.source", str(Path(config.data.source).resolve()))
+    if config.search.warm_start:  # space.yaml records where the observations came from, wherever it is read
+        set_dotted(base, "search.warm_start", str(Path(config.search.warm_start).resolve()))
     return SearchPlan.of(space.model_copy(update={"base": base}))
 
 

@@ -23,6 +23,8 @@ from vaetune.search._sampler import SamplerChoice, optuna_startup
 
 log = logging.getLogger(__name__)
 
+TUNE_TRIAL = "tune_trial_id"  # user attr of a study's trial: the Tune trial it is, for the study's readers
+
 
 def make_sampler(choice: SamplerChoice | str, seed: int, grid: dict[str, list] | None = None):
     """The Optuna sampler of a choice (vaetune.search._sampler; a bare name: Optuna's settings).
@@ -30,7 +32,7 @@ def make_sampler(choice: SamplerChoice | str, seed: int, grid: dict[str, list] |
     violations, which the searcher sets on it (`Trial.set_constraint`) as it tells its outcome."""
     if isinstance(choice, str):
         choice = SamplerChoice(choice, optuna_startup(choice))
-    startup = choice.startup
+    startup = choice.startup + choice.observed  # Optuna counts the imported trials it observes among its start-up
     with warnings.catch_warnings():  # `group` is experimental in Optuna 5
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         if choice.sized and choice.name == "tpe":

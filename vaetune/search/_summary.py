@@ -31,6 +31,7 @@ from vaetune.results import (
     FEASIBLE,
     PARETO,
     RUN_ID,
+    SEARCH_FILE,
     STATUS,
     TRIAL_ID,
     TRIAL_PATH,
@@ -49,6 +50,7 @@ from vaetune.results import (
     time_split,
     write_summary,
 )
+from vaetune.search._state import WARM_KEY
 from vaetune.spec import Config, SearchPlan
 
 
@@ -65,6 +67,8 @@ class Outcome:
     time: TimeSplit | None = None  # where the trials' time went (None: nothing timed)
     front: FrontTable | None = None  # several objectives: the Pareto front marked in summary.csv
     held_to: str = ""  # search.constraints in words ("val/kl >= 5"); "" without
+    imported: int = 0  # a warm start's observations: earlier trials in the study, none of `rows`
+    imported_from: str = ""  # the earlier search's results folder
 
     @property
     def counts(self) -> dict[str, int]:
@@ -96,9 +100,11 @@ def summarise(result_grid, plan: SearchPlan, results: Path) -> Outcome:
     front = (front_table(pd.DataFrame(rows), list(zip(s.metrics, s.modes, strict=True)), s.bounds())
              if rows and s.metrics else None)
     frames = [getattr(r, "metrics_dataframe", None) for r in result_grid]
+    warm = read_json(results / SEARCH_FILE).get(WARM_KEY) or {}
     return Outcome(rows=rows, summary_path=path, metric=metric, mode=mode, unfinished=unfinished, best=best,
                    time=time_split(frame_reports(frames)), front=front,
-                   held_to=describe(s.bounds()) if s.constraints else "")
+                   held_to=describe(s.bounds()) if s.constraints else "",
+                   imported=len(warm.get("imported", [])), imported_from=str(warm.get("from", "")))
 
 
 def mark_front(rows: list[dict[str, Any]], config: Config) -> list[dict[str, Any]]:

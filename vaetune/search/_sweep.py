@@ -94,7 +94,7 @@ def plan_sweep(source: str | Path, *, key: str | None = None, values: list[Any] 
     raw = config.model_dump(mode="json")
     raw["name"] = f"{config.name}-sweep-{key.rsplit('.', 1)[-1]}"
     raw["search"].update(sampler="grid", scheduler="fifo", points_to_evaluate=[], metrics=[], modes=[],
-                         max_t=None)
+                         max_t=None, warm_start=None)
     label = f"{origin} (sweep)"
     fixed = space_from_dict(raw, label, overrides)
     if fixed.params:

@@ -26,8 +26,9 @@ def param_space(space: SearchSpace) -> dict[str, Any]:
     return {k: (tune.choice(list(d.args)) if d.kind == "grid" else d.to_tune()) for k, d in space.params.items()}
 
 
-def tune_config(plan: SearchPlan, results: Path, choice: SamplerChoice):
-    """Searcher (Optuna, told the truth about pruned trials, capped to max_concurrent) and scheduler."""
+def tune_config(plan: SearchPlan, results: Path, choice: SamplerChoice, observations: list | None = None):
+    """Searcher (Optuna, told the truth about pruned trials, capped to max_concurrent; a warm start's
+    `observations` added to its new study) and scheduler."""
     import optuna
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
@@ -45,7 +46,7 @@ def tune_config(plan: SearchPlan, results: Path, choice: SamplerChoice):
         metric=metric, mode=mode, space={k: d.to_optuna() for k, d in space.params.items()},
         sampler=make_sampler(choice, s.seed, grid), points_to_evaluate=full_points(plan),
         storage=optuna.storages.RDBStorage(optuna_url(results)), study_name=config.name, max_epochs=top,
-        constraints=s.bounds())
+        constraints=s.bounds(), observations=observations)
     searcher = PlannedSearch(ConcurrencyLimiter(searcher, max_concurrent=s.max_concurrent), results)
     if s.scheduler == "asha":
         scheduler = ASHAScheduler(time_attr=EPOCH, metric=s.metric, mode=s.mode, max_t=top,
@@ -62,15 +63,17 @@ def full_points(plan: SearchPlan) -> list[dict[str, Any]]:
     return [{**defaults, **p} for p in plan.config.search.points_to_evaluate]
 
 
-def run_config(plan: SearchPlan, results: Path, choice: SamplerChoice, *, space_file: Path, console: bool = True):
+def run_config(plan: SearchPlan, results: Path, choice: SamplerChoice, *, space_file: Path, console: bool = True,
+               warm=None):
     """Storage, checkpoints, failure retries, the MLflow callback and the progress output: vaetune's
-    console (`console`), or Ray Tune's own status tables."""
+    console (`console`), or Ray Tune's own status tables. `warm`: a warm start's observations
+    (vaetune.search._warm), named on the console's first line and on the MLflow parent run."""
     from ray import tune
 
     from vaetune.results import CHECKPOINT_SCORE
     from vaetune.search._searcher import ConsoleCallback, MLflowSearchCallback, TrialLedger
     from vaetune.search._snapshot import SnapshotKeeper
-    from vaetune.tracking import resolve_uri
+    from vaetune.tracking import imported_tags, resolve_uri
 
     space, config = plan.space, plan.config
     s = config.search
@@ -78,13 +81,15 @@ def run_config(plan: SearchPlan, results: Path, choice: SamplerChoice, *, space_
         uri=resolve_uri(config.tracking.uri), experiment=config.tracking.experiment or config.name,
         search_name=config.name, results_dir=results, max_epochs=plan.max_epochs,
         parent_params=parent_params(plan), resolve_params=Resolver(plan), space_file=space_file,
-        metric=s.metric, mode=s.mode, searched=plan.searched)
+        metric=s.metric, mode=s.mode, searched=plan.searched,
+        parent_tags=imported_tags(str(warm.source), warm.ids) if warm is not None else None)
     storage = s.storage if is_remote(s.storage) else str(Path(s.storage).resolve())
     callbacks = [TrialLedger(results), callback]
     if not is_remote(storage):
         callbacks.append(SnapshotKeeper(Path(storage) / config.name))
     if console:
-        callbacks.append(ConsoleCallback.for_plan(plan, sampler=choice.describe()))
+        sampler = choice.describe() + (f"; {warm.words()}" if warm is not None else "")
+        callbacks.append(ConsoleCallback.for_plan(plan, sampler=sampler))
     metric_columns = {EPOCH: EPOCH, s.metric: s.metric}
     for extra in (VAL_PSNR, VAL_KL):
         metric_columns.setdefault(extra, extra)

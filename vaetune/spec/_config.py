@@ -146,6 +146,9 @@ class SearchConfig(Section):
     max_t: int | None = Field(None, ge=1)  # ASHA, in epochs; None: train.epochs
     # configurations tried first, as dotted keys: [{train.beta: 1.0, model.latent_dim: 16}]
     points_to_evaluate: list[dict[str, Any]] = Field(default_factory=list)
+    # the results folder of an earlier search on the same data and space: its finished trials reach
+    # the sampler as observations, without running again (a subset of its keys, narrower ranges)
+    warm_start: str | None = None
     # retries of a trial that crashed or lost its node, from its last checkpoint (not of a diverged one)
     max_failures: int = Field(2, ge=0)
     storage: str = "results"  # local path, shared path or s3:// URI for checkpoints and results

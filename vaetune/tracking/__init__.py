@@ -30,13 +30,16 @@ from vaetune.tracking._store import (
     TAG_BEST_TRIAL,
     TAG_ERROR,
     TAG_FEASIBLE,
+    TAG_IMPORTED,
     TAG_PARETO,
     TAG_SEARCH,
     TAG_STATUS,
     TAG_TRIAL,
+    TAG_WARM_START,
     check_server,
     check_store,
     default_artifact_root,
+    imported_tags,
     latest_search,
     left_behind,
     open_store,
@@ -48,7 +51,8 @@ from vaetune.tracking._store import (
 from vaetune.tracking._tracker import SearchTracker, numeric_metrics
 
 __all__ = [
-    "TAG_BEST_RUN", "TAG_BEST_TRIAL", "TAG_ERROR", "TAG_FEASIBLE", "TAG_PARETO", "TAG_SEARCH", "TAG_STATUS", "TAG_TRIAL", "SearchTracker",
-    "check_server", "check_store", "default_artifact_root", "latest_search", "left_behind", "log_search_outcome",
+    "TAG_BEST_RUN", "TAG_BEST_TRIAL", "TAG_ERROR", "TAG_FEASIBLE", "TAG_PARETO", "TAG_SEARCH", "TAG_STATUS", "TAG_TRIAL", "TAG_IMPORTED",
+    "TAG_WARM_START", "SearchTracker",
+    "check_server", "check_store", "default_artifact_root", "imported_tags", "latest_search", "left_behind", "log_search_outcome",
     "numeric_metrics", "open_store", "register_model", "resolve_uri", "search_view", "ui_command", "view_url",
 ]

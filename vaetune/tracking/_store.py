@@ -28,9 +28,22 @@ TAG_BEST_RUN = "vaetune.best_run_id"  # on the parent run: the run of the best t
 TAG_BEST_TRIAL = "vaetune.best_trial"  # on the parent run: the best trial's run name
 TAG_PARETO = "vaetune.pareto"  # on a trial's run of a multi-objective search: "true" on the Pareto front
 TAG_FEASIBLE = "vaetune.feasible"  # on a trial's run of a search with constraints: "true" when it held them
+TAG_WARM_START = "vaetune.warm_start"  # on the parent run of a warm-started search: the earlier results folder
+TAG_IMPORTED = "vaetune.imported"  # on that run: the earlier trials imported as observations, as it names them
+TAG_VALUE_MAX = 8000  # MLflow's limit on the characters of a tag's value
 LOST_MESSAGE = ("started after the last experiment snapshot of a driver that was stopped; --resume could not "
                 "continue it, and the searcher suggested a new trial in its place")
 RETRY_AFTER_S = 15.0  # seconds between attempts to reach an MLflow that failed
+
+
+def imported_tags(source: str, trials: list[str]) -> dict[str, str]:
+    """The parent run's tags of a warm-started search: where its observations came from, and which
+    trials (all of them, or as many as a tag holds, then how many in all: search.json lists them)."""
+    listed = ", ".join(trials)
+    if len(listed) > TAG_VALUE_MAX:
+        tail = f" ... ({len(trials)} in all)"
+        listed = listed[:TAG_VALUE_MAX - len(tail)].rsplit(", ", 1)[0] + tail
+    return {TAG_WARM_START: source, TAG_IMPORTED: listed}
 
 
 def resolve_uri(configured: str | None) -> str:

@@ -71,12 +71,14 @@ class SearchTracker:
 
     def __init__(self, *, uri: str, experiment: str, search_name: str, results_dir: Path, max_epochs: int,
                  parent_params: dict[str, Any], resolve_params=dict, space_file: Path | None = None,
-                 metric: str = VAL_ELBO, mode: str = "min", searched: list[str] | None = None):
+                 metric: str = VAL_ELBO, mode: str = "min", searched: list[str] | None = None,
+                 parent_tags: dict[str, str] | None = None):
         self.uri, self.experiment, self.search_name = uri, experiment, search_name
         self.results_dir, self.max_epochs = Path(results_dir), max_epochs
         self.metric, self.mode, self.searched = metric, mode, list(searched or [])
         # resolve_params: a trial's searched values -> every resolved hyperparameter (dotted keys)
         self.parent_params, self.resolve_params, self.space_file = parent_params, resolve_params, space_file
+        self.parent_tags = dict(parent_tags or {})  # the parent run's own (a warm start's, vaetune.search._warm)
         self.client = None
         self.pending: list[dict] = []
         self.warned = False
@@ -234,7 +236,9 @@ class SearchTracker:
                             "search there", self.search_name)
             self.client.update_run(parent, status="RUNNING")
             return
-        run = self.client.create_run(exp_id, run_name=self.search_name, tags={TAG_SEARCH: self.search_name})
+        run = self.client.create_run(exp_id, run_name=self.search_name,
+                                     # getattr: a tracker an earlier vaetune pickled has none
+                                     tags={TAG_SEARCH: self.search_name, **getattr(self, "parent_tags", {})})
         self.state["parent_run_id"] = run.info.run_id
         self._save_state()
         self._log_params(run.info.run_id, {k: str(v) for k, v in self.parent_params.items()})
