@@ -13,7 +13,9 @@ if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 &
   fi
 fi
 set +e
-.venv/bin/python -m pytest "$@"
+# two processes, each test file whole in one of them (its module fixtures run once): a real
+# search leaves a core idle much of the time (Ray starting, processes waiting on each other)
+.venv/bin/python -m pytest -n 2 --dist loadfile "$@"
 code=$?
 set -e
 if [ "$code" = 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi
