@@ -27,6 +27,10 @@ def write_session(folder, session: str, trials: int) -> dict[str, bytes]:
     return files
 
 
+class Renamed:
+    """A class to pickle, then rename in the pickle: as a class an upgrade removed."""
+
+
 def touch_later(path) -> None:
     """Move the file's time on, as a rewrite does (coarse file-system clocks would hide it)."""
     stat = path.stat()
@@ -88,3 +92,20 @@ def test_a_broken_snapshot_without_a_copy_is_refused_in_one_line(tmp_path):
     assert message.startswith(f"{results}: --resume cannot continue this search")
     assert "experiment_state-2026-01-01_10-00-00.json" in message
     assert "search_gen_state" not in message  # only what is broken is named
+
+
+def test_a_pickle_naming_a_class_that_is_gone_is_not_taken_for_a_cut_file(tmp_path):
+    """Its bytes are whole: Tune's restore names the class (one line, tests/test_search.py), and
+    neither a kept copy nor a "disk filled" refusal stands in for it."""
+    write_session(tmp_path, "2026-01-01_10-00-00", trials=2)
+    SnapshotKeeper(tmp_path).keep()
+    searcher = tmp_path / "searcher-state-2026-01-01_10-00-00.pkl"
+    upgraded = pickle.dumps({"sampler": Renamed()}).replace(b"Renamed", b"Renamex")
+    with pytest.raises(AttributeError):
+        pickle.loads(upgraded)
+    searcher.write_bytes(upgraded)
+    repair_snapshot(tmp_path, tmp_path)
+    assert searcher.read_bytes() == upgraded
+    (tmp_path / SNAPSHOT_DIR / searcher.name).unlink()  # and with no copy at all: no refusal either
+    repair_snapshot(tmp_path, tmp_path)
+    assert searcher.read_bytes() == upgraded

@@ -38,14 +38,17 @@ def _newest(folder: Path, pattern: str) -> Path | None:
 
 def _whole(path: Path) -> bool:
     """The file reads back: the trial list as JSON, the other two as pickles (search_gen_state's
-    .json holds a pickle)."""
+    .json holds a pickle). A pickle naming a class this vaetune no longer has is whole: its bytes
+    are all there, and Tune's restore names the class (vaetune.search._run's refusal)."""
     try:
         data = path.read_bytes()
         if path.name.startswith("experiment_state-"):
             json.loads(data)
         else:
             pickle.loads(data)
-    except Exception:  # truncated, empty, or a class this process cannot import
+    except (AttributeError, ImportError):  # a class it names is gone: written whole by another vaetune
+        return True
+    except Exception:  # empty, or cut short
         return False
     return True
 
@@ -71,7 +74,7 @@ class SnapshotKeeper(Callback):
     def keep(self) -> None:
         files = snapshot_files(self.folder)
         try:
-            stamp = tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in files)
+            stamp = tuple((p.name, st.st_mtime_ns, st.st_size) for p, st in ((p, p.stat()) for p in files))
         except OSError:  # rewritten while looked at: the next step sees it
             return
         if not files or stamp == self.seen or not all(_whole(p) for p in files):
