@@ -10,7 +10,9 @@ Collections (_real_collections.py): packages a registry ships, fetched once by v
 using the whole machine, sent Ctrl-C (SIGINT) when its budget of wall-clock seconds from launch is
 spent, one after another in an order that rotates between seeds:
 - vaetune: `vaetune search SPACE` as shipped (its sampler, scheduler, rungs, points to evaluate,
-  metric and num_samples); --set says only where its files go and its seed;
+  metric and num_samples); --set says only where its files go, its seed, and which portfolio it
+  starts from: the one chosen without the collection under test (bench_portfolio.loo_portfolio),
+  since the shipped one was chosen on these very collections;
 - default model: benchmarks/default_model.py, the original project's default configuration (conv
   64 -> 512, latent 128, summed MSE, beta 1 warmed up over 5 epochs, lr 1e-3, batch 64) trained
   for the whole budget with every core, no search;
@@ -52,6 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import PYTHON, ratio_row  # noqa: E402
 from _evaluator import Decoder, Evaluator, incumbents, vaetune_decoder  # noqa: E402
 from _real_collections import COLLECTIONS  # noqa: E402
+from bench_portfolio import loo_portfolio  # noqa: E402
 
 SECTION = "peers"
 # three of the real collections, as unlike one another as they come: flat pictograms, shaded ones, pixel art
@@ -92,6 +95,7 @@ class Collection:
     peer_space: dict  # the same ranges, for peer_script.py --space
     files: Path  # train/ and val/ sub-folders of PNG files: its images, for the scripts
     test: object  # uint8 (N, C, H, W): the held-out images every held model is measured against
+    portfolio: Path  # the portfolio vaetune's search starts from: chosen without this collection
 
 
 def grid_over(space) -> dict[str, list]:
@@ -132,7 +136,7 @@ def prepare(name: str, work: Path, s: dict, data_root: Path | None) -> Collectio
         for i, img in enumerate(data.subset(split)[0]):  # (C, H, W) uint8
             Image.fromarray(img.permute(1, 2, 0).contiguous().numpy()).save(files / split / "images" / f"{i:05d}.png")
     return Collection(name, real.space, sets, config, grid_over(space), peer_ranges(space, config), files,
-                      data.subset("test")[0][: s["reference"]])
+                      data.subset("test")[0][: s["reference"]], loo_portfolio(name, work / "portfolios"))
 
 
 def pytorch_fid_home(work: Path) -> Path:
@@ -206,7 +210,9 @@ def command(run: Run, s: dict) -> list[str]:
                 "--seed", str(run.seed), "--dims", str(s["peer_dims"])]
     sets = [f"name={NAME}", f"search.storage={folder / 'results'}", f"tracking.uri=sqlite:///{folder / 'mlflow.db'}",
             f"search.seed={run.seed}", *c.sets]
-    if run.method == "random+fifo":
+    if run.method == "vaetune":  # as shipped, but its portfolio never saw this collection
+        sets.append(f"search.portfolio={c.portfolio}")
+    elif run.method == "random+fifo":
         sets += ["search.sampler=random", "search.scheduler=fifo", "search.points_to_evaluate=[]",
                  f"search.num_samples={MANY}"]
     elif run.method == "grid":  # a smoke run's grid: the first point of each key (a grid runs every point)

@@ -44,6 +44,9 @@ FIELDS = ["collection", "trial", "beta", "lr", "latent_dim", "width", "warmup_ep
           "measure", "sampler", "n", "value", "seconds"]
 JUDGE = "judge_fid"  # the measure name of the final judge's rows
 SIZES = (64, 128, 256)
+# each drawn value's key in a space (the --set a training gets, the portfolio's column)
+KEYS = {"beta": "train.beta", "lr": "train.lr", "latent_dim": "model.latent_dim", "width": "model.width",
+        "warmup_epochs": "train.warmup_epochs"}
 
 
 def sizes(mode: str) -> dict:
@@ -60,6 +63,11 @@ def draw(rng: random.Random) -> dict:
             "width": rng.choice([16, 32]), "warmup_epochs": rng.uniform(0, 7)}
 
 
+def setting(name: str, value) -> str:
+    """A drawn value as its training is given it (and as the portfolio records it)."""
+    return f"{value:.3g}" if name == "warmup_epochs" else f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
 def configurations(n: int) -> list[dict]:
     """The n configurations every collection trains (one seeded draw)."""
     rng = random.Random(SECTION)
@@ -73,9 +81,7 @@ def trainings(s: dict, cache: Path) -> list[Training]:
             c = COLLECTIONS[name]
             sets = (*c.sets(), f"data.cache_dir={cache}", f"train.epochs={s['epochs']}", "train.fid_every=0", "search.metric=val/elbo",
                     "train.checkpoint_every=2", f"train.grid_every={s['epochs']}", "train.num_threads=1",
-                    f"train.beta={v['beta']:.6g}", f"train.lr={v['lr']:.6g}",
-                    f"model.latent_dim={v['latent_dim']}", f"model.width={v['width']}",
-                    f"train.warmup_epochs={v['warmup_epochs']:.3g}")
+                    *(f"{KEYS[k]}={setting(k, x)}" for k, x in v.items()))
             out.append(Training(f"{name}/t{i:02d}", c.space, sets, {"collection": name, "trial": i, **v}))
     return out
 
@@ -189,6 +195,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true")
     p.add_argument("--trials", type=int, default=None, help="trials per collection")
+    p.add_argument("--rungs", default=None, help="comma-separated rung epochs to measure (default 2,4)")
     p.add_argument("--work", default=str(Path.home() / ".cache" / "vaetune" / "bench-rungs"),
                    help="where the trainings are kept (a rerun reuses them)")
     p.add_argument("--out", default=str(OUT))
@@ -196,6 +203,8 @@ def main(argv: list[str] | None = None) -> None:
     s = sizes("quick" if args.quick else "full")
     if args.trials:
         s["trials"] = args.trials
+    if args.rungs:
+        s["rungs"] = tuple(int(e) for e in args.rungs.split(","))
     work = Path(args.work)
     records = train_all(trainings(s, work / "cache"), work)
     rows = measure_all(records, work, s, Path(args.out))

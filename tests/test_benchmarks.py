@@ -255,3 +255,60 @@ def test_losses_table_takes_each_losss_best_beta_by_its_mean_over_seeds():
     # a diverged seed (inf) makes its beta's mean inf: the other beta is best
     assert (t["calibrated"]["best_beta"], t["calibrated"]["fid"]) == (1.0, 92.5)
     assert "| c | gmm | calibrated | 1 | 92.5 (90.0, 95.0) |" in losses.markdown(list(t.values()))
+
+
+def test_portfolio_is_chosen_greedily_by_the_regret_summed_over_collections():
+    portfolio = _module("bench_portfolio")
+    judge = _module("bench_rungs").JUDGE
+
+    def r(collection, trial, value):
+        return {"collection": collection, "trial": str(trial), "epoch": "10", "measure": judge, "sampler": "gmm",
+                "n": "100", "value": str(value), "beta": "0.1", "lr": "0.001", "latent_dim": "16", "width": "32",
+                "warmup_epochs": "1"}
+
+    # trial 0 is good everywhere but best nowhere; 1 is best on a, 2 best on b and c; 3 failed on c
+    fids = {"a": [110, 100, 200, 150], "b": [105, 300, 100, 150], "c": [120, 200, 100, "nan"]}
+    rows = [r(c, t, v) for c, vs in fids.items() for t, v in enumerate(vs)]
+    rows.append({**r("a", 0, 1.0), "sampler": "normal"})  # another sampler's judge: not this table's
+    table, configs = portfolio.fid_table(rows)
+    assert table["c"][3] == math.inf and set(configs) == {0, 1, 2, 3}
+    regret = portfolio.regrets(table)
+    # relative regret; the failed trial gets c's worst finite FID (200): 200/100 - 1
+    assert regret["a"][0] == pytest.approx(0.1) and regret["c"][3] == pytest.approx(1.0)
+    # by hand: alone, trial 0 sums 0.1 + 0.05 + 0.2 = 0.35, trial 2 sums 1 + 0 + 0 = 1: 0 first;
+    # then 0+1 sums 0 + 0.05 + 0.2 = 0.25 and 0+2 sums 0.1 + 0 + 0 = 0.1: 2; then 1 brings a to 0
+    assert portfolio.greedy(regret, 4) == [(0, pytest.approx(0.35)), (2, pytest.approx(0.1)), (1, 0.0),
+                                           (3, 0.0)]
+
+
+def test_expected_best_of_random_configurations_is_the_mean_over_every_draw():
+    import itertools
+    import statistics
+
+    portfolio = _module("bench_portfolio")
+    values = [5.0, 1.0, 4.0, 2.0, 3.0, 9.0]
+    for k in (1, 2, 3, 6):
+        every = [min(c) for c in itertools.combinations(values, k)]
+        assert portfolio.expected_best_of_random(values, k) == pytest.approx(statistics.mean(every))
+
+
+def test_portfolio_loo_table_holds_each_methods_best_and_the_trials_to_within_5_percent():
+    loo = _module("bench_portfolio_loo")
+
+    def r(method, seed, fids):
+        return [{"collection": "c", "method": method, "seed": str(seed), "k": str(k), "fid": str(v)}
+                for k, v in enumerate(fids, 1)]
+
+    # two seeds, 8 trials: the best any method found on c is 100 (the portfolio, seed 0, after 3 trials)
+    rows = (r("portfolio", 0, [130, 120, 100, 100, 100, 100, 100, 100]) + r("portfolio", 1, [150] * 7 + [104])
+            + r("no portfolio", 0, [200, 140, 140, 110, 110, 110, 110, 103])
+            + r("no portfolio", 1, [180] * 8)
+            + r("optuna tpe", 0, [200] * 8) + r("optuna tpe", 1, ["inf"] + [120] * 7))
+    t = {(x["k"], x["method"]): x for x in loo.table_rows(rows, (8,))}
+    p, n, o = t[(8, "portfolio")], t[(8, "no portfolio")], t[(8, "optuna tpe")]
+    assert (p["mean"], p["min"], p["max"]) == (102.0, 100.0, 104.0)
+    # within 5 % of 100: at most 105; the portfolio got there at trial 3 and 8, no portfolio at 8 in seed 0 only
+    assert p["needed"] == [3, 8] and n["needed"] == [8, None] and o["needed"] == [None, None]
+    # seed 0: 100 < 103 and < 200; seed 1: 104 < 180 and < 120
+    assert p["portfolio_wins"] == 2 and o["mean"] == 160.0
+    assert "| c | 8 | portfolio | 102.0 (100.0..104.0) | 2 | 3, 8 | 2 |" in loo.markdown(list(t.values()))

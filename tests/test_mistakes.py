@@ -358,6 +358,11 @@ CASES = [
         model__latent_dim={"choice": [2, 4, 8]})],  # 2 x 3 = 6 points
          ("search.num_samples", "got 2", "6 points", "search.num_samples: 6")),
     Case("nothing searched", lambda c: ["search", c.space(train__beta=0.5)], ("nothing to search",)),
+    Case("portfolio file missing", lambda c: ["search", c.space(search__portfolio="mine.csv")],
+         ("search.portfolio", "mine.csv'", "auto", "none", "a portfolio CSV file", "No such file")),
+    Case("portfolio file not a portfolio", lambda c: ["search", c.space(
+        search__portfolio=_text(c, "p.csv", "quarter,revenue\nQ1,10\n"))],
+         ("search.portfolio", "p.csv", "no rank column and dotted-key columns")),
     Case("unknown metric", lambda c: ["search", c.space(search__metric="val/bogus")],
          ("search.metric", "val/bogus", "val/elbo")),
     Case("FID metric without FID", lambda c: ["search", c.space(search__metric="eval/fid_sample")],

@@ -56,6 +56,7 @@ def run_space(space, *, space_file: str, overrides: list[str], resume: bool, add
         results_folders,
         resume_changes,
         run_search,
+        starting,
         stopped_for,
         summarise,
         terminated,
@@ -88,13 +89,15 @@ def run_space(space, *, space_file: str, overrides: list[str], resume: bool, add
                         "resumed search runs the space it started with (only search.num_samples may grow): undo "
                         "the change, or start a new search with --set name=...")
     warm = None if resume else warm_start(plan, results)  # a resumed study holds its imported trials already
+    start = None if resume else starting(plan, warm)  # its sampler, and the portfolio points it starts with
     address, named = ray_address(address)
     data, fingerprints = preflight(plan, results, address=address, resume=resume, named=named, warm=warm)
 
     def record() -> None:  # once Ray is up: the search exists from here on
         if not resume:
             write_state(results, plan, space_file=space_file, overrides=overrides, data=fingerprints,
-                        extra={**(state_extra or {}), **(warm.record() if warm is not None else {})})
+                        extra={**(state_extra or {}), **(warm.record() if warm is not None else {}),
+                               **start[1].record()})
         elif changes:
             before = grow_state(results, plan)
             print(f"--resume: {changes[0]}: the search goes on to {config.search.num_samples} trials "
@@ -104,7 +107,7 @@ def run_space(space, *, space_file: str, overrides: list[str], resume: bool, add
     with hold(results, "a search"):  # until its summary is written: a second start or export is refused
         try:
             grid = run_search(plan, results, address=address, resume=resume, verbose=verbose, data=data,
-                              before_fit=record, named=named, command=command, warm=warm)
+                              before_fit=record, named=named, command=command, warm=warm, start=start)
             stopped(plan, results, command, resume=resume, existed=existed)
         except Exception as exc:
             started = resume or forget_unstarted(results, existed=existed)

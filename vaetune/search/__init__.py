@@ -22,6 +22,7 @@ study and search.json, which --resume, `vaetune export` and `vaetune report` rea
 - `_summary`: summary.csv rows and the outcome;
 - `_sweep`: an equal-budget sweep of one key around a configuration, as a grid space;
 - `_warm`: a warm start: an earlier search's finished trials as observations, checked before Ray;
+- `_portfolio`: configurations that did well on other collections, tried first (package data);
 - `_trainable`: the Ray Tune adapter: one trial = one `train()`, reporting every epoch;
 - `_console` (with `_progress`, the state it tells, and `_quiet`, the libraries silenced): what a
   person watching the search sees.
@@ -32,6 +33,7 @@ from __future__ import annotations
 from vaetune.search._checks import check_space
 from vaetune.search._console import REDRAW_EVERY_S, SearchConsole
 from vaetune.search._faults import DISK, OUTPUT, out_of_space, results_folders, stopped_for
+from vaetune.search._portfolio import PORTFOLIO_KEY, PortfolioStart, starting
 from vaetune.search._preflight import (
     Change,
     changes_between,
@@ -55,10 +57,10 @@ from vaetune.search._warm import (
 )
 
 __all__ = [
-    "DISK", "OUTPUT", "REDRAW_EVERY_S", "RUNNING_ROWS", "SUMMARY_EVERY_S", "Change", "SearchConsole", "SearchProgress",
+    "DISK", "OUTPUT", "PORTFOLIO_KEY", "REDRAW_EVERY_S", "RUNNING_ROWS", "SUMMARY_EVERY_S", "Change", "SearchConsole", "SearchProgress",
     "run_trial", "trial_callbacks", "Outcome", "changes_between", "Sweep", "check_resume", "check_space", "default_values",
     "grow_state", "out_of_space", "plan_search", "plan_sweep", "preflight", "ray_address", "ray_temp_dir",
     "read_state", "results_folders", "resume_changes", "run_search", "space_raw", "stopped_for", "summarise", "terminated", "trial_rows",
     "tune_environment", "IMPORTED_FROM", "IMPORTED_TRIAL", "WarmStart", "check_warm_data", "warm_start",
-    "write_state",
+    "write_state", "PortfolioStart", "starting",
 ]

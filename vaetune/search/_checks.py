@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 from vaetune.errors import UserError
+from vaetune.search._portfolio import OFF, SHIPPED, read_portfolio
 from vaetune.spec import Distribution, SearchPlan, SearchSpace, SpecError
 
 
@@ -30,6 +32,14 @@ def check_space(plan: SearchPlan) -> None:
     if config.train.device == "cuda" and not config.resources.gpu:
         raise SpecError(space.source, "train.device", "cuda", "resources.gpu is 0, so trials see no GPU; set "
                         "resources.gpu (e.g. 1, or 0.5 to share one) or train.device: auto")
+    if s.portfolio not in (SHIPPED, OFF):
+        try:
+            read_portfolio(Path(s.portfolio))
+        except (OSError, ValueError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise SpecError(space.source, "search.portfolio", s.portfolio,
+                            f"{SHIPPED} (vaetune's own), {OFF}, or a portfolio CSV file (the columns "
+                            f"benchmarks/bench_portfolio.py writes); this one: {why}") from None
     for i, point in enumerate(s.points_to_evaluate):
         for key, value in point.items():
             if not inside(space.params[key], value):

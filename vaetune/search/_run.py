@@ -29,7 +29,7 @@ from vaetune.results import (
     read_json,
 )
 from vaetune.search._checks import data_is_searched
-from vaetune.search._sampler import choose_sampler
+from vaetune.search._portfolio import starting
 from vaetune.spec import SearchPlan
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ def _term_as_interrupt(signum, frame) -> None:
 def run_search(plan: SearchPlan, results: Path, *, address: str | None = None,
                resume: bool = False, verbose: bool = False, data=None,
                before_fit: Callable[[], None] | None = None, named: str = "--address", command: str = "vaetune search",
-               warm=None):
+               warm=None, start=None):
     """Run (or resume) the search whose state is in `results`; returns Ray's ResultGrid.
 
     Args:
@@ -128,6 +128,8 @@ def run_search(plan: SearchPlan, results: Path, *, address: str | None = None,
             died (vaetune.search._faults).
         warm: a new search's warm start (vaetune.search.warm_start): observations its study
             starts with.
+        start: a new search's sampler and portfolio points (vaetune.search._portfolio.starting),
+            when the command worked them out already; None: worked out here.
     """
     tune_environment()
     import ray
@@ -185,11 +187,12 @@ def run_search(plan: SearchPlan, results: Path, *, address: str | None = None,
         else:
             if resume:  # nothing Tune can restore: every trial the study holds as RUNNING was the stopped driver's
                 _fail_lost_optuna_trials(results, config.name)
-            # the searcher's sampler, as the console names it
-            choice = choose_sampler(plan, imported=warm.imported) if warm is not None else choose_sampler(plan)
+            # the searcher's sampler and the portfolio points it starts with, as the console names them
+            choice, begin = start if start is not None else starting(plan, warm)
             tuner = tune.Tuner(trainable, param_space=_tuner.param_space(space),
                                tune_config=_tuner.tune_config(plan, results, choice,
-                                                              list(warm.trials) if warm is not None else None),
+                                                              list(warm.trials) if warm is not None else None,
+                                                              begin.points),
                                run_config=_tuner.run_config(plan, results, choice, space_file=results / SPACE_FILE,
                                                             console=not verbose, warm=warm))
         with _faults.watch_raylet(command, quiet=not verbose) if started_here else contextlib.nullcontext():

@@ -24,7 +24,9 @@ feasibility without steering by it. A multi-objective study takes no intermediat
 pruned trials inform no sampler there.
 
 The starting points (`search.points_to_evaluate`) are trials like any other: they count towards
-the random start-up trials once they report. The trials a warm start imports from an earlier search
+the random start-up trials once they report. With `auto`, the portfolio's points (configurations
+that did well on other collections, vaetune.search._portfolio) take the place of the random
+start-up trials after the starting points, and count among them the same way. The trials a warm start imports from an earlier search
 (`search.warm_start`, vaetune.search._warm) are in the study before the first trial: they count
 towards the trials a model needs (rule 2) and the budget the start-up share is taken of, and the
 sampler's random start-up trials are those Optuna's own count leaves (TPE counts completed and
@@ -78,6 +80,8 @@ class SamplerChoice:
     why: str = NAMED
     observed: int = 0
     imported: int = 0
+    portfolio: int = 0  # of the start-up trials, those the portfolio's points take (vaetune.search._portfolio)
+    random: int | None = None  # with a portfolio: the random start-up trials left after its points
 
     @property
     def sized(self) -> bool:
@@ -86,14 +90,17 @@ class SamplerChoice:
 
     def describe(self) -> str:
         """One phrase for the console's first line: `sampler TPE (multivariate, grouped), 3 random
-        trials first (8 trials, 2 at a time, pruned trials observed)`."""
+        trials first (8 trials, 2 at a time, pruned trials observed)`, or with a portfolio
+        `portfolio: 2 points, then sampler TPE (multivariate, grouped) (8 trials, ...)`."""
         label = SAMPLER_LABELS[self.name]
         if self.name == "tpe" and self.sized:
             label += " (multivariate, grouped)"
-        if self.startup:
-            label += f", {self.startup} random trial{'s' if self.startup > 1 else ''} first"
+        random = self.startup if self.random is None else self.random
+        if random:
+            label += f", {random} random trial{'s' if random > 1 else ''} first"
         why = f"{self.why}; {self.imported} imported trials observed" if self.imported and not self.sized else self.why
-        return f"sampler {label} ({why})"
+        portfolio = f"portfolio: {self.portfolio} point{'s' if self.portfolio > 1 else ''}, then " if self.portfolio else ""
+        return f"{portfolio}sampler {label} ({why})"
 
 
 def optuna_startup(name: str) -> int:

@@ -18,6 +18,7 @@ from vaetune.results import (
     read_json,
     write_json,
 )
+from vaetune.search._portfolio import OFF, SHIPPED
 from vaetune.spec import SearchPlan, SearchSpace, set_dotted
 
 DATA_KEY = "data"  # search.json: {source: {fingerprint, images}} of the data the search started on
@@ -36,6 +37,8 @@ def plan_search(space: SearchSpace) -> SearchPlan:
         set_dotted(base, "data.source", str(Path(config.data.source).resolve()))
     if config.search.warm_start:  # space.yaml records where the observations came from, wherever it is read
         set_dotted(base, "search.warm_start", str(Path(config.search.warm_start).resolve()))
+    if config.search.portfolio not in (SHIPPED, OFF):  # a portfolio file of the user's, read where it is
+        set_dotted(base, "search.portfolio", str(Path(config.search.portfolio).resolve()))
     return SearchPlan.of(space.model_copy(update={"base": base}))
 
 

@@ -26,9 +26,11 @@ def param_space(space: SearchSpace) -> dict[str, Any]:
     return {k: (tune.choice(list(d.args)) if d.kind == "grid" else d.to_tune()) for k, d in space.params.items()}
 
 
-def tune_config(plan: SearchPlan, results: Path, choice: SamplerChoice, observations: list | None = None):
+def tune_config(plan: SearchPlan, results: Path, choice: SamplerChoice, observations: list | None = None,
+                portfolio: tuple[dict[str, Any], ...] = ()):
     """Searcher (Optuna, told the truth about pruned trials, capped to max_concurrent; a warm start's
-    `observations` added to its new study) and scheduler."""
+    `observations` added to its new study, the `portfolio` points enqueued after the space's own)
+    and scheduler."""
     import optuna
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
@@ -44,7 +46,7 @@ def tune_config(plan: SearchPlan, results: Path, choice: SamplerChoice, observat
     grid = {k: list(d.args) for k, d in space.params.items()} if choice.name == "grid" else None
     searcher = StudySearcher(
         metric=metric, mode=mode, space={k: d.to_optuna() for k, d in space.params.items()},
-        sampler=make_sampler(choice, s.seed, grid), points_to_evaluate=full_points(plan),
+        sampler=make_sampler(choice, s.seed, grid), points_to_evaluate=full_points(plan) + list(portfolio),
         storage=optuna.storages.RDBStorage(optuna_url(results)), study_name=config.name, max_epochs=top,
         constraints=s.bounds(), observations=observations)
     searcher = PlannedSearch(ConcurrencyLimiter(searcher, max_concurrent=s.max_concurrent), results)

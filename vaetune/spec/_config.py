@@ -121,6 +121,10 @@ class SearchConfig(Section):
     # auto: chosen and sized for the trials, concurrency and space (vaetune.search._sampler);
     # or one of Optuna's samplers with Optuna's own settings (gp: its Gaussian-process sampler)
     sampler: Literal["auto", "tpe", "gp", "random", "cmaes", "nsga2", "grid"] = "auto"
+    # with sampler auto, a new search's random start-up trials are configurations that did well on
+    # other collections (vaetune.search._portfolio): auto, the shipped portfolio; a CSV file of the
+    # same columns, one of your own (benchmarks/bench_portfolio.py writes one); none: random ones
+    portfolio: str = "auto"
     # two or more objectives, e.g. [val/mse, eval/fid_sample]: Optuna searches their Pareto front
     # (search.metric then ranks checkpoints and, under ASHA, stops trials; unset: the first objective,
     # and the scheduler defaults to fifo)
